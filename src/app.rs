@@ -1,0 +1,209 @@
+//! Wiring: the shared [`AppState`] (the domain behind one mutex, the journal,
+//! the clock) and [`Application`], which binds a listener it is given, recovers
+//! the journal in the background and runs until stopped.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::{Applied, Department, DomainError};
+use crate::http::{self, ApiError};
+use crate::journal::Journal;
+
+/// How often finished and left patients past retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Pause between attempts to get the journal writable again after a failure.
+const RECOVERY_RETRY: Duration = Duration::from_secs(1);
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    /// The whole domain. Never held across an `.await` or a disk write.
+    dept: Mutex<Department>,
+    journal: OnceLock<Journal>,
+    recovered: AtomicBool,
+    journal_failed: Notify,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            dept: Mutex::new(Department::new(&config)),
+            config,
+            clock,
+            journal: OnceLock::new(),
+            recovered: AtomicBool::new(false),
+            journal_failed: Notify::new(),
+        }
+    }
+
+    /// Recovered at start-up and the journal is taking writes.
+    pub fn is_ready(&self) -> bool {
+        self.recovered.load(Ordering::Acquire) && self.journal.get().is_some_and(Journal::is_healthy)
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.get()
+    }
+
+    fn writable_journal(&self) -> Result<&Journal, ApiError> {
+        match self.journal.get() {
+            Some(j) if self.recovered.load(Ordering::Acquire) && j.is_healthy() => Ok(j),
+            _ => Err(ApiError::Unavailable),
+        }
+    }
+
+    /// Runs a command on the domain and answers only once its changes are durable.
+    pub async fn execute<T>(
+        &self,
+        command: impl FnOnce(&mut Department, DateTime<Utc>) -> Result<Applied<T>, DomainError>,
+    ) -> Result<T, ApiError> {
+        let journal = self.writable_journal()?;
+        let (value, pending) = {
+            let mut dept = self.dept.lock();
+            // Read under the lock so journal order and time order agree.
+            let now = self.clock.now();
+            let applied = command(&mut dept, now)?;
+            (applied.value, journal.submit(applied.changes))
+        };
+        if pending.wait().await.is_err() {
+            self.journal_failed.notify_one();
+            return Err(ApiError::Unavailable);
+        }
+        Ok(value)
+    }
+
+    /// Reads the domain; refused until start-up recovery is done.
+    pub fn read<T>(
+        &self,
+        query: impl FnOnce(&Department, DateTime<Utc>) -> Result<T, DomainError>,
+    ) -> Result<T, ApiError> {
+        if !self.recovered.load(Ordering::Acquire) {
+            return Err(ApiError::Unavailable);
+        }
+        let dept = self.dept.lock();
+        Ok(query(&dept, self.clock.now())?)
+    }
+
+    /// Opens the journal and loads its state. Blocking: runs on a blocking thread.
+    fn recover(&self) -> anyhow::Result<()> {
+        let (journal, snapshot) = Journal::open(&self.config.storage.data_dir, None)
+            .with_context(|| format!("cannot open the journal in {}", self.config.storage.data_dir.display()))?;
+        let patients = snapshot.patients.len();
+        let dept = Department::restore(&self.config, snapshot)?;
+        *self.dept.lock() = dept;
+        if self.journal.set(journal).is_err() {
+            anyhow::bail!("journal opened twice");
+        }
+        self.recovered.store(true, Ordering::Release);
+        tracing::info!(patients, "journal recovered; ready");
+        Ok(())
+    }
+
+    /// After a failed commit: once the disk takes writes again, memory becomes
+    /// exactly what the journal holds (the failed commands are forgotten).
+    fn reload_after_failure(&self) -> anyhow::Result<()> {
+        let journal = self.journal.get().context("no journal")?;
+        let mut dept = self.dept.lock();
+        let snapshot = journal.reload()?;
+        *dept = Department::restore(&self.config, snapshot)?;
+        Ok(())
+    }
+}
+
+/// A bound, not yet running service.
+pub struct Application {
+    port: u16,
+    state: web::Data<AppState>,
+    server: actix_web::dev::Server,
+}
+
+impl Application {
+    /// Binds the service to `listener` (port 0 in tests) with the given clock.
+    pub fn build(config: Config, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState::new(Arc::new(config), clock));
+        let data = state.clone();
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(http::configure))
+            .listen(listener)?
+            .shutdown_timeout(10)
+            .run();
+        Ok(Self { port, state, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server stops (SIGINT/SIGTERM or a handle's stop).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let handle = self.server.handle();
+        let recovery = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.recover())
+        };
+        let server = tokio::spawn(self.server);
+        match recovery.await? {
+            Ok(()) => {}
+            Err(e) => {
+                handle.stop(false).await;
+                return Err(e);
+            }
+        }
+        let background = tokio::spawn(background_tasks(state.clone()));
+        server.await??;
+        background.abort();
+        if let Some(journal) = state.journal() {
+            let journal_state = state.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Some(j) = journal_state.journal() {
+                    j.shutdown();
+                }
+            })
+            .await?;
+            tracing::info!(path = %journal.path().display(), "journal closed");
+        }
+        Ok(())
+    }
+}
+
+/// Purging and failure recovery; both are rare, so one task owns them.
+async fn background_tasks(state: web::Data<AppState>) {
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = purge.tick() => {
+                match state.execute(|d, now| Ok(d.purge(now))).await {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "purged patients past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purge postponed"),
+                }
+            }
+            _ = state.journal_failed.notified() => {
+                while !state.is_ready() {
+                    tokio::time::sleep(RECOVERY_RETRY).await;
+                    let s = state.clone();
+                    match tokio::task::spawn_blocking(move || s.reload_after_failure()).await {
+                        Ok(Ok(())) => tracing::info!("recovered from journal failure"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "journal still failing"),
+                        Err(e) => tracing::error!(error = %e, "recovery task panicked"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! A patient's record and the values it is made of, each parsed once at the edge.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Digits of the per-year sequence inside a protocol number.
+pub const SEQUENCE_DIGITS: u32 = 13;
+const SEQUENCE_SPAN: u64 = 10u64.pow(SEQUENCE_DIGITS);
+pub const NAME_MAX_CHARS: usize = 200;
+pub const COMPLAINT_MAX_CHARS: usize = 1000;
+pub const DOCUMENT_MAX_CHARS: usize = 32;
+pub const NOTE_MAX_CHARS: usize = 1000;
+
+/// A protocol number: the 4-digit year then a 13-digit sequence, always 17 digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Protocol(u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a protocol number is exactly 17 digits: the year then a 13-digit sequence")]
+pub struct ProtocolParseError;
+
+impl Protocol {
+    /// `None` when the year is not four digits or the sequence overflows 13 digits.
+    pub fn new(year: i32, sequence: u64) -> Option<Self> {
+        if !(1000..=9999).contains(&year) || sequence == 0 || sequence >= SEQUENCE_SPAN {
+            return None;
+        }
+        Some(Self(year as u64 * SEQUENCE_SPAN + sequence))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ProtocolParseError> {
+        if s.len() != 17 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ProtocolParseError);
+        }
+        let n: u64 = s.parse().map_err(|_| ProtocolParseError)?;
+        let year = (n / SEQUENCE_SPAN) as i32;
+        Self::new(year, n % SEQUENCE_SPAN).ok_or(ProtocolParseError)
+    }
+
+    pub fn year(self) -> i32 {
+        (self.0 / SEQUENCE_SPAN) as i32
+    }
+
+    pub fn sequence(self) -> u64 {
+        self.0 % SEQUENCE_SPAN
+    }
+
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub fn from_u64(n: u64) -> Option<Self> {
+        Self::new((n / SEQUENCE_SPAN) as i32, n % SEQUENCE_SPAN)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:017}", self.0)
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = ProtocolParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Protocol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A patient's name as the desk typed it, trimmed, 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`name` must be 1 to {NAME_MAX_CHARS} characters after trimming")]
+pub struct NameError;
+
+impl PatientName {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let t = s.trim();
+        let n = t.chars().count();
+        if n == 0 || n > NAME_MAX_CHARS || t.chars().any(char::is_control) {
+            return Err(NameError);
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    AwaitingTriage,
+    InTriage,
+    Waiting,
+    Called,
+    InTreatment,
+    Finished,
+    Left,
+}
+
+impl Status {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Finished | Status::Left)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingTriage => "awaiting_triage",
+            Status::InTriage => "in_triage",
+            Status::Waiting => "waiting",
+            Status::Called => "called",
+            Status::InTreatment => "in_treatment",
+            Status::Finished => "finished",
+            Status::Left => "left",
+        }
+    }
+
+    /// The queue a patient in this status sits in, if any.
+    pub fn queue(self) -> Option<QueueKind> {
+        match self {
+            Status::AwaitingTriage => Some(QueueKind::Triage),
+            Status::Waiting => Some(QueueKind::Treatment),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueKind {
+    #[default]
+    Treatment,
+    Triage,
+}
+
+impl QueueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueKind::Treatment => "treatment",
+            QueueKind::Triage => "triage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Discharged,
+    Admitted,
+    Transferred,
+    Deceased,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    #[default]
+    Lwbs,
+    Cancelled,
+    Error,
+    /// Set by the service when a patient misses `max_no_shows` calls; not accepted from clients.
+    NoShow,
+}
+
+impl LeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Lwbs => "lwbs",
+            LeaveReason::Cancelled => "cancelled",
+            LeaveReason::Error => "error",
+            LeaveReason::NoShow => "no_show",
+        }
+    }
+}
+
+/// Everything the service knows about one visit. Stored whole in the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patient {
+    pub protocol: Protocol,
+    pub ticket: String,
+    pub unit: String,
+    pub name: String,
+    pub colour: Option<String>,
+    pub status: Status,
+    pub complaint: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub document: Option<String>,
+    pub arrived_at: DateTime<Utc>,
+    pub admitted_at: DateTime<Utc>,
+    pub triaged_at: Option<DateTime<Utc>>,
+    /// The last call to a room (triage or treatment); recalls do not move it.
+    pub called_at: Option<DateTime<Utc>>,
+    /// When the patient last left a queue; `None` while in one.
+    pub wait_ended_at: Option<DateTime<Utc>>,
+    pub room: Option<String>,
+    /// The queue the patient was last called from, while called or in triage.
+    pub called_from: Option<QueueKind>,
+    pub no_shows: u32,
+    pub outcome: Option<Outcome>,
+    pub leave_reason: Option<LeaveReason>,
+    pub triage_note: Option<String>,
+    /// When the patient reached a terminal status; retention counts from here.
+    pub closed_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,154 @@
+//! What clients see: the patient view and the display board of API.md section 2.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::patient::{LeaveReason, Outcome, Patient, Protocol, QueueKind, Status};
+use super::queue::ArrivalQueue;
+use super::{Department, DomainError};
+use crate::config::ClockStarts;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientView {
+    pub protocol: Protocol,
+    pub ticket: String,
+    pub unit: String,
+    pub name: String,
+    pub colour: Option<String>,
+    pub status: Status,
+    pub complaint: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub document: Option<String>,
+    pub arrived_at: DateTime<Utc>,
+    pub admitted_at: DateTime<Utc>,
+    pub triaged_at: Option<DateTime<Utc>>,
+    pub max_wait_seconds: i64,
+    pub due_at: DateTime<Utc>,
+    pub waited_seconds: i64,
+    pub overdue: bool,
+    pub position: Option<usize>,
+    pub room: Option<String>,
+    pub called_at: Option<DateTime<Utc>>,
+    pub no_shows: u32,
+    pub outcome: Option<Outcome>,
+    pub leave_reason: Option<LeaveReason>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// One announcement on the ward screen; never a name or protocol number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardCall {
+    pub ticket: String,
+    pub room: String,
+    pub colour: Option<String>,
+    pub queue: QueueKind,
+    pub called_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoardQueue {
+    pub colour: Option<String>,
+    pub waiting: usize,
+    pub longest_wait_seconds: i64,
+    pub overdue: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Board {
+    pub unit: String,
+    pub generated_at: DateTime<Utc>,
+    pub calls: Vec<BoardCall>,
+    pub queues: Vec<BoardQueue>,
+}
+
+impl Department {
+    /// The maximum wait that applies to a patient, and the deadline it gives.
+    pub fn deadline(&self, p: &Patient) -> (TimeDelta, DateTime<Utc>) {
+        match p.colour.as_deref().and_then(|c| self.scale.rank(c)) {
+            Some(rank) => {
+                let max = self.scale.colour(rank).max_wait;
+                let start = match (self.scale.clock_starts, p.triaged_at) {
+                    (ClockStarts::Triage, Some(t)) => t,
+                    _ => p.arrived_at,
+                };
+                (max, start + max)
+            }
+            None => (
+                self.scale.triage_max_wait,
+                p.arrived_at + self.scale.triage_max_wait,
+            ),
+        }
+    }
+
+    pub fn view(&self, p: &Patient, now: DateTime<Utc>) -> PatientView {
+        let (max_wait, due_at) = self.deadline(p);
+        let wait_end = p.wait_ended_at.unwrap_or(now);
+        PatientView {
+            protocol: p.protocol,
+            ticket: p.ticket.clone(),
+            unit: p.unit.clone(),
+            name: p.name.clone(),
+            colour: p.colour.clone(),
+            status: p.status,
+            complaint: p.complaint.clone(),
+            birth_date: p.birth_date,
+            document: p.document.clone(),
+            arrived_at: p.arrived_at,
+            admitted_at: p.admitted_at,
+            triaged_at: p.triaged_at,
+            max_wait_seconds: max_wait.num_seconds(),
+            due_at,
+            waited_seconds: (wait_end - p.arrived_at).num_seconds().max(0),
+            overdue: wait_end >= due_at,
+            position: self.position(p),
+            room: p.room.clone(),
+            called_at: p.called_at,
+            no_shows: p.no_shows,
+            outcome: p.outcome,
+            leave_reason: p.leave_reason,
+            closed_at: p.closed_at,
+        }
+    }
+
+    fn board_queue(&self, colour: Option<String>, q: &ArrivalQueue, now: DateTime<Utc>) -> BoardQueue {
+        let longest = q
+            .peek()
+            .map(|(arrived, _)| (now - arrived).num_seconds().max(0))
+            .unwrap_or(0);
+        let overdue = q
+            .keys()
+            .filter_map(|(_, protocol)| self.patients.get(protocol))
+            .filter(|p| self.deadline(p).1 <= now)
+            .count();
+        BoardQueue {
+            colour,
+            waiting: q.len(),
+            longest_wait_seconds: longest,
+            overdue,
+        }
+    }
+
+    /// The waiting-room screen's data: recent calls and counts, no personal data.
+    pub fn board(&self, unit_id: &str, now: DateTime<Utc>) -> Result<Board, DomainError> {
+        let unit = self.unit(unit_id)?;
+        let mut queues: Vec<BoardQueue> = self
+            .scale
+            .colours
+            .iter()
+            .enumerate()
+            .map(|(rank, c)| self.board_queue(Some(c.id.clone()), unit.treatment.colour(rank), now))
+            .collect();
+        queues.push(self.board_queue(None, &unit.triage, now));
+        Ok(Board {
+            unit: unit.config.id.clone(),
+            generated_at: now,
+            calls: unit.calls.iter().cloned().collect(),
+            queues,
+        })
+    }
+
+    /// How many patients wait in a unit's queue, by kind; for metrics and listings.
+    pub fn waiting(&self, unit_id: &str, kind: QueueKind) -> Result<usize, DomainError> {
+        Ok(self.unit(unit_id)?.waiting(kind))
+    }
+}

@@ -1,0 +1,82 @@
+//! The HTTP layer: one route table, thin handlers (parse, call the domain,
+//! map errors), and problem+json for everything that goes wrong.
+
+mod errors;
+mod extract;
+mod patients;
+mod units;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+pub use crate::app::AppState;
+pub use errors::{ApiError, Problem, PROBLEM_JSON};
+
+pub const API_BASE: &str = "/api/v1";
+/// The actor recorded for changes in open mode (no tokens).
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Who is making the request, for the audit trail.
+pub(crate) fn actor(_req: &HttpRequest) -> String {
+    ANONYMOUS.to_owned()
+}
+
+/// A resource whose other methods get a 405 problem instead of an empty body.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(format!(
+            "{} is not allowed on {}",
+            req.method(),
+            req.path()
+        )))
+    }))
+}
+
+/// The route table, shared by the binary and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(
+            web::scope(API_BASE)
+                .service(resource("/units").route(web::get().to(units::list)))
+                .service(resource("/protocol").route(web::get().to(units::protocol)))
+                .service(resource("/units/{unit}/patients").route(web::post().to(patients::admit)))
+                .service(resource("/units/{unit}/call").route(web::post().to(units::call)))
+                .service(resource("/units/{unit}/queue").route(web::get().to(units::queue)))
+                .service(resource("/units/{unit}/board").route(web::get().to(units::board)))
+                .service(resource("/patients/{protocol}").route(web::get().to(patients::get)))
+                .service(
+                    resource("/patients/{protocol}/history").route(web::get().to(patients::history)),
+                )
+                .service(resource("/patients/{protocol}/triage").route(web::post().to(patients::triage)))
+                .service(resource("/patients/{protocol}/start").route(web::post().to(patients::start)))
+                .service(resource("/patients/{protocol}/finish").route(web::post().to(patients::finish)))
+                .service(
+                    resource("/patients/{protocol}/no-show").route(web::post().to(patients::no_show)),
+                )
+                .service(resource("/patients/{protocol}/leave").route(web::post().to(patients::leave)))
+                .service(resource("/patients/{protocol}/recall").route(web::post().to(patients::recall)))
+                .service(
+                    resource("/patients/{protocol}/transfer").route(web::post().to(patients::transfer)),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no such resource: {}", req.path())))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_ready() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type(PROBLEM_JSON)
+            .json(ApiError::Unavailable.problem())
+    }
+}

@@ -1,0 +1,435 @@
+//! The durable journal: one SQLite database in WAL mode with `synchronous=FULL`,
+//! written by a single thread that commits whatever commands queued up while
+//! the previous fsync ran (group commit). A command's sender is answered only
+//! after the transaction holding it is on disk.
+//!
+//! After a failed commit the writer refuses every later command until
+//! [`Journal::reload`] proves the disk writable again and hands back the
+//! committed state, so memory never runs ahead of what a restart would see.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::domain::numbering::{ProtocolSequence, TicketCounter};
+use crate::domain::patient::{Patient, Protocol};
+use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS, IDEMPOTENCY_WINDOW};
+
+pub const DB_FILE: &str = "triagem.sqlite3";
+/// Upper bound on commands in one transaction, so one commit's latency stays bounded.
+const MAX_BATCH: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("journal record cannot be read: {0}")]
+    Corrupt(String),
+    #[error("the journal is not accepting writes until it recovers from a failed commit")]
+    Unavailable,
+    #[error("the journal writer has stopped")]
+    Stopped,
+}
+
+/// One entry of `GET /patients/{protocol}/history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub actor: String,
+    pub details: serde_json::Value,
+}
+
+/// Called with each commit's duration in seconds (metrics hang off this).
+pub type CommitObserver = Box<dyn Fn(f64) + Send>;
+
+enum Msg {
+    Commit {
+        changes: Vec<Change>,
+        reply: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Reload(oneshot::Sender<Result<Snapshot, JournalError>>),
+    InjectFailure(bool),
+}
+
+struct Shared {
+    healthy: AtomicBool,
+}
+
+pub struct Journal {
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    shared: Arc<Shared>,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+/// A submitted command; await it to learn whether it is durable.
+pub struct PendingCommit(Option<oneshot::Receiver<Result<(), JournalError>>>);
+
+impl PendingCommit {
+    pub async fn wait(self) -> Result<(), JournalError> {
+        match self.0 {
+            Some(rx) => rx.await.unwrap_or(Err(JournalError::Stopped)),
+            None => Err(JournalError::Stopped),
+        }
+    }
+
+    /// For blocking callers (start-up and shutdown tasks, benches).
+    pub fn wait_blocking(self) -> Result<(), JournalError> {
+        match self.0 {
+            Some(rx) => rx.blocking_recv().unwrap_or(Err(JournalError::Stopped)),
+            None => Err(JournalError::Stopped),
+        }
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, JournalError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: the WAL is fsynced at every commit, which is what "acknowledged" means here.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(conn)
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `data_dir` and reads back its state.
+    pub fn open(
+        data_dir: &Path,
+        observer: Option<CommitObserver>,
+    ) -> Result<(Self, Snapshot), JournalError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| JournalError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = open_connection(&path)?;
+        schema::migrate(&conn)?;
+        let snapshot = load_snapshot(&conn, Utc::now())?;
+        let reader = open_connection(&path)?;
+        reader.pragma_update(None, "query_only", true)?;
+
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || Writer::new(conn, writer_shared, observer).run(rx))
+            .map_err(|e| JournalError::Corrupt(format!("cannot start writer thread: {e}")))?;
+        Ok((
+            Self {
+                tx: Mutex::new(Some(tx)),
+                shared,
+                reader: Mutex::new(reader),
+                writer: Mutex::new(Some(writer)),
+                path,
+            },
+            snapshot,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// False from a failed commit until a successful [`Journal::reload`].
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// Queues changes for the next group commit. Call it while still holding the
+    /// lock under which the changes were made, so the journal's order is memory's.
+    pub fn submit(&self, changes: Vec<Change>) -> PendingCommit {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .lock()
+            .as_ref()
+            .is_some_and(|tx| tx.send(Msg::Commit { changes, reply }).is_ok());
+        PendingCommit(sent.then_some(rx))
+    }
+
+    /// Proves the disk writable, then returns the committed state. Blocking.
+    pub fn reload(&self) -> Result<Snapshot, JournalError> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .lock()
+            .as_ref()
+            .is_some_and(|tx| tx.send(Msg::Reload(reply)).is_ok());
+        if !sent {
+            return Err(JournalError::Stopped);
+        }
+        rx.blocking_recv().unwrap_or(Err(JournalError::Stopped))
+    }
+
+    /// Makes every commit fail (as a full or broken disk would) until turned off.
+    /// Exists so tests can exercise the failure path; never used by the service.
+    #[doc(hidden)]
+    pub fn inject_commit_failures(&self, on: bool) {
+        if let Some(tx) = self.tx.lock().as_ref() {
+            let _ = tx.send(Msg::InjectFailure(on));
+        }
+    }
+
+    /// A patient's audit trail, oldest first. Blocking: call from a blocking task.
+    pub fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, event, actor, details FROM events WHERE protocol = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![protocol.as_u64() as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (at, event, actor, details) = row?;
+            Ok(HistoryEntry {
+                at: from_millis(at)?,
+                event,
+                actor,
+                details: serde_json::from_str(&details)
+                    .map_err(|e| JournalError::Corrupt(e.to_string()))?,
+            })
+        })
+        .collect()
+    }
+
+    /// Stops the writer after it has committed everything already submitted.
+    pub fn shutdown(&self) {
+        drop(self.tx.lock().take());
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn from_millis(ms: i64) -> Result<DateTime<Utc>, JournalError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| JournalError::Corrupt(format!("bad timestamp {ms}")))
+}
+
+type Reply = oneshot::Sender<Result<(), JournalError>>;
+
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    observer: Option<CommitObserver>,
+    /// Set by a failed commit; cleared only by a successful reload.
+    failed: bool,
+    inject_failure: bool,
+}
+
+impl Writer {
+    fn new(conn: Connection, shared: Arc<Shared>, observer: Option<CommitObserver>) -> Self {
+        Self {
+            conn,
+            shared,
+            observer,
+            failed: false,
+            inject_failure: false,
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut batch: Vec<(Vec<Change>, Reply)> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Commit { changes, reply } => batch.push((changes, reply)),
+                    Msg::Reload(reply) => {
+                        self.flush(&mut batch);
+                        let _ = reply.send(self.reload());
+                    }
+                    Msg::InjectFailure(on) => {
+                        self.flush(&mut batch);
+                        self.inject_failure = on;
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.flush(&mut batch);
+        }
+        self.flush(&mut batch);
+        tracing::info!("journal writer stopped");
+    }
+
+    fn flush(&mut self, batch: &mut Vec<(Vec<Change>, Reply)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let result = if self.failed {
+            Err(JournalError::Unavailable)
+        } else {
+            let started = Instant::now();
+            let r = self.commit(batch);
+            if let Some(observe) = &self.observer {
+                observe(started.elapsed().as_secs_f64());
+            }
+            r
+        };
+        match result {
+            Ok(()) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                if !self.failed {
+                    tracing::error!(error = %e, commands = batch.len(), "journal commit failed; refusing writes until it recovers");
+                }
+                self.failed = true;
+                self.shared.healthy.store(false, Ordering::Release);
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(JournalError::Unavailable));
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &[(Vec<Change>, Reply)]) -> Result<(), JournalError> {
+        if self.inject_failure {
+            return Err(JournalError::Corrupt("injected commit failure".into()));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (changes, _) in batch {
+            for change in changes {
+                schema::apply(&tx, change)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn reload(&mut self) -> Result<Snapshot, JournalError> {
+        if self.inject_failure {
+            return Err(JournalError::Unavailable);
+        }
+        let now = Utc::now();
+        self.conn.execute(
+            "INSERT OR REPLACE INTO counters(name, value) VALUES ('last_write_probe', ?1)",
+            params![now.to_rfc3339()],
+        )?;
+        let snapshot = load_snapshot(&self.conn, now)?;
+        self.failed = false;
+        self.shared.healthy.store(true, Ordering::Release);
+        tracing::info!("journal writable again; state reloaded");
+        Ok(snapshot)
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, JournalError> {
+    serde_json::from_str(text).map_err(|e| JournalError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Everything recovery needs, as committed.
+fn load_snapshot(conn: &Connection, now: DateTime<Utc>) -> Result<Snapshot, JournalError> {
+    let mut snapshot = Snapshot::default();
+    {
+        let mut stmt = conn.prepare("SELECT body FROM patients ORDER BY protocol")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let body: String = row.get(0)?;
+            snapshot.patients.push(parse_json::<Patient>("patient", &body)?);
+        }
+    }
+    let sequence: Option<String> = conn
+        .query_row(
+            "SELECT value FROM counters WHERE name = 'sequence'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    snapshot.sequence = sequence
+        .map(|s| parse_json::<ProtocolSequence>("sequence", &s))
+        .transpose()?;
+    {
+        let mut stmt =
+            conn.prepare("SELECT name, value FROM counters WHERE name LIKE 'tickets:%'")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let name: String = row.get(0)?;
+            let value: String = row.get(1)?;
+            let unit = name.trim_start_matches("tickets:").to_owned();
+            snapshot
+                .tickets
+                .push((unit, parse_json::<TicketCounter>("tickets", &value)?));
+        }
+    }
+    {
+        let since = (now - IDEMPOTENCY_WINDOW).timestamp_millis();
+        let mut stmt = conn.prepare(
+            "SELECT key, created_at, protocol, response FROM idempotency WHERE created_at >= ?1",
+        )?;
+        let mut rows = stmt.query(params![since])?;
+        while let Some(row) = rows.next()? {
+            let protocol = Protocol::from_u64(row.get::<_, i64>(2)? as u64)
+                .ok_or_else(|| JournalError::Corrupt("idempotency protocol".into()))?;
+            snapshot.idempotency.push(IdempotencyRecord {
+                key: row.get(0)?,
+                created_at: from_millis(row.get(1)?)?,
+                protocol,
+                response: parse_json("idempotency response", &row.get::<_, String>(3)?)?,
+            });
+        }
+    }
+    {
+        let units: Vec<String> = conn
+            .prepare("SELECT DISTINCT unit FROM events")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT details FROM events WHERE unit = ?1 AND event IN ('called', 'recalled') \
+             ORDER BY id DESC LIMIT ?2",
+        )?;
+        for unit in units {
+            let mut calls: Vec<BoardCall> = stmt
+                .query_map(params![unit, BOARD_CALLS as i64], |r| r.get::<_, String>(0))?
+                .map(|d| parse_json::<BoardCall>("call", &d?))
+                .collect::<Result<_, _>>()?;
+            calls.reverse();
+            snapshot
+                .calls
+                .extend(calls.into_iter().map(|c| (unit.clone(), c)));
+        }
+    }
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests;
