@@ -48,7 +48,8 @@ impl AppState {
 
     /// Recovered at start-up and the journal is taking writes.
     pub fn is_ready(&self) -> bool {
-        self.recovered.load(Ordering::Acquire) && self.journal.get().is_some_and(Journal::is_healthy)
+        self.recovered.load(Ordering::Acquire)
+            && self.journal.get().is_some_and(Journal::is_healthy)
     }
 
     pub fn journal(&self) -> Option<&Journal> {
@@ -96,8 +97,13 @@ impl AppState {
 
     /// Opens the journal and loads its state. Blocking: runs on a blocking thread.
     fn recover(&self) -> anyhow::Result<()> {
-        let (journal, snapshot) = Journal::open(&self.config.storage.data_dir, None)
-            .with_context(|| format!("cannot open the journal in {}", self.config.storage.data_dir.display()))?;
+        let (journal, snapshot) =
+            Journal::open(&self.config.storage.data_dir, None).with_context(|| {
+                format!(
+                    "cannot open the journal in {}",
+                    self.config.storage.data_dir.display()
+                )
+            })?;
         let patients = snapshot.patients.len();
         let dept = Department::restore(&self.config, snapshot)?;
         *self.dept.lock() = dept;
@@ -129,15 +135,24 @@ pub struct Application {
 
 impl Application {
     /// Binds the service to `listener` (port 0 in tests) with the given clock.
-    pub fn build(config: Config, listener: TcpListener, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub fn build(
+        config: Config,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState::new(Arc::new(config), clock));
         let data = state.clone();
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(http::configure))
-            .listen(listener)?
-            .shutdown_timeout(10)
-            .run();
-        Ok(Self { port, state, server })
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).configure(http::configure))
+                .listen(listener)?
+                .shutdown_timeout(10)
+                .run();
+        Ok(Self {
+            port,
+            state,
+            server,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -146,6 +161,11 @@ impl Application {
 
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
+    }
+
+    /// Stops the server from outside (tests restart the service on the same data dir).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until the server stops (SIGINT/SIGTERM or a handle's stop).

@@ -669,7 +669,9 @@ mod tests {
 
     #[test]
     fn duplicate_colours_and_units_are_refused() {
-        let text = format!("{MINIMAL}\n[[protocol.colours]]\nid = \"red\"\nlabel = \"x\"\nmax_wait = \"1m\"\n");
+        let text = format!(
+            "{MINIMAL}\n[[protocol.colours]]\nid = \"red\"\nlabel = \"x\"\nmax_wait = \"1m\"\n"
+        );
         let c = Config::from_toml(&text).unwrap();
         assert_eq!(key_of(c.validate().unwrap_err()), "protocol.colours[1].id");
         let text = format!("{MINIMAL}\n[[units]]\nid = \"pa\"\nname = \"x\"\nticket_prefix = \"B\"\nrooms = [\"r\"]\n");

@@ -11,7 +11,11 @@ use triagem::config::{Config, LogFormat, DEFAULT_CONFIG_PATH};
 use triagem::Application;
 
 #[derive(Parser)]
-#[command(name = "triagem", version, about = "Emergency-department triage queue service")]
+#[command(
+    name = "triagem",
+    version,
+    about = "Emergency-department triage queue service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +51,10 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => match toml::to_string_pretty(&c) {
                 Ok(text) => {
-                    println!("# {} is valid; effective settings:\n{text}", config.display());
+                    println!(
+                        "# {} is valid; effective settings:\n{text}",
+                        config.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -83,8 +90,9 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.bind_addr()?;
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (server.bind / TRIAGEM_BIND): {e}"))?;
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr} (server.bind / TRIAGEM_BIND): {e}")
+    })?;
     tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "starting triagem");
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config, listener, Arc::new(SystemClock))?;

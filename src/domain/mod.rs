@@ -49,7 +49,10 @@ pub enum DomainError {
     #[error("room `{room}` is not a room of unit `{unit}`")]
     UnknownRoom { unit: String, room: String },
     #[error("cannot {action} a patient who is {}", status.as_str())]
-    InvalidTransition { action: &'static str, status: Status },
+    InvalidTransition {
+        action: &'static str,
+        status: Status,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -69,7 +72,10 @@ pub enum Change {
     Patient(Box<Patient>),
     Event(AuditEvent),
     Sequence(ProtocolSequence),
-    Tickets { unit: String, counter: TicketCounter },
+    Tickets {
+        unit: String,
+        counter: TicketCounter,
+    },
     Idempotency(IdempotencyRecord),
     Purge {
         protocols: Vec<Protocol>,
@@ -409,8 +415,8 @@ impl Department {
                 }
             }
         }
-        let name = PatientName::parse(&admission.name)
-            .map_err(|e| DomainError::Invalid(e.to_string()))?;
+        let name =
+            PatientName::parse(&admission.name).map_err(|e| DomainError::Invalid(e.to_string()))?;
         let colour = match admission.colour {
             Some(c) => Some(self.scale.colour(self.rank(&c)?).id.clone()),
             None => None,
@@ -442,7 +448,9 @@ impl Department {
             .birth_date
             .is_some_and(|b| b > now.with_timezone(&self.tz).date_naive())
         {
-            return Err(DomainError::Invalid("`birth_date` is in the future".to_owned()));
+            return Err(DomainError::Invalid(
+                "`birth_date` is in the future".to_owned(),
+            ));
         }
 
         let local = now.with_timezone(&self.tz);
@@ -680,7 +688,13 @@ impl Department {
         p.status = Status::Finished;
         p.outcome = Some(outcome);
         p.closed_at = Some(now);
-        let changes = self.journaled(protocol, "finished", actor, json!({"outcome": outcome}), now);
+        let changes = self.journaled(
+            protocol,
+            "finished",
+            actor,
+            json!({"outcome": outcome}),
+            now,
+        );
         Ok(self.applied_view(protocol, changes, now))
     }
 
@@ -692,7 +706,11 @@ impl Department {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Applied<PatientView>, DomainError> {
-        let p = self.require(protocol, "record a no-show for", &[Status::InTriage, Status::Called])?;
+        let p = self.require(
+            protocol,
+            "record a no-show for",
+            &[Status::InTriage, Status::Called],
+        )?;
         let max = self.unit(&p.unit)?.config.max_no_shows;
         let p = self.patient_mut(protocol)?;
         p.no_shows += 1;

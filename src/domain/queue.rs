@@ -105,8 +105,8 @@ impl TreatmentQueue {
 
     /// The next patient to call among the colours `allowed` accepts.
     pub fn pop_next(&mut self, allowed: impl Fn(Rank) -> bool) -> Option<(Rank, Protocol)> {
-        let rank = (0..self.by_colour.len())
-            .find(|&r| allowed(r) && !self.by_colour[r].is_empty())?;
+        let rank =
+            (0..self.by_colour.len()).find(|&r| allowed(r) && !self.by_colour[r].is_empty())?;
         self.by_colour[rank].pop().map(|p| (rank, p))
     }
 

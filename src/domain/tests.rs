@@ -1,0 +1,763 @@
+//! Domain rules with time passed in by hand: ordering, numbering, every
+//! transition and every refusal.
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::patient::{LeaveReason, Outcome, Protocol, QueueKind, Status};
+use super::*;
+use crate::config::{ClockStarts, Config};
+
+const ROOM: &str = "Consultório 1";
+
+fn config() -> Config {
+    let text = include_str!("../../config/default.toml");
+    let mut c = Config::from_toml(text).unwrap();
+    c.units.push(crate::config::UnitConfig {
+        id: "ped".into(),
+        name: "Pediatria".into(),
+        ticket_prefix: "P".into(),
+        rooms: vec!["Consultório P".into()],
+        max_no_shows: 2,
+    });
+    c
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 15, 0, 0).unwrap()
+}
+
+fn mins(m: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(m)
+}
+
+fn admission(name: &str, colour: Option<&str>) -> Admission {
+    Admission {
+        name: name.into(),
+        colour: colour.map(str::to_owned),
+        complaint: None,
+        arrived_at: None,
+        birth_date: None,
+        document: None,
+    }
+}
+
+fn admit_at(d: &mut Department, colour: Option<&str>, now: DateTime<Utc>) -> Protocol {
+    let v = d
+        .admit("pa", admission("Maria Silva", colour), None, "desk", now)
+        .unwrap()
+        .value;
+    Protocol::parse(v["protocol"].as_str().unwrap()).unwrap()
+}
+
+fn call(d: &mut Department, now: DateTime<Utc>) -> Option<Protocol> {
+    d.call("pa", QueueKind::Treatment, ROOM, None, "doc", now)
+        .unwrap()
+        .value
+        .map(|v| v.protocol)
+}
+
+fn status(d: &Department, p: Protocol) -> Status {
+    d.patient(p).unwrap().status
+}
+
+fn events(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Event(e) => Some(e.event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_red_patient_is_called_before_an_earlier_yellow_one() {
+    let mut d = Department::new(&config());
+    let yellow = admit_at(&mut d, Some("yellow"), mins(0));
+    let red = admit_at(&mut d, Some("red"), mins(5));
+    assert_eq!(call(&mut d, mins(6)), Some(red));
+    assert_eq!(call(&mut d, mins(7)), Some(yellow));
+    assert_eq!(call(&mut d, mins(8)), None);
+}
+
+#[test]
+fn within_a_colour_the_earlier_arrival_is_called_first_even_if_admitted_later() {
+    let mut d = Department::new(&config());
+    let late = admit_at(&mut d, Some("green"), mins(10));
+    let mut a = admission("Ana", Some("green"));
+    a.arrived_at = Some(mins(1));
+    let early = d.admit("pa", a, None, "desk", mins(11)).unwrap().value;
+    assert_eq!(early["position"], 1);
+    assert_eq!(d.view(d.patient(late).unwrap(), mins(11)).position, Some(2));
+    assert_eq!(
+        call(&mut d, mins(12)).unwrap().to_string(),
+        early["protocol"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn protocol_numbers_are_17_digits_consecutive_and_tickets_count_per_unit() {
+    let mut d = Department::new(&config());
+    let a = d
+        .admit("pa", admission("A", None), None, "x", t0())
+        .unwrap()
+        .value;
+    let b = d
+        .admit("pa", admission("B", None), None, "x", t0())
+        .unwrap()
+        .value;
+    let c = d
+        .admit("ped", admission("C", None), None, "x", t0())
+        .unwrap()
+        .value;
+    assert_eq!(a["protocol"], "20260000000000001");
+    assert_eq!(b["protocol"], "20260000000000002");
+    assert_eq!(c["protocol"], "20260000000000003");
+    assert_eq!(a["ticket"], "A001");
+    assert_eq!(b["ticket"], "A002");
+    assert_eq!(c["ticket"], "P001");
+}
+
+#[test]
+fn the_protocol_year_and_ticket_day_follow_the_configured_time_zone() {
+    // 02:00 UTC on 1 January is still 31 December in São Paulo (UTC-3).
+    let mut d = Department::new(&config());
+    let new_year_utc = Utc.with_ymd_and_hms(2027, 1, 1, 2, 0, 0).unwrap();
+    let v = d
+        .admit("pa", admission("A", None), None, "x", new_year_utc)
+        .unwrap()
+        .value;
+    assert!(v["protocol"].as_str().unwrap().starts_with("2026"));
+    let later = Utc.with_ymd_and_hms(2027, 1, 1, 4, 0, 0).unwrap();
+    let v = d
+        .admit("pa", admission("B", None), None, "x", later)
+        .unwrap()
+        .value;
+    assert_eq!(v["protocol"], "20270000000000001");
+    assert_eq!(v["ticket"], "A001", "a new local day restarts tickets");
+}
+
+#[test]
+fn admission_with_a_colour_is_triaged_at_admission() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("yellow"), t0());
+    let v = d.view(d.patient(p).unwrap(), mins(10));
+    assert_eq!(v.status, Status::Waiting);
+    assert_eq!(v.triaged_at, Some(t0()));
+    assert_eq!(v.max_wait_seconds, 1800);
+    assert_eq!(v.due_at, mins(30));
+    assert_eq!(v.waited_seconds, 600);
+    assert!(!v.overdue);
+    assert!(d.view(d.patient(p).unwrap(), mins(30)).overdue);
+}
+
+#[test]
+fn an_untriaged_patient_uses_the_triage_max_wait_from_arrival() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, None, t0());
+    let v = d.view(d.patient(p).unwrap(), mins(11));
+    assert_eq!(v.status, Status::AwaitingTriage);
+    assert_eq!(v.colour, None);
+    assert_eq!(v.max_wait_seconds, 600);
+    assert_eq!(v.due_at, mins(10));
+    assert!(v.overdue);
+}
+
+#[test]
+fn a_red_patient_is_overdue_from_admission() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("red"), t0());
+    let v = d.view(d.patient(p).unwrap(), t0());
+    assert_eq!(v.max_wait_seconds, 0);
+    assert!(v.overdue);
+}
+
+#[test]
+fn re_triage_keeps_arrival_and_restarts_the_colour_clock() {
+    let mut d = Department::new(&config());
+    let first = admit_at(&mut d, Some("green"), mins(0));
+    let p = admit_at(&mut d, Some("blue"), mins(1));
+    let v = d
+        .triage(p, "green", Some("worse".into()), "nurse", mins(20))
+        .unwrap();
+    assert_eq!(v.value.arrived_at, mins(1));
+    assert_eq!(v.value.triaged_at, Some(mins(20)));
+    assert_eq!(v.value.due_at, mins(20) + TimeDelta::hours(2));
+    assert_eq!(v.value.position, Some(2), "placed among green by arrival");
+    assert_eq!(events(&v.changes), vec!["triaged"]);
+    let v = d
+        .triage(p, "yellow", None, "nurse", mins(21))
+        .unwrap()
+        .value;
+    assert_eq!(v.position, Some(1));
+    assert_eq!(call(&mut d, mins(22)), Some(p));
+    assert_eq!(call(&mut d, mins(23)), Some(first));
+}
+
+#[test]
+fn clock_starts_arrival_counts_the_deadline_from_arrival() {
+    let mut c = config();
+    c.protocol.clock_starts = ClockStarts::Arrival;
+    let mut d = Department::new(&c);
+    let p = admit_at(&mut d, None, mins(0));
+    let v = d.triage(p, "yellow", None, "nurse", mins(8)).unwrap().value;
+    assert_eq!(v.due_at, mins(30));
+}
+
+#[test]
+fn the_triage_queue_is_first_come_first_served() {
+    let mut d = Department::new(&config());
+    let a = admit_at(&mut d, None, mins(0));
+    let b = admit_at(&mut d, None, mins(1));
+    let called = d
+        .call("pa", QueueKind::Triage, "Triagem 1", None, "nurse", mins(2))
+        .unwrap()
+        .value
+        .unwrap();
+    assert_eq!(called.protocol, a);
+    assert_eq!(called.status, Status::InTriage);
+    assert_eq!(called.room.as_deref(), Some("Triagem 1"));
+    assert_eq!(d.view(d.patient(b).unwrap(), mins(2)).position, Some(1));
+    // Triage from in_triage moves the patient to the treatment queue.
+    let v = d.triage(a, "green", None, "nurse", mins(3)).unwrap().value;
+    assert_eq!(v.status, Status::Waiting);
+    assert_eq!(v.room, None);
+}
+
+#[test]
+fn a_call_restricted_to_colours_leaves_the_others_waiting() {
+    let mut d = Department::new(&config());
+    let red = admit_at(&mut d, Some("red"), mins(0));
+    let blue = admit_at(&mut d, Some("blue"), mins(1));
+    let only_blue = ["blue".to_owned()];
+    let v = d
+        .call(
+            "pa",
+            QueueKind::Treatment,
+            ROOM,
+            Some(&only_blue),
+            "doc",
+            mins(2),
+        )
+        .unwrap()
+        .value
+        .unwrap();
+    assert_eq!(v.protocol, blue);
+    assert_eq!(status(&d, red), Status::Waiting);
+}
+
+#[test]
+fn a_call_with_an_unknown_room_or_colour_changes_nothing() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("green"), t0());
+    let err = d
+        .call("pa", QueueKind::Treatment, "Sala 9", None, "doc", t0())
+        .unwrap_err();
+    assert!(matches!(err, DomainError::UnknownRoom { .. }));
+    let purple = ["purple".to_owned()];
+    let err = d
+        .call("pa", QueueKind::Treatment, ROOM, Some(&purple), "doc", t0())
+        .unwrap_err();
+    assert_eq!(err, DomainError::UnknownColour("purple".into()));
+    assert_eq!(status(&d, p), Status::Waiting);
+    assert_eq!(d.board("pa", t0()).unwrap().calls.len(), 0);
+}
+
+#[test]
+fn start_and_finish_record_the_outcome() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("yellow"), mins(0));
+    call(&mut d, mins(5));
+    let v = d.start(p, "doc", mins(6)).unwrap().value;
+    assert_eq!(v.status, Status::InTreatment);
+    assert_eq!(v.waited_seconds, 300, "the wait ends at the call");
+    let v = d
+        .finish(p, Outcome::Discharged, "doc", mins(30))
+        .unwrap()
+        .value;
+    assert_eq!(v.status, Status::Finished);
+    assert_eq!(v.outcome, Some(Outcome::Discharged));
+    assert_eq!(v.closed_at, Some(mins(30)));
+    assert_eq!(v.position, None);
+}
+
+#[test]
+fn a_called_patient_may_be_finished_without_start() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("green"), t0());
+    call(&mut d, t0());
+    assert_eq!(
+        d.finish(p, Outcome::Admitted, "doc", t0())
+            .unwrap()
+            .value
+            .status,
+        Status::Finished
+    );
+}
+
+#[test]
+fn transitions_the_status_does_not_allow_are_refused_and_change_nothing() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("green"), t0());
+    let before = d.patient(p).unwrap().clone();
+    let refused = [
+        d.start(p, "x", t0()).map(|_| ()),
+        d.finish(p, Outcome::Discharged, "x", t0()).map(|_| ()),
+        d.no_show(p, "x", t0()).map(|_| ()),
+        d.recall(p, "x", t0()).map(|_| ()),
+    ];
+    for r in refused {
+        assert!(
+            matches!(r, Err(DomainError::InvalidTransition { .. })),
+            "{r:?}"
+        );
+    }
+    assert_eq!(d.patient(p).unwrap(), &before);
+    d.leave(p, LeaveReason::Lwbs, "x", t0()).unwrap();
+    for r in [
+        d.triage(p, "red", None, "x", t0()).map(|_| ()),
+        d.transfer(p, "ped", "x", t0()).map(|_| ()),
+        d.leave(p, LeaveReason::Cancelled, "x", t0()).map(|_| ()),
+    ] {
+        assert!(
+            matches!(r, Err(DomainError::InvalidTransition { .. })),
+            "{r:?}"
+        );
+    }
+    let p2 = admit_at(&mut d, Some("green"), t0());
+    call(&mut d, t0());
+    d.start(p2, "x", t0()).unwrap();
+    assert!(matches!(
+        d.triage(p2, "red", None, "x", t0()),
+        Err(DomainError::InvalidTransition { .. })
+    ));
+    assert!(matches!(
+        d.transfer(p2, "ped", "x", t0()),
+        Err(DomainError::InvalidTransition { .. })
+    ));
+}
+
+#[test]
+fn a_no_show_returns_the_patient_to_their_original_place() {
+    let mut d = Department::new(&config());
+    let first = admit_at(&mut d, Some("yellow"), mins(0));
+    let second = admit_at(&mut d, Some("yellow"), mins(1));
+    assert_eq!(call(&mut d, mins(2)), Some(first));
+    let v = d.no_show(first, "doc", mins(3)).unwrap().value;
+    assert_eq!(v.status, Status::Waiting);
+    assert_eq!(v.no_shows, 1);
+    assert_eq!(v.position, Some(1));
+    assert_eq!(v.room, None);
+    assert_eq!(
+        d.view(d.patient(second).unwrap(), mins(3)).position,
+        Some(2)
+    );
+}
+
+#[test]
+fn a_no_show_in_triage_returns_to_the_triage_queue() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, None, t0());
+    d.call("pa", QueueKind::Triage, "Triagem 1", None, "n", t0())
+        .unwrap();
+    let v = d.no_show(p, "n", mins(1)).unwrap().value;
+    assert_eq!(v.status, Status::AwaitingTriage);
+    assert_eq!(v.position, Some(1));
+}
+
+#[test]
+fn the_no_show_that_reaches_the_limit_makes_the_patient_left() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("green"), t0());
+    for i in 1..=2 {
+        call(&mut d, mins(i));
+        assert_eq!(
+            d.no_show(p, "doc", mins(i)).unwrap().value.status,
+            Status::Waiting
+        );
+    }
+    call(&mut d, mins(3));
+    let applied = d.no_show(p, "doc", mins(3)).unwrap();
+    assert_eq!(applied.value.status, Status::Left);
+    assert_eq!(applied.value.leave_reason, Some(LeaveReason::NoShow));
+    assert_eq!(applied.value.no_shows, 3);
+    assert_eq!(events(&applied.changes), vec!["no_show", "left"]);
+    assert_eq!(call(&mut d, mins(4)), None);
+}
+
+#[test]
+fn recall_announces_again_without_changing_status() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("green"), t0());
+    call(&mut d, mins(1));
+    let applied = d.recall(p, "doc", mins(2)).unwrap();
+    assert_eq!(applied.value.status, Status::Called);
+    assert_eq!(applied.value.called_at, Some(mins(1)));
+    assert_eq!(events(&applied.changes), vec!["recalled"]);
+    let board = d.board("pa", mins(2)).unwrap();
+    assert_eq!(board.calls.len(), 2);
+    assert_eq!(board.calls[0].called_at, mins(2));
+    assert_eq!(board.calls[0].room, ROOM);
+}
+
+#[test]
+fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("green"), mins(0));
+    let mut other = admission("Other", Some("green"));
+    other.arrived_at = Some(mins(5));
+    d.admit("ped", other, None, "desk", mins(5)).unwrap();
+    call(&mut d, mins(6));
+    let v = d.transfer(p, "ped", "doc", mins(7)).unwrap().value;
+    assert_eq!(v.unit, "ped");
+    assert_eq!(v.status, Status::Waiting);
+    assert_eq!(v.ticket, "A001");
+    assert_eq!(v.arrived_at, mins(0));
+    assert_eq!(v.triaged_at, Some(mins(0)));
+    assert_eq!(
+        v.position,
+        Some(1),
+        "arrived before the patient already there"
+    );
+    assert_eq!(d.waiting("pa", QueueKind::Treatment).unwrap(), 0);
+    assert!(matches!(
+        d.transfer(p, "nowhere", "doc", mins(8)),
+        Err(DomainError::UnknownUnit(_))
+    ));
+    assert!(matches!(
+        d.transfer(p, "ped", "doc", mins(8)),
+        Err(DomainError::Invalid(_))
+    ));
+}
+
+#[test]
+fn transfer_of_an_untriaged_patient_goes_to_the_other_triage_queue() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, None, t0());
+    let v = d.transfer(p, "ped", "desk", t0()).unwrap().value;
+    assert_eq!(v.status, Status::AwaitingTriage);
+    assert_eq!(d.waiting("ped", QueueKind::Triage).unwrap(), 1);
+}
+
+#[test]
+fn leave_takes_the_patient_out_of_the_queue_with_its_reason() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("blue"), mins(0));
+    let v = d
+        .leave(p, LeaveReason::Cancelled, "desk", mins(40))
+        .unwrap()
+        .value;
+    assert_eq!(v.status, Status::Left);
+    assert_eq!(v.leave_reason, Some(LeaveReason::Cancelled));
+    assert_eq!(v.waited_seconds, 2400);
+    assert_eq!(call(&mut d, mins(41)), None);
+    assert!(matches!(
+        d.leave(p, LeaveReason::NoShow, "desk", mins(41)),
+        Err(DomainError::Invalid(_)) | Err(DomainError::InvalidTransition { .. })
+    ));
+}
+
+#[test]
+fn a_client_may_not_claim_the_no_show_leave_reason() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("blue"), t0());
+    assert!(matches!(
+        d.leave(p, LeaveReason::NoShow, "desk", t0()),
+        Err(DomainError::Invalid(_))
+    ));
+    assert_eq!(status(&d, p), Status::Waiting);
+}
+
+#[test]
+fn bad_admissions_are_refused_and_consume_no_number() {
+    let mut d = Department::new(&config());
+    let bad = [
+        admission("   ", None),
+        admission(&"x".repeat(201), None),
+        admission("Ana", Some("purple")),
+        Admission {
+            arrived_at: Some(t0() + TimeDelta::seconds(6)),
+            ..admission("Ana", None)
+        },
+        Admission {
+            arrived_at: Some(t0() - TimeDelta::hours(25)),
+            ..admission("Ana", None)
+        },
+        Admission {
+            complaint: Some("x".repeat(1001)),
+            ..admission("Ana", None)
+        },
+        Admission {
+            document: Some("1".repeat(33)),
+            ..admission("Ana", None)
+        },
+    ];
+    for a in bad {
+        assert!(
+            d.admit("pa", a.clone(), None, "desk", t0()).is_err(),
+            "{a:?}"
+        );
+    }
+    assert!(matches!(
+        d.admit("nowhere", admission("Ana", None), None, "desk", t0()),
+        Err(DomainError::UnknownUnit(_))
+    ));
+    let v = d
+        .admit("pa", admission("  Ana  ", None), None, "desk", t0())
+        .unwrap()
+        .value;
+    assert_eq!(v["protocol"], "20260000000000001");
+    assert_eq!(v["name"], "Ana");
+    assert_eq!(v["ticket"], "A001");
+}
+
+#[test]
+fn an_arrival_a_few_seconds_ahead_is_clock_skew_and_counts_as_now() {
+    let mut d = Department::new(&config());
+    let a = Admission {
+        arrived_at: Some(t0() + TimeDelta::seconds(4)),
+        ..admission("Ana", None)
+    };
+    let v = d.admit("pa", a, None, "desk", t0()).unwrap().value;
+    assert_eq!(v["arrived_at"], serde_json::to_value(t0()).unwrap());
+}
+
+#[test]
+fn the_same_idempotency_key_returns_the_first_response_for_24_hours() {
+    let mut d = Department::new(&config());
+    let first = d
+        .admit("pa", admission("Ana", None), Some("k-1"), "desk", t0())
+        .unwrap();
+    assert!(first
+        .changes
+        .iter()
+        .any(|c| matches!(c, Change::Idempotency(_))));
+    let again = d
+        .admit("pa", admission("Ana", None), Some("k-1"), "desk", mins(60))
+        .unwrap();
+    assert_eq!(again.value, first.value);
+    assert!(again.changes.is_empty());
+    assert_eq!(d.waiting("pa", QueueKind::Triage).unwrap(), 1);
+    let later = d
+        .admit(
+            "pa",
+            admission("Ana", None),
+            Some("k-1"),
+            "desk",
+            t0() + TimeDelta::hours(25),
+        )
+        .unwrap();
+    assert_ne!(later.value["protocol"], first.value["protocol"]);
+}
+
+#[test]
+fn the_board_counts_waiting_longest_wait_and_overdue_without_personal_data() {
+    let mut d = Department::new(&config());
+    admit_at(&mut d, Some("yellow"), mins(0));
+    admit_at(&mut d, Some("yellow"), mins(20));
+    admit_at(&mut d, None, mins(25));
+    let board = d.board("pa", mins(35)).unwrap();
+    let ids: Vec<_> = board.queues.iter().map(|q| q.colour.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            Some("red".into()),
+            Some("yellow".into()),
+            Some("green".into()),
+            Some("blue".into()),
+            None
+        ]
+    );
+    let yellow = &board.queues[1];
+    assert_eq!(
+        (yellow.waiting, yellow.longest_wait_seconds, yellow.overdue),
+        (2, 2100, 1)
+    );
+    let triage = &board.queues[4];
+    assert_eq!(
+        (triage.waiting, triage.longest_wait_seconds, triage.overdue),
+        (1, 600, 1)
+    );
+    let text = serde_json::to_string(&board).unwrap();
+    assert!(!text.contains("Maria"));
+    assert!(!text.contains("2026000"));
+}
+
+#[test]
+fn the_board_keeps_the_last_ten_calls_newest_first() {
+    let mut d = Department::new(&config());
+    for i in 0..12 {
+        admit_at(&mut d, Some("green"), mins(i));
+    }
+    for i in 0..12 {
+        call(&mut d, mins(20 + i));
+    }
+    let board = d.board("pa", mins(40)).unwrap();
+    assert_eq!(board.calls.len(), BOARD_CALLS);
+    assert_eq!(board.calls[0].ticket, "A012");
+    assert_eq!(board.calls[9].ticket, "A003");
+}
+
+#[test]
+fn purge_forgets_closed_patients_after_retention_only() {
+    let mut d = Department::new(&config());
+    let gone = admit_at(&mut d, Some("green"), t0());
+    let waiting = admit_at(&mut d, Some("green"), t0());
+    d.leave(gone, LeaveReason::Lwbs, "desk", t0()).unwrap();
+    assert_eq!(d.purge(t0() + TimeDelta::days(89)).value, 0);
+    let applied = d.purge(t0() + TimeDelta::days(91));
+    assert_eq!(applied.value, 1);
+    assert!(d.patient(gone).is_err());
+    assert!(d.patient(waiting).is_ok());
+}
+
+#[test]
+fn restore_rebuilds_the_same_queues_in_the_same_order() {
+    let c = config();
+    let mut d = Department::new(&c);
+    for (i, colour) in [
+        Some("green"),
+        None,
+        Some("red"),
+        Some("green"),
+        None,
+        Some("yellow"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        admit_at(&mut d, colour, mins(i as i64));
+    }
+    call(&mut d, mins(10));
+    let snapshot = Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        tickets: vec![("pa".into(), d.units[0].tickets)],
+        idempotency: Vec::new(),
+        calls: d.units[0]
+            .calls
+            .iter()
+            .rev()
+            .map(|c| ("pa".into(), c.clone()))
+            .collect(),
+    };
+    let r = Department::restore(&c, snapshot).unwrap();
+    for kind in [QueueKind::Treatment, QueueKind::Triage] {
+        let before = d.queue_page("pa", kind, 0, 100, mins(11)).unwrap();
+        let after = r.queue_page("pa", kind, 0, 100, mins(11)).unwrap();
+        assert_eq!(before, after);
+    }
+    assert_eq!(
+        r.board("pa", mins(11)).unwrap(),
+        d.board("pa", mins(11)).unwrap()
+    );
+    let mut r = r;
+    let next = r
+        .admit("pa", admission("Z", None), None, "x", mins(12))
+        .unwrap()
+        .value;
+    assert_eq!(next["protocol"], "20260000000000007");
+    assert_eq!(next["ticket"], "A007");
+}
+
+/// One step of a random shift, applied both to the department and to a plain list.
+#[derive(Debug, Clone)]
+enum Op {
+    Admit { colour: Option<usize>, back: i64 },
+    Retriage { pick: usize, colour: usize },
+    Call,
+    NoShow,
+    Transfer { pick: usize },
+    Leave { pick: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (proptest::option::weighted(0.8, 0usize..4), 0i64..600)
+            .prop_map(|(colour, back)| Op::Admit { colour, back }),
+        2 => (any::<usize>(), 0usize..4).prop_map(|(pick, colour)| Op::Retriage { pick, colour }),
+        2 => Just(Op::Call),
+        1 => Just(Op::NoShow),
+        1 => any::<usize>().prop_map(|pick| Op::Transfer { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Leave { pick }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The queue calls in exactly the order of a naive sort by (rank, arrival, protocol).
+    #[test]
+    fn the_queue_calls_in_the_order_of_a_naive_sort(ops in proptest::collection::vec(op(), 1..120)) {
+        let c = config();
+        let mut d = Department::new(&c);
+        let colours = ["red", "yellow", "green", "blue"];
+        let mut now = t0();
+        let mut last_called: Option<Protocol> = None;
+        for op in ops {
+            now += TimeDelta::seconds(7);
+            // The model: every patient waiting in pa's treatment queue.
+            let waiting = |d: &Department| -> Vec<(usize, DateTime<Utc>, Protocol)> {
+                let mut v: Vec<_> = d.patients.values()
+                    .filter(|p| p.unit == "pa" && p.status == Status::Waiting)
+                    .map(|p| (d.scale.rank(p.colour.as_deref().unwrap()).unwrap(), p.arrived_at, p.protocol))
+                    .collect();
+                v.sort();
+                v
+            };
+            match op {
+                Op::Admit { colour, back } => {
+                    let a = Admission {
+                        arrived_at: Some(now - TimeDelta::seconds(back)),
+                        ..admission("P", colour.map(|i| colours[i]))
+                    };
+                    d.admit("pa", a, None, "x", now).unwrap();
+                }
+                Op::Retriage { pick, colour } => {
+                    let all = waiting(&d);
+                    if !all.is_empty() {
+                        let p = all[pick % all.len()].2;
+                        d.triage(p, colours[colour], None, "x", now).unwrap();
+                    }
+                }
+                Op::Call => {
+                    let expected = waiting(&d).first().map(|e| e.2);
+                    let got = call(&mut d, now);
+                    prop_assert_eq!(got, expected);
+                    if got.is_some() { last_called = got; }
+                }
+                Op::NoShow => {
+                    if let Some(p) = last_called.take() {
+                        if d.patient(p).unwrap().status == Status::Called {
+                            d.no_show(p, "x", now).unwrap();
+                        }
+                    }
+                }
+                Op::Transfer { pick } => {
+                    let all = waiting(&d);
+                    if !all.is_empty() {
+                        let p = all[pick % all.len()].2;
+                        d.transfer(p, "ped", "x", now).unwrap();
+                    }
+                }
+                Op::Leave { pick } => {
+                    let all = waiting(&d);
+                    if !all.is_empty() {
+                        let p = all[pick % all.len()].2;
+                        d.leave(p, LeaveReason::Lwbs, "x", now).unwrap();
+                    }
+                }
+            }
+            let model = waiting(&d);
+            let listed = d.queue_page("pa", QueueKind::Treatment, 0, 1000, now).unwrap();
+            prop_assert_eq!(listed.0, model.len());
+            let order: Vec<Protocol> = listed.1.iter().map(|v| v.protocol).collect();
+            let expected: Vec<Protocol> = model.iter().map(|e| e.2).collect();
+            prop_assert_eq!(&order, &expected);
+            for (i, v) in listed.1.iter().enumerate() {
+                prop_assert_eq!(v.position, Some(i + 1));
+            }
+        }
+    }
+}

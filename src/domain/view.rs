@@ -110,7 +110,12 @@ impl Department {
         }
     }
 
-    fn board_queue(&self, colour: Option<String>, q: &ArrivalQueue, now: DateTime<Utc>) -> BoardQueue {
+    fn board_queue(
+        &self,
+        colour: Option<String>,
+        q: &ArrivalQueue,
+        now: DateTime<Utc>,
+    ) -> BoardQueue {
         let longest = q
             .peek()
             .map(|(arrived, _)| (now - arrived).num_seconds().max(0))

@@ -33,7 +33,10 @@ fn is_json(req: &HttpRequest) -> Option<bool> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    Some(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")))
+    Some(
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json")),
+    )
 }
 
 fn body_limit(req: &HttpRequest) -> usize {
@@ -91,7 +94,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             }
             let body = read_body(&req, &mut payload, body_limit(&req)).await?;
             if body.is_empty() {
-                return Err(ApiError::Malformed("the body is empty; a JSON object is required".into()));
+                return Err(ApiError::Malformed(
+                    "the body is empty; a JSON object is required".into(),
+                ));
             }
             parse(&body).map(Json)
         })

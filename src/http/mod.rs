@@ -46,25 +46,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/units/{unit}/board").route(web::get().to(units::board)))
                 .service(resource("/patients/{protocol}").route(web::get().to(patients::get)))
                 .service(
-                    resource("/patients/{protocol}/history").route(web::get().to(patients::history)),
+                    resource("/patients/{protocol}/history")
+                        .route(web::get().to(patients::history)),
                 )
-                .service(resource("/patients/{protocol}/triage").route(web::post().to(patients::triage)))
-                .service(resource("/patients/{protocol}/start").route(web::post().to(patients::start)))
-                .service(resource("/patients/{protocol}/finish").route(web::post().to(patients::finish)))
                 .service(
-                    resource("/patients/{protocol}/no-show").route(web::post().to(patients::no_show)),
+                    resource("/patients/{protocol}/triage").route(web::post().to(patients::triage)),
                 )
-                .service(resource("/patients/{protocol}/leave").route(web::post().to(patients::leave)))
-                .service(resource("/patients/{protocol}/recall").route(web::post().to(patients::recall)))
                 .service(
-                    resource("/patients/{protocol}/transfer").route(web::post().to(patients::transfer)),
+                    resource("/patients/{protocol}/start").route(web::post().to(patients::start)),
+                )
+                .service(
+                    resource("/patients/{protocol}/finish").route(web::post().to(patients::finish)),
+                )
+                .service(
+                    resource("/patients/{protocol}/no-show")
+                        .route(web::post().to(patients::no_show)),
+                )
+                .service(
+                    resource("/patients/{protocol}/leave").route(web::post().to(patients::leave)),
+                )
+                .service(
+                    resource("/patients/{protocol}/recall").route(web::post().to(patients::recall)),
+                )
+                .service(
+                    resource("/patients/{protocol}/transfer")
+                        .route(web::post().to(patients::transfer)),
                 ),
         )
         .default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no such resource: {}", req.path())))
+    Err(ApiError::NotFound(format!(
+        "no such resource: {}",
+        req.path()
+    )))
 }
 
 async fn healthz() -> HttpResponse {

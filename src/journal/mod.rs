@@ -24,7 +24,9 @@ use tokio::sync::oneshot;
 
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
 use crate::domain::patient::{Patient, Protocol};
-use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS, IDEMPOTENCY_WINDOW};
+use crate::domain::{
+    BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS, IDEMPOTENCY_WINDOW,
+};
 
 pub const DB_FILE: &str = "triagem.sqlite3";
 /// Upper bound on commands in one transaction, so one commit's latency stays bounded.
@@ -365,7 +367,9 @@ fn load_snapshot(conn: &Connection, now: DateTime<Utc>) -> Result<Snapshot, Jour
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let body: String = row.get(0)?;
-            snapshot.patients.push(parse_json::<Patient>("patient", &body)?);
+            snapshot
+                .patients
+                .push(parse_json::<Patient>("patient", &body)?);
         }
     }
     let sequence: Option<String> = conn

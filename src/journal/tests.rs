@@ -1,0 +1,193 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::config::Config;
+use crate::domain::patient::QueueKind;
+use crate::domain::{Admission, Department};
+
+fn config() -> Config {
+    Config::from_toml(include_str!("../../config/default.toml")).unwrap()
+}
+
+fn admission(name: &str, colour: Option<&str>) -> Admission {
+    Admission {
+        name: name.into(),
+        colour: colour.map(str::to_owned),
+        complaint: Some("dor".into()),
+        arrived_at: None,
+        birth_date: None,
+        document: None,
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+}
+
+#[test]
+fn committed_changes_come_back_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let mut d = Department::new(&c);
+    {
+        let (journal, snapshot) = Journal::open(dir.path(), None).unwrap();
+        assert!(snapshot.patients.is_empty());
+        for (i, colour) in [Some("green"), None, Some("red")].into_iter().enumerate() {
+            let key = format!("key-{i}");
+            let applied = d
+                .admit("pa", admission("Ana", colour), Some(&key), "desk", now())
+                .unwrap();
+            journal.submit(applied.changes).wait_blocking().unwrap();
+        }
+        let applied = d
+            .call(
+                "pa",
+                QueueKind::Treatment,
+                "Consultório 1",
+                None,
+                "doc",
+                now(),
+            )
+            .unwrap();
+        journal.submit(applied.changes).wait_blocking().unwrap();
+    }
+    let (_journal, snapshot) = Journal::open(dir.path(), None).unwrap();
+    assert_eq!(snapshot.patients.len(), 3);
+    assert_eq!(snapshot.idempotency.len(), 3);
+    assert_eq!(snapshot.calls.len(), 1);
+    assert_eq!(snapshot.sequence.unwrap().last, 3);
+    let r = Department::restore(&c, snapshot).unwrap();
+    assert_eq!(
+        r.queue_page("pa", QueueKind::Treatment, 0, 10, now())
+            .unwrap(),
+        d.queue_page("pa", QueueKind::Treatment, 0, 10, now())
+            .unwrap()
+    );
+    assert_eq!(r.board("pa", now()).unwrap(), d.board("pa", now()).unwrap());
+}
+
+#[test]
+fn concurrent_commands_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let commits = Arc::new(AtomicUsize::new(0));
+    let counter = commits.clone();
+    let observer: CommitObserver = Box::new(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let (journal, _) = Journal::open(dir.path(), Some(observer)).unwrap();
+    let mut d = Department::new(&config());
+    let pending: Vec<_> = (0..500)
+        .map(|_| {
+            let applied = d
+                .admit("pa", admission("Ana", Some("green")), None, "desk", now())
+                .unwrap();
+            journal.submit(applied.changes)
+        })
+        .collect();
+    for p in pending {
+        p.wait_blocking().unwrap();
+    }
+    let n = commits.load(Ordering::Relaxed);
+    assert!(n < 500, "500 commands took {n} commits");
+    drop(journal);
+    let (_j, snapshot) = Journal::open(dir.path(), None).unwrap();
+    assert_eq!(snapshot.patients.len(), 500);
+}
+
+#[test]
+fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let (journal, _) = Journal::open(dir.path(), None).unwrap();
+    let mut d = Department::new(&c);
+    let ok = d
+        .admit("pa", admission("A", None), None, "desk", now())
+        .unwrap();
+    journal.submit(ok.changes).wait_blocking().unwrap();
+
+    journal.inject_commit_failures(true);
+    let lost = d
+        .admit("pa", admission("B", None), None, "desk", now())
+        .unwrap();
+    assert!(matches!(
+        journal.submit(lost.changes).wait_blocking(),
+        Err(JournalError::Unavailable)
+    ));
+    assert!(!journal.is_healthy());
+    assert!(journal.reload().is_err(), "the disk is still failing");
+    journal.inject_commit_failures(false);
+    // Still refused: the writer waits for a reload before writing again.
+    let refused = d
+        .admit("pa", admission("C", None), None, "desk", now())
+        .unwrap();
+    assert!(journal.submit(refused.changes).wait_blocking().is_err());
+
+    let snapshot = journal.reload().unwrap();
+    assert!(journal.is_healthy());
+    assert_eq!(snapshot.patients.len(), 1);
+    let mut d = Department::restore(&c, snapshot).unwrap();
+    let next = d
+        .admit("pa", admission("D", None), None, "desk", now())
+        .unwrap();
+    assert_eq!(
+        next.value["protocol"], "20260000000000002",
+        "no number skipped"
+    );
+    journal.submit(next.changes).wait_blocking().unwrap();
+}
+
+#[test]
+fn history_lists_a_patients_events_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(dir.path(), None).unwrap();
+    let mut d = Department::new(&config());
+    let a = d
+        .admit("pa", admission("A", None), None, "desk", now())
+        .unwrap();
+    let protocol = Protocol::parse(a.value["protocol"].as_str().unwrap()).unwrap();
+    journal.submit(a.changes).wait_blocking().unwrap();
+    let t = d.triage(protocol, "yellow", None, "nurse", now()).unwrap();
+    journal.submit(t.changes).wait_blocking().unwrap();
+    let h = journal.history(protocol).unwrap();
+    let got: Vec<(&str, &str)> = h
+        .iter()
+        .map(|e| (e.event.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(got, vec![("admitted", "desk"), ("triaged", "nurse")]);
+    assert_eq!(h[1].details["colour"], "yellow");
+}
+
+#[test]
+fn purge_removes_patients_and_their_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = Journal::open(dir.path(), None).unwrap();
+    let mut d = Department::new(&config());
+    let a = d
+        .admit("pa", admission("A", Some("blue")), None, "desk", now())
+        .unwrap();
+    let protocol = Protocol::parse(a.value["protocol"].as_str().unwrap()).unwrap();
+    journal.submit(a.changes).wait_blocking().unwrap();
+    let l = d
+        .leave(
+            protocol,
+            crate::domain::patient::LeaveReason::Lwbs,
+            "desk",
+            now(),
+        )
+        .unwrap();
+    journal.submit(l.changes).wait_blocking().unwrap();
+    let purge = d.purge(now() + chrono::TimeDelta::days(91));
+    journal.submit(purge.changes).wait_blocking().unwrap();
+    assert!(journal.history(protocol).unwrap().is_empty());
+    drop(journal);
+    let (_j, snapshot) = Journal::open(dir.path(), None).unwrap();
+    assert!(snapshot.patients.is_empty());
+    assert_eq!(
+        snapshot.sequence.unwrap().last,
+        1,
+        "the sequence survives a purge"
+    );
+}
