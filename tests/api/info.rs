@@ -1,0 +1,75 @@
+//! `/units`, `/protocol`, `/healthz`, `/readyz`.
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn healthz_says_the_process_is_alive() {
+    let app = TestApp::spawn().await;
+    let body = app.get_abs("/healthz").await.expect(200);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn readyz_says_ready_once_the_journal_is_recovered() {
+    let app = TestApp::spawn().await;
+    let body = app.get_abs("/readyz").await.expect(200);
+    assert_eq!(body, json!({"status": "ready"}));
+}
+
+#[tokio::test]
+async fn units_lists_the_configured_units() {
+    let app = TestApp::spawn().await;
+    let body = app.get("/units").await.expect(200);
+    assert_eq!(
+        body,
+        json!([{
+            "id": "pa",
+            "name": "Pronto Atendimento",
+            "ticket_prefix": "A",
+            "rooms": ["Triagem 1", "Consultório 1", "Consultório 2"],
+            "max_no_shows": 3
+        }])
+    );
+}
+
+#[tokio::test]
+async fn units_lists_a_second_unit_when_configured() {
+    let app = TestApp::spawn_with(
+        crate::helpers::with_second_unit,
+        std::sync::Arc::new(triagem::clock::ManualClock::new(
+            crate::helpers::start_time(),
+        )),
+    )
+    .await;
+    let body = app.get("/units").await.expect(200);
+    let ids: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["pa", "obs"]);
+    assert_eq!(body[1]["ticket_prefix"], "B");
+}
+
+#[tokio::test]
+async fn protocol_describes_the_default_brazilian_scale() {
+    let app = TestApp::spawn().await;
+    let body = app.get("/protocol").await.expect(200);
+    assert_eq!(
+        body,
+        json!({
+            "name": "Acolhimento com Classificação de Risco",
+            "clock_starts": "triage",
+            "triage_max_wait_seconds": 600,
+            "colours": [
+                {"id": "red", "label": "Vermelho", "max_wait_seconds": 0},
+                {"id": "yellow", "label": "Amarelo", "max_wait_seconds": 1800},
+                {"id": "green", "label": "Verde", "max_wait_seconds": 7200},
+                {"id": "blue", "label": "Azul", "max_wait_seconds": 10800}
+            ]
+        })
+    );
+}
