@@ -3,6 +3,7 @@
 //! clock: each command takes `now` and returns the [`Change`]s the journal must
 //! make durable before anyone is told the command happened.
 
+pub mod escalation;
 pub mod numbering;
 pub mod patient;
 pub mod protocol;

@@ -1,0 +1,642 @@
+//! Escalation rules: for every patient in a queue, the next moment something
+//! must be said about their wait, kept in an ordered index so the scheduler
+//! asks only for what is due and learns when to wake next (as mini-redis
+//! expires keys), never scanning every patient.
+//!
+//! One waiting episode (from entering a queue until leaving it) has at most one
+//! alert, whose `kind` and `level` advance: warning (level 0) at
+//! `warning_at_percent` of the maximum wait, then ladder level *i* at the
+//! breach + `levels[i-1].after`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::patient::Protocol;
+use crate::config::EscalationConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    Warning,
+    Breach,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Acknowledged,
+    Resolved,
+}
+
+/// A notification's event name, as sent to webhooks and written to history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertEvent {
+    #[serde(rename = "alert.firing")]
+    Firing,
+    #[serde(rename = "alert.acknowledged")]
+    Acknowledged,
+    #[serde(rename = "alert.resolved")]
+    Resolved,
+}
+
+impl AlertEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Firing => "alert.firing",
+            AlertEvent::Acknowledged => "alert.acknowledged",
+            AlertEvent::Resolved => "alert.resolved",
+        }
+    }
+}
+
+/// What the patient's wait is measured against, fixed when the episode starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitContext {
+    pub ticket: String,
+    pub unit: String,
+    pub colour: Option<String>,
+    pub arrived_at: DateTime<Utc>,
+    /// When the maximum wait started counting.
+    pub clock_start: DateTime<Utc>,
+    pub max_wait_ms: i64,
+}
+
+impl WaitContext {
+    fn max_wait(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.max_wait_ms)
+    }
+
+    pub fn breach_at(&self) -> DateTime<Utc> {
+        self.clock_start + self.max_wait()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: u64,
+    pub protocol: Protocol,
+    pub ticket: String,
+    pub unit: String,
+    pub colour: Option<String>,
+    pub kind: AlertKind,
+    pub level: u32,
+    pub level_name: String,
+    pub state: AlertState,
+    pub max_wait_seconds: i64,
+    pub arrived_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    /// The level that was acknowledged; later levels are silenced only if it was a breach.
+    pub acknowledged_level: Option<u32>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    pub fn is_active(&self) -> bool {
+        self.state != AlertState::Resolved
+    }
+}
+
+/// One alert notification: the alert as it was when the event happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub event: AlertEvent,
+    pub alert: Alert,
+}
+
+/// A step of the ladder. Ordered: warning, then level 1, 2, …
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Step {
+    Warning,
+    Level(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AckError {
+    #[error("no alert has id {0}")]
+    Unknown(u64),
+    #[error("alert {0} is resolved")]
+    Resolved(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Episode {
+    wait: WaitContext,
+    alert: Option<u64>,
+    /// The last step fired in this episode.
+    fired: Option<Step>,
+    next: Option<(DateTime<Utc>, Step)>,
+}
+
+/// The ladder's shape, from config.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    warning_at_percent: i64,
+    /// (name, delay after the breach), in order; never empty.
+    levels: Vec<(String, TimeDelta)>,
+}
+
+impl Ladder {
+    pub fn from_config(c: &EscalationConfig) -> Self {
+        let mut levels: Vec<(String, TimeDelta)> = c
+            .levels
+            .iter()
+            .map(|l| {
+                (
+                    l.name.clone(),
+                    TimeDelta::from_std(l.after).unwrap_or(TimeDelta::MAX),
+                )
+            })
+            .collect();
+        // Without a ladder a breach still has to be said once.
+        if levels.is_empty() {
+            levels.push(("breach".to_owned(), TimeDelta::zero()));
+        }
+        Self {
+            warning_at_percent: i64::from(c.warning_at_percent),
+            levels,
+        }
+    }
+
+    fn level_name(&self, step: Step) -> &str {
+        match step {
+            Step::Warning => "warning",
+            Step::Level(i) => &self.levels[i as usize - 1].0,
+        }
+    }
+
+    fn at(&self, wait: &WaitContext, step: Step) -> DateTime<Utc> {
+        match step {
+            Step::Warning => {
+                wait.clock_start
+                    + TimeDelta::milliseconds(wait.max_wait_ms * self.warning_at_percent / 100)
+            }
+            Step::Level(i) => wait.breach_at() + self.levels[i as usize - 1].1,
+        }
+    }
+
+    /// The step after `last`, if any: the warning only when there is a wait to warn about.
+    fn after(&self, wait: &WaitContext, last: Option<Step>) -> Option<Step> {
+        let warns = wait.max_wait_ms > 0 && self.warning_at_percent < 100;
+        let next = match last {
+            None if warns => Step::Warning,
+            None | Some(Step::Warning) => Step::Level(1),
+            Some(Step::Level(i)) => Step::Level(i + 1),
+        };
+        match next {
+            Step::Level(i) if i as usize > self.levels.len() => None,
+            s => Some(s),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    ladder: Ladder,
+    episodes: HashMap<Protocol, Episode>,
+    /// Next deadline of every episode that has one; the protocol breaks ties.
+    index: BTreeSet<(DateTime<Utc>, Protocol)>,
+    alerts: HashMap<u64, Alert>,
+    last_alert_id: u64,
+}
+
+impl Escalation {
+    pub fn new(ladder: Ladder) -> Self {
+        Self {
+            ladder,
+            episodes: HashMap::new(),
+            index: BTreeSet::new(),
+            alerts: HashMap::new(),
+            last_alert_id: 0,
+        }
+    }
+
+    /// Restores alerts read back from the journal (before episodes are re-entered).
+    pub fn restore_alerts(&mut self, alerts: impl IntoIterator<Item = Alert>) {
+        for a in alerts {
+            self.last_alert_id = self.last_alert_id.max(a.id);
+            self.alerts.insert(a.id, a);
+        }
+    }
+
+    pub fn last_alert_id(&self) -> u64 {
+        self.last_alert_id
+    }
+
+    pub fn set_last_alert_id(&mut self, id: u64) {
+        self.last_alert_id = self.last_alert_id.max(id);
+    }
+
+    /// The earliest moment anything is due, for the scheduler's sleep.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.index.first().map(|(at, _)| *at)
+    }
+
+    pub fn alert(&self, id: u64) -> Option<&Alert> {
+        self.alerts.get(&id)
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// The active alert of a patient's current episode.
+    pub fn active_alert_of(&self, protocol: Protocol) -> Option<&Alert> {
+        let id = self.episodes.get(&protocol)?.alert?;
+        self.alerts.get(&id).filter(|a| a.is_active())
+    }
+
+    fn schedule(&mut self, protocol: Protocol) {
+        let Some(ep) = self.episodes.get_mut(&protocol) else {
+            return;
+        };
+        if let Some((at, _)) = ep.next.take() {
+            self.index.remove(&(at, protocol));
+        }
+        let silenced = ep
+            .alert
+            .and_then(|id| self.alerts.get(&id))
+            .is_some_and(|a| a.acknowledged_level.is_some_and(|l| l >= 1));
+        if silenced {
+            return;
+        }
+        if let Some(step) = self.ladder.after(&ep.wait, ep.fired) {
+            let at = self.ladder.at(&ep.wait, step);
+            ep.next = Some((at, step));
+            self.index.insert((at, protocol));
+        }
+    }
+
+    /// A patient entered a queue: a new episode, unless one is already running
+    /// (recovery re-enters patients whose alert survived the restart).
+    pub fn enter(&mut self, protocol: Protocol, wait: WaitContext) {
+        let (alert, fired) = match self.episodes.remove(&protocol) {
+            Some(old) => {
+                if let Some((at, _)) = old.next {
+                    self.index.remove(&(at, protocol));
+                }
+                (old.alert, old.fired)
+            }
+            None => (None, None),
+        };
+        self.episodes.insert(
+            protocol,
+            Episode {
+                wait,
+                alert,
+                fired,
+                next: None,
+            },
+        );
+        self.schedule(protocol);
+    }
+
+    /// Recovery: the episode of a waiting patient continues with its active alert.
+    pub fn resume(&mut self, protocol: Protocol, wait: WaitContext, alert: &Alert) {
+        let fired = if alert.level == 0 {
+            Step::Warning
+        } else {
+            Step::Level(alert.level)
+        };
+        self.episodes.insert(
+            protocol,
+            Episode {
+                wait,
+                alert: Some(alert.id),
+                fired: Some(fired),
+                next: None,
+            },
+        );
+        self.schedule(protocol);
+    }
+
+    /// The patient left the queue (called, left, re-triaged anew): the episode ends
+    /// and its alert, if active, is resolved.
+    pub fn leave(&mut self, protocol: Protocol, now: DateTime<Utc>) -> Option<Notification> {
+        let ep = self.episodes.remove(&protocol)?;
+        if let Some((at, _)) = ep.next {
+            self.index.remove(&(at, protocol));
+        }
+        let alert = self.alerts.get_mut(&ep.alert?)?;
+        if !alert.is_active() {
+            return None;
+        }
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(now);
+        Some(Notification {
+            event: AlertEvent::Resolved,
+            alert: alert.clone(),
+        })
+    }
+
+    /// The patient moved to another unit, keeping their wait: the alert follows.
+    pub fn relocate(&mut self, protocol: Protocol, unit: &str) {
+        if let Some(ep) = self.episodes.get_mut(&protocol) {
+            ep.wait.unit = unit.to_owned();
+            if let Some(a) = ep.alert.and_then(|id| self.alerts.get_mut(&id)) {
+                a.unit = unit.to_owned();
+            }
+        }
+    }
+
+    /// Fires everything due at `now`, in deadline order. A step that is due
+    /// together with a later one of the same episode is still fired (nothing
+    /// is forgotten), except a warning overtaken by its breach.
+    pub fn fire_due(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
+        let mut out = Vec::new();
+        while let Some(&(at, protocol)) = self.index.first() {
+            if at > now {
+                break;
+            }
+            self.index.pop_first();
+            let Some(ep) = self.episodes.get_mut(&protocol) else {
+                continue;
+            };
+            let Some((_, step)) = ep.next.take() else {
+                continue;
+            };
+            ep.fired = Some(step);
+            let overtaken = step == Step::Warning
+                && self
+                    .ladder
+                    .after(&ep.wait, Some(step))
+                    .is_some_and(|s| self.ladder.at(&ep.wait, s) <= now);
+            if !overtaken {
+                let wait = ep.wait.clone();
+                let existing = ep.alert;
+                let alert = self.raise(protocol, &wait, existing, step, now);
+                if let Some(ep) = self.episodes.get_mut(&protocol) {
+                    ep.alert = Some(alert.id);
+                }
+                out.push(Notification {
+                    event: AlertEvent::Firing,
+                    alert,
+                });
+            }
+            self.schedule(protocol);
+        }
+        out
+    }
+
+    fn raise(
+        &mut self,
+        protocol: Protocol,
+        wait: &WaitContext,
+        existing: Option<u64>,
+        step: Step,
+        now: DateTime<Utc>,
+    ) -> Alert {
+        let (kind, level) = match step {
+            Step::Warning => (AlertKind::Warning, 0),
+            Step::Level(i) => (AlertKind::Breach, i),
+        };
+        let level_name = self.ladder.level_name(step).to_owned();
+        if let Some(a) = existing.and_then(|id| self.alerts.get_mut(&id)) {
+            a.kind = kind;
+            a.level = level;
+            a.level_name = level_name;
+            a.state = AlertState::Firing;
+            a.fired_at = now;
+            return a.clone();
+        }
+        self.last_alert_id += 1;
+        let alert = Alert {
+            id: self.last_alert_id,
+            protocol,
+            ticket: wait.ticket.clone(),
+            unit: wait.unit.clone(),
+            colour: wait.colour.clone(),
+            kind,
+            level,
+            level_name,
+            state: AlertState::Firing,
+            max_wait_seconds: wait.max_wait_ms / 1000,
+            arrived_at: wait.arrived_at,
+            fired_at: now,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            acknowledged_level: None,
+            resolved_at: None,
+        };
+        self.alerts.insert(alert.id, alert.clone());
+        alert
+    }
+
+    /// Acknowledges an alert. Acknowledging a breach stops the ladder; a warning's
+    /// acknowledgement does not stop the breach. Acknowledging twice changes nothing.
+    pub fn acknowledge(
+        &mut self,
+        id: u64,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Notification>, AckError> {
+        let alert = self.alerts.get_mut(&id).ok_or(AckError::Unknown(id))?;
+        match alert.state {
+            AlertState::Resolved => return Err(AckError::Resolved(id)),
+            AlertState::Acknowledged => return Ok(None),
+            AlertState::Firing => {}
+        }
+        alert.state = AlertState::Acknowledged;
+        alert.acknowledged_at = Some(now);
+        alert.acknowledged_by = Some(by.to_owned());
+        alert.acknowledged_level = Some(alert.level);
+        let notification = Notification {
+            event: AlertEvent::Acknowledged,
+            alert: alert.clone(),
+        };
+        let protocol = alert.protocol;
+        self.schedule(protocol);
+        Ok(Some(notification))
+    }
+
+    /// Forgets resolved alerts resolved before `before` (retention).
+    pub fn purge_resolved(&mut self, before: DateTime<Utc>) -> Vec<u64> {
+        let ids: Vec<u64> = self
+            .alerts
+            .values()
+            .filter(|a| a.resolved_at.is_some_and(|r| r < before))
+            .map(|a| a.id)
+            .collect();
+        for id in &ids {
+            self.alerts.remove(id);
+        }
+        ids
+    }
+
+    pub fn scheduled(&self) -> usize {
+        self.index.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EscalationConfig, LevelConfig};
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap() + TimeDelta::minutes(min)
+    }
+
+    fn escalation() -> Escalation {
+        let c = EscalationConfig {
+            tick: Duration::from_secs(1),
+            warning_at_percent: 80,
+            levels: vec![
+                LevelConfig {
+                    name: "nursing-coordinator".into(),
+                    after: Duration::ZERO,
+                },
+                LevelConfig {
+                    name: "physician-on-duty".into(),
+                    after: Duration::from_secs(15 * 60),
+                },
+            ],
+        };
+        Escalation::new(Ladder::from_config(&c))
+    }
+
+    fn wait(max_min: i64, start: DateTime<Utc>) -> WaitContext {
+        WaitContext {
+            ticket: "A001".into(),
+            unit: "pa".into(),
+            colour: Some("yellow".into()),
+            arrived_at: start,
+            clock_start: start,
+            max_wait_ms: max_min * 60_000,
+        }
+    }
+
+    fn p(n: u64) -> Protocol {
+        Protocol::new(2026, n).unwrap()
+    }
+
+    fn fired(ns: &[Notification]) -> Vec<(AlertEvent, AlertKind, u32)> {
+        ns.iter()
+            .map(|n| (n.event, n.alert.kind, n.alert.level))
+            .collect()
+    }
+
+    #[test]
+    fn a_wait_warns_then_breaches_then_climbs_the_ladder_never_early() {
+        let mut e = escalation();
+        e.enter(p(1), wait(30, t(0)));
+        assert_eq!(e.next_deadline(), Some(t(24)));
+        assert!(e.fire_due(t(24) - TimeDelta::milliseconds(1)).is_empty());
+        let n = e.fire_due(t(24));
+        assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Warning, 0)]);
+        assert_eq!(e.next_deadline(), Some(t(30)));
+        let n2 = e.fire_due(t(30));
+        assert_eq!(fired(&n2), vec![(AlertEvent::Firing, AlertKind::Breach, 1)]);
+        assert_eq!(n2[0].alert.id, n[0].alert.id, "one alert per episode");
+        assert_eq!(n2[0].alert.level_name, "nursing-coordinator");
+        assert_eq!(e.next_deadline(), Some(t(45)));
+        let n3 = e.fire_due(t(46));
+        assert_eq!(fired(&n3), vec![(AlertEvent::Firing, AlertKind::Breach, 2)]);
+        assert_eq!(n3[0].alert.level_name, "physician-on-duty");
+        assert_eq!(e.next_deadline(), None, "each level fires once");
+        assert!(e.fire_due(t(600)).is_empty());
+    }
+
+    #[test]
+    fn a_red_patient_breaches_at_admission_without_a_warning() {
+        let mut e = escalation();
+        e.enter(p(1), wait(0, t(0)));
+        let n = e.fire_due(t(0));
+        assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Breach, 1)]);
+    }
+
+    #[test]
+    fn acknowledging_a_breach_stops_the_ladder() {
+        let mut e = escalation();
+        e.enter(p(1), wait(0, t(0)));
+        let id = e.fire_due(t(0))[0].alert.id;
+        let ack = e.acknowledge(id, "enf. Ana", t(1)).unwrap().unwrap();
+        assert_eq!(ack.event, AlertEvent::Acknowledged);
+        assert_eq!(ack.alert.acknowledged_by.as_deref(), Some("enf. Ana"));
+        assert_eq!(e.next_deadline(), None);
+        assert!(e.fire_due(t(100)).is_empty());
+        assert_eq!(
+            e.acknowledge(id, "x", t(2)),
+            Ok(None),
+            "twice changes nothing"
+        );
+    }
+
+    #[test]
+    fn acknowledging_a_warning_does_not_silence_the_breach() {
+        let mut e = escalation();
+        e.enter(p(1), wait(30, t(0)));
+        let id = e.fire_due(t(24))[0].alert.id;
+        e.acknowledge(id, "x", t(25)).unwrap();
+        let n = e.fire_due(t(30));
+        assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Breach, 1)]);
+        assert_eq!(n[0].alert.state, AlertState::Firing);
+        assert_eq!(
+            fired(&e.fire_due(t(45))),
+            vec![(AlertEvent::Firing, AlertKind::Breach, 2)]
+        );
+    }
+
+    #[test]
+    fn leaving_the_queue_resolves_the_alert_and_unschedules_it() {
+        let mut e = escalation();
+        e.enter(p(1), wait(30, t(0)));
+        e.fire_due(t(24));
+        let n = e.leave(p(1), t(26)).unwrap();
+        assert_eq!(n.event, AlertEvent::Resolved);
+        assert_eq!(n.alert.resolved_at, Some(t(26)));
+        assert_eq!(e.next_deadline(), None);
+        assert!(e.acknowledge(n.alert.id, "x", t(27)).is_err());
+        // Leaving before anything fired says nothing.
+        e.enter(p(2), wait(30, t(0)));
+        assert_eq!(e.leave(p(2), t(1)), None);
+    }
+
+    #[test]
+    fn a_warning_overtaken_by_its_breach_is_not_sent_but_every_level_is() {
+        let mut e = escalation();
+        e.enter(p(1), wait(30, t(0)));
+        let n = e.fire_due(t(50));
+        assert_eq!(
+            fired(&n),
+            vec![
+                (AlertEvent::Firing, AlertKind::Breach, 1),
+                (AlertEvent::Firing, AlertKind::Breach, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_episode_does_not_repeat_the_level_it_reached() {
+        let mut e = escalation();
+        e.enter(p(1), wait(30, t(0)));
+        let alert = e.fire_due(t(31)).pop().unwrap().alert;
+        let mut r = escalation();
+        r.restore_alerts([alert.clone()]);
+        r.resume(p(1), wait(30, t(0)), &alert);
+        assert_eq!(r.next_deadline(), Some(t(45)));
+        let n = r.fire_due(t(46));
+        assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Breach, 2)]);
+        assert_eq!(n[0].alert.id, alert.id);
+    }
+
+    #[test]
+    fn the_index_holds_one_entry_per_waiting_patient() {
+        let mut e = escalation();
+        for i in 1..=1000 {
+            e.enter(p(i), wait(30, t(0)));
+        }
+        assert_eq!(e.scheduled(), 1000);
+        for i in 1..=500 {
+            e.leave(p(i), t(1));
+        }
+        assert_eq!(e.scheduled(), 500);
+        assert_eq!(e.fire_due(t(24)).len(), 500);
+    }
+}
