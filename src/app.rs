@@ -98,7 +98,7 @@ impl AppState {
     /// Opens the journal and loads its state. Blocking: runs on a blocking thread.
     fn recover(&self) -> anyhow::Result<()> {
         let (journal, snapshot) =
-            Journal::open(&self.config.storage.data_dir, None).with_context(|| {
+            Journal::open(&self.config.storage.data_dir, crate::journal::JournalOptions::default()).with_context(|| {
                 format!(
                     "cannot open the journal in {}",
                     self.config.storage.data_dir.display()

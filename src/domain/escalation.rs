@@ -31,6 +31,16 @@ pub enum AlertState {
     Resolved,
 }
 
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
 /// A notification's event name, as sent to webhooks and written to history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertEvent {
@@ -85,6 +95,7 @@ pub struct Alert {
     pub level: u32,
     pub level_name: String,
     pub state: AlertState,
+    pub waited_seconds: i64,
     pub max_wait_seconds: i64,
     pub arrived_at: DateTime<Utc>,
     pub fired_at: DateTime<Utc>,
@@ -327,10 +338,26 @@ impl Escalation {
         }
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(now);
+        alert.waited_seconds = waited(alert.arrived_at, now);
         Some(Notification {
             event: AlertEvent::Resolved,
             alert: alert.clone(),
         })
+    }
+
+    /// The patient was re-triaged to a colour already past its deadline: the
+    /// episode and its alert go on, measured against the new target.
+    pub fn retarget(&mut self, protocol: Protocol, wait: WaitContext) {
+        let Some(ep) = self.episodes.get_mut(&protocol) else {
+            self.enter(protocol, wait);
+            return;
+        };
+        if let Some(a) = ep.alert.and_then(|id| self.alerts.get_mut(&id)) {
+            a.colour.clone_from(&wait.colour);
+            a.max_wait_seconds = wait.max_wait_ms / 1000;
+        }
+        ep.wait = wait;
+        self.schedule(protocol);
     }
 
     /// The patient moved to another unit, keeping their wait: the alert follows.
@@ -401,6 +428,7 @@ impl Escalation {
             a.level_name = level_name;
             a.state = AlertState::Firing;
             a.fired_at = now;
+            a.waited_seconds = waited(a.arrived_at, now);
             return a.clone();
         }
         self.last_alert_id += 1;
@@ -414,6 +442,7 @@ impl Escalation {
             level,
             level_name,
             state: AlertState::Firing,
+            waited_seconds: waited(wait.arrived_at, now),
             max_wait_seconds: wait.max_wait_ms / 1000,
             arrived_at: wait.arrived_at,
             fired_at: now,
@@ -442,6 +471,7 @@ impl Escalation {
         }
         alert.state = AlertState::Acknowledged;
         alert.acknowledged_at = Some(now);
+        alert.waited_seconds = waited(alert.arrived_at, now);
         alert.acknowledged_by = Some(by.to_owned());
         alert.acknowledged_level = Some(alert.level);
         let notification = Notification {
@@ -470,6 +500,10 @@ impl Escalation {
     pub fn scheduled(&self) -> usize {
         self.index.len()
     }
+}
+
+fn waited(arrived_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (now - arrived_at).num_seconds().max(0)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::{Config, UnitConfig};
+use escalation::{Alert, AlertKind, AlertState, Escalation, Ladder, Notification, WaitContext};
 use numbering::{format_ticket, ProtocolSequence, TicketCounter};
 use patient::{
     LeaveReason, Outcome, Patient, PatientName, Protocol, QueueKind, Status, COMPLAINT_MAX_CHARS,
@@ -45,6 +46,8 @@ pub enum DomainError {
     UnknownUnit(String),
     #[error("no patient has protocol number {0}")]
     UnknownPatient(Protocol),
+    #[error("no alert has id {0}")]
+    UnknownAlert(u64),
     #[error("colour `{0}` is not in the triage protocol")]
     UnknownColour(String),
     #[error("room `{room}` is not a room of unit `{unit}`")]
@@ -78,21 +81,74 @@ pub enum Change {
         counter: TicketCounter,
     },
     Idempotency(IdempotencyRecord),
+    Alert(Box<Alert>),
+    /// An alert notification to send to every webhook receiver.
+    Notify(Box<Notification>),
+    /// The result of delivering one outbox entry.
+    Delivery {
+        id: u64,
+        outcome: DeliveryOutcome,
+        attempts: u32,
+        error: Option<String>,
+    },
     Purge {
         protocols: Vec<Protocol>,
+        alerts: Vec<u64>,
         idempotency_before: DateTime<Utc>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Still to be tried again (the attempt count moved on).
+    Pending,
+    Delivered,
+    /// The receiver refused it (4xx); never retried.
+    Failed,
+}
+
+impl DeliveryOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Pending => "pending",
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Failed => "failed",
+        }
+    }
 }
 
 /// An entry of a patient's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
+    /// Global, increasing; also the `id:` of the event stream.
+    pub id: u64,
     pub protocol: Protocol,
     pub unit: String,
     pub at: DateTime<Utc>,
     pub event: String,
     pub actor: String,
     pub details: serde_json::Value,
+    /// What the unit's event stream shows of this event (no names, no protocol).
+    pub display: Option<DisplayEvent>,
+}
+
+/// One server-sent event of API.md section 3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisplayEvent {
+    /// The SSE `event:` name.
+    pub event: String,
+    pub ticket: String,
+    pub colour: Option<String>,
+    pub status: Status,
+    pub room: Option<String>,
+    pub queue: Option<QueueKind>,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kind: Option<AlertKind>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub level: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<AlertState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +168,10 @@ pub struct Snapshot {
     pub idempotency: Vec<IdempotencyRecord>,
     /// Recent calls per unit, oldest first.
     pub calls: Vec<(String, BoardCall)>,
+    /// Every alert not yet purged.
+    pub alerts: Vec<Alert>,
+    pub last_alert_id: u64,
+    pub last_event_id: u64,
 }
 
 /// An admission as the desk sent it, after the parsing that needs no state.
@@ -169,6 +229,8 @@ pub struct Department {
     patients: HashMap<Protocol, Patient>,
     sequence: ProtocolSequence,
     idempotency: HashMap<String, IdempotencyRecord>,
+    escalation: Escalation,
+    last_event_id: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +262,8 @@ impl Department {
             patients: HashMap::new(),
             sequence: ProtocolSequence::new(),
             idempotency: HashMap::new(),
+            escalation: Escalation::new(Ladder::from_config(&config.escalation)),
+            last_event_id: 0,
         }
     }
 
@@ -219,6 +283,15 @@ impl Department {
                 d.units[i].announce(call);
             }
         }
+        d.last_event_id = snapshot.last_event_id;
+        let mut active: HashMap<Protocol, Alert> = HashMap::new();
+        for a in &snapshot.alerts {
+            if a.is_active() {
+                active.insert(a.protocol, a.clone());
+            }
+        }
+        d.escalation.restore_alerts(snapshot.alerts);
+        d.escalation.set_last_alert_id(snapshot.last_alert_id);
         for mut p in snapshot.patients {
             if !d.unit_index.contains_key(&p.unit) {
                 return Err(RestoreError::UnknownUnit {
@@ -235,8 +308,16 @@ impl Department {
                 }
             }
             let protocol = p.protocol;
+            let queued = p.status.queue().is_some();
             d.patients.insert(protocol, p);
-            d.enqueue(protocol);
+            d.file(protocol);
+            if queued {
+                let wait = d.wait_context(&d.patients[&protocol]);
+                match active.get(&protocol) {
+                    Some(alert) => d.escalation.resume(protocol, wait, alert),
+                    None => d.escalation.enter(protocol, wait),
+                }
+            }
         }
         for rec in snapshot.idempotency {
             d.idempotency.insert(rec.key.clone(), rec);
@@ -286,13 +367,40 @@ impl Department {
             .ok_or_else(|| DomainError::UnknownColour(colour.to_owned()))
     }
 
-    /// Puts a patient into the queue its status calls for (a no-op for other statuses).
+    /// What escalation measures a queued patient's wait against.
+    fn wait_context(&self, p: &Patient) -> WaitContext {
+        let (max_wait, due) = self.deadline(p);
+        WaitContext {
+            ticket: p.ticket.clone(),
+            unit: p.unit.clone(),
+            colour: p.colour.clone(),
+            arrived_at: p.arrived_at,
+            clock_start: due - max_wait,
+            max_wait_ms: max_wait.num_milliseconds(),
+        }
+    }
+
+    /// Puts a patient into the queue its status calls for and starts watching the wait.
     fn enqueue(&mut self, protocol: Protocol) {
+        if self.file(protocol) {
+            let wait = self.wait_context(&self.patients[&protocol]);
+            self.escalation.enter(protocol, wait);
+        }
+    }
+
+    /// Takes a patient out of their queue; an active alert is resolved.
+    fn dequeue(&mut self, protocol: Protocol, now: DateTime<Utc>) -> Vec<Notification> {
+        self.unfile(protocol);
+        self.escalation.leave(protocol, now).into_iter().collect()
+    }
+
+    /// Queue placement only; true if the status puts the patient in a queue.
+    fn file(&mut self, protocol: Protocol) -> bool {
         let Some(p) = self.patients.get(&protocol) else {
-            return;
+            return false;
         };
         let Some(kind) = p.status.queue() else {
-            return;
+            return false;
         };
         let unit = &mut self.units[self.unit_index[&p.unit]];
         match kind {
@@ -306,10 +414,11 @@ impl Department {
                 unit.treatment.push(rank, protocol, p.arrived_at);
             }
         }
+        true
     }
 
-    /// Takes a patient out of whatever queue holds it.
-    fn dequeue(&mut self, protocol: Protocol) {
+    /// Removes a patient from whatever queue holds it (placement only).
+    fn unfile(&mut self, protocol: Protocol) {
         let Some(p) = self.patients.get(&protocol) else {
             return;
         };
@@ -335,27 +444,171 @@ impl Department {
             .ok_or(DomainError::UnknownPatient(protocol))
     }
 
+    fn display(&self, p: &Patient, event: &str, now: DateTime<Utc>) -> DisplayEvent {
+        DisplayEvent {
+            event: event.to_owned(),
+            ticket: p.ticket.clone(),
+            colour: p.colour.clone(),
+            status: p.status,
+            room: p.room.clone(),
+            queue: p.status.queue().or(p.called_from),
+            at: now,
+            kind: None,
+            level: None,
+            state: None,
+        }
+    }
+
+    fn audit(
+        &mut self,
+        p: &Patient,
+        event: &str,
+        actor: &str,
+        details: serde_json::Value,
+        display: Option<DisplayEvent>,
+        now: DateTime<Utc>,
+    ) -> Change {
+        self.last_event_id += 1;
+        Change::Event(AuditEvent {
+            id: self.last_event_id,
+            protocol: p.protocol,
+            unit: p.unit.clone(),
+            at: now,
+            event: event.to_owned(),
+            actor: actor.to_owned(),
+            details,
+            display,
+        })
+    }
+
     /// The patient's record and an audit entry, the two changes every transition makes.
     fn journaled(
-        &self,
+        &mut self,
         protocol: Protocol,
         event: &str,
         actor: &str,
         details: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Vec<Change> {
-        let p = &self.patients[&protocol];
-        vec![
-            Change::Patient(Box::new(p.clone())),
-            Change::Event(AuditEvent {
-                protocol,
-                unit: p.unit.clone(),
-                at: now,
-                event: event.to_owned(),
-                actor: actor.to_owned(),
-                details,
-            }),
-        ]
+        let p = self.patients[&protocol].clone();
+        // The event stream says `called` for a recall too: the screen announces it again.
+        let shown = if event == "recalled" { "called" } else { event };
+        let display = self.display(&p, shown, now);
+        let audit = self.audit(&p, event, actor, details, Some(display), now);
+        vec![Change::Patient(Box::new(p)), audit]
+    }
+
+    /// The changes that record alert notifications: the alert, its history entry,
+    /// a stream event and the webhook outbox entry.
+    fn alert_changes(
+        &mut self,
+        notes: Vec<Notification>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(notes.len() * 4);
+        for n in notes {
+            let Some(p) = self.patients.get(&n.alert.protocol).cloned() else {
+                continue;
+            };
+            let a = &n.alert;
+            let details = json!({
+                "alert": a.id, "kind": a.kind, "level": a.level,
+                "level_name": a.level_name, "state": a.state,
+            });
+            let mut display = self.display(&p, "alert", now);
+            display.colour.clone_from(&a.colour);
+            display.kind = Some(a.kind);
+            display.level = Some(a.level);
+            display.state = Some(a.state);
+            changes.push(Change::Alert(Box::new(a.clone())));
+            let audit = self.audit(&p, n.event.as_str(), actor, details, Some(display), now);
+            changes.push(audit);
+            changes.push(Change::Notify(Box::new(n)));
+        }
+        changes
+    }
+
+    /// Fires every escalation step due at `now`.
+    pub fn escalate(&mut self, now: DateTime<Utc>) -> Applied<usize> {
+        let notes = self.escalation.fire_due(now);
+        let n = notes.len();
+        Applied {
+            value: n,
+            changes: self.alert_changes(notes, SYSTEM_ACTOR, now),
+        }
+    }
+
+    /// The earliest moment the scheduler has something to fire.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.escalation.next_deadline()
+    }
+
+    /// Acknowledges an alert on behalf of `by` (recorded as the acknowledger).
+    pub fn acknowledge(
+        &mut self,
+        id: u64,
+        by: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Alert>, DomainError> {
+        let note = self
+            .escalation
+            .acknowledge(id, by, now)
+            .map_err(|e| match e {
+                escalation::AckError::Unknown(_) => DomainError::UnknownAlert(id),
+                escalation::AckError::Resolved(_) => DomainError::InvalidTransition {
+                    action: "acknowledge an alert of",
+                    status: self
+                        .escalation
+                        .alert(id)
+                        .and_then(|a| self.patients.get(&a.protocol))
+                        .map_or(Status::Left, |p| p.status),
+                },
+            })?;
+        let changes = match note {
+            Some(n) => self.alert_changes(vec![n], actor, now),
+            None => Vec::new(),
+        };
+        let alert = self
+            .escalation
+            .alert(id)
+            .cloned()
+            .ok_or(DomainError::UnknownAlert(id))?;
+        Ok(Applied {
+            value: self.alert_view(alert, now),
+            changes,
+        })
+    }
+
+    /// An alert with `waited_seconds` as of `now` (or as of its resolution).
+    pub fn alert_view(&self, mut alert: Alert, now: DateTime<Utc>) -> Alert {
+        if alert.is_active() {
+            alert.waited_seconds = (now - alert.arrived_at).num_seconds().max(0);
+        }
+        alert
+    }
+
+    /// Alerts, newest first; `all` includes resolved ones.
+    pub fn alerts(
+        &self,
+        unit: Option<&str>,
+        all: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, DomainError> {
+        if let Some(u) = unit {
+            self.unit(u)?;
+        }
+        let mut list: Vec<Alert> = self
+            .escalation
+            .alerts()
+            .filter(|a| all || a.is_active())
+            .filter(|a| unit.is_none_or(|u| a.unit == u))
+            .cloned()
+            .map(|a| self.alert_view(a, now))
+            .collect();
+        list.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(list)
     }
 
     fn applied_view(
@@ -547,7 +800,8 @@ impl Department {
                 )));
             }
         }
-        self.dequeue(protocol);
+        let was_queued = self.patient(protocol)?.status.queue().is_some();
+        self.unfile(protocol);
         let colour_id = self.scale.colour(rank).id.clone();
         let p = self.patient_mut(protocol)?;
         let from = p.colour.replace(colour_id.clone());
@@ -559,14 +813,25 @@ impl Department {
         if note.is_some() {
             p.triage_note.clone_from(&note);
         }
-        self.enqueue(protocol);
-        let changes = self.journaled(
+        self.file(protocol);
+        // A new colour whose deadline is still ahead ends the old alert; one
+        // already past keeps it escalating against the new target.
+        let wait = self.wait_context(&self.patients[&protocol]);
+        let mut notes = Vec::new();
+        if was_queued && wait.breach_at() <= now {
+            self.escalation.retarget(protocol, wait);
+        } else {
+            notes.extend(self.escalation.leave(protocol, now));
+            self.escalation.enter(protocol, wait);
+        }
+        let mut changes = self.journaled(
             protocol,
             "triaged",
             actor,
             json!({"from": from, "colour": colour_id, "note": note}),
             now,
         );
+        changes.extend(self.alert_changes(notes, SYSTEM_ACTOR, now));
         Ok(self.applied_view(protocol, changes, now))
     }
 
@@ -634,7 +899,9 @@ impl Department {
         };
         let details = serde_json::to_value(&call).unwrap_or_default();
         self.units[ui].announce(call);
-        let changes = self.journaled(protocol, "called", actor, details, now);
+        let notes: Vec<Notification> = self.escalation.leave(protocol, now).into_iter().collect();
+        let mut changes = self.journaled(protocol, "called", actor, details, now);
+        changes.extend(self.alert_changes(notes, SYSTEM_ACTOR, now));
         let applied = self.applied_view(protocol, changes, now);
         Ok(Applied {
             value: Some(applied.value),
@@ -740,13 +1007,17 @@ impl Department {
             now,
         );
         if gone {
-            if let Some(Change::Event(e)) = changes.last().cloned() {
-                changes.push(Change::Event(AuditEvent {
-                    event: "left".to_owned(),
-                    details: json!({"reason": LeaveReason::NoShow}),
-                    ..e
-                }));
-            }
+            let p = self.patients[&protocol].clone();
+            let display = self.display(&p, "left", now);
+            let left = self.audit(
+                &p,
+                "left",
+                actor,
+                json!({"reason": LeaveReason::NoShow}),
+                Some(display),
+                now,
+            );
+            changes.push(left);
         }
         Ok(self.applied_view(protocol, changes, now))
     }
@@ -767,16 +1038,21 @@ impl Department {
                 "the patient is already in unit `{to_unit}`"
             )));
         }
-        self.dequeue(protocol);
+        self.unfile(protocol);
         let p = self.patient_mut(protocol)?;
         let from = std::mem::replace(&mut p.unit, to_unit.to_owned());
-        if p.status == Called {
+        let was_called = p.status == Called;
+        if was_called {
             p.status = Waiting;
             p.room = None;
             p.called_from = None;
             p.wait_ended_at = None;
+            self.enqueue(protocol);
+        } else {
+            // Still waiting, same deadlines: the running alert follows the patient.
+            self.file(protocol);
+            self.escalation.relocate(protocol, to_unit);
         }
-        self.enqueue(protocol);
         let changes = self.journaled(
             protocol,
             "transferred",
@@ -807,7 +1083,7 @@ impl Department {
             "record the leaving of",
             &[AwaitingTriage, InTriage, Waiting, Called, InTreatment],
         )?;
-        self.dequeue(protocol);
+        let notes = self.dequeue(protocol, now);
         let p = self.patient_mut(protocol)?;
         if p.status.queue().is_some() {
             p.wait_ended_at = Some(now);
@@ -815,7 +1091,8 @@ impl Department {
         p.status = Left;
         p.leave_reason = Some(reason);
         p.closed_at = Some(now);
-        let changes = self.journaled(protocol, "left", actor, json!({"reason": reason}), now);
+        let mut changes = self.journaled(protocol, "left", actor, json!({"reason": reason}), now);
+        changes.extend(self.alert_changes(notes, SYSTEM_ACTOR, now));
         Ok(self.applied_view(protocol, changes, now))
     }
 
@@ -835,10 +1112,12 @@ impl Department {
         let idempotency_before = now - IDEMPOTENCY_WINDOW;
         self.idempotency
             .retain(|_, r| r.created_at >= idempotency_before);
+        let alerts = self.escalation.purge_resolved(cutoff);
         Applied {
             value: protocols.len(),
             changes: vec![Change::Purge {
                 protocols,
+                alerts,
                 idempotency_before,
             }],
         }

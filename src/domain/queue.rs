@@ -3,10 +3,9 @@
 //! asking the colours in rank order, and a call restricted to some colours
 //! never scans the others.
 
-use std::cmp::Reverse;
+use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
-use priority_queue::PriorityQueue;
 
 use super::patient::Protocol;
 use super::protocol::Rank;
@@ -14,71 +13,132 @@ use super::protocol::Rank;
 /// The order within one queue: earlier arrival first, then the lower protocol.
 pub type ArrivalKey = (DateTime<Utc>, Protocol);
 
-/// Patients in arrival order. `priority-queue` is a max-heap, so keys are reversed.
+/// Keys per block of an [`ArrivalQueue`]; a block is split when it exceeds twice this.
+#[cfg(not(test))]
+const BLOCK: usize = 1024;
+/// Tiny blocks in tests, so splits and block removals happen with few patients.
+#[cfg(test)]
+const BLOCK: usize = 4;
+
+/// Patients in arrival order: a sorted list cut into blocks of at most
+/// `2 * BLOCK` keys, plus each protocol's key. Finding a key is two binary
+/// searches, and a patient's place is that plus the sizes of the blocks
+/// before it, so the place (shown in every patient view) costs about n/BLOCK
+/// additions instead of a scan of the whole queue.
 #[derive(Debug, Default, Clone)]
 pub struct ArrivalQueue {
-    heap: PriorityQueue<Protocol, Reverse<ArrivalKey>>,
+    /// Non-empty, each sorted; concatenated they are the queue in call order.
+    blocks: Vec<VecDeque<ArrivalKey>>,
+    /// The arrival each queued protocol is filed under.
+    arrivals: HashMap<Protocol, DateTime<Utc>>,
 }
 
 impl ArrivalQueue {
+    /// Adds a patient, or moves them if already queued (a new arrival time).
     pub fn push(&mut self, protocol: Protocol, arrived_at: DateTime<Utc>) {
-        self.heap.push(protocol, Reverse((arrived_at, protocol)));
+        if let Some(old) = self.arrivals.insert(protocol, arrived_at) {
+            self.remove_key((old, protocol));
+        }
+        self.insert_key((arrived_at, protocol));
     }
 
     pub fn remove(&mut self, protocol: Protocol) -> bool {
-        self.heap.remove(&protocol).is_some()
+        match self.arrivals.remove(&protocol) {
+            Some(at) => self.remove_key((at, protocol)),
+            None => false,
+        }
     }
 
     pub fn contains(&self, protocol: Protocol) -> bool {
-        self.heap.get(&protocol).is_some()
+        self.arrivals.contains_key(&protocol)
     }
 
     pub fn peek(&self) -> Option<ArrivalKey> {
-        self.heap.peek().map(|(_, Reverse(key))| *key)
+        self.blocks.first().and_then(|b| b.front()).copied()
     }
 
     pub fn pop(&mut self) -> Option<Protocol> {
-        self.heap.pop().map(|(p, _)| p)
+        let block = self.blocks.first_mut()?;
+        let (_, protocol) = block.pop_front()?;
+        if block.is_empty() {
+            self.blocks.remove(0);
+        }
+        self.arrivals.remove(&protocol);
+        Some(protocol)
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.arrivals.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.arrivals.is_empty()
     }
 
-    /// 0-based place of `protocol`, or `None` if absent. Linear in the queue's length.
+    /// 0-based place of `protocol`, or `None` if absent.
     pub fn rank_of(&self, protocol: Protocol) -> Option<usize> {
-        let Reverse(mine) = *self.heap.get_priority(&protocol)?;
-        Some(
-            self.heap
-                .iter()
-                .filter(|(_, Reverse(key))| *key < mine)
-                .count(),
-        )
+        let key = (*self.arrivals.get(&protocol)?, protocol);
+        let b = self.block_of(&key);
+        let within = self.blocks.get(b)?.binary_search(&key).ok()?;
+        Some(self.blocks[..b].iter().map(VecDeque::len).sum::<usize>() + within)
     }
 
-    /// Protocols at places `skip..skip + take` in order, selecting before sorting
-    /// so a page near the front of a long queue costs O(n), not O(n log n).
-    pub fn ordered(&self, skip: usize, take: usize) -> Vec<Protocol> {
-        let end = skip.saturating_add(take).min(self.len());
-        if skip >= end {
-            return Vec::new();
+    /// Protocols at places `skip..skip + take` in order.
+    pub fn ordered(&self, mut skip: usize, take: usize) -> Vec<Protocol> {
+        let mut out = Vec::with_capacity(take.min(self.len().saturating_sub(skip)));
+        for block in &self.blocks {
+            if out.len() >= take {
+                break;
+            }
+            if skip >= block.len() {
+                skip -= block.len();
+                continue;
+            }
+            let want = take - out.len();
+            out.extend(block.iter().skip(skip).take(want).map(|(_, p)| *p));
+            skip = 0;
         }
-        let mut keys: Vec<ArrivalKey> = self.heap.iter().map(|(_, Reverse(k))| *k).collect();
-        if end < keys.len() {
-            keys.select_nth_unstable(end);
-            keys.truncate(end);
-        }
-        keys.sort_unstable();
-        keys[skip..end].iter().map(|(_, p)| *p).collect()
+        out
     }
 
-    /// Every key, unordered; for counts that depend on more than arrival.
+    /// Every key, in call order; for counts that depend on more than arrival.
     pub fn keys(&self) -> impl Iterator<Item = &ArrivalKey> {
-        self.heap.iter().map(|(_, Reverse(k))| k)
+        self.blocks.iter().flatten()
+    }
+
+    /// The first block whose last key is not below `key` (`blocks.len()` if none).
+    fn block_of(&self, key: &ArrivalKey) -> usize {
+        self.blocks
+            .partition_point(|b| b.back().is_some_and(|last| last < key))
+    }
+
+    fn insert_key(&mut self, key: ArrivalKey) {
+        let b = self.block_of(&key).min(self.blocks.len().saturating_sub(1));
+        let Some(block) = self.blocks.get_mut(b) else {
+            self.blocks.push(VecDeque::from([key]));
+            return;
+        };
+        let at = block.partition_point(|k| *k < key);
+        block.insert(at, key);
+        if block.len() > 2 * BLOCK {
+            let tail = block.split_off(BLOCK);
+            self.blocks.insert(b + 1, tail);
+        }
+    }
+
+    fn remove_key(&mut self, key: ArrivalKey) -> bool {
+        let b = self.block_of(&key);
+        let Some(block) = self.blocks.get_mut(b) else {
+            return false;
+        };
+        let Ok(at) = block.binary_search(&key) else {
+            return false;
+        };
+        block.remove(at);
+        if block.is_empty() {
+            self.blocks.remove(b);
+        }
+        true
     }
 }
 
@@ -188,6 +248,73 @@ mod tests {
         assert_eq!(q.pop_next(|r| r == 2), Some((2, p(2))));
         assert_eq!(q.pop_next(|r| r == 1), None);
         assert_eq!(q.len(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u64, i64),
+        Remove(u64),
+        Pop,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (1u64..60, 0i64..30).prop_map(|(p, m)| Op::Push(p, m)),
+            1 => (1u64..60).prop_map(Op::Remove),
+            1 => Just(Op::Pop),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The blocked list answers exactly as a plain sorted set would.
+        #[test]
+        fn arrival_queue_matches_a_sorted_set(ops in proptest::collection::vec(op(), 0..300)) {
+            use std::collections::{BTreeSet, HashMap};
+            let mut q = ArrivalQueue::default();
+            let mut set: BTreeSet<ArrivalKey> = BTreeSet::new();
+            let mut at: HashMap<Protocol, DateTime<Utc>> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Push(n, m) => {
+                        if let Some(old) = at.insert(p(n), t(m)) {
+                            set.remove(&(old, p(n)));
+                        }
+                        set.insert((t(m), p(n)));
+                        q.push(p(n), t(m));
+                    }
+                    Op::Remove(n) => {
+                        let had = at.remove(&p(n)).map(|old| set.remove(&(old, p(n)))).is_some();
+                        proptest::prop_assert_eq!(q.remove(p(n)), had);
+                    }
+                    Op::Pop => {
+                        let first = set.pop_first();
+                        if let Some((_, proto)) = first {
+                            at.remove(&proto);
+                        }
+                        proptest::prop_assert_eq!(q.pop(), first.map(|(_, proto)| proto));
+                    }
+                }
+                let sorted: Vec<ArrivalKey> = set.iter().copied().collect();
+                proptest::prop_assert_eq!(q.len(), sorted.len());
+                proptest::prop_assert_eq!(q.is_empty(), sorted.is_empty());
+                proptest::prop_assert_eq!(q.peek(), sorted.first().copied());
+                proptest::prop_assert_eq!(q.keys().copied().collect::<Vec<_>>(), sorted.clone());
+                for b in &q.blocks {
+                    proptest::prop_assert!(!b.is_empty() && b.len() <= 2 * BLOCK);
+                }
+                for (i, (_, proto)) in sorted.iter().enumerate() {
+                    proptest::prop_assert!(q.contains(*proto));
+                    proptest::prop_assert_eq!(q.rank_of(*proto), Some(i));
+                }
+                proptest::prop_assert_eq!(q.rank_of(p(99)), None);
+                let all: Vec<Protocol> = sorted.iter().map(|(_, proto)| *proto).collect();
+                for (skip, take) in [(0, 3), (2, 5), (7, 100), (0, usize::MAX), (100, 1)] {
+                    let want: Vec<Protocol> = all.iter().skip(skip).take(take).copied().collect();
+                    proptest::prop_assert_eq!(q.ordered(skip, take), want);
+                }
+            }
+        }
     }
 
     #[test]

@@ -641,6 +641,7 @@ fn restore_rebuilds_the_same_queues_in_the_same_order() {
             .rev()
             .map(|c| ("pa".into(), c.clone()))
             .collect(),
+        ..Snapshot::default()
     };
     let r = Department::restore(&c, snapshot).unwrap();
     for kind in [QueueKind::Treatment, QueueKind::Triage] {

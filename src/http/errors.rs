@@ -106,7 +106,9 @@ impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         let detail = e.to_string();
         match e {
-            DomainError::UnknownUnit(_) | DomainError::UnknownPatient(_) => {
+            DomainError::UnknownUnit(_)
+            | DomainError::UnknownPatient(_)
+            | DomainError::UnknownAlert(_) => {
                 ApiError::NotFound(detail)
             }
             DomainError::UnknownColour(_)

@@ -58,8 +58,38 @@ pub struct HistoryEntry {
     pub details: serde_json::Value,
 }
 
-/// Called with each commit's duration in seconds (metrics hang off this).
-pub type CommitObserver = Box<dyn Fn(f64) + Send>;
+/// Called on the writer thread after each successful commit, with its duration
+/// in seconds and the changes it made durable, in commit order. Event streams,
+/// the webhook outbox and metrics hang off this, so nobody hears of a change
+/// before it is on disk.
+pub type CommitObserver = Box<dyn Fn(f64, &[&Change]) + Send>;
+
+/// How the journal is opened.
+#[derive(Default)]
+pub struct JournalOptions {
+    /// How many webhook receivers each alert notification is queued for.
+    pub receivers: usize,
+    pub observer: Option<CommitObserver>,
+}
+
+/// One pending webhook delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub delivery_id: String,
+    pub receiver: usize,
+    pub alert_id: u64,
+    pub event: String,
+    pub alert: serde_json::Value,
+    pub attempts: u32,
+}
+
+/// The last `limit` stream events of a unit with an id above `after`, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    pub id: u64,
+    pub display: crate::domain::DisplayEvent,
+}
 
 enum Msg {
     Commit {
@@ -80,6 +110,7 @@ pub struct Journal {
     reader: Mutex<Connection>,
     writer: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
+    instance: String,
 }
 
 /// A submitted command; await it to learn whether it is durable.
@@ -114,10 +145,7 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
 
 impl Journal {
     /// Opens (or creates) the journal in `data_dir` and reads back its state.
-    pub fn open(
-        data_dir: &Path,
-        observer: Option<CommitObserver>,
-    ) -> Result<(Self, Snapshot), JournalError> {
+    pub fn open(data_dir: &Path, options: JournalOptions) -> Result<(Self, Snapshot), JournalError> {
         std::fs::create_dir_all(data_dir).map_err(|source| JournalError::DataDir {
             path: data_dir.to_owned(),
             source,
@@ -128,6 +156,9 @@ impl Journal {
         let snapshot = load_snapshot(&conn, Utc::now())?;
         let reader = open_connection(&path)?;
         reader.pragma_update(None, "query_only", true)?;
+        let instance: String =
+            conn.query_row("SELECT value FROM counters WHERE name = 'instance'", [], |r| r.get(0))?;
+        let JournalOptions { receivers, observer } = options;
 
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
@@ -136,7 +167,7 @@ impl Journal {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || Writer::new(conn, writer_shared, observer).run(rx))
+            .spawn(move || Writer::new(conn, writer_shared, observer, receivers).run(rx))
             .map_err(|e| JournalError::Corrupt(format!("cannot start writer thread: {e}")))?;
         Ok((
             Self {
@@ -145,6 +176,7 @@ impl Journal {
                 reader: Mutex::new(reader),
                 writer: Mutex::new(Some(writer)),
                 path,
+                instance,
             },
             snapshot,
         ))
@@ -221,6 +253,77 @@ impl Journal {
         .collect()
     }
 
+    /// The oldest undelivered notification for a receiver. Blocking.
+    pub fn outbox_next(&self, receiver: usize) -> Result<Option<OutboxEntry>, JournalError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, alert_id, event, alert, attempts FROM outbox
+             WHERE receiver = ?1 AND state = 'pending' ORDER BY id LIMIT 1",
+        )?;
+        let row = stmt
+            .query_row(params![receiver as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(id, alert_id, event, alert, attempts)| {
+            Ok(OutboxEntry {
+                id: id as u64,
+                delivery_id: format!("{}-{id}", self.instance),
+                receiver,
+                alert_id: alert_id as u64,
+                event,
+                alert: parse_json("outbox alert", &alert)?,
+                attempts: attempts as u32,
+            })
+        })
+        .transpose()
+    }
+
+    /// How many notifications wait to be delivered, over all receivers. Blocking.
+    pub fn outbox_pending(&self) -> Result<u64, JournalError> {
+        let conn = self.reader.lock();
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// A unit's stream events after `after`, oldest first, at most `limit`. Blocking.
+    pub fn stream_events(
+        &self,
+        unit: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamEvent>, JournalError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, display FROM (
+                 SELECT id, display FROM events
+                 WHERE unit = ?1 AND id > ?2 AND display IS NOT NULL
+                 ORDER BY id DESC LIMIT ?3)
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![unit, after as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (id, display) = row?;
+            Ok(StreamEvent {
+                id: id as u64,
+                display: parse_json("display", &display)?,
+            })
+        })
+        .collect()
+    }
+
     /// Stops the writer after it has committed everything already submitted.
     pub fn shutdown(&self) {
         drop(self.tx.lock().take());
@@ -247,17 +350,24 @@ struct Writer {
     conn: Connection,
     shared: Arc<Shared>,
     observer: Option<CommitObserver>,
+    receivers: usize,
     /// Set by a failed commit; cleared only by a successful reload.
     failed: bool,
     inject_failure: bool,
 }
 
 impl Writer {
-    fn new(conn: Connection, shared: Arc<Shared>, observer: Option<CommitObserver>) -> Self {
+    fn new(
+        conn: Connection,
+        shared: Arc<Shared>,
+        observer: Option<CommitObserver>,
+        receivers: usize,
+    ) -> Self {
         Self {
             conn,
             shared,
             observer,
+            receivers,
             failed: false,
             inject_failure: false,
         }
@@ -298,8 +408,9 @@ impl Writer {
         } else {
             let started = Instant::now();
             let r = self.commit(batch);
-            if let Some(observe) = &self.observer {
-                observe(started.elapsed().as_secs_f64());
+            if let (Ok(()), Some(observe)) = (&r, &self.observer) {
+                let changes: Vec<&Change> = batch.iter().flat_map(|(c, _)| c).collect();
+                observe(started.elapsed().as_secs_f64(), &changes);
             }
             r
         };
@@ -331,7 +442,7 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for (changes, _) in batch {
             for change in changes {
-                schema::apply(&tx, change)?;
+                schema::apply(&tx, change, self.receivers)?;
             }
         }
         tx.commit()?;
@@ -432,6 +543,27 @@ fn load_snapshot(conn: &Connection, now: DateTime<Utc>) -> Result<Snapshot, Jour
                 .extend(calls.into_iter().map(|c| (unit.clone(), c)));
         }
     }
+    {
+        let mut stmt = conn.prepare("SELECT body FROM alerts ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let body: String = row.get(0)?;
+            snapshot.alerts.push(parse_json("alert", &body)?);
+        }
+    }
+    // AUTOINCREMENT remembers the largest id ever used, also across purges.
+    let last_id = |table: &str| -> Result<u64, JournalError> {
+        let n: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+                params![table],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(n.unwrap_or(0) as u64)
+    };
+    snapshot.last_event_id = last_id("events")?;
+    snapshot.last_alert_id = last_id("alerts")?;
     Ok(snapshot)
 }
 

@@ -30,7 +30,8 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
              at       INTEGER NOT NULL,
              event    TEXT NOT NULL,
              actor    TEXT NOT NULL,
-             details  TEXT NOT NULL
+             details  TEXT NOT NULL,
+             display  TEXT
          );
          CREATE INDEX IF NOT EXISTS events_by_protocol ON events(protocol, id);
          CREATE INDEX IF NOT EXISTS events_by_unit ON events(unit, id);
@@ -38,6 +39,26 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
              name  TEXT PRIMARY KEY,
              value TEXT NOT NULL
          );
+         CREATE TABLE IF NOT EXISTS alerts (
+             id          INTEGER PRIMARY KEY AUTOINCREMENT,
+             protocol    INTEGER NOT NULL,
+             unit        TEXT NOT NULL,
+             state       TEXT NOT NULL,
+             resolved_at INTEGER,
+             body        TEXT NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS outbox (
+             id              INTEGER PRIMARY KEY AUTOINCREMENT,
+             receiver        INTEGER NOT NULL,
+             alert_id        INTEGER NOT NULL,
+             event           TEXT NOT NULL,
+             alert           TEXT NOT NULL,
+             state           TEXT NOT NULL DEFAULT 'pending',
+             attempts        INTEGER NOT NULL DEFAULT 0,
+             created_at      INTEGER NOT NULL,
+             last_error      TEXT
+         );
+         CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, state, id);
          CREATE TABLE IF NOT EXISTS idempotency (
              key        TEXT PRIMARY KEY,
              created_at INTEGER NOT NULL,
@@ -46,6 +67,12 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
          );",
     )?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    // Prefixes webhook delivery ids, so two databases never issue the same one.
+    let instance: [u8; 8] = rand::random();
+    conn.execute(
+        "INSERT OR IGNORE INTO counters(name, value) VALUES ('instance', ?1)",
+        params![hex::encode(instance)],
+    )?;
     Ok(())
 }
 
@@ -53,7 +80,11 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, JournalError> {
     serde_json::to_string(v).map_err(|e| JournalError::Corrupt(e.to_string()))
 }
 
-pub(super) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), JournalError> {
+pub(super) fn apply(
+    tx: &Transaction<'_>,
+    change: &Change,
+    receivers: usize,
+) -> Result<(), JournalError> {
     match change {
         Change::Patient(p) => {
             tx.prepare_cached(
@@ -69,17 +100,66 @@ pub(super) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), Journal
             ])?;
         }
         Change::Event(e) => {
+            let display = e.display.as_ref().map(json).transpose()?;
             tx.prepare_cached(
-                "INSERT INTO events(protocol, unit, at, event, actor, details)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO events(id, protocol, unit, at, event, actor, details, display)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
+                e.id as i64,
                 e.protocol.as_u64() as i64,
                 e.unit,
                 e.at.timestamp_millis(),
                 e.event,
                 e.actor,
                 json(&e.details)?,
+                display,
+            ])?;
+        }
+        Change::Alert(a) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO alerts(id, protocol, unit, state, resolved_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                a.id as i64,
+                a.protocol.as_u64() as i64,
+                a.unit,
+                a.state.as_str(),
+                a.resolved_at.map(|t| t.timestamp_millis()),
+                json(a)?,
+            ])?;
+        }
+        Change::Notify(n) => {
+            let alert = json(&n.alert)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox(receiver, alert_id, event, alert, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for receiver in 0..receivers {
+                insert.execute(params![
+                    receiver as i64,
+                    n.alert.id as i64,
+                    n.event.as_str(),
+                    alert,
+                    chrono::Utc::now().timestamp_millis(),
+                ])?;
+            }
+        }
+        Change::Delivery {
+            id,
+            outcome,
+            attempts,
+            error,
+        } => {
+            tx.prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = ?3, last_error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                *id as i64,
+                outcome.as_str(),
+                *attempts as i64,
+                error
             ])?;
         }
         Change::Sequence(seq) => {
@@ -102,8 +182,16 @@ pub(super) fn apply(tx: &Transaction<'_>, change: &Change) -> Result<(), Journal
         }
         Change::Purge {
             protocols,
+            alerts,
             idempotency_before,
         } => {
+            let mut del_alert = tx.prepare_cached("DELETE FROM alerts WHERE id = ?1")?;
+            let mut del_outbox =
+                tx.prepare_cached("DELETE FROM outbox WHERE alert_id = ?1 AND state <> 'pending'")?;
+            for id in alerts {
+                del_alert.execute(params![*id as i64])?;
+                del_outbox.execute(params![*id as i64])?;
+            }
             let mut patients = tx.prepare_cached("DELETE FROM patients WHERE protocol = ?1")?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE protocol = ?1")?;
             for p in protocols {

@@ -33,7 +33,7 @@ fn committed_changes_come_back_after_reopening() {
     let c = config();
     let mut d = Department::new(&c);
     {
-        let (journal, snapshot) = Journal::open(dir.path(), None).unwrap();
+        let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
         assert!(snapshot.patients.is_empty());
         for (i, colour) in [Some("green"), None, Some("red")].into_iter().enumerate() {
             let key = format!("key-{i}");
@@ -54,7 +54,7 @@ fn committed_changes_come_back_after_reopening() {
             .unwrap();
         journal.submit(applied.changes).wait_blocking().unwrap();
     }
-    let (_journal, snapshot) = Journal::open(dir.path(), None).unwrap();
+    let (_journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     assert_eq!(snapshot.patients.len(), 3);
     assert_eq!(snapshot.idempotency.len(), 3);
     assert_eq!(snapshot.calls.len(), 1);
@@ -74,10 +74,14 @@ fn concurrent_commands_share_commits() {
     let dir = tempfile::tempdir().unwrap();
     let commits = Arc::new(AtomicUsize::new(0));
     let counter = commits.clone();
-    let observer: CommitObserver = Box::new(move |_| {
+    let observer: CommitObserver = Box::new(move |_, _| {
         counter.fetch_add(1, Ordering::Relaxed);
     });
-    let (journal, _) = Journal::open(dir.path(), Some(observer)).unwrap();
+    let options = JournalOptions {
+        receivers: 0,
+        observer: Some(observer),
+    };
+    let (journal, _) = Journal::open(dir.path(), options).unwrap();
     let mut d = Department::new(&config());
     let pending: Vec<_> = (0..500)
         .map(|_| {
@@ -93,7 +97,7 @@ fn concurrent_commands_share_commits() {
     let n = commits.load(Ordering::Relaxed);
     assert!(n < 500, "500 commands took {n} commits");
     drop(journal);
-    let (_j, snapshot) = Journal::open(dir.path(), None).unwrap();
+    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     assert_eq!(snapshot.patients.len(), 500);
 }
 
@@ -101,7 +105,7 @@ fn concurrent_commands_share_commits() {
 fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let c = config();
-    let (journal, _) = Journal::open(dir.path(), None).unwrap();
+    let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let mut d = Department::new(&c);
     let ok = d
         .admit("pa", admission("A", None), None, "desk", now())
@@ -142,7 +146,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
 #[test]
 fn history_lists_a_patients_events_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(dir.path(), None).unwrap();
+    let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let mut d = Department::new(&config());
     let a = d
         .admit("pa", admission("A", None), None, "desk", now())
@@ -163,7 +167,7 @@ fn history_lists_a_patients_events_oldest_first() {
 #[test]
 fn purge_removes_patients_and_their_history() {
     let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = Journal::open(dir.path(), None).unwrap();
+    let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let mut d = Department::new(&config());
     let a = d
         .admit("pa", admission("A", Some("blue")), None, "desk", now())
@@ -183,7 +187,7 @@ fn purge_removes_patients_and_their_history() {
     journal.submit(purge.changes).wait_blocking().unwrap();
     assert!(journal.history(protocol).unwrap().is_empty());
     drop(journal);
-    let (_j, snapshot) = Journal::open(dir.path(), None).unwrap();
+    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     assert!(snapshot.patients.is_empty());
     assert_eq!(
         snapshot.sequence.unwrap().last,
