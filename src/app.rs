@@ -3,7 +3,7 @@
 //! the journal in the background and runs until stopped.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,8 +16,10 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{Applied, Department, DomainError};
+use crate::events::EventHub;
 use crate::http::{self, ApiError};
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalOptions};
+use crate::{outbox, scheduler};
 
 /// How often finished and left patients past retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -32,17 +34,33 @@ pub struct AppState {
     journal: OnceLock<Journal>,
     recovered: AtomicBool,
     journal_failed: Notify,
+    pub events: Arc<EventHub>,
+    /// One per webhook receiver; poked when a commit queues a notification.
+    outbox_wake: Vec<Arc<Notify>>,
+    /// Poked when a deadline earlier than the scheduler's sleep appears.
+    pub scheduler_wake: Notify,
+    /// The deadline (ms since the epoch) the scheduler sleeps toward.
+    scheduler_at: AtomicI64,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, clock: Arc<dyn Clock>) -> Self {
         Self {
             dept: Mutex::new(Department::new(&config)),
+            events: Arc::new(EventHub::new(config.units.iter().map(|u| u.id.as_str()))),
+            outbox_wake: config
+                .alerts
+                .webhooks
+                .iter()
+                .map(|_| Arc::new(Notify::new()))
+                .collect(),
             config,
             clock,
             journal: OnceLock::new(),
             recovered: AtomicBool::new(false),
             journal_failed: Notify::new(),
+            scheduler_wake: Notify::new(),
+            scheduler_at: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -69,13 +87,19 @@ impl AppState {
         command: impl FnOnce(&mut Department, DateTime<Utc>) -> Result<Applied<T>, DomainError>,
     ) -> Result<T, ApiError> {
         let journal = self.writable_journal()?;
-        let (value, pending) = {
+        let (value, pending, earlier_deadline) = {
             let mut dept = self.dept.lock();
             // Read under the lock so journal order and time order agree.
             let now = self.clock.now();
             let applied = command(&mut dept, now)?;
-            (applied.value, journal.submit(applied.changes))
+            let earlier = dept.next_deadline().is_some_and(|at| {
+                at.timestamp_millis() < self.scheduler_at.load(Ordering::Acquire)
+            });
+            (applied.value, journal.submit(applied.changes), earlier)
         };
+        if earlier_deadline {
+            self.scheduler_wake.notify_one();
+        }
         if pending.wait().await.is_err() {
             self.journal_failed.notify_one();
             return Err(ApiError::Unavailable);
@@ -95,16 +119,56 @@ impl AppState {
         Ok(query(&dept, self.clock.now())?)
     }
 
+    /// True when an escalation step is due now.
+    pub fn escalation_due(&self) -> bool {
+        let dept = self.dept.lock();
+        dept.next_deadline()
+            .is_some_and(|at| at <= self.clock.now())
+    }
+
+    /// How long the scheduler may sleep; records the deadline it sleeps toward.
+    pub fn until_next_deadline(&self) -> Option<Duration> {
+        let next = self.dept.lock().next_deadline();
+        self.scheduler_at.store(
+            next.map_or(i64::MAX, |at| at.timestamp_millis()),
+            Ordering::Release,
+        );
+        next.map(|at| (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
+    }
+
+    /// Makes the scheduler look again (tests call it after moving a manual clock).
+    pub fn wake_scheduler(&self) {
+        self.scheduler_wake.notify_one();
+    }
+
     /// Opens the journal and loads its state. Blocking: runs on a blocking thread.
     fn recover(&self) -> anyhow::Result<()> {
-        let (journal, snapshot) =
-            Journal::open(&self.config.storage.data_dir, crate::journal::JournalOptions::default()).with_context(|| {
+        let events = self.events.clone();
+        let wakes = self.outbox_wake.clone();
+        let options = JournalOptions {
+            receivers: self.config.alerts.webhooks.len(),
+            observer: Some(Box::new(move |_seconds, changes| {
+                events.publish(changes);
+                if changes
+                    .iter()
+                    .any(|c| matches!(c, crate::domain::Change::Notify(_)))
+                {
+                    wakes.iter().for_each(|w| w.notify_one());
+                }
+            })),
+        };
+        let (journal, snapshot) = Journal::open(&self.config.storage.data_dir, options)
+            .with_context(|| {
                 format!(
                     "cannot open the journal in {}",
                     self.config.storage.data_dir.display()
                 )
             })?;
         let patients = snapshot.patients.len();
+        for unit in &self.config.units {
+            let recent = journal.stream_events(&unit.id, 0, crate::events::REPLAY_EVENTS)?;
+            self.events.preload(&unit.id, recent);
+        }
         let dept = Department::restore(&self.config, snapshot)?;
         *self.dept.lock() = dept;
         if self.journal.set(journal).is_err() {
@@ -184,9 +248,21 @@ impl Application {
                 return Err(e);
             }
         }
-        let background = tokio::spawn(background_tasks(state.clone()));
+        let mut background = vec![
+            tokio::spawn(background_tasks(state.clone())),
+            tokio::spawn(scheduler::run(state.clone())),
+        ];
+        for (i, wake) in state.outbox_wake.iter().enumerate() {
+            background.push(tokio::spawn(outbox::run_receiver(
+                state.clone(),
+                i,
+                wake.clone(),
+            )));
+        }
         server.await??;
-        background.abort();
+        for task in background {
+            task.abort();
+        }
         if let Some(journal) = state.journal() {
             let journal_state = state.clone();
             tokio::task::spawn_blocking(move || {

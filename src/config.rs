@@ -209,11 +209,40 @@ pub struct LevelConfig {
     pub after: Duration,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// How long one delivery attempt may take.
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// First pause before retrying a failed delivery; doubles up to `retry_max`.
+    #[serde(default = "default_retry_initial", with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry_initial() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            timeout: default_webhook_timeout(),
+            retry_initial: default_retry_initial(),
+            retry_max: default_retry_max(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -382,6 +411,19 @@ impl Config {
         }
         self.validate_protocol()?;
         self.validate_escalation()?;
+        let a = &self.alerts;
+        if a.timeout.is_zero() || a.retry_initial.is_zero() {
+            return Err(invalid(
+                "alerts.timeout",
+                "alerts.timeout and alerts.retry_initial must be longer than 0s",
+            ));
+        }
+        if a.retry_max < a.retry_initial {
+            return Err(invalid(
+                "alerts.retry_max",
+                "must not be shorter than alerts.retry_initial",
+            ));
+        }
         for (i, hook) in self.alerts.webhooks.iter().enumerate() {
             let ok = hook.url.starts_with("http://") || hook.url.starts_with("https://");
             if !ok || hook.url.len() < 10 {

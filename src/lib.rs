@@ -17,7 +17,10 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod journal;
+pub mod outbox;
+pub mod scheduler;
 
 pub use app::{AppState, Application};

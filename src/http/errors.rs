@@ -108,9 +108,7 @@ impl From<DomainError> for ApiError {
         match e {
             DomainError::UnknownUnit(_)
             | DomainError::UnknownPatient(_)
-            | DomainError::UnknownAlert(_) => {
-                ApiError::NotFound(detail)
-            }
+            | DomainError::UnknownAlert(_) => ApiError::NotFound(detail),
             DomainError::UnknownColour(_)
             | DomainError::UnknownRoom { .. }
             | DomainError::Invalid(_) => ApiError::Invalid(detail),

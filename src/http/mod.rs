@@ -1,7 +1,9 @@
 //! The HTTP layer: one route table, thin handlers (parse, call the domain,
 //! map errors), and problem+json for everything that goes wrong.
 
+mod alerts;
 mod errors;
+mod events;
 mod extract;
 mod patients;
 mod units;
@@ -44,6 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/units/{unit}/call").route(web::post().to(units::call)))
                 .service(resource("/units/{unit}/queue").route(web::get().to(units::queue)))
                 .service(resource("/units/{unit}/board").route(web::get().to(units::board)))
+                .service(resource("/units/{unit}/events").route(web::get().to(events::stream)))
+                .service(resource("/alerts").route(web::get().to(alerts::list)))
+                .service(resource("/alerts/{id}/ack").route(web::post().to(alerts::ack)))
                 .service(resource("/patients/{protocol}").route(web::get().to(patients::get)))
                 .service(
                     resource("/patients/{protocol}/history")

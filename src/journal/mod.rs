@@ -145,7 +145,10 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
 
 impl Journal {
     /// Opens (or creates) the journal in `data_dir` and reads back its state.
-    pub fn open(data_dir: &Path, options: JournalOptions) -> Result<(Self, Snapshot), JournalError> {
+    pub fn open(
+        data_dir: &Path,
+        options: JournalOptions,
+    ) -> Result<(Self, Snapshot), JournalError> {
         std::fs::create_dir_all(data_dir).map_err(|source| JournalError::DataDir {
             path: data_dir.to_owned(),
             source,
@@ -156,9 +159,15 @@ impl Journal {
         let snapshot = load_snapshot(&conn, Utc::now())?;
         let reader = open_connection(&path)?;
         reader.pragma_update(None, "query_only", true)?;
-        let instance: String =
-            conn.query_row("SELECT value FROM counters WHERE name = 'instance'", [], |r| r.get(0))?;
-        let JournalOptions { receivers, observer } = options;
+        let instance: String = conn.query_row(
+            "SELECT value FROM counters WHERE name = 'instance'",
+            [],
+            |r| r.get(0),
+        )?;
+        let JournalOptions {
+            receivers,
+            observer,
+        } = options;
 
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),

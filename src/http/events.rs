@@ -1,0 +1,92 @@
+//! `GET /units/{unit}/events`: server-sent events for the ward screens, with
+//! `Last-Event-ID` replay and a keep-alive comment so proxies keep it open.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::{stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, AppState};
+use crate::journal::StreamEvent;
+
+/// Below the 15 s of API.md, so a proxy's idle timer never fires.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+fn frame(e: &StreamEvent) -> web::Bytes {
+    let data = serde_json::to_string(&e.display).unwrap_or_else(|_| "{}".into());
+    web::Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {data}\n\n",
+        e.id, e.display.event
+    ))
+}
+
+struct Stream {
+    state: web::Data<AppState>,
+    unit: String,
+    backlog: std::collections::VecDeque<StreamEvent>,
+    rx: tokio::sync::broadcast::Receiver<StreamEvent>,
+    last: u64,
+}
+
+pub async fn stream(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let unit = path.into_inner();
+    state.read(|d, _| d.unit(&unit).map(|_| ()))?;
+    // Browsers' EventSource sends the header on reconnection; the query
+    // parameter lets a page resume after a reload.
+    let after = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or_else(|| {
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok()
+                .and_then(|q| q.get("last_event_id").and_then(|v| v.parse().ok()))
+        });
+    let (missed, rx) = state
+        .events
+        .subscribe(&unit, after)
+        .ok_or_else(|| ApiError::NotFound(format!("unit `{unit}` does not exist")))?;
+    let s = Stream {
+        state: state.clone(),
+        unit,
+        last: after.unwrap_or(0),
+        backlog: missed.into(),
+        rx,
+    };
+    let body = stream::unfold(s, |mut s| async move {
+        loop {
+            if let Some(e) = s.backlog.pop_front() {
+                if e.id <= s.last {
+                    continue;
+                }
+                s.last = e.id;
+                return Some((Ok::<_, actix_web::Error>(frame(&e)), s));
+            }
+            match tokio::time::timeout(KEEP_ALIVE, s.rx.recv()).await {
+                Err(_) => return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s)),
+                Ok(Ok(e)) => s.backlog.push_back(e),
+                // Fell behind the broadcast: catch up from the kept events.
+                Ok(Err(RecvError::Lagged(_))) => {
+                    s.backlog = s.state.events.since(&s.unit, s.last).into();
+                }
+                Ok(Err(RecvError::Closed)) => return None,
+            }
+        }
+    });
+    // A first comment so clients (and proxies) see the stream open at once.
+    let hello = stream::once(async {
+        Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n"))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(hello.chain(body)))
+}
