@@ -19,6 +19,7 @@ use crate::domain::{Applied, Department, DomainError};
 use crate::events::EventHub;
 use crate::http::{self, ApiError};
 use crate::journal::{Journal, JournalOptions};
+use crate::metrics::Metrics;
 use crate::{outbox, scheduler};
 
 /// How often finished and left patients past retention are purged.
@@ -41,12 +42,14 @@ pub struct AppState {
     pub scheduler_wake: Notify,
     /// The deadline (ms since the epoch) the scheduler sleeps toward.
     scheduler_at: AtomicI64,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, clock: Arc<dyn Clock>) -> Self {
         Self {
             dept: Mutex::new(Department::new(&config)),
+            metrics: Arc::new(Metrics::new(&config)),
             events: Arc::new(EventHub::new(config.units.iter().map(|u| u.id.as_str()))),
             outbox_wake: config
                 .alerts
@@ -107,6 +110,12 @@ impl AppState {
         Ok(value)
     }
 
+    /// The Prometheus text exposition.
+    pub fn render_metrics(&self) -> String {
+        let dept = self.dept.lock();
+        self.metrics.render(&dept, self.clock.now())
+    }
+
     /// Reads the domain; refused until start-up recovery is done.
     pub fn read<T>(
         &self,
@@ -145,9 +154,12 @@ impl AppState {
     fn recover(&self) -> anyhow::Result<()> {
         let events = self.events.clone();
         let wakes = self.outbox_wake.clone();
+        let metrics = self.metrics.clone();
+        let receivers = self.config.alerts.webhooks.len();
         let options = JournalOptions {
-            receivers: self.config.alerts.webhooks.len(),
-            observer: Some(Box::new(move |_seconds, changes| {
+            receivers,
+            observer: Some(Box::new(move |seconds, changes| {
+                metrics.committed(seconds, changes, receivers);
                 events.publish(changes);
                 if changes
                     .iter()
@@ -165,6 +177,7 @@ impl AppState {
                 )
             })?;
         let patients = snapshot.patients.len();
+        self.metrics.set_outbox_pending(journal.outbox_pending()?);
         for unit in &self.config.units {
             let recent = journal.stream_events(&unit.id, 0, crate::events::REPLAY_EVENTS)?;
             self.events.preload(&unit.id, recent);
@@ -207,11 +220,15 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState::new(Arc::new(config), clock));
         let data = state.clone();
-        let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).configure(http::configure))
-                .listen(listener)?
-                .shutdown_timeout(10)
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(actix_web::middleware::from_fn(http::observe))
+                .configure(http::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
         Ok(Self {
             port,
             state,

@@ -20,6 +20,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod journal;
+pub mod metrics;
 pub mod outbox;
 pub mod scheduler;
 

@@ -897,7 +897,8 @@ impl Department {
             queue: kind,
             called_at: now,
         };
-        let details = serde_json::to_value(&call).unwrap_or_default();
+        let mut details = serde_json::to_value(&call).unwrap_or_default();
+        details["waited_seconds"] = json!((now - p.arrived_at).num_seconds().max(0));
         self.units[ui].announce(call);
         let notes: Vec<Notification> = self.escalation.leave(protocol, now).into_iter().collect();
         let mut changes = self.journaled(protocol, "called", actor, details, now);

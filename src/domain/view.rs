@@ -152,6 +152,35 @@ impl Department {
         })
     }
 
+    /// Per colour in protocol order, then the triage queue (colour `None`):
+    /// how many wait and the longest wait in seconds. O(colours).
+    pub fn queue_gauges(
+        &self,
+        unit_id: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<(Option<String>, usize, i64)> {
+        let Ok(unit) = self.unit(unit_id) else {
+            return Vec::new();
+        };
+        let longest = |q: &ArrivalQueue| {
+            q.peek()
+                .map(|(arrived, _)| (now - arrived).num_seconds().max(0))
+                .unwrap_or(0)
+        };
+        let mut out: Vec<_> = self
+            .scale
+            .colours
+            .iter()
+            .enumerate()
+            .map(|(rank, c)| {
+                let q = unit.treatment.colour(rank);
+                (Some(c.id.clone()), q.len(), longest(q))
+            })
+            .collect();
+        out.push((None, unit.triage.len(), longest(&unit.triage)));
+        out
+    }
+
     /// How many patients wait in a unit's queue, by kind; for metrics and listings.
     pub fn waiting(&self, unit_id: &str, kind: QueueKind) -> Result<usize, DomainError> {
         Ok(self.unit(unit_id)?.waiting(kind))

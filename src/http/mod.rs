@@ -8,6 +8,11 @@ mod extract;
 mod patients;
 mod units;
 
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -37,6 +42,7 @@ fn resource(path: &str) -> actix_web::Resource {
 /// The route table, shared by the binary and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/metrics").route(web::get().to(metrics)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(
             web::scope(API_BASE)
@@ -79,6 +85,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 ),
         )
         .default_service(web::to(not_found));
+}
+
+/// One log line and the HTTP metrics per request, labelled by route pattern
+/// (never the raw path, which may hold a protocol number).
+pub(crate) async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().clone();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(state) = state {
+        state.metrics.http(method.as_str(), &route, status, seconds);
+    }
+    tracing::info!(method = %method, route = %route, status, ms = seconds * 1000.0, "request");
+    Ok(res)
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.render_metrics())
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
