@@ -762,3 +762,164 @@ proptest! {
         }
     }
 }
+
+fn alert_events(changes: &[Change]) -> Vec<(String, u32)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Notify(n) => Some((n.event.as_str().to_owned(), n.alert.level)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_red_admission_is_due_for_escalation_at_once() {
+    let mut d = Department::new(&config());
+    admit_at(&mut d, Some("red"), t0());
+    assert_eq!(d.next_deadline(), Some(t0()));
+    let fired = d.escalate(t0());
+    assert_eq!(fired.value, 1);
+    assert_eq!(
+        alert_events(&fired.changes),
+        vec![("alert.firing".into(), 1)]
+    );
+    let stream: Vec<_> = fired
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Event(e) => e.display.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stream.len(), 1);
+    assert_eq!(stream[0].event, "alert");
+    assert_eq!(stream[0].kind, Some(AlertKind::Breach));
+}
+
+#[test]
+fn calling_the_patient_resolves_the_alert() {
+    let mut d = Department::new(&config());
+    admit_at(&mut d, Some("red"), t0());
+    d.escalate(t0());
+    let called = d
+        .call("pa", QueueKind::Treatment, ROOM, None, "doc", mins(1))
+        .unwrap();
+    assert_eq!(
+        alert_events(&called.changes),
+        vec![("alert.resolved".into(), 1)]
+    );
+    assert!(d.alerts(None, false, mins(1)).unwrap().is_empty());
+    assert_eq!(d.alerts(None, true, mins(1)).unwrap().len(), 1);
+    assert_eq!(d.next_deadline(), None);
+}
+
+#[test]
+fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("yellow"), t0());
+    let warned = d.escalate(mins(24));
+    assert_eq!(
+        alert_events(&warned.changes),
+        vec![("alert.firing".into(), 0)]
+    );
+    let t = d.triage(p, "green", None, "nurse", mins(25)).unwrap();
+    assert_eq!(alert_events(&t.changes), vec![("alert.resolved".into(), 0)]);
+    // The new episode warns at 80 % of green's 2 h, counted from the re-triage.
+    assert_eq!(d.next_deadline(), Some(mins(25 + 96)));
+}
+
+#[test]
+fn re_triage_to_a_colour_already_past_its_deadline_keeps_escalating() {
+    let mut c = config();
+    c.protocol.clock_starts = ClockStarts::Arrival;
+    let mut d = Department::new(&c);
+    let p = admit_at(&mut d, Some("green"), t0());
+    let first = d.escalate(mins(100));
+    let id = match &first.changes[0] {
+        Change::Alert(a) => a.id,
+        other => panic!("{other:?}"),
+    };
+    let t = d.triage(p, "yellow", None, "nurse", mins(101)).unwrap();
+    assert!(alert_events(&t.changes).is_empty(), "not resolved");
+    // Yellow from arrival was due at 30 min and its level 2 at 45: both fire now.
+    let breach = d.escalate(mins(101));
+    assert_eq!(
+        alert_events(&breach.changes),
+        vec![("alert.firing".into(), 1), ("alert.firing".into(), 2)]
+    );
+    assert_eq!(
+        d.alerts(None, false, mins(101)).unwrap()[0].id,
+        id,
+        "same alert"
+    );
+}
+
+#[test]
+fn a_transferred_patient_keeps_their_alert_in_the_new_unit() {
+    let mut d = Department::new(&config());
+    let p = admit_at(&mut d, Some("red"), t0());
+    d.escalate(t0());
+    let moved = d.transfer(p, "ped", "desk", mins(1)).unwrap();
+    assert!(alert_events(&moved.changes).is_empty());
+    let active = d.alerts(Some("ped"), false, mins(1)).unwrap();
+    assert_eq!(active.len(), 1);
+    assert!(d.alerts(Some("pa"), false, mins(1)).unwrap().is_empty());
+    assert_eq!(d.next_deadline(), Some(mins(15)), "level 2 still scheduled");
+}
+
+#[test]
+fn acknowledging_records_who_and_stops_the_ladder() {
+    let mut d = Department::new(&config());
+    admit_at(&mut d, Some("red"), t0());
+    d.escalate(t0());
+    let id = d.alerts(None, false, t0()).unwrap()[0].id;
+    let acked = d.acknowledge(id, "Dra. Ana", "doc-1", mins(2)).unwrap();
+    assert_eq!(acked.value.state, AlertState::Acknowledged);
+    assert_eq!(acked.value.acknowledged_by.as_deref(), Some("Dra. Ana"));
+    assert_eq!(
+        alert_events(&acked.changes),
+        vec![("alert.acknowledged".into(), 1)]
+    );
+    assert_eq!(d.next_deadline(), None);
+    assert!(matches!(
+        d.acknowledge(999, "x", "x", mins(3)),
+        Err(DomainError::UnknownAlert(999))
+    ));
+}
+
+#[test]
+fn after_a_restart_no_level_fires_twice_and_missed_ones_fire() {
+    let c = config();
+    let mut d = Department::new(&c);
+    let p = admit_at(&mut d, Some("red"), t0());
+    d.escalate(t0());
+    let snapshot = Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        alerts: d.escalation.alerts().cloned().collect(),
+        last_alert_id: d.escalation.last_alert_id(),
+        last_event_id: d.last_event_id,
+        ..Snapshot::default()
+    };
+    let mut r = Department::restore(&c, snapshot).unwrap();
+    assert!(r.escalate(t0()).changes.is_empty(), "level 1 already fired");
+    // Level 2 fell due while the service was down: it fires at start-up.
+    let late = r.escalate(mins(20));
+    assert_eq!(
+        alert_events(&late.changes),
+        vec![("alert.firing".into(), 2)]
+    );
+    let next = admit_at(&mut r, Some("red"), mins(21));
+    assert!(next > p);
+    let new_alert = r.escalate(mins(21));
+    let ids: Vec<u64> = new_alert
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Alert(a) => Some(a.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![2], "alert ids continue");
+}
