@@ -116,12 +116,14 @@ impl AppState {
         self.metrics.render(&dept, self.clock.now())
     }
 
-    /// Reads the domain; refused until start-up recovery is done.
+    /// Reads the domain; refused until start-up recovery is done, and from a
+    /// failed commit until memory is reloaded from the journal, because until
+    /// then memory still holds the refused changes ("nothing was changed").
     pub fn read<T>(
         &self,
         query: impl FnOnce(&Department, DateTime<Utc>) -> Result<T, DomainError>,
     ) -> Result<T, ApiError> {
-        if !self.recovered.load(Ordering::Acquire) {
+        if !self.is_ready() {
             return Err(ApiError::Unavailable);
         }
         let dept = self.dept.lock();

@@ -128,7 +128,6 @@ struct Running {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub state: web::Data<AppState>,
@@ -179,7 +178,6 @@ impl TestApp {
             .expect("the server thread failed before building the app");
         let app = Self {
             address: format!("http://127.0.0.1:{port}"),
-            port,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
@@ -211,10 +209,6 @@ impl TestApp {
             assert!(Instant::now() < deadline, "/readyz never said 200");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        self.data_dir.as_ref().expect("data dir").path()
     }
 
     pub fn journal(&self) -> &Journal {
@@ -334,6 +328,16 @@ impl TestApp {
             Value::Array(v) => v,
             other => panic!("history is not an array: {other}"),
         }
+    }
+
+    /// The history without the `alert.*` entries the escalation scheduler writes
+    /// on its own schedule, for tests of the care steps themselves.
+    pub async fn care_history(&self, protocol: &str) -> Vec<Value> {
+        self.history(protocol)
+            .await
+            .into_iter()
+            .filter(|e| !e["event"].as_str().is_some_and(|n| n.starts_with("alert.")))
+            .collect()
     }
 
     pub async fn triage(&self, protocol: &str, colour: &str) -> Resp {

@@ -1,6 +1,17 @@
 //! Black-box tests of the HTTP API (API.md sections 1, 2 and 4): each test runs
-//! the real service on a free port with a tempdir journal and a manual clock.
+//! the real service on a free port with a tempdir journal and a manual clock
+//! (crash.rs runs the real binary instead).
 
 mod helpers;
 
+mod admission;
+mod concurrency;
+mod crash;
+mod errors;
+mod idempotency;
 mod info;
+mod journal_failure;
+mod lifecycle;
+mod queues;
+mod restart;
+mod timing;

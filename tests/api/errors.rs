@@ -1,0 +1,481 @@
+//! Every error row of API.md section 2 (except 401/403 and 503, see
+//! journal_failure.rs): problem+json with type/title/status/detail/code, and a
+//! refused request changes nothing.
+
+use chrono::TimeDelta;
+use serde_json::{json, Value};
+
+use crate::helpers::{protocol, start_time, TestApp, ROOM, UNIT};
+
+const UNKNOWN: &str = "20260000000000999";
+
+/// Nobody was admitted: both queues are empty and the next admission gets
+/// the first protocol number and ticket.
+async fn assert_nobody_admitted(app: &TestApp) {
+    assert_eq!(app.total("treatment").await, 0);
+    assert_eq!(app.total("triage").await, 0);
+    let v = app.admit("Depois", None).await;
+    assert_eq!(v["protocol"], "20260000000000001", "no number was used up");
+    assert_eq!(v["ticket"], "A001", "no ticket was used up");
+}
+
+/// A patient's view and history, to compare before and after a refused request.
+async fn snapshot(app: &TestApp, p: &str) -> (Value, usize, Value) {
+    (
+        app.patient(p).await,
+        app.care_history(p).await.len(),
+        app.board().await,
+    )
+}
+
+// ---- 400 malformed ----
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400_malformed() {
+    let app = TestApp::spawn().await;
+    for body in [
+        "{\"name\": ",
+        "{name: 'Ana'}",
+        "not json",
+        "{\"name\": \"Ana\"} trailing",
+    ] {
+        let p = app
+            .post_raw(&format!("/units/{UNIT}/patients"), "application/json", body)
+            .await
+            .expect_problem(400, "malformed");
+        assert_eq!(p["title"], "Malformed request");
+        assert_eq!(p["type"], "urn:triagem:problem:malformed");
+    }
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn an_empty_body_where_one_is_required_is_400_malformed() {
+    let app = TestApp::spawn().await;
+    app.post_raw(&format!("/units/{UNIT}/patients"), "application/json", "")
+        .await
+        .expect_problem(400, "malformed");
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn broken_json_on_triage_and_call_is_400_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", None).await);
+    let before = snapshot(&app, &p).await;
+    app.post_raw(
+        &format!("/patients/{p}/triage"),
+        "application/json",
+        "{\"colour\":",
+    )
+    .await
+    .expect_problem(400, "malformed");
+    app.post_raw(&format!("/units/{UNIT}/call"), "application/json", "[")
+        .await
+        .expect_problem(400, "malformed");
+    assert_eq!(snapshot(&app, &p).await, before);
+}
+
+#[tokio::test]
+async fn a_protocol_in_the_path_that_is_not_17_digits_is_400_malformed() {
+    let app = TestApp::spawn().await;
+    for bad in [
+        "123",
+        "2026000000000001",   // 16 digits
+        "202600000000000001", // 18 digits
+        "2026000000000000x",
+        "abcdefghijklmnopq",
+    ] {
+        let detail = app
+            .get(&format!("/patients/{bad}"))
+            .await
+            .expect_problem(400, "malformed");
+        assert!(detail["detail"].as_str().unwrap().contains("17 digits"));
+        app.get(&format!("/patients/{bad}/history"))
+            .await
+            .expect_problem(400, "malformed");
+        app.action(bad, "start")
+            .await
+            .expect_problem(400, "malformed");
+        app.triage(bad, "red")
+            .await
+            .expect_problem(400, "malformed");
+    }
+}
+
+#[tokio::test]
+async fn a_query_value_of_the_wrong_type_is_400_malformed() {
+    let app = TestApp::spawn().await;
+    app.get(&format!("/units/{UNIT}/queue?limit=many"))
+        .await
+        .expect_problem(400, "malformed");
+    app.get(&format!("/units/{UNIT}/queue?offset=-1"))
+        .await
+        .expect_problem(400, "malformed");
+    app.get(&format!("/units/{UNIT}/queue?queue=lobby"))
+        .await
+        .expect_problem(400, "malformed");
+}
+
+// ---- 404 not_found ----
+
+#[tokio::test]
+async fn an_unknown_unit_is_404_and_admits_nobody() {
+    let app = TestApp::spawn().await;
+    app.admit_raw("uti", &json!({"name": "Ana", "colour": "red"}))
+        .await
+        .expect_problem(404, "not_found");
+    app.post_json("/units/uti/call", &json!({"room": ROOM}))
+        .await
+        .expect_problem(404, "not_found");
+    app.get("/units/uti/queue")
+        .await
+        .expect_problem(404, "not_found");
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_protocol_is_404_on_every_patient_endpoint() {
+    let app = TestApp::spawn().await;
+    app.admit("Ana", Some("green")).await;
+    app.get(&format!("/patients/{UNKNOWN}"))
+        .await
+        .expect_problem(404, "not_found");
+    app.get(&format!("/patients/{UNKNOWN}/history"))
+        .await
+        .expect_problem(404, "not_found");
+    app.triage(UNKNOWN, "red")
+        .await
+        .expect_problem(404, "not_found");
+    for action in ["start", "no-show", "leave", "recall"] {
+        app.action(UNKNOWN, action)
+            .await
+            .expect_problem(404, "not_found");
+    }
+    app.finish(UNKNOWN, "discharged")
+        .await
+        .expect_problem(404, "not_found");
+    app.post_json(
+        &format!("/patients/{UNKNOWN}/transfer"),
+        &json!({"unit": "pa"}),
+    )
+    .await
+    .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_404_problem_json() {
+    let app = TestApp::spawn().await;
+    for path in ["/api/v1/nope", "/nope", "/api/v1/patients", "/api/v2/units"] {
+        app.get_abs(path).await.expect_problem(404, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_route_is_405_problem_json() {
+    let app = TestApp::spawn().await;
+    let r = app.post_json("/units", &json!({})).await;
+    r.expect_problem(405, "method_not_allowed");
+}
+
+// ---- 409 invalid_transition ----
+
+#[tokio::test]
+async fn actions_the_status_does_not_allow_are_409_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let waiting = protocol(&app.admit("Esperando", Some("yellow")).await);
+    let before = snapshot(&app, &waiting).await;
+    for action in ["start", "no-show", "recall"] {
+        let p = app
+            .action(&waiting, action)
+            .await
+            .expect_problem(409, "invalid_transition");
+        assert!(p["detail"].as_str().unwrap().contains("waiting"), "{p}");
+    }
+    app.finish(&waiting, "discharged")
+        .await
+        .expect_problem(409, "invalid_transition");
+    assert_eq!(snapshot(&app, &waiting).await, before);
+
+    let awaiting = protocol(&app.admit("Sem cor", None).await);
+    let before = snapshot(&app, &awaiting).await;
+    for action in ["start", "no-show", "recall"] {
+        app.action(&awaiting, action)
+            .await
+            .expect_problem(409, "invalid_transition");
+    }
+    assert_eq!(snapshot(&app, &awaiting).await, before);
+}
+
+#[tokio::test]
+async fn finishing_twice_is_409_and_keeps_the_first_outcome() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    app.call(ROOM).await.expect(200);
+    app.finish(&p, "discharged").await.expect(200);
+    let before = snapshot(&app, &p).await;
+    app.advance(TimeDelta::minutes(1));
+    let before_time = before.0.clone();
+    app.finish(&p, "deceased")
+        .await
+        .expect_problem(409, "invalid_transition");
+    let after = app.patient(&p).await;
+    assert_eq!(after["outcome"], "discharged");
+    assert_eq!(after["closed_at"], before_time["closed_at"]);
+    assert_eq!(app.care_history(&p).await.len(), before.1);
+}
+
+#[tokio::test]
+async fn a_finished_or_in_treatment_patient_cannot_be_triaged_transferred_or_started_again() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("green")).await);
+    app.call(ROOM).await.expect(200);
+    app.action(&p, "start").await.expect(200);
+    let before = snapshot(&app, &p).await;
+    app.action(&p, "start")
+        .await
+        .expect_problem(409, "invalid_transition");
+    app.triage(&p, "red")
+        .await
+        .expect_problem(409, "invalid_transition");
+    app.post_json(&format!("/patients/{p}/transfer"), &json!({"unit": "pa"}))
+        .await
+        .expect_problem(409, "invalid_transition");
+    app.action(&p, "recall")
+        .await
+        .expect_problem(409, "invalid_transition");
+    assert_eq!(snapshot(&app, &p).await, before);
+}
+
+// ---- 413 too_large ----
+
+#[tokio::test]
+async fn a_body_over_16384_bytes_is_413_and_admits_nobody() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "Ana", "complaint": "x".repeat(16_384)});
+    app.admit_raw(UNIT, &body)
+        .await
+        .expect_problem(413, "too_large");
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_16384_bytes_is_read() {
+    let app = TestApp::spawn().await;
+    // Valid JSON, right at the limit; it then fails validation, not size.
+    let head = r#"{"name": "Ana", "complaint": ""#;
+    let tail = r#""}"#;
+    let text = format!(
+        "{head}{}{tail}",
+        "x".repeat(16_384 - head.len() - tail.len())
+    );
+    assert_eq!(text.len(), 16_384);
+    app.post_raw(&format!("/units/{UNIT}/patients"), "application/json", text)
+        .await
+        .expect_problem(422, "invalid");
+}
+
+#[tokio::test]
+async fn a_chunked_body_that_grows_past_16384_bytes_is_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/units/{UNIT}/patients HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = "x".repeat(4096);
+    // No Content-Length: only counting the chunks can find out.
+    let mut sent = 0;
+    while sent <= 16_384 {
+        let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+        if stream.write_all(frame.as_bytes()).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("\"too_large\""), "{text}");
+    assert_nobody_admitted(&app).await;
+}
+
+// ---- 415 unsupported_media_type ----
+
+#[tokio::test]
+async fn a_text_plain_body_is_415_and_admits_nobody() {
+    let app = TestApp::spawn().await;
+    app.post_raw(
+        &format!("/units/{UNIT}/patients"),
+        "text/plain",
+        r#"{"name": "Ana"}"#,
+    )
+    .await
+    .expect_problem(415, "unsupported_media_type");
+    // No content type at all.
+    let r = app
+        .client
+        .post(app.url(&format!("/units/{UNIT}/patients")))
+        .body(r#"{"name": "Ana"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn a_text_plain_body_on_an_optional_body_endpoint_is_415() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", None).await);
+    app.post_raw(&format!("/patients/{p}/leave"), "text/plain", "cancelled")
+        .await
+        .expect_problem(415, "unsupported_media_type");
+    assert_eq!(app.patient(&p).await["status"], "awaiting_triage");
+}
+
+#[tokio::test]
+async fn a_json_content_type_with_parameters_is_accepted() {
+    let app = TestApp::spawn().await;
+    app.post_raw(
+        &format!("/units/{UNIT}/patients"),
+        "application/json; charset=utf-8",
+        r#"{"name": "Ana"}"#,
+    )
+    .await
+    .expect(201);
+}
+
+// ---- 422 invalid ----
+
+#[tokio::test]
+async fn invalid_admissions_are_422_and_admit_nobody() {
+    let app = TestApp::spawn().await;
+    let now = start_time();
+    let bad = [
+        json!({"name": "Ana", "colour": "purple"}),
+        json!({"name": "Ana", "colour": "Red"}),
+        json!({"name": ""}),
+        json!({"name": "   \t  "}),
+        json!({"name": "a".repeat(201)}),
+        json!({"name": "Ana", "arrived_at": (now + TimeDelta::seconds(6)).to_rfc3339()}),
+        json!({"name": "Ana", "arrived_at": (now + TimeDelta::hours(1)).to_rfc3339()}),
+        json!({"name": "Ana", "arrived_at": (now - TimeDelta::hours(24) - TimeDelta::seconds(1)).to_rfc3339()}),
+        json!({"name": "Ana", "arrived_at": "yesterday"}),
+        json!({"name": "Ana", "complaint": "x".repeat(1001)}),
+        json!({"name": "Ana", "document": "1".repeat(33)}),
+        json!({"name": "Ana", "birth_date": "04/05/1970"}),
+        json!({"name": "Ana", "birth_date": "2027-01-01"}),
+        json!({"colour": "red"}),
+        json!({"name": 42}),
+    ];
+    for body in &bad {
+        let r = app.admit_raw(UNIT, body).await;
+        assert_eq!(r.status.as_u16(), 422, "{body} gave {}", r.text);
+        r.expect_problem(422, "invalid");
+    }
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn the_422_detail_says_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    let p = app
+        .admit_raw(UNIT, &json!({"name": "Ana", "colour": "purple"}))
+        .await
+        .expect_problem(422, "invalid");
+    assert!(p["detail"].as_str().unwrap().contains("purple"), "{p}");
+    let p = app
+        .admit_raw(UNIT, &json!({"name": " "}))
+        .await
+        .expect_problem(422, "invalid");
+    assert!(p["detail"].as_str().unwrap().contains("name"), "{p}");
+}
+
+#[tokio::test]
+async fn triage_to_an_unknown_colour_is_422_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("green")).await);
+    let before = snapshot(&app, &p).await;
+    app.triage(&p, "orange")
+        .await
+        .expect_problem(422, "invalid");
+    app.post_json(&format!("/patients/{p}/triage"), &json!({}))
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(snapshot(&app, &p).await, before);
+}
+
+#[tokio::test]
+async fn a_call_to_an_unknown_room_or_colour_is_422_and_calls_nobody() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    let before = snapshot(&app, &p).await;
+    for body in [
+        json!({"room": "Consultório 9"}),
+        json!({"room": ROOM, "colours": ["purple"]}),
+        json!({"room": ROOM, "colours": []}),
+        json!({"queue": "triage", "room": "Sala X"}),
+        json!({}),
+    ] {
+        let r = app.post_json(&format!("/units/{UNIT}/call"), &body).await;
+        assert_eq!(r.status.as_u16(), 422, "{body} gave {}", r.text);
+        r.expect_problem(422, "invalid");
+    }
+    let r = app
+        .post_json(
+            &format!("/units/{UNIT}/call"),
+            &json!({"queue": "lobby", "room": ROOM}),
+        )
+        .await;
+    r.expect_problem(422, "invalid");
+    assert_eq!(snapshot(&app, &p).await, before);
+    assert_eq!(before.2["calls"], json!([]));
+}
+
+#[tokio::test]
+async fn finish_with_an_unknown_outcome_is_422() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    app.call(ROOM).await.expect(200);
+    app.finish(&p, "cured").await.expect_problem(422, "invalid");
+    assert_eq!(app.patient(&p).await["status"], "called");
+}
+
+#[tokio::test]
+async fn a_queue_limit_over_1000_is_422() {
+    let app = TestApp::spawn().await;
+    app.get(&format!("/units/{UNIT}/queue?limit=1001"))
+        .await
+        .expect_problem(422, "invalid");
+    app.get(&format!("/units/{UNIT}/queue?limit=1000"))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn an_invalid_idempotency_key_is_422_and_admits_nobody() {
+    let app = TestApp::spawn().await;
+    for key in ["has space", &"k".repeat(201)] {
+        let r = app
+            .client
+            .post(app.url(&format!("/units/{UNIT}/patients")))
+            .header("Idempotency-Key", key)
+            .json(&json!({"name": "Ana"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+    }
+    assert_nobody_admitted(&app).await;
+}
