@@ -92,3 +92,95 @@ async fn tickets_widen_to_four_digits_after_a999_instead_of_wrapping() {
     assert!(tickets.contains("A999") && tickets.contains("A1000"));
     assert_eq!(app.admit("next", None).await["ticket"], "A1001");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_never_call_the_same_patient_twice() {
+    let app = TestApp::spawn().await;
+    let mut admitted = HashSet::new();
+    for i in 0..10 {
+        let colour = ["red", "yellow", "green"][i % 3];
+        admitted.insert(
+            app.admit(&format!("P{i}"), Some(colour)).await["protocol"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut tasks = Vec::new();
+    for i in 0..25 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/units/{UNIT}/call"));
+        let room = if i % 2 == 0 {
+            "Consultório 1"
+        } else {
+            "Consultório 2"
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"room": room}))
+                .send()
+                .await
+                .expect("POST");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }));
+    }
+    let mut called = HashSet::new();
+    let mut empty = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, text) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert!(called.insert(v["protocol"].as_str().unwrap().to_owned()));
+            }
+            (204, _) => empty += 1,
+            (s, text) => panic!("call gave {s}: {text}"),
+        }
+    }
+    assert_eq!(called, admitted, "each patient called exactly once");
+    assert_eq!(empty, 15);
+    assert_eq!(app.total("treatment").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_finishes_of_one_patient_succeed_exactly_once() {
+    let app = TestApp::spawn().await;
+    let p = app.admit("Ana", Some("red")).await["protocol"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call("Consultório 1").await.expect(200);
+    let mut tasks = Vec::new();
+    for outcome in ["discharged", "admitted", "transferred", "deceased"].repeat(3) {
+        let client = app.client.clone();
+        let url = app.url(&format!("/patients/{p}/finish"));
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"outcome": outcome}))
+                .send()
+                .await
+                .expect("POST");
+            (r.status().as_u16(), outcome)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, outcome) => winners.push(outcome),
+            (409, _) => {}
+            (s, _) => panic!("finish gave {s}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let v = app.patient(&p).await;
+    assert_eq!(v["outcome"], winners[0]);
+    let finished = app
+        .care_history(&p)
+        .await
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .count();
+    assert_eq!(finished, 1);
+}
