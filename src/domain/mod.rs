@@ -607,7 +607,7 @@ impl Department {
             .cloned()
             .map(|a| self.alert_view(a, now))
             .collect();
-        list.sort_by(|a, b| b.id.cmp(&a.id));
+        list.sort_by_key(|a| std::cmp::Reverse(a.id));
         Ok(list)
     }
 

@@ -115,17 +115,20 @@ pub async fn triage(
     Ok(web::Json(view))
 }
 
+/// A domain command on one patient that needs nothing but who and when.
+type Transition = fn(
+    &mut crate::domain::Department,
+    crate::domain::patient::Protocol,
+    &str,
+    DateTime<Utc>,
+) -> Result<crate::domain::Applied<PatientView>, crate::domain::DomainError>;
+
 /// A body-less transition: parse the protocol, run it, answer the view.
 async fn transition(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
-    command: fn(
-        &mut crate::domain::Department,
-        crate::domain::patient::Protocol,
-        &str,
-        DateTime<Utc>,
-    ) -> Result<crate::domain::Applied<PatientView>, crate::domain::DomainError>,
+    command: Transition,
 ) -> Result<web::Json<PatientView>, ApiError> {
     let protocol = protocol(&path)?;
     let actor = actor(&req);
