@@ -24,9 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
 use crate::domain::patient::{Patient, Protocol};
-use crate::domain::{
-    BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS, IDEMPOTENCY_WINDOW,
-};
+use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS};
 
 pub const DB_FILE: &str = "triagem.sqlite3";
 /// Upper bound on commands in one transaction, so one commit's latency stays bounded.
@@ -156,7 +154,7 @@ impl Journal {
         let path = data_dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         schema::migrate(&conn)?;
-        let snapshot = load_snapshot(&conn, Utc::now())?;
+        let snapshot = load_snapshot(&conn)?;
         let reader = open_connection(&path)?;
         reader.pragma_update(None, "query_only", true)?;
         let instance: String = conn.query_row(
@@ -467,7 +465,7 @@ impl Writer {
             "INSERT OR REPLACE INTO counters(name, value) VALUES ('last_write_probe', ?1)",
             params![now.to_rfc3339()],
         )?;
-        let snapshot = load_snapshot(&self.conn, now)?;
+        let snapshot = load_snapshot(&self.conn)?;
         self.failed = false;
         self.shared.healthy.store(true, Ordering::Release);
         tracing::info!("journal writable again; state reloaded");
@@ -480,7 +478,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<
 }
 
 /// Everything recovery needs, as committed.
-fn load_snapshot(conn: &Connection, now: DateTime<Utc>) -> Result<Snapshot, JournalError> {
+fn load_snapshot(conn: &Connection) -> Result<Snapshot, JournalError> {
     let mut snapshot = Snapshot::default();
     {
         let mut stmt = conn.prepare("SELECT body FROM patients ORDER BY protocol")?;
@@ -516,11 +514,11 @@ fn load_snapshot(conn: &Connection, now: DateTime<Utc>) -> Result<Snapshot, Jour
         }
     }
     {
-        let since = (now - IDEMPOTENCY_WINDOW).timestamp_millis();
-        let mut stmt = conn.prepare(
-            "SELECT key, created_at, protocol, response FROM idempotency WHERE created_at >= ?1",
-        )?;
-        let mut rows = stmt.query(params![since])?;
+        // All of them: the department judges expiry by its own clock, and the
+        // hourly purge deletes expired keys.
+        let mut stmt =
+            conn.prepare("SELECT key, created_at, protocol, response FROM idempotency")?;
+        let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let protocol = Protocol::from_u64(row.get::<_, i64>(2)? as u64)
                 .ok_or_else(|| JournalError::Corrupt("idempotency protocol".into()))?;
