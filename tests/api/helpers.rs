@@ -29,6 +29,11 @@ pub const API: &str = "/api/v1";
 pub const UNIT: &str = "pa";
 pub const TRIAGE_ROOM: &str = "Triagem 1";
 pub const ROOM: &str = "Consultório 1";
+/// How long a poll for something the background tasks do may take before the
+/// test fails; generous, since a passing poll returns as soon as it sees it.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+/// The pause between two looks of a poll.
+pub const POLL: Duration = Duration::from_millis(10);
 
 pub fn start_time() -> DateTime<Utc> {
     START.parse().expect("START is RFC 3339")
@@ -402,6 +407,66 @@ impl TestApp {
 
     pub async fn board(&self) -> Value {
         self.get(&format!("/units/{UNIT}/board")).await.expect(200)
+    }
+
+    // ---- escalation ----
+
+    /// Makes the scheduler look at the (manual) clock again.
+    pub fn wake(&self) {
+        self.state.wake_scheduler();
+    }
+
+    /// Moves the clock forward and wakes the scheduler, which runs on real
+    /// time but reads the manual clock.
+    pub fn advance_and_wake(&self, by: TimeDelta) {
+        self.advance(by);
+        self.wake();
+    }
+
+    /// `GET /alerts?{query}`, asserting 200.
+    pub async fn alerts(&self, query: &str) -> Vec<Value> {
+        match self.get(&format!("/alerts?{query}")).await.expect(200) {
+            Value::Array(v) => v,
+            other => panic!("alerts is not an array: {other}"),
+        }
+    }
+
+    /// Polls `GET /alerts?state=all` until the alert of `protocol` satisfies
+    /// `ready`, and returns it; fails the test after [`PATIENCE`].
+    pub async fn wait_for_alert(&self, protocol: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let all = self.alerts("state=all").await;
+            if let Some(a) = all.iter().find(|a| a["protocol"] == protocol && ready(a)) {
+                return a.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the alert of {protocol} never reached the expected state; alerts: {all:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The `alert.*` entries of a patient's history.
+    pub async fn alert_history(&self, protocol: &str) -> Vec<Value> {
+        self.history(protocol)
+            .await
+            .into_iter()
+            .filter(|e| e["event"].as_str().is_some_and(|n| n.starts_with("alert.")))
+            .collect()
+    }
+
+    /// The value of one sample of `/metrics`, e.g.
+    /// `triagem_webhook_deliveries_total{result="failed"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.get_abs("/metrics").await.text;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no sample `{sample}` in /metrics:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("sample `{sample}` is not a number: {e}"))
     }
 }
 

@@ -8,6 +8,7 @@ mod admission;
 mod concurrency;
 mod crash;
 mod errors;
+mod escalation;
 mod idempotency;
 mod info;
 mod journal_failure;
