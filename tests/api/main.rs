@@ -16,3 +16,4 @@ mod lifecycle;
 mod queues;
 mod restart;
 mod timing;
+mod webhooks;

@@ -1,0 +1,525 @@
+//! Alert webhooks (API.md section 3): the payload, its signature, retries on
+//! 5xx and refused connections, no retry on 4xx, order, and the durable outbox
+//! across a restart. The receiver is a real HTTP server inside the test that
+//! records what it gets and answers from a programmable list of statuses.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use triagem::clock::ManualClock;
+use triagem::config::{Config, WebhookConfig};
+
+use crate::helpers::{protocol, start_time, time, TestApp, PATIENCE, POLL, ROOM};
+
+const SECRET: &str = "s3cret";
+const FAILED: &str = "triagem_webhook_deliveries_total{result=\"failed\"}";
+const OK: &str = "triagem_webhook_deliveries_total{result=\"ok\"}";
+const PENDING: &str = "triagem_webhook_outbox_pending";
+
+/// One request as the receiver got it, and the status it answered.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    /// Lower-case names.
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    answered: u16,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {:?}", self.body))
+    }
+
+    fn delivery_id(&self) -> String {
+        self.json()["delivery_id"]
+            .as_str()
+            .expect("delivery_id is a string")
+            .to_owned()
+    }
+}
+
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    /// Statuses to answer first, in order; then `then`.
+    plan: Mutex<VecDeque<u16>>,
+    then: AtomicU16,
+}
+
+/// A webhook receiver on 127.0.0.1.
+struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(plan: &[u16], then: u16) -> Self {
+        Self::start_on(0, plan, then).await
+    }
+
+    async fn start_on(port: u16, plan: &[u16], then: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the receiver");
+        let addr = listener.local_addr().expect("receiver address");
+        let shared = Arc::new(Shared {
+            received: Mutex::new(Vec::new()),
+            plan: Mutex::new(plan.iter().copied().collect()),
+            then: AtomicU16::new(then),
+        });
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let _ = serve(conn, &s).await;
+                });
+            }
+        });
+        Self { addr, shared, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks/triagem", self.addr)
+    }
+
+    fn answer_from_now_on(&self, status: u16) {
+        self.shared.plan.lock().unwrap().clear();
+        self.shared.then.store(status, Ordering::SeqCst);
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived; returns all of them.
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the receiver got {} of {n} requests: {got:?}",
+                got.len()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one HTTP/1.1 request, records it, answers and closes the connection.
+async fn serve(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let path = request_line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let status = shared
+        .plan
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| shared.then.load(Ordering::SeqCst));
+    shared.received.lock().unwrap().push(Received {
+        path,
+        headers,
+        body,
+        answered: status,
+    });
+    let response =
+        format!("HTTP/1.1 {status} Test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    conn.write_all(response.as_bytes()).await?;
+    conn.shutdown().await
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn hooked(url: String) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.alerts.webhooks = vec![WebhookConfig {
+            url,
+            secret: Some(SECRET.into()),
+        }];
+        c.alerts.retry_initial = Duration::from_millis(50);
+        c.alerts.retry_max = Duration::from_millis(200);
+        c.alerts.timeout = Duration::from_secs(2);
+    }
+}
+
+async fn spawn_hooked(url: String) -> TestApp {
+    TestApp::spawn_with(hooked(url), Arc::new(ManualClock::new(start_time()))).await
+}
+
+/// Polls `/metrics` until `sample` reads `value`.
+async fn wait_for_metric(app: &TestApp, sample: &str, value: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = app.metric(sample).await;
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sample} stayed at {now}, expected {value}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `(event, alert.state, alert.level)` of each request, in arrival order.
+fn trail(got: &[Received]) -> Vec<(String, String, u64)> {
+    got.iter()
+        .map(|r| {
+            let v = r.json();
+            (
+                v["event"].as_str().expect("event").to_owned(),
+                v["alert"]["state"].as_str().expect("state").to_owned(),
+                v["alert"]["level"].as_u64().expect("level"),
+            )
+        })
+        .collect()
+}
+
+fn entry(event: &str, state: &str, level: u64) -> (String, String, u64) {
+    (event.to_owned(), state.to_owned(), level)
+}
+
+#[tokio::test]
+async fn a_firing_alert_is_posted_as_signed_json_with_the_alert_fields() {
+    let hook = Receiver::start(&[], 200).await;
+    let app = spawn_hooked(hook.url()).await;
+    let v = app.admit("Ana", Some("red")).await;
+    let p = protocol(&v);
+    let got = hook.wait_for(1).await;
+    let r = &got[0];
+    assert_eq!(r.path, "/hooks/triagem");
+    assert_eq!(
+        r.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    let signature = r
+        .headers
+        .get("x-triagem-signature")
+        .expect("a signature header when a secret is set");
+    assert_eq!(*signature, format!("sha256={}", hmac_hex(SECRET, &r.body)));
+    assert_ne!(
+        *signature,
+        format!("sha256={}", hmac_hex("other", &r.body)),
+        "the signature depends on the secret"
+    );
+
+    let body = r.json();
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["alert", "delivery_id", "event"]);
+    assert_eq!(body["event"], "alert.firing");
+    let delivery_id = r.delivery_id();
+    assert!(!delivery_id.is_empty());
+    assert_eq!(
+        r.headers.get("x-triagem-delivery"),
+        Some(&delivery_id),
+        "the delivery id is also a header"
+    );
+    let a = &body["alert"];
+    assert_eq!(a["id"], 1);
+    assert_eq!(a["protocol"], p.as_str());
+    assert_eq!(a["ticket"], "A001");
+    assert_eq!(a["unit"], "pa");
+    assert_eq!(a["colour"], "red");
+    assert_eq!(a["kind"], "breach");
+    assert_eq!(a["level"], 1);
+    assert_eq!(a["level_name"], "nursing-coordinator");
+    assert_eq!(a["state"], "firing");
+    assert_eq!(a["waited_seconds"], 0);
+    assert_eq!(a["max_wait_seconds"], 0);
+    assert_eq!(time(&a["arrived_at"]), time(&v["arrived_at"]));
+    assert_eq!(time(&a["fired_at"]), start_time());
+    for field in ["acknowledged_at", "acknowledged_by", "resolved_at"] {
+        assert_eq!(a[field], Value::Null, "{field}");
+    }
+    // The same alert the API shows (the clock has not moved).
+    assert_eq!(app.alerts("").await, vec![a.clone()]);
+    assert_eq!(r.answered, 200);
+    wait_for_metric(&app, OK, 1.0).await;
+    assert_eq!(app.metric(PENDING).await, 0.0);
+}
+
+#[tokio::test]
+async fn a_delivery_answered_503_is_retried_with_the_same_id_and_body_until_delivered() {
+    let hook = Receiver::start(&[503, 503], 200).await;
+    let app = spawn_hooked(hook.url()).await;
+    app.admit("Ana", Some("red")).await;
+    let got = hook.wait_for(3).await;
+    wait_for_metric(&app, OK, 1.0).await;
+    wait_for_metric(&app, PENDING, 0.0).await;
+    let got_after = hook.received();
+    assert_eq!(
+        got_after.len(),
+        3,
+        "nothing after the delivery: {got_after:?}"
+    );
+    let answered: Vec<u16> = got.iter().map(|r| r.answered).collect();
+    assert_eq!(answered, [503, 503, 200]);
+    for r in &got[1..] {
+        assert_eq!(r.delivery_id(), got[0].delivery_id());
+        assert_eq!(r.body, got[0].body, "the same body on every retry");
+        assert_eq!(
+            r.headers.get("x-triagem-signature"),
+            got[0].headers.get("x-triagem-signature")
+        );
+    }
+    assert_eq!(app.metric(FAILED).await, 0.0);
+}
+
+#[tokio::test]
+async fn a_delivery_answered_400_is_not_retried_and_counts_as_failed() {
+    let hook = Receiver::start(&[], 400).await;
+    let app = spawn_hooked(hook.url()).await;
+    assert_eq!(app.metric(FAILED).await, 0.0);
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    hook.wait_for(1).await;
+    wait_for_metric(&app, FAILED, 1.0).await;
+    assert_eq!(app.metric(PENDING).await, 0.0);
+    // Longer than a few retry_max (200 ms): a retry would have come by now.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got = hook.received();
+    assert_eq!(got.len(), 1, "a 4xx is final: {got:?}");
+    assert_eq!(got[0].answered, 400);
+    assert_eq!(app.metric(OK).await, 0.0);
+    assert_eq!(app.metric(FAILED).await, 1.0);
+
+    // The failed delivery does not block the next notification.
+    hook.answer_from_now_on(200);
+    assert_eq!(app.alerts("").await[0]["protocol"], p.as_str());
+    app.call(ROOM).await.expect(200);
+    let got = hook.wait_for(2).await;
+    assert_eq!(
+        trail(&got),
+        [
+            entry("alert.firing", "firing", 1),
+            entry("alert.resolved", "resolved", 1)
+        ]
+    );
+    wait_for_metric(&app, OK, 1.0).await;
+}
+
+#[tokio::test]
+async fn the_notifications_of_one_alert_arrive_in_order_even_through_retries() {
+    // The first notification is refused twice; the others queue behind it.
+    let hook = Receiver::start(&[503, 503], 200).await;
+    let app = spawn_hooked(hook.url()).await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    let a = app.wait_for_alert(&p, |a| a["level"] == 1).await;
+    app.advance(TimeDelta::minutes(1));
+    app.post_json(
+        &format!("/alerts/{}/ack", a["id"]),
+        &json!({"by": "Enf. Ana"}),
+    )
+    .await
+    .expect(200);
+    app.advance(TimeDelta::minutes(1));
+    app.call(ROOM).await.expect(200);
+
+    hook.wait_for(5).await;
+    wait_for_metric(&app, PENDING, 0.0).await;
+    let got = hook.received();
+    let delivered: Vec<Received> = got.iter().filter(|r| r.answered == 200).cloned().collect();
+    assert_eq!(
+        trail(&delivered),
+        [
+            entry("alert.firing", "firing", 1),
+            entry("alert.acknowledged", "acknowledged", 1),
+            entry("alert.resolved", "resolved", 1),
+        ]
+    );
+    assert_eq!(
+        trail(&got)[..3],
+        [
+            entry("alert.firing", "firing", 1),
+            entry("alert.firing", "firing", 1),
+            entry("alert.firing", "firing", 1),
+        ],
+        "nothing overtakes the notification being retried"
+    );
+    let ids: Vec<String> = delivered.iter().map(Received::delivery_id).collect();
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "one delivery id per notification: {ids:?}"
+    );
+    let acked = delivered[1].json();
+    assert_eq!(acked["alert"]["acknowledged_by"], "Enf. Ana");
+    assert_eq!(
+        time(&acked["alert"]["acknowledged_at"]),
+        time(&json!("2026-11-28T12:01:00Z"))
+    );
+    let resolved = delivered[2].json();
+    assert_eq!(
+        time(&resolved["alert"]["resolved_at"]),
+        time(&json!("2026-11-28T12:02:00Z"))
+    );
+    for r in &delivered {
+        assert_eq!(r.json()["alert"]["id"], a["id"]);
+        assert_eq!(
+            r.headers["x-triagem-signature"],
+            format!("sha256={}", hmac_hex(SECRET, &r.body))
+        );
+    }
+    assert_eq!(app.metric(OK).await, 3.0);
+}
+
+#[tokio::test]
+async fn a_receiver_that_was_down_gets_every_notification_once_it_is_up() {
+    let port = free_port();
+    let app = spawn_hooked(format!("http://127.0.0.1:{port}/hooks/triagem")).await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    let a = app.wait_for_alert(&p, |a| a["level"] == 1).await;
+    app.post_json(&format!("/alerts/{}/ack", a["id"]), &json!({}))
+        .await
+        .expect(200);
+    app.call(ROOM).await.expect(200);
+    // A few refused attempts happen meanwhile; none counts as delivered or failed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.metric(PENDING).await, 3.0);
+    assert_eq!(app.metric(OK).await, 0.0);
+    assert_eq!(app.metric(FAILED).await, 0.0);
+
+    let hook = Receiver::start_on(port, &[], 200).await;
+    hook.wait_for(3).await;
+    wait_for_metric(&app, PENDING, 0.0).await;
+    let got = hook.received();
+    assert_eq!(
+        trail(&got),
+        [
+            entry("alert.firing", "firing", 1),
+            entry("alert.acknowledged", "acknowledged", 1),
+            entry("alert.resolved", "resolved", 1),
+        ]
+    );
+    assert_eq!(app.metric(OK).await, 3.0);
+}
+
+#[tokio::test]
+async fn pending_deliveries_survive_a_restart_and_are_delivered_after_it() {
+    let hook = Receiver::start(&[], 503).await;
+    let mut app = spawn_hooked(hook.url()).await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    let first = hook.wait_for(1).await[0].clone();
+    app.stop().await;
+    // Still 503: the restarted service must retry on its own before it may deliver.
+    let before = hook.received().len();
+    let app = app.restart().await;
+    hook.wait_for(before + 1).await;
+    hook.answer_from_now_on(200);
+    let deadline = Instant::now() + PATIENCE;
+    let delivered = loop {
+        if let Some(r) = hook.received().into_iter().find(|r| r.answered == 200) {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never delivered: {:?}",
+            hook.received()
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(
+        delivered.delivery_id(),
+        first.delivery_id(),
+        "the same delivery"
+    );
+    assert_eq!(delivered.body, first.body, "the same body");
+    assert!(hook
+        .received()
+        .iter()
+        .all(|r| r.delivery_id() == first.delivery_id()));
+    wait_for_metric(&app, PENDING, 0.0).await;
+
+    // Level 1 is not notified again; level 2, due later, is.
+    app.advance_and_wake(TimeDelta::minutes(15));
+    app.wait_for_alert(&p, |a| a["level"] == 2).await;
+    wait_for_metric(&app, OK, 2.0).await;
+    wait_for_metric(&app, PENDING, 0.0).await;
+    let ok: Vec<Received> = hook
+        .received()
+        .into_iter()
+        .filter(|r| r.answered == 200)
+        .collect();
+    assert_eq!(
+        trail(&ok),
+        [
+            entry("alert.firing", "firing", 1),
+            entry("alert.firing", "firing", 2),
+        ]
+    );
+    assert_ne!(ok[1].delivery_id(), first.delivery_id());
+}
