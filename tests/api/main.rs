@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod escalation;
+mod events;
 mod idempotency;
 mod info;
 mod journal_failure;
