@@ -13,6 +13,9 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use std::collections::HashMap;
+
+use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{Applied, Department, DomainError};
@@ -43,6 +46,9 @@ pub struct AppState {
     /// The deadline (ms since the epoch) the scheduler sleeps toward.
     scheduler_at: AtomicI64,
     pub metrics: Arc<Metrics>,
+    pub auth: Authenticator,
+    /// Admissions per caller in the current minute: (minute, count).
+    admissions: Mutex<HashMap<String, (i64, u32)>>,
 }
 
 impl AppState {
@@ -50,6 +56,8 @@ impl AppState {
         Self {
             dept: Mutex::new(Department::new(&config)),
             metrics: Arc::new(Metrics::new(&config)),
+            auth: Authenticator::new(&config.auth),
+            admissions: Mutex::new(HashMap::new()),
             events: Arc::new(EventHub::new(config.units.iter().map(|u| u.id.as_str()))),
             outbox_wake: config
                 .alerts
@@ -108,6 +116,22 @@ impl AppState {
             return Err(ApiError::Unavailable);
         }
         Ok(value)
+    }
+
+    /// Counts an admission against the caller's per-minute allowance (tokens mode).
+    pub fn admission_allowed(&self, caller: &crate::auth::Caller) -> bool {
+        let limit = self.config.auth.admissions_per_minute;
+        if limit == 0 || caller.role.is_none() {
+            return true;
+        }
+        let minute = self.clock.now().timestamp() / 60;
+        let mut counts = self.admissions.lock();
+        let entry = counts.entry(caller.name.clone()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
     }
 
     /// The Prometheus text exposition.
@@ -225,6 +249,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(actix_web::middleware::from_fn(http::authorize))
                 .wrap(actix_web::middleware::from_fn(http::observe))
                 .configure(http::configure)
         })

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 pub const ENV_BIND: &str = "TRIAGEM_BIND";
 pub const ENV_DATA_DIR: &str = "TRIAGEM_DATA_DIR";
+/// A TOML file of `[[tokens]]` tables that replaces `auth.tokens`, so token
+/// hashes can live outside the committed config.
+pub const ENV_TOKENS_FILE: &str = "TRIAGEM_TOKENS_FILE";
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
 /// The longest name a colour, unit or room id may have; keeps labels and metric values sane.
@@ -276,13 +279,41 @@ pub enum AuthMode {
     Tokens,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
     pub mode: AuthMode,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// A TOML file with `[[tokens]]` tables replacing `tokens` (env `TRIAGEM_TOKENS_FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_file: Option<PathBuf>,
+    /// Admissions one token may make per minute (tokens mode); 0 means no limit.
+    #[serde(default = "default_admissions_per_minute")]
+    pub admissions_per_minute: u32,
+}
+
+fn default_admissions_per_minute() -> u32 {
+    600
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::default(),
+            tokens: Vec::new(),
+            tokens_file: None,
+            admissions_per_minute: default_admissions_per_minute(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -348,6 +379,7 @@ impl Config {
             other => other,
         })?;
         config.apply_env(|name| std::env::var(name).ok());
+        config.load_tokens_file()?;
         config.validate()?;
         Ok(config)
     }
@@ -367,6 +399,26 @@ impl Config {
         if let Some(dir) = var(ENV_DATA_DIR).filter(|v| !v.is_empty()) {
             self.storage.data_dir = PathBuf::from(dir);
         }
+        if let Some(file) = var(ENV_TOKENS_FILE).filter(|v| !v.is_empty()) {
+            self.auth.tokens_file = Some(PathBuf::from(file));
+        }
+    }
+
+    /// Replaces `auth.tokens` with the tokens file's, when one is named.
+    pub fn load_tokens_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.auth.tokens_file.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: TokensFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        self.auth.tokens = file.tokens;
+        Ok(())
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {

@@ -14,6 +14,7 @@
 //! [`config`] holds the typed settings of API.md section 4.
 
 pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;

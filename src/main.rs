@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use triagem::auth::{self, Role};
 use triagem::clock::SystemClock;
 use triagem::config::{Config, LogFormat, DEFAULT_CONFIG_PATH};
 use triagem::Application;
@@ -33,6 +34,15 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Print a new random token once, and the [[auth.tokens]] table holding its hash.
+    Token {
+        /// reception, triage, clinician, display, monitor or admin.
+        #[arg(long)]
+        role: Role,
+        /// Recorded as the actor of every change made with the token.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 fn init_tracing(config: &Config) {
@@ -48,6 +58,21 @@ fn init_tracing(config: &Config) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Token { role, name } => {
+            let token = auth::new_token();
+            let name = name.unwrap_or_else(|| format!("{role}-{}", &token[..6]));
+            println!("# The token (shown once; give it to the device or person, keep it secret):");
+            println!("{token}");
+            println!();
+            println!(
+                "# Add to the config (or to the file named by TRIAGEM_TOKENS_FILE, as [[tokens]]):"
+            );
+            println!("[[auth.tokens]]");
+            println!("name = \"{name}\"");
+            println!("role = \"{role}\"");
+            println!("sha256 = \"{}\"", auth::sha256_hex(&token));
+            ExitCode::SUCCESS
+        }
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => match toml::to_string_pretty(&c) {
                 Ok(text) => {

@@ -14,6 +14,12 @@ pub enum ApiError {
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -44,6 +50,9 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Malformed(_) => "malformed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::InvalidTransition(_) => "invalid_transition",
@@ -57,6 +66,9 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             ApiError::Malformed(_) => "Malformed request",
+            ApiError::Unauthorized(_) => "Authentication required",
+            ApiError::Forbidden(_) => "Not allowed for this role",
+            ApiError::TooManyRequests(_) => "Too many requests",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::InvalidTransition(_) => "Action not allowed in the patient's status",
@@ -82,6 +94,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidTransition(_) => StatusCode::CONFLICT,
@@ -95,8 +110,17 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.content_type(PROBLEM_JSON);
-        if matches!(self, ApiError::Unavailable) {
-            res.insert_header(("Retry-After", "1"));
+        match self {
+            ApiError::Unavailable => {
+                res.insert_header(("Retry-After", "1"));
+            }
+            ApiError::TooManyRequests(_) => {
+                res.insert_header(("Retry-After", "60"));
+            }
+            ApiError::Unauthorized(_) => {
+                res.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
         }
         res.json(self.problem())
     }

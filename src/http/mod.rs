@@ -10,7 +10,10 @@ mod units;
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::HttpMessage;
+
+use crate::auth::{Caller, Denied};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,23 +23,100 @@ pub use crate::app::AppState;
 pub use errors::{ApiError, Problem, PROBLEM_JSON};
 
 pub const API_BASE: &str = "/api/v1";
-/// The actor recorded for changes in open mode (no tokens).
-pub const ANONYMOUS: &str = "anonymous";
+pub use crate::auth::ANONYMOUS;
 
-/// Who is making the request, for the audit trail.
-pub(crate) fn actor(_req: &HttpRequest) -> String {
-    ANONYMOUS.to_owned()
+/// Who is making the request (set by [`authorize`]).
+pub(crate) fn caller(req: &HttpRequest) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::anonymous)
 }
+
+/// The name recorded as the actor of a change.
+pub(crate) fn actor(req: &HttpRequest) -> String {
+    caller(req).name
+}
+
+/// Routes anyone may call, token or not.
+const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
 
 /// A resource whose other methods get a 405 problem instead of an empty body.
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(format!(
-            "{} is not allowed on {}",
-            req.method(),
-            req.path()
-        )))
-    }))
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// The bearer token, or for the event stream (browsers' EventSource cannot
+/// set headers) the `access_token` query parameter.
+fn presented_token(req: &ServiceRequest) -> Option<String> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    header.or_else(|| {
+        if !req.path().ends_with("/events") {
+            return None;
+        }
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("access_token").cloned())
+    })
+}
+
+/// The one role check, wrapped around the whole app: route pattern and
+/// method against [`crate::auth::permitted`]. Unknown paths fall through to 404.
+pub(crate) async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(req
+            .error_response(ApiError::Unavailable)
+            .map_into_right_body());
+    };
+    let Some(route) = req.match_pattern() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    if OPEN_ROUTES.contains(&route.as_str()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let token = presented_token(&req);
+    match state
+        .auth
+        .authorize(token.as_deref(), req.method().as_str(), &route)
+    {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(Denied::Unauthenticated) => {
+            let err = if token.is_some() {
+                ApiError::Unauthorized("the bearer token is not one this service issued".into())
+            } else {
+                ApiError::Unauthorized("send `Authorization: Bearer <token>`".into())
+            };
+            Ok(req.error_response(err).map_into_right_body())
+        }
+        Err(Denied::Forbidden(role)) => {
+            let detail = format!("the {role} role may not {} {route}", req.method());
+            Ok(req
+                .error_response(ApiError::Forbidden(detail))
+                .map_into_right_body())
+        }
+    }
 }
 
 /// The route table, shared by the binary and the tests.

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::extract::{protocol, Json, OptionalJson};
-use super::{actor, ApiError, AppState, API_BASE};
+use super::{actor, caller, ApiError, AppState, API_BASE};
 use crate::domain::patient::{LeaveReason, Outcome};
 use crate::domain::{Admission, PatientView};
 
@@ -52,7 +52,14 @@ pub async fn admit(
         birth_date: b.birth_date,
         document: b.document,
     };
-    let actor = actor(&req);
+    let who = caller(&req);
+    if !state.admission_allowed(&who) {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {} admissions per minute per token",
+            state.config.auth.admissions_per_minute
+        )));
+    }
+    let actor = who.name;
     let view = state
         .execute(|d, now| d.admit(&unit, admission, key.as_deref(), &actor, now))
         .await?;

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{query, Json};
-use super::{actor, ApiError, AppState};
+use super::{caller, ApiError, AppState};
 use crate::domain::patient::QueueKind;
 use crate::domain::{Board, PatientView};
 
@@ -97,7 +97,14 @@ pub async fn call(
             "`colours` must name at least one colour, or be left out".into(),
         ));
     }
-    let actor = actor(&req);
+    let who = caller(&req);
+    if !crate::auth::may_call(&who, queue) {
+        return Err(ApiError::Forbidden(format!(
+            "this role may not call the {} queue",
+            queue.as_str()
+        )));
+    }
+    let actor = who.name;
     let called = state
         .execute(|d, now| d.call(&unit, queue, &room, colours.as_deref(), &actor, now))
         .await?;
@@ -117,16 +124,47 @@ struct QueueQuery {
 }
 
 #[derive(Debug, Serialize)]
-pub struct QueuePage {
+pub struct QueuePage<T> {
     total: usize,
-    patients: Vec<PatientView>,
+    patients: Vec<T>,
+}
+
+/// A queue entry for the display role: no name, complaint, birth date,
+/// document or protocol number.
+#[derive(Debug, Serialize)]
+pub struct AnonymousEntry {
+    ticket: String,
+    colour: Option<String>,
+    status: crate::domain::patient::Status,
+    arrived_at: chrono::DateTime<chrono::Utc>,
+    max_wait_seconds: i64,
+    due_at: chrono::DateTime<chrono::Utc>,
+    waited_seconds: i64,
+    overdue: bool,
+    position: Option<usize>,
+}
+
+impl From<PatientView> for AnonymousEntry {
+    fn from(v: PatientView) -> Self {
+        Self {
+            ticket: v.ticket,
+            colour: v.colour,
+            status: v.status,
+            arrived_at: v.arrived_at,
+            max_wait_seconds: v.max_wait_seconds,
+            due_at: v.due_at,
+            waited_seconds: v.waited_seconds,
+            overdue: v.overdue,
+            position: v.position,
+        }
+    }
 }
 
 pub async fn queue(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
-) -> Result<web::Json<QueuePage>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let q: QueueQuery = query(&req)?;
     let limit = q.limit.unwrap_or(QUEUE_PAGE_DEFAULT);
     if limit > QUEUE_PAGE_MAX {
@@ -136,7 +174,12 @@ pub async fn queue(
     }
     let (total, patients) =
         state.read(|d, now| d.queue_page(&path, q.queue, q.offset, limit, now))?;
-    Ok(web::Json(QueuePage { total, patients }))
+    Ok(if caller(&req).is_display() {
+        let patients: Vec<AnonymousEntry> = patients.into_iter().map(Into::into).collect();
+        HttpResponse::Ok().json(QueuePage { total, patients })
+    } else {
+        HttpResponse::Ok().json(QueuePage { total, patients })
+    })
 }
 
 pub async fn board(
