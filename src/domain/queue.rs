@@ -3,9 +3,11 @@
 //! asking the colours in rank order, and a call restricted to some colours
 //! never scans the others.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
+use priority_queue::PriorityQueue;
 
 use super::patient::Protocol;
 use super::protocol::Rank;
@@ -20,64 +22,63 @@ const BLOCK: usize = 1024;
 #[cfg(test)]
 const BLOCK: usize = 4;
 
-/// Patients in arrival order: a sorted list cut into blocks of at most
-/// `2 * BLOCK` keys, plus each protocol's key. Finding a key is two binary
-/// searches, and a patient's place is that plus the sizes of the blocks
-/// before it, so the place (shown in every patient view) costs about n/BLOCK
-/// additions instead of a scan of the whole queue.
+/// Patients in arrival order.
+///
+/// The call order is a `priority-queue` (a max-heap, so keys are reversed):
+/// who is next, taking them out, and finding a patient's key are O(log n).
+/// A heap cannot say where a patient stands, and every patient view shows
+/// that place, so the same keys are also kept sorted in blocks of at most
+/// `2 * BLOCK`: a place is two binary searches plus the sizes of the blocks
+/// before it, about n/BLOCK additions instead of a scan of the queue.
 #[derive(Debug, Default, Clone)]
 pub struct ArrivalQueue {
+    heap: PriorityQueue<Protocol, Reverse<ArrivalKey>>,
     /// Non-empty, each sorted; concatenated they are the queue in call order.
     blocks: Vec<VecDeque<ArrivalKey>>,
-    /// The arrival each queued protocol is filed under.
-    arrivals: HashMap<Protocol, DateTime<Utc>>,
 }
 
 impl ArrivalQueue {
     /// Adds a patient, or moves them if already queued (a new arrival time).
     pub fn push(&mut self, protocol: Protocol, arrived_at: DateTime<Utc>) {
-        if let Some(old) = self.arrivals.insert(protocol, arrived_at) {
-            self.remove_key((old, protocol));
+        let key = (arrived_at, protocol);
+        if let Some(Reverse(old)) = self.heap.push(protocol, Reverse(key)) {
+            self.remove_key(old);
         }
-        self.insert_key((arrived_at, protocol));
+        self.insert_key(key);
     }
 
     pub fn remove(&mut self, protocol: Protocol) -> bool {
-        match self.arrivals.remove(&protocol) {
-            Some(at) => self.remove_key((at, protocol)),
+        match self.heap.remove(&protocol) {
+            Some((_, Reverse(key))) => self.remove_key(key),
             None => false,
         }
     }
 
     pub fn contains(&self, protocol: Protocol) -> bool {
-        self.arrivals.contains_key(&protocol)
+        self.heap.get(&protocol).is_some()
     }
 
     pub fn peek(&self) -> Option<ArrivalKey> {
-        self.blocks.first().and_then(|b| b.front()).copied()
+        self.heap.peek().map(|(_, Reverse(key))| *key)
     }
 
     pub fn pop(&mut self) -> Option<Protocol> {
-        let block = self.blocks.first_mut()?;
-        let (_, protocol) = block.pop_front()?;
-        if block.is_empty() {
-            self.blocks.remove(0);
-        }
-        self.arrivals.remove(&protocol);
+        let (protocol, Reverse(key)) = self.heap.pop()?;
+        self.remove_key(key);
         Some(protocol)
     }
 
     pub fn len(&self) -> usize {
-        self.arrivals.len()
+        self.heap.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.arrivals.is_empty()
+        self.heap.is_empty()
     }
 
     /// 0-based place of `protocol`, or `None` if absent.
     pub fn rank_of(&self, protocol: Protocol) -> Option<usize> {
-        let key = (*self.arrivals.get(&protocol)?, protocol);
+        let Reverse(key) = *self.heap.get_priority(&protocol)?;
         let b = self.block_of(&key);
         let within = self.blocks.get(b)?.binary_search(&key).ok()?;
         Some(self.blocks[..b].iter().map(VecDeque::len).sum::<usize>() + within)
