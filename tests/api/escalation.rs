@@ -5,7 +5,9 @@
 //! The scheduler runs on real time but reads the manual clock: after moving the
 //! clock a test wakes it and polls `/alerts` until the expected state appears.
 //! That something did *not* fire is judged only once a sentinel patient whose
-//! deadline is the same moment (or later) has fired, so no test waits on luck.
+//! deadline is the same moment (or later) has fired, and histories (read from
+//! the journal) only once the commit in question is on disk, so no test
+//! waits on luck.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
@@ -28,9 +30,10 @@ async fn ack(app: &TestApp, id: u64, by: &str) -> Value {
         .expect(200)
 }
 
-/// `(event, actor, level)` of the alert entries of a patient's history.
-async fn alert_trail(app: &TestApp, p: &str) -> Vec<(String, String, u64)> {
-    app.alert_history(p)
+/// `(event, actor, level)` of the alert entries of a patient's history, once
+/// it holds at least `at_least` of them.
+async fn alert_trail(app: &TestApp, p: &str, at_least: usize) -> Vec<(String, String, u64)> {
+    app.wait_for_alert_history(p, at_least)
         .await
         .iter()
         .map(|e| {
@@ -116,9 +119,9 @@ async fn a_yellow_wait_warns_at_24_minutes_breaches_at_30_and_reaches_level_2_at
     assert_eq!(time(&b2["arrived_at"]), start_time());
 
     // The history holds one system-written entry per step, in order.
-    let h = app.alert_history(&y).await;
+    let h = app.wait_for_alert_history(&y, 3).await;
     assert_eq!(
-        alert_trail(&app, &y).await,
+        alert_trail(&app, &y, 3).await,
         [
             ("alert.firing".to_owned(), "system".to_owned(), 0),
             ("alert.firing".to_owned(), "system".to_owned(), 1),
@@ -175,8 +178,10 @@ async fn acknowledging_a_breach_records_who_and_stops_the_later_levels() {
         .expect("Ana's alert");
     assert_eq!(now["level"], 1, "level 2 never fires after the ack");
     assert_eq!(now["state"], "acknowledged");
+    // Ana's level 2, had it fired, would be in the commit of the sentinel's.
+    app.wait_for_alert_history(&s, 2).await;
     assert_eq!(
-        alert_trail(&app, &a).await,
+        alert_trail(&app, &a, 2).await,
         [
             ("alert.firing".to_owned(), "system".to_owned(), 1),
             ("alert.acknowledged".to_owned(), "anonymous".to_owned(), 1),
@@ -235,7 +240,7 @@ async fn calling_the_patient_resolves_the_alert() {
     // The resolved alert stays put as time goes on.
     app.advance_and_wake(TimeDelta::minutes(20));
     assert_eq!(app.alerts("state=all").await[0]["waited_seconds"], 120);
-    let trail = alert_trail(&app, &p).await;
+    let trail = alert_trail(&app, &p, 2).await;
     assert_eq!(
         trail.last(),
         Some(&("alert.resolved".to_owned(), "system".to_owned(), 1))
@@ -353,7 +358,7 @@ async fn no_level_fires_twice_across_restarts_and_a_level_due_while_down_fires_a
     assert_eq!(time(&l2["fired_at"]), at(15, 0));
     // Level 1 (due earlier) would have fired in the same pass as level 2.
     assert_eq!(
-        alert_trail(&app, &p).await,
+        alert_trail(&app, &p, 2).await,
         [
             ("alert.firing".to_owned(), "system".to_owned(), 1),
             ("alert.firing".to_owned(), "system".to_owned(), 2),
@@ -370,7 +375,13 @@ async fn no_level_fires_twice_across_restarts_and_a_level_due_while_down_fires_a
     let sw = app.wait_for_alert(&s, |a| a["kind"] == "warning").await;
     assert_eq!(time(&sw["fired_at"]), at(24, 0));
     assert_eq!(id(&sw), id(&l1) + 1, "alert ids continue after a restart");
-    assert_eq!(alert_trail(&app, &p).await.len(), 2, "nothing fired again");
+    // A repeat of Ana's steps would be in the commit of the sentinel's warning.
+    app.wait_for_alert_history(&s, 1).await;
+    assert_eq!(
+        alert_trail(&app, &p, 2).await.len(),
+        2,
+        "nothing fired again"
+    );
     let ana = app
         .alerts("")
         .await

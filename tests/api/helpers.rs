@@ -457,6 +457,24 @@ impl TestApp {
             .collect()
     }
 
+    /// Polls the patient's history until it holds at least `at_least` `alert.*`
+    /// entries, and returns them. `/alerts` shows a step as soon as memory has
+    /// it; the history only once its commit is on disk, a moment later.
+    pub async fn wait_for_alert_history(&self, protocol: &str, at_least: usize) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let h = self.alert_history(protocol).await;
+            if h.len() >= at_least {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the history of {protocol} never held {at_least} alert entries: {h:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The value of one sample of `/metrics`, e.g.
     /// `triagem_webhook_deliveries_total{result="failed"}`.
     pub async fn metric(&self, sample: &str) -> f64 {
