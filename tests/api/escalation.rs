@@ -135,6 +135,21 @@ async fn a_yellow_wait_warns_at_24_minutes_breaches_at_30_and_reaches_level_2_at
     }
     assert_eq!(h[1]["details"]["kind"], "breach");
     assert_eq!(h[2]["details"]["level_name"], "physician-on-duty");
+
+    // Metrics count the committed steps: the sentinel warned and breached too.
+    for (sample, value) in [
+        ("triagem_alerts_total{kind=\"warning\",level=\"0\"}", 2.0),
+        ("triagem_alerts_total{kind=\"breach\",level=\"1\"}", 2.0),
+        ("triagem_alerts_total{kind=\"breach\",level=\"2\"}", 2.0),
+        ("triagem_breaches_total{colour=\"yellow\",unit=\"pa\"}", 1.0),
+        (
+            "triagem_breaches_total{colour=\"untriaged\",unit=\"pa\"}",
+            1.0,
+        ),
+        ("triagem_breaches_total{colour=\"red\",unit=\"pa\"}", 0.0),
+    ] {
+        assert_eq!(app.metric(sample).await, value, "{sample}");
+    }
 }
 
 #[tokio::test]
