@@ -47,6 +47,8 @@ pub struct AppState {
     scheduler_at: AtomicI64,
     pub metrics: Arc<Metrics>,
     pub auth: Authenticator,
+    /// Turns true when the service starts stopping; event streams watch it.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Admissions per caller in the current minute: (minute, count).
     admissions: Mutex<HashMap<String, (i64, u32)>>,
 }
@@ -57,6 +59,7 @@ impl AppState {
             dept: Mutex::new(Department::new(&config)),
             metrics: Arc::new(Metrics::new(&config)),
             auth: Authenticator::new(&config.auth),
+            shutdown: tokio::sync::watch::Sender::new(false),
             admissions: Mutex::new(HashMap::new()),
             events: Arc::new(EventHub::new(config.units.iter().map(|u| u.id.as_str()))),
             outbox_wake: config
@@ -255,6 +258,8 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(10)
+        // Signals are ours: event streams must be told to end first (see StopHandle).
+        .disable_signals()
         .run();
         Ok(Self {
             port,
@@ -272,14 +277,18 @@ impl Application {
     }
 
     /// Stops the server from outside (tests restart the service on the same data dir).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            state: self.state.clone(),
+        }
     }
 
-    /// Serves until the server stops (SIGINT/SIGTERM or a handle's stop).
+    /// Serves until SIGTERM/SIGINT or a [`StopHandle`] stops it, then closes the journal.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let state = self.state.clone();
         let handle = self.server.handle();
+        let signals = tokio::spawn(stop_on_signal(self.handle()));
         let recovery = {
             let state = state.clone();
             tokio::task::spawn_blocking(move || state.recover())
@@ -304,6 +313,7 @@ impl Application {
             )));
         }
         server.await??;
+        signals.abort();
         for task in background {
             task.abort();
         }
@@ -319,6 +329,42 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Stops the service: event streams end at once (they never finish on their
+/// own), then the server stops taking connections and, when `graceful`,
+/// finishes the requests in flight.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    state: web::Data<AppState>,
+}
+
+impl StopHandle {
+    /// Starts stopping now; await the result to wait until the server is down.
+    pub fn stop(&self, graceful: bool) -> impl std::future::Future<Output = ()> {
+        self.state.shutdown.send_replace(true);
+        self.server.stop(graceful)
+    }
+}
+
+async fn stop_on_signal(handle: StopHandle) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: finishing requests in flight, then stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
+    }
+    handle.stop(true).await;
 }
 
 /// Purging and failure recovery; both are rare, so one task owns them.

@@ -429,6 +429,10 @@ impl Escalation {
             a.state = AlertState::Firing;
             a.fired_at = now;
             a.waited_seconds = waited(a.arrived_at, now);
+            // A breach after an acknowledged warning is a new fact, unacknowledged.
+            a.acknowledged_at = None;
+            a.acknowledged_by = None;
+            a.acknowledged_level = None;
             return a.clone();
         }
         self.last_alert_id += 1;
@@ -611,6 +615,7 @@ mod tests {
         let n = e.fire_due(t(30));
         assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Breach, 1)]);
         assert_eq!(n[0].alert.state, AlertState::Firing);
+        assert_eq!(n[0].alert.acknowledged_by, None);
         assert_eq!(
             fired(&e.fire_due(t(45))),
             vec![(AlertEvent::Firing, AlertKind::Breach, 2)]

@@ -27,6 +27,7 @@ struct Stream {
     unit: String,
     backlog: std::collections::VecDeque<StreamEvent>,
     rx: tokio::sync::broadcast::Receiver<StreamEvent>,
+    stopping: tokio::sync::watch::Receiver<bool>,
     last: u64,
 }
 
@@ -59,6 +60,7 @@ pub async fn stream(
         last: after.unwrap_or(0),
         backlog: missed.into(),
         rx,
+        stopping: state.shutdown.subscribe(),
     };
     let body = stream::unfold(s, |mut s| async move {
         loop {
@@ -69,7 +71,15 @@ pub async fn stream(
                 s.last = e.id;
                 return Some((Ok::<_, actix_web::Error>(frame(&e)), s));
             }
-            match tokio::time::timeout(KEEP_ALIVE, s.rx.recv()).await {
+            if *s.stopping.borrow() {
+                return None;
+            }
+            let next = tokio::select! {
+                r = tokio::time::timeout(KEEP_ALIVE, s.rx.recv()) => r,
+                // The service is stopping: end the stream; EventSource reconnects.
+                _ = s.stopping.changed() => return None,
+            };
+            match next {
                 Err(_) => return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s)),
                 Ok(Ok(e)) => s.backlog.push_back(e),
                 // Fell behind the broadcast: catch up from the kept events.

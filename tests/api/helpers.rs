@@ -10,7 +10,6 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use actix_web::web;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::HeaderMap;
@@ -127,7 +126,7 @@ impl Resp {
 }
 
 struct Running {
-    handle: ServerHandle,
+    handle: triagem::app::StopHandle,
     thread: JoinHandle<anyhow::Result<()>>,
 }
 
