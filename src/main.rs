@@ -68,7 +68,8 @@ fn main() -> ExitCode {
                 "# Add to the config (or to the file named by TRIAGEM_TOKENS_FILE, as [[tokens]]):"
             );
             println!("[[auth.tokens]]");
-            println!("name = \"{name}\"");
+            // A TOML string, escaped, whatever the name holds (quotes, backslashes).
+            println!("name = {}", toml::Value::String(name));
             println!("role = \"{role}\"");
             println!("sha256 = \"{}\"", auth::sha256_hex(&token));
             ExitCode::SUCCESS

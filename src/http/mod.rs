@@ -54,20 +54,24 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     )))
 }
 
+/// The one route that also takes its token from the query string.
+const EVENTS_ROUTE: &str = "/api/v1/units/{unit}/events";
+
 /// The bearer token, or for the event stream (browsers' EventSource cannot
-/// set headers) the `access_token` query parameter.
-fn presented_token(req: &ServiceRequest) -> Option<String> {
+/// set headers) the `access_token` query parameter. `route` is the matched
+/// pattern, so a path that merely ends in `/events` (a protocol of
+/// `/patients/{protocol}`) does not take a token from its URL.
+fn presented_token(req: &ServiceRequest, route: &str) -> Option<String> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned());
+        // The scheme is case-insensitive (RFC 9110, 11.1).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
     header.or_else(|| {
-        if !req.path().ends_with("/events") {
+        if route != EVENTS_ROUTE {
             return None;
         }
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
@@ -93,7 +97,7 @@ pub(crate) async fn authorize(
     if OPEN_ROUTES.contains(&route.as_str()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let token = presented_token(&req);
+    let token = presented_token(&req, &route);
     match state
         .auth
         .authorize(token.as_deref(), req.method().as_str(), &route)
