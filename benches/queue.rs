@@ -1,1 +1,367 @@
-fn main(){}
+//! The domain queue through the public `Department` API, at 10 000 and
+//! 1 000 000 waiting patients (config/default.toml, unit `pa`), plus the
+//! journal's group commit. Run with `cargo bench --bench queue`; results and
+//! the figures measured so far are in benches/RESULTS.md.
+//!
+//! Each queue operation is timed alone (`iter_custom`); what undoes it (a
+//! leave after an admission, a re-admission after a call, the re-triage back)
+//! runs outside the timed region, so every timed operation sees a queue of
+//! exactly N. criterion sizes its runs by wall time, undo included, so a slow
+//! undo only means fewer iterations, never a longer run.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+
+use triagem::config::Config;
+use triagem::domain::numbering::{ProtocolSequence, TicketCounter};
+use triagem::domain::patient::{LeaveReason, Patient, Protocol, QueueKind, Status};
+use triagem::domain::{Admission, Change, Department, Snapshot};
+use triagem::journal::Journal;
+
+const UNIT: &str = "pa";
+const ROOM: &str = "Consultório 1";
+const ACTOR: &str = "bench";
+/// The default scale, most urgent first.
+const COLOURS: [&str; 4] = ["red", "yellow", "green", "blue"];
+
+fn config() -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let text = std::fs::read_to_string(&path).expect("config/default.toml");
+    let config = Config::from_toml(&text).expect("config/default.toml parses");
+    config.validate().expect("config/default.toml is valid");
+    config
+}
+
+/// The moment every fixture is built around; benches advance it 1 µs per operation.
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 15, 0, 0).unwrap()
+}
+
+/// A rough emergency-department mix: 5 % red, 25 % yellow, 50 % green, 20 % blue.
+fn colour_of(i: usize) -> usize {
+    match i % 20 {
+        0 => 0,
+        1..=5 => 1,
+        6..=15 => 2,
+        _ => 3,
+    }
+}
+
+/// A small deterministic generator (xorshift64), so runs pick the same patients.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+struct Fixture {
+    dept: Department,
+    /// Everyone waiting at build time, with their colour's rank.
+    waiting: Vec<(Protocol, usize)>,
+    now: DateTime<Utc>,
+    admitted: u64,
+}
+
+impl Fixture {
+    /// `n` triaged patients waiting in `pa`'s treatment queue, arrived over the
+    /// last 20 hours. Built through `Department::restore` (what start-up does),
+    /// because admitting them one by one would cost O(n) each for the position
+    /// in the admission's answer.
+    fn new(config: &Config, n: usize) -> Self {
+        let now = base_time();
+        let span = TimeDelta::hours(20);
+        let step = span / n as i32;
+        let mut waiting = Vec::with_capacity(n);
+        let patients = (0..n)
+            .map(|i| {
+                let protocol = Protocol::new(2026, i as u64 + 1).unwrap();
+                let rank = colour_of(i);
+                waiting.push((protocol, rank));
+                let arrived_at = now - span + step * i as i32;
+                Patient {
+                    protocol,
+                    ticket: format!("A{:03}", i + 1),
+                    unit: UNIT.to_owned(),
+                    name: format!("Paciente {i}"),
+                    colour: Some(COLOURS[rank].to_owned()),
+                    status: Status::Waiting,
+                    complaint: None,
+                    birth_date: None,
+                    document: None,
+                    arrived_at,
+                    admitted_at: arrived_at,
+                    triaged_at: Some(arrived_at),
+                    called_at: None,
+                    wait_ended_at: None,
+                    room: None,
+                    called_from: None,
+                    no_shows: 0,
+                    outcome: None,
+                    leave_reason: None,
+                    triage_note: None,
+                    closed_at: None,
+                }
+            })
+            .collect();
+        let snapshot = Snapshot {
+            patients,
+            sequence: Some(ProtocolSequence {
+                year: 2026,
+                last: n as u64,
+            }),
+            tickets: vec![(
+                UNIT.to_owned(),
+                TicketCounter {
+                    day: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+                    last: n as u32,
+                },
+            )],
+            ..Snapshot::default()
+        };
+        let dept = Department::restore(config, snapshot).expect("fixture restores");
+        assert_eq!(dept.waiting(UNIT, QueueKind::Treatment).unwrap(), n);
+        Self {
+            dept,
+            waiting,
+            now,
+            admitted: 0,
+        }
+    }
+
+    fn tick(&mut self) -> DateTime<Utc> {
+        self.now += TimeDelta::microseconds(1);
+        self.now
+    }
+
+    fn admission(&mut self, colour: &str) -> Admission {
+        self.admitted += 1;
+        Admission {
+            name: format!("Paciente B{}", self.admitted),
+            colour: Some(colour.to_owned()),
+            complaint: None,
+            arrived_at: None,
+            birth_date: None,
+            document: None,
+        }
+    }
+
+    fn admit(&mut self, colour: &str) -> Protocol {
+        let admission = self.admission(colour);
+        let now = self.tick();
+        let applied = self
+            .dept
+            .admit(UNIT, admission, None, ACTOR, now)
+            .expect("admit");
+        protocol_of(&applied.value)
+    }
+}
+
+fn protocol_of(view: &serde_json::Value) -> Protocol {
+    view["protocol"]
+        .as_str()
+        .and_then(|p| Protocol::parse(p).ok())
+        .expect("the admission answers with its protocol")
+}
+
+fn bench_department(c: &mut Criterion, config: &Config, n: usize, label: &str) {
+    let build = Instant::now();
+    let mut f = Fixture::new(config, n);
+    eprintln!(
+        "fixture of {n} waiting patients built in {:?}",
+        build.elapsed()
+    );
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+
+    let mut g = c.benchmark_group(format!("department/{label}"));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    // GET /patients/{protocol}: the place of a random waiting patient, then the whole view.
+    g.bench_function("position", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (protocol, _) = f.waiting[rng.below(f.waiting.len())];
+                let start = Instant::now();
+                let place = f.dept.position(f.dept.patient(protocol).unwrap());
+                total += start.elapsed();
+                black_box(place.expect("waiting patients have a place"));
+            }
+            total
+        })
+    });
+    g.bench_function("view", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let now = f.now;
+            for _ in 0..iters {
+                let (protocol, _) = f.waiting[rng.below(f.waiting.len())];
+                let start = Instant::now();
+                let view = f.dept.view(f.dept.patient(protocol).unwrap(), now);
+                total += start.elapsed();
+                black_box(view);
+            }
+            total
+        })
+    });
+    // GET /units/pa/queue: the first page of 100.
+    g.bench_function("queue_page_100", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let now = f.now;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let page = f.dept.queue_page(UNIT, QueueKind::Treatment, 0, 100, now);
+                total += start.elapsed();
+                black_box(page.unwrap());
+            }
+            total
+        })
+    });
+    // Re-triage a random waiting patient to another colour; untimed, back again.
+    g.bench_function("retriage", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (protocol, rank) = f.waiting[rng.below(f.waiting.len())];
+                let other = COLOURS[(rank + 1) % COLOURS.len()];
+                let now = f.tick();
+                let start = Instant::now();
+                let applied = f.dept.triage(protocol, other, None, ACTOR, now);
+                total += start.elapsed();
+                black_box(applied.expect("triage"));
+                let now = f.tick();
+                f.dept
+                    .triage(protocol, COLOURS[rank], None, ACTOR, now)
+                    .expect("triage back");
+            }
+            total
+        })
+    });
+    // Admit a green patient (the answer includes the new place); untimed, they leave.
+    g.bench_function("admit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let admission = f.admission("green");
+                let now = f.tick();
+                let start = Instant::now();
+                let applied = f.dept.admit(UNIT, admission, None, ACTOR, now);
+                total += start.elapsed();
+                let protocol = protocol_of(&black_box(applied.expect("admit")).value);
+                let now = f.tick();
+                f.dept
+                    .leave(protocol, LeaveReason::Cancelled, ACTOR, now)
+                    .expect("leave");
+            }
+            total
+        })
+    });
+    // Call the next patient of the treatment queue; untimed, a new patient of
+    // the same colour is admitted, so the queue and its colour mix stay put.
+    // Runs last: it takes fixture patients out of the queue.
+    g.bench_function("call_next", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let now = f.tick();
+                let start = Instant::now();
+                let applied = f
+                    .dept
+                    .call(UNIT, QueueKind::Treatment, ROOM, None, ACTOR, now);
+                total += start.elapsed();
+                let view = black_box(applied.expect("call"))
+                    .value
+                    .expect("someone waits");
+                f.admit(view.colour.as_deref().expect("a triaged patient"));
+            }
+            total
+        })
+    });
+    g.finish();
+    assert_eq!(f.dept.waiting(UNIT, QueueKind::Treatment).unwrap(), n);
+}
+
+fn department(c: &mut Criterion) {
+    let config = config();
+    bench_department(c, &config, 10_000, "10k");
+    bench_department(c, &config, 1_000_000, "1M");
+}
+
+/// Admission change sets as the domain makes them, to feed the journal. Each
+/// set is new (the journal's event ids only grow), so one department keeps admitting.
+struct Admissions {
+    dept: Department,
+    now: DateTime<Utc>,
+    count: u64,
+}
+
+impl Admissions {
+    fn next(&mut self, n: usize) -> Vec<Vec<Change>> {
+        (0..n)
+            .map(|_| {
+                self.count += 1;
+                self.now += TimeDelta::microseconds(1);
+                let admission = Admission {
+                    name: format!("Paciente {}", self.count),
+                    colour: Some("green".to_owned()),
+                    complaint: None,
+                    arrived_at: None,
+                    birth_date: None,
+                    document: None,
+                };
+                self.dept
+                    .admit(UNIT, admission, None, ACTOR, self.now)
+                    .expect("admit")
+                    .changes
+            })
+            .collect()
+    }
+}
+
+/// The journal on a temporary directory: one admission committed alone (an
+/// fsync each), and many submitted together and then awaited (group commit).
+fn journal(c: &mut Criterion) {
+    let config = config();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (journal, _) = Journal::open(dir.path(), Default::default()).expect("journal opens");
+    let mut admissions = Admissions {
+        dept: Department::new(&config),
+        now: base_time(),
+        count: 0,
+    };
+    let mut g = c.benchmark_group("journal");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for batch in [1usize, 1000] {
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(BenchmarkId::new("admissions", batch), |b| {
+            b.iter_batched(
+                || admissions.next(batch),
+                |changes| {
+                    let pending: Vec<_> = changes.into_iter().map(|c| journal.submit(c)).collect();
+                    for p in pending {
+                        p.wait_blocking().expect("committed");
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+    journal.shutdown();
+}
+
+criterion_group!(benches, department, journal);
+criterion_main!(benches);

@@ -8,6 +8,7 @@ pub mod numbering;
 pub mod patient;
 pub mod protocol;
 pub mod queue;
+mod registry;
 mod view;
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,7 @@ use patient::{
 };
 use protocol::{Rank, TriageScale};
 use queue::{ArrivalQueue, TreatmentQueue};
+use registry::Patients;
 pub use view::{Board, BoardCall, BoardQueue, PatientView};
 
 /// How many calls the display board remembers per unit.
@@ -226,7 +228,7 @@ pub struct Department {
     retention: TimeDelta,
     units: Vec<Unit>,
     unit_index: HashMap<String, usize>,
-    patients: HashMap<Protocol, Patient>,
+    patients: Patients,
     sequence: ProtocolSequence,
     idempotency: HashMap<String, IdempotencyRecord>,
     escalation: Escalation,
@@ -259,7 +261,7 @@ impl Department {
             scale,
             units,
             unit_index,
-            patients: HashMap::new(),
+            patients: Patients::default(),
             sequence: ProtocolSequence::new(),
             idempotency: HashMap::new(),
             escalation: Escalation::new(Ladder::from_config(&config.escalation)),
