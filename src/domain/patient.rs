@@ -70,6 +70,25 @@ impl FromStr for Protocol {
     }
 }
 
+/// In the API a protocol number is a string of exactly 17 digits.
+impl utoipa::PartialSchema for Protocol {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(PROTOCOL_PATTERN))
+            .description(Some(
+                "Protocol number: the 4-digit year of admission then a 13-digit sequence",
+            ))
+            .examples([serde_json::json!("20260000000000042")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Protocol {}
+
+/// The shape of a protocol number, as a regular expression (for the API document).
+pub const PROTOCOL_PATTERN: &str = "^[0-9]{17}$";
+
 impl Serialize for Protocol {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -106,7 +125,7 @@ impl PatientName {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     AwaitingTriage,
@@ -145,7 +164,9 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueKind {
     #[default]
@@ -162,7 +183,7 @@ impl QueueKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Discharged,
@@ -171,7 +192,9 @@ pub enum Outcome {
     Deceased,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     #[default]

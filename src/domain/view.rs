@@ -8,7 +8,7 @@ use super::queue::ArrivalQueue;
 use super::{Department, DomainError};
 use crate::config::ClockStarts;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PatientView {
     pub protocol: Protocol,
     pub ticket: String,
@@ -36,7 +36,7 @@ pub struct PatientView {
 }
 
 /// One announcement on the ward screen; never a name or protocol number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoardCall {
     pub ticket: String,
     pub room: String,
@@ -45,7 +45,7 @@ pub struct BoardCall {
     pub called_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BoardQueue {
     pub colour: Option<String>,
     pub waiting: usize,
@@ -53,7 +53,7 @@ pub struct BoardQueue {
     pub overdue: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Board {
     pub unit: String,
     pub generated_at: DateTime<Utc>,

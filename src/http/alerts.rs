@@ -2,12 +2,18 @@
 
 use actix_web::{web, HttpRequest};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{query, OptionalJson};
+use super::openapi::{
+    Forbidden, Invalid, InvalidTransition, Malformed, NotFound, TooLarge, Unauthorized,
+    Unavailable, UnsupportedMediaType,
+};
 use super::{actor, ApiError, AppState};
 use crate::domain::escalation::Alert;
 
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq)]
+/// `active` (firing or acknowledged) or `all` (also resolved).
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum StateFilter {
     #[default]
@@ -15,13 +21,33 @@ enum StateFilter {
     All,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AlertsQuery {
+    /// Only this unit's alerts.
     unit: Option<String>,
+    /// `active` (default) or `all`.
     #[serde(default)]
+    #[param(inline)]
     state: StateFilter,
 }
 
+/// Escalation alerts
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    operation_id = "listAlerts",
+    tag = "alerts",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "The alerts", body = Vec<Alert>),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -33,15 +59,39 @@ pub async fn list(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body may be left out: `by` is then the caller's token name.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AckBody {
+    /// Who acknowledges, 1 to 100 characters.
     #[serde(default)]
+    #[schema(max_length = 100)]
     by: Option<String>,
 }
 
 /// The longest `by` an acknowledgement may carry.
 const ACK_BY_MAX_CHARS: usize = 100;
 
+/// Acknowledges an alert (stops the ladder after the current level)
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/ack",
+    operation_id = "ackAlert",
+    tag = "alerts",
+    params(("id" = u64, Path, description = "Alert id")),
+    request_body(content = ref("#/components/schemas/AckBody"), description = "May be left out"),
+    responses(
+        (status = 200, description = "The alert after the acknowledgement", body = Alert),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn ack(
     state: web::Data<AppState>,
     path: web::Path<String>,

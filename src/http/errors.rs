@@ -35,8 +35,8 @@ pub enum ApiError {
     Unavailable,
 }
 
-/// The problem+json body.
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// The problem+json body (RFC 9457), sent as `application/problem+json`.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::openapi::{Forbidden, NotFound, Unauthorized, Unavailable};
 use super::{ApiError, AppState};
 use crate::journal::StreamEvent;
 
@@ -31,6 +32,30 @@ struct Stream {
     last: u64,
 }
 
+/// Server-sent events of a unit (never names or protocol numbers)
+///
+/// Events `admitted`, `triaged`, `called`, `started`, `no_show`, `finished`,
+/// `left`, `transferred`, `alert`; `data:` is a JSON object. A comment line
+/// at least every 15 s; `Last-Event-ID` replays what was missed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/units/{unit}/events",
+    operation_id = "unitEvents",
+    tag = "units",
+    params(
+        ("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Replay the events after this id"),
+        ("last_event_id" = Option<u64>, Query, description = "As `Last-Event-ID`, for a page that reloads"),
+        ("access_token" = Option<String>, Query, description = "The bearer token, for EventSource clients that cannot set headers"),
+    ),
+    responses(
+        (status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn stream(
     state: web::Data<AppState>,
     path: web::Path<String>,

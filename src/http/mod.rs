@@ -5,6 +5,7 @@ mod alerts;
 mod errors;
 mod events;
 mod extract;
+pub mod openapi;
 mod patients;
 mod units;
 
@@ -17,7 +18,6 @@ use crate::auth::{Caller, Denied};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 pub use crate::app::AppState;
 pub use errors::{ApiError, Problem, PROBLEM_JSON};
@@ -132,6 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope(API_BASE)
                 .service(resource("/units").route(web::get().to(units::list)))
                 .service(resource("/protocol").route(web::get().to(units::protocol)))
+                .service(resource("/openapi.json").route(web::get().to(openapi::document)))
                 .service(resource("/units/{unit}/patients").route(web::post().to(patients::admit)))
                 .service(resource("/units/{unit}/call").route(web::post().to(units::call)))
                 .service(resource("/units/{unit}/queue").route(web::get().to(units::queue)))
@@ -194,6 +195,19 @@ pub(crate) async fn observe(
     Ok(res)
 }
 
+/// Prometheus metrics (API.md section 6)
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "service",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+    )
+)]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -207,13 +221,34 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// The process is alive (no token needed)
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "service",
+    security(()),
+    responses((status = 200, description = "Alive", body = openapi::Health)),
+)]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(openapi::Health { status: "ok" })
 }
 
+/// The journal is writable and recovered (no token needed)
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "service",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = openapi::Health),
+        (status = 503, response = openapi::Unavailable),
+    ),
+)]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+        HttpResponse::Ok().json(openapi::Health { status: "ready" })
     } else {
         HttpResponse::ServiceUnavailable()
             .content_type(PROBLEM_JSON)

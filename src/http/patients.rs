@@ -5,28 +5,82 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::extract::{protocol, Json, OptionalJson};
+use super::openapi::{
+    Forbidden, Invalid, InvalidTransition, Malformed, NotFound, RateLimited, TooLarge,
+    Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use super::{actor, caller, ApiError, AppState, API_BASE};
 use crate::domain::patient::{LeaveReason, Outcome};
 use crate::domain::{Admission, PatientView};
+use crate::journal::HistoryEntry;
 
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-#[derive(Debug, Deserialize)]
+/// An arrival at the desk.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AdmitBody {
+    /// 1 to 200 characters after trimming, not all blank, no control characters.
+    #[schema(
+        example = "Maria Silva",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
+    /// A colour id of the protocol, when classified at admission; left out
+    /// (or null), the patient waits in the triage queue.
     #[serde(default)]
+    #[schema(example = "yellow")]
     colour: Option<String>,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     complaint: Option<String>,
+    /// When the patient arrived, if before now: at most 24 h ago, at most 5 s ahead.
     #[serde(default)]
     arrived_at: Option<DateTime<Utc>>,
+    /// Not in the future.
     #[serde(default)]
     birth_date: Option<NaiveDate>,
+    /// An identity document number, at most 32 characters.
     #[serde(default)]
+    #[schema(max_length = 32)]
     document: Option<String>,
 }
+
+/// Admits a patient
+///
+/// Issues the protocol number and ticket at once and puts the patient in the
+/// triage queue (no colour) or the treatment queue (colour given). The same
+/// `Idempotency-Key` again within 24 h answers the first response and admits
+/// nobody new.
+#[utoipa::path(
+    post,
+    path = "/api/v1/units/{unit}/patients",
+    operation_id = "admit",
+    tag = "patients",
+    params(
+        ("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters; repeats within 24 h answer the first response"),
+    ),
+    request_body = AdmitBody,
+    responses(
+        (status = 201, description = "Admitted (or the first response to this `Idempotency-Key`)", body = PatientView,
+            headers(("Location" = String, description = "`/api/v1/patients/{protocol}`"))),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
+    )
+)]
 
 pub async fn admit(
     state: web::Data<AppState>,
@@ -73,6 +127,22 @@ pub async fn admit(
         .json(view))
 }
 
+/// A patient by protocol number
+#[utoipa::path(
+    get,
+    path = "/api/v1/patients/{protocol}",
+    operation_id = "getPatient",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    responses(
+        (status = 200, description = "The patient", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -82,6 +152,22 @@ pub async fn get(
     Ok(web::Json(view))
 }
 
+/// A patient's audit trail, oldest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/patients/{protocol}/history",
+    operation_id = "patientHistory",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    responses(
+        (status = 200, description = "The history, oldest first", body = Vec<HistoryEntry>),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn history(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -100,13 +186,41 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(entries))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TriageBody {
+    /// A colour id of the protocol.
+    #[schema(example = "yellow")]
     colour: String,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     note: Option<String>,
 }
 
+/// Classifies (or re-classifies) a patient
+///
+/// From `awaiting_triage`, `in_triage` or `waiting` to `waiting` with the
+/// colour; the clock of the colour starts now, the place by arrival is kept.
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/triage",
+    operation_id = "triage",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    request_body = TriageBody,
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn triage(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -145,6 +259,23 @@ async fn transition(
     Ok(web::Json(view))
 }
 
+/// Starts treatment: `called` to `in_treatment`
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/start",
+    operation_id = "start",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn start(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -153,6 +284,26 @@ pub async fn start(
     transition(state, path, req, |d, p, a, now| d.start(p, a, now)).await
 }
 
+/// The called patient did not come
+///
+/// `in_triage` back to `awaiting_triage`, `called` back to `waiting`, keeping
+/// the place; the no-show that reaches `max_no_shows` makes the patient `left`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/no-show",
+    operation_id = "noShow",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn no_show(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -161,6 +312,23 @@ pub async fn no_show(
     transition(state, path, req, |d, p, a, now| d.no_show(p, a, now)).await
 }
 
+/// Announces a called patient again (`in_triage` or `called`; status unchanged)
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/recall",
+    operation_id = "recall",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn recall(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -169,11 +337,32 @@ pub async fn recall(
     transition(state, path, req, |d, p, a, now| d.recall(p, a, now)).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct FinishBody {
     outcome: Outcome,
 }
 
+/// Records the outcome: `called` or `in_treatment` to `finished`
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/finish",
+    operation_id = "finish",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    request_body = FinishBody,
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn finish(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -189,12 +378,47 @@ pub async fn finish(
     Ok(web::Json(view))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body may be left out: the reason is then `lwbs`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LeaveBody {
     #[serde(default)]
+    #[schema(value_type = LeaveRequestReason)]
     reason: LeaveReason,
 }
 
+/// Why a patient left, as a client may say it: left without being seen
+/// (`lwbs`, the default), `cancelled`, or admitted in `error`. (`no_show` is
+/// set only by the service.)
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum LeaveRequestReason {
+    Lwbs,
+    Cancelled,
+    Error,
+}
+
+/// The patient left (or the admission is cancelled): any non-terminal status to `left`
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/leave",
+    operation_id = "leave",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    request_body(content = ref("#/components/schemas/LeaveBody"), description = "May be left out"),
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn leave(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -210,11 +434,37 @@ pub async fn leave(
     Ok(web::Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TransferBody {
+    /// The id of the unit to move to.
+    #[schema(example = "pa")]
     unit: String,
 }
 
+/// Moves a patient to the same queue of another unit
+///
+/// From `awaiting_triage`, `waiting` or `called` (back to `waiting`), keeping
+/// arrival, triage time, colour, ticket and protocol.
+#[utoipa::path(
+    post,
+    path = "/api/v1/patients/{protocol}/transfer",
+    operation_id = "transfer",
+    tag = "patients",
+    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    request_body = TransferBody,
+    responses(
+        (status = 200, description = "The patient after the change", body = PatientView),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = InvalidTransition),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn transfer(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -2,8 +2,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{query, Json};
+use super::openapi::{
+    Forbidden, Invalid, Malformed, NotFound, TooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::{caller, ApiError, AppState};
 use crate::domain::patient::QueueKind;
 use crate::domain::{Board, PatientView};
@@ -12,7 +17,7 @@ use crate::domain::{Board, PatientView};
 pub const QUEUE_PAGE_MAX: usize = 1000;
 pub const QUEUE_PAGE_DEFAULT: usize = 100;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UnitView {
     id: String,
     name: String,
@@ -21,6 +26,18 @@ pub struct UnitView {
     max_no_shows: u32,
 }
 
+/// The units of the service
+#[utoipa::path(
+    get,
+    path = "/api/v1/units",
+    operation_id = "listUnits",
+    tag = "units",
+    responses(
+        (status = 200, description = "Every unit, in configuration order", body = Vec<UnitView>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<UnitView>> {
     web::Json(
         state
@@ -38,14 +55,15 @@ pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<UnitView>> {
     )
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ColourView {
     id: String,
     label: String,
     max_wait_seconds: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// The triage scale: colours most urgent first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProtocolView {
     name: String,
     clock_starts: crate::config::ClockStarts,
@@ -53,6 +71,18 @@ pub struct ProtocolView {
     colours: Vec<ColourView>,
 }
 
+/// The triage protocol (colour scale and maximum waits)
+#[utoipa::path(
+    get,
+    path = "/api/v1/protocol",
+    operation_id = "getProtocol",
+    tag = "service",
+    responses(
+        (status = 200, description = "The protocol", body = ProtocolView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub async fn protocol(state: web::Data<AppState>) -> web::Json<ProtocolView> {
     let p = &state.config.protocol;
     web::Json(ProtocolView {
@@ -71,15 +101,44 @@ pub async fn protocol(state: web::Data<AppState>) -> web::Json<ProtocolView> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CallBody {
+    /// Which queue to call from (default `treatment`).
     #[serde(default)]
     queue: QueueKind,
+    /// One of the unit's rooms.
+    #[schema(example = "Consultório 1")]
     room: String,
+    /// Call only patients of these colours (at least one).
     #[serde(default)]
+    #[schema(min_items = 1)]
     colours: Option<Vec<String>>,
 }
 
+/// Calls the next patient of a queue to a room
+///
+/// The triage queue first come first served; the treatment queue by colour,
+/// then arrival, then protocol number.
+#[utoipa::path(
+    post,
+    path = "/api/v1/units/{unit}/call",
+    operation_id = "callNext",
+    tag = "units",
+    params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa")),
+    request_body = CallBody,
+    responses(
+        (status = 200, description = "The patient called", body = PatientView),
+        (status = 204, description = "Nobody waits in that queue (for those colours)"),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn call(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -114,24 +173,42 @@ pub async fn call(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct QueueQuery {
+    /// `treatment` (default) or `triage`.
     #[serde(default)]
+    #[param(inline)]
     queue: QueueKind,
+    /// Page size, default 100.
+    #[param(maximum = 1000)]
     limit: Option<usize>,
+    /// Patients to skip, default 0.
     #[serde(default)]
     offset: usize,
 }
 
-#[derive(Debug, Serialize)]
-pub struct QueuePage<T> {
+/// A page of a queue, in call order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePage {
+    /// How many wait in the queue (all pages).
     total: usize,
-    patients: Vec<T>,
+    patients: Vec<QueueEntry>,
+}
+
+/// A queue entry: the patient view, or for the display role the entry
+/// without personal data.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum QueueEntry {
+    Patient(PatientView),
+    Anonymous(AnonymousEntry),
 }
 
 /// A queue entry for the display role: no name, complaint, birth date,
-/// document or protocol number.
-#[derive(Debug, Serialize)]
+/// document or protocol number (and no other field).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AnonymousEntry {
     ticket: String,
     colour: Option<String>,
@@ -160,6 +237,23 @@ impl From<PatientView> for AnonymousEntry {
     }
 }
 
+/// A page of a unit's queue, in call order
+#[utoipa::path(
+    get,
+    path = "/api/v1/units/{unit}/queue",
+    operation_id = "getQueue",
+    tag = "units",
+    params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"), QueueQuery),
+    responses(
+        (status = 200, description = "The page; the display role gets entries without personal data", body = QueuePage),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn queue(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -174,14 +268,30 @@ pub async fn queue(
     }
     let (total, patients) =
         state.read(|d, now| d.queue_page(&path, q.queue, q.offset, limit, now))?;
-    Ok(if caller(&req).is_display() {
-        let patients: Vec<AnonymousEntry> = patients.into_iter().map(Into::into).collect();
-        HttpResponse::Ok().json(QueuePage { total, patients })
+    let entry = if caller(&req).is_display() {
+        |v: PatientView| QueueEntry::Anonymous(v.into())
     } else {
-        HttpResponse::Ok().json(QueuePage { total, patients })
-    })
+        QueueEntry::Patient
+    };
+    let patients = patients.into_iter().map(entry).collect();
+    Ok(HttpResponse::Ok().json(QueuePage { total, patients }))
 }
 
+/// The ward display board: recent calls and queue counts, no personal data
+#[utoipa::path(
+    get,
+    path = "/api/v1/units/{unit}/board",
+    operation_id = "getBoard",
+    tag = "units",
+    params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa")),
+    responses(
+        (status = 200, description = "The board", body = Board),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn board(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -48,11 +48,13 @@ pub enum JournalError {
 }
 
 /// One entry of `GET /patients/{protocol}/history`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub event: String,
     pub actor: String,
+    /// What the event recorded (colour, room, outcome, …); always an object.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

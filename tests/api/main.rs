@@ -15,6 +15,7 @@ mod idempotency;
 mod info;
 mod journal_failure;
 mod lifecycle;
+mod openapi;
 mod queues;
 mod restart;
 mod timing;

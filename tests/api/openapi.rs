@@ -1,0 +1,320 @@
+//! `GET /api/v1/openapi.json` (API.md section 2): an OpenAPI 3 document that
+//! lists every endpoint of the contract with its methods, whose operations are
+//! all served by the route table (so the document and the routes cannot drift
+//! apart), whose references all resolve, and which is behind the role check.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use triagem::auth::{new_token, sha256_hex};
+use triagem::clock::ManualClock;
+use triagem::config::{AuthMode, TokenConfig};
+
+use crate::helpers::{protocol, start_time, TestApp, API, UNIT};
+
+/// Every endpoint of API.md section 2, and those outside `/api/v1`.
+const CONTRACT: [(&str, &str); 22] = [
+    ("post", "/api/v1/units/{unit}/patients"),
+    ("get", "/api/v1/patients/{protocol}"),
+    ("get", "/api/v1/patients/{protocol}/history"),
+    ("post", "/api/v1/patients/{protocol}/triage"),
+    ("post", "/api/v1/units/{unit}/call"),
+    ("post", "/api/v1/patients/{protocol}/start"),
+    ("post", "/api/v1/patients/{protocol}/finish"),
+    ("post", "/api/v1/patients/{protocol}/no-show"),
+    ("post", "/api/v1/patients/{protocol}/leave"),
+    ("post", "/api/v1/patients/{protocol}/recall"),
+    ("post", "/api/v1/patients/{protocol}/transfer"),
+    ("get", "/api/v1/units/{unit}/queue"),
+    ("get", "/api/v1/units/{unit}/board"),
+    ("get", "/api/v1/units/{unit}/events"),
+    ("get", "/api/v1/alerts"),
+    ("post", "/api/v1/alerts/{id}/ack"),
+    ("get", "/api/v1/units"),
+    ("get", "/api/v1/protocol"),
+    ("get", "/api/v1/openapi.json"),
+    ("get", "/metrics"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+];
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+async fn document(app: &TestApp) -> Value {
+    let r = app.get("/openapi.json").await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{:?}",
+        r.headers
+    );
+    r.expect(200)
+}
+
+/// Every `(method, path)` the document describes.
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                out.push((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+#[track_caller]
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            doc.pointer(pointer)
+                .unwrap_or_else(|| panic!("unresolved reference {r}"))
+        }
+        None => v,
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_with_every_endpoint_of_the_contract() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let version = doc["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3."), "OpenAPI version {version}");
+    assert!(doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty()));
+
+    let documented = operations(&doc);
+    for (method, path) in CONTRACT {
+        assert!(
+            documented.iter().any(|(m, p)| m == method && p == path),
+            "{} {path} is not in the document",
+            method.to_uppercase()
+        );
+    }
+    assert_eq!(
+        documented.len(),
+        CONTRACT.len(),
+        "operations beyond the contract: {documented:?}"
+    );
+    let mut ids: Vec<&str> = documented
+        .iter()
+        .map(|(m, p)| doc["paths"][p][m]["operationId"].as_str().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), documented.len(), "operation ids are unique");
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_parameters_bodies_and_problems() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let what = format!("{} {path}", method.to_uppercase());
+        let responses = op["responses"].as_object().expect("responses");
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{what}: no success response"
+        );
+        // Every problem is problem+json with the Problem schema.
+        for (status, response) in responses {
+            if !(status.starts_with('4') || status.starts_with('5')) {
+                continue;
+            }
+            let schema = &resolve(&doc, response)["content"]["application/problem+json"]["schema"];
+            assert_eq!(
+                schema["$ref"], "#/components/schemas/Problem",
+                "{what} {status}: {response}"
+            );
+        }
+        let open = matches!(path.as_str(), "/healthz" | "/readyz");
+        if !open {
+            // Any token-checked route may answer 401 and 403.
+            for status in ["401", "403"] {
+                assert!(responses.contains_key(status), "{what}: no {status}");
+            }
+        }
+        // Path parameters: declared, required; protocols are 17 digits.
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for name in path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            let p = params
+                .iter()
+                .map(|p| resolve(&doc, p))
+                .find(|p| p["name"] == name && p["in"] == "path")
+                .unwrap_or_else(|| panic!("{what}: path parameter {name} undeclared"));
+            assert_eq!(p["required"], true, "{what}: {name}");
+            if name == "protocol" {
+                assert_eq!(p["schema"]["pattern"], "^[0-9]{17}$", "{what}");
+                for status in ["400", "404"] {
+                    assert!(responses.contains_key(status), "{what}: no {status}");
+                }
+            }
+        }
+        // A JSON body: documented, with the 413 and 415 of reading it.
+        if let Some(body) = op.get("requestBody") {
+            let body = resolve(&doc, body);
+            assert!(
+                body["content"]["application/json"]["schema"].is_object(),
+                "{what}: {body}"
+            );
+            for status in ["400", "413", "415", "422"] {
+                assert!(responses.contains_key(status), "{what}: no {status}");
+            }
+        }
+        // A change may find the journal unwritable.
+        if method == "post" {
+            assert!(responses.contains_key("503"), "{what}: no 503");
+        }
+    }
+
+    let admit = &doc["paths"]["/api/v1/units/{unit}/patients"]["post"];
+    assert!(
+        admit["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+        "Idempotency-Key header: {admit}"
+    );
+    assert_eq!(admit["requestBody"]["required"], true);
+    assert!(admit["responses"]["201"]["headers"]["Location"].is_object());
+    for status in ["404", "429"] {
+        assert!(admit["responses"].get(status).is_some(), "admit: {status}");
+    }
+    // The bodies that may be left out are optional.
+    for path in [
+        "/api/v1/patients/{protocol}/leave",
+        "/api/v1/alerts/{id}/ack",
+    ] {
+        let body = &doc["paths"][path]["post"]["requestBody"];
+        assert_ne!(body["required"], true, "{path}: {body}");
+    }
+    let query: Vec<&str> = doc["paths"]["/api/v1/units/{unit}/queue"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(query, ["queue", "limit", "offset"]);
+    let call = &doc["paths"]["/api/v1/units/{unit}/call"]["post"]["responses"];
+    assert!(call.get("204").is_some(), "call: 204 when nobody waits");
+
+    // Bearer tokens, required everywhere except health and readiness.
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    for open in ["/healthz", "/readyz"] {
+        assert_eq!(
+            doc["paths"][open]["get"]["security"],
+            serde_json::json!([{}]),
+            "{open} needs no token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    fn walk(doc: &Value, v: &Value, seen: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("{r}"));
+                    assert!(doc.pointer(pointer).is_some(), "unresolved {r}");
+                    *seen += 1;
+                }
+                map.values().for_each(|v| walk(doc, v, seen));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(doc, v, seen)),
+            _ => {}
+        }
+    }
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let mut seen = 0;
+    walk(&doc, &doc, &mut seen);
+    assert!(seen > 50, "only {seen} references");
+    for schema in ["PatientView", "Board", "Alert", "HistoryEntry", "Problem"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} schema"
+        );
+    }
+}
+
+/// The route table serves every documented operation: a request with real
+/// path values reaches a handler (no 405, no "no such resource" 404).
+#[tokio::test]
+async fn every_documented_operation_is_served() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let patient = protocol(&app.admit("Maria Silva", Some("yellow")).await);
+
+    for (method, path) in operations(&doc) {
+        let url = format!(
+            "{}{}",
+            app.address,
+            path.replace("{unit}", UNIT)
+                .replace("{protocol}", &patient)
+                .replace("{id}", "1")
+        );
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let mut req = app.client.request(method.clone(), &url);
+        if method == Method::POST {
+            req = req.header("content-type", "application/json").body("{}");
+        }
+        // Headers only: the event stream never ends.
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if status == StatusCode::NOT_FOUND {
+            let body: Value = r.json().await.expect("problem");
+            let detail = body["detail"].as_str().unwrap_or_default();
+            assert!(
+                !detail.starts_with("no such resource"),
+                "{method} {path} is not routed: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_behind_the_role_check() {
+    let display = new_token();
+    let app = TestApp::spawn_with(
+        |c| {
+            c.auth.mode = AuthMode::Tokens;
+            c.auth.tokens = vec![TokenConfig {
+                name: "painel-1".into(),
+                role: "display".into(),
+                sha256: sha256_hex(&display),
+            }];
+        },
+        Arc::new(ManualClock::new(start_time())),
+    )
+    .await;
+    app.get("/openapi.json")
+        .await
+        .expect_problem(401, "unauthorized");
+    let r = app
+        .client
+        .get(format!("{}{API}/openapi.json", app.address))
+        .bearer_auth(&display)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.expect("JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+}
