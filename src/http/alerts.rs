@@ -62,9 +62,9 @@ pub async fn list(
 /// The body may be left out: `by` is then the caller's token name.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AckBody {
-    /// Who acknowledges, 1 to 100 characters.
+    /// Who acknowledges: 1 to 100 characters after trimming, not all blank.
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     by: Option<String>,
 }
 

@@ -130,6 +130,15 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
         .map_err(|e| ApiError::Malformed(format!("bad query string: {e}")))
 }
 
+/// A protocol number from the path. Not 17 digits: 400 malformed. 17 digits
+/// that no protocol number can be (year before 1000, sequence 0): 404, as
+/// for any number that was never issued.
 pub fn protocol(s: &str) -> Result<Protocol, ApiError> {
-    Protocol::parse(s).map_err(|e| ApiError::Malformed(format!("in the path: {e}")))
+    Protocol::parse(s).map_err(|e| {
+        if s.len() == 17 && s.bytes().all(|b| b.is_ascii_digit()) {
+            ApiError::NotFound(format!("no patient has protocol number {s}"))
+        } else {
+            ApiError::Malformed(format!("in the path: {e}"))
+        }
+    })
 }

@@ -103,6 +103,31 @@ async fn a_protocol_in_the_path_that_is_not_17_digits_is_400_malformed() {
     }
 }
 
+/// 17 digits are a well-formed protocol number even when none could have
+/// been issued (a year before 1000, sequence 0): unknown, so 404.
+#[tokio::test]
+async fn a_17_digit_protocol_that_was_never_issued_is_404() {
+    let app = TestApp::spawn().await;
+    for never in [
+        "09990000000000001",
+        "20260000000000000",
+        "99999999999999999",
+    ] {
+        app.get(&format!("/patients/{never}"))
+            .await
+            .expect_problem(404, "not_found");
+        app.get(&format!("/patients/{never}/history"))
+            .await
+            .expect_problem(404, "not_found");
+        app.action(never, "start")
+            .await
+            .expect_problem(404, "not_found");
+        app.triage(never, "red")
+            .await
+            .expect_problem(404, "not_found");
+    }
+}
+
 #[tokio::test]
 async fn a_query_value_of_the_wrong_type_is_400_malformed() {
     let app = TestApp::spawn().await;
