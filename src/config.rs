@@ -60,6 +60,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
 fn default_timezone() -> String {
@@ -354,6 +356,30 @@ impl Default for LogConfig {
     }
 }
 
+/// The languages the web pages speak.
+pub const WEB_LANGS: [&str; 2] = ["pt-BR", "en"];
+
+/// The web pages (`/display`, `/reception`, `/clinician`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// The pages' language when the URL has no `?lang=`: `pt-BR` or `en`.
+    #[serde(default = "default_web_lang")]
+    pub lang: String,
+}
+
+fn default_web_lang() -> String {
+    "pt-BR".to_owned()
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            lang: default_web_lang(),
+        }
+    }
+}
+
 /// Roles of API.md section 5; the token entries are checked against this list.
 pub const ROLES: [&str; 6] = [
     "reception",
@@ -486,6 +512,12 @@ impl Config {
             }
         }
         self.validate_units()?;
+        if !WEB_LANGS.contains(&self.web.lang.as_str()) {
+            return Err(invalid(
+                "web.lang",
+                format!("`{}` is not one of {}", self.web.lang, WEB_LANGS.join(", ")),
+            ));
+        }
         self.validate_auth(bind)
     }
 

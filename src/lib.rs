@@ -24,5 +24,6 @@ pub mod journal;
 pub mod metrics;
 pub mod outbox;
 pub mod scheduler;
+pub mod web;
 
 pub use app::{AppState, Application};

@@ -94,7 +94,7 @@ pub(crate) async fn authorize(
     let Some(route) = req.match_pattern() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    if OPEN_ROUTES.contains(&route.as_str()) {
+    if OPEN_ROUTES.contains(&route.as_str()) || crate::web::OPEN_ROUTES.contains(&route.as_str()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let token = presented_token(&req, &route);
@@ -169,6 +169,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(patients::transfer)),
                 ),
         )
+        .configure(crate::web::configure)
         .default_service(web::to(not_found));
 }
 

@@ -1,0 +1,199 @@
+/* Ward display screen: the call being made now, the last calls and the
+ * waiting per colour. Reads only the board and the event stream, which never
+ * carry a name or a protocol number. */
+"use strict";
+
+(() => {
+  const { t, h, api, unit, lang } = Triagem;
+  const $ = (id) => document.getElementById(id);
+  /** Calls older than this when they reach the page are shown but not announced. */
+  const ANNOUNCE_WITHIN_MS = 60000;
+  const SOUND_KEY = "triagem.display.sound";
+
+  let board = null;
+  let fetchedAt = 0;
+  let serverOffset = 0; // server clock minus this machine's, from the board's generated_at
+  let soundOn = localStorage.getItem(SOUND_KEY) !== "off";
+  let audio = null;
+  window.triagemSpoken = []; // what was announced, for tests and troubleshooting
+
+  Triagem.setupHeader();
+
+  // ---- clock ----
+  function tickClock() {
+    const now = new Date(Date.now() + serverOffset);
+    $("clock").textContent = now.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+    $("clock").dateTime = now.toISOString();
+  }
+
+  // ---- sound ----
+  function renderSound() {
+    const b = $("sound");
+    b.setAttribute("aria-pressed", String(soundOn));
+    b.replaceChildren(speakerIcon(soundOn), t(soundOn ? "display.sound.on" : "display.sound.off"));
+    b.classList.toggle("off", !soundOn);
+  }
+  function speakerIcon(on) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "icon");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("fill", "currentColor");
+    path.setAttribute("d", on
+      ? "M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z"
+      : "M3 9v6h4l5 5V4L7 9H3zm12.4.4 1.4-1.4 2.2 2.2 2.2-2.2 1.4 1.4-2.2 2.2 2.2 2.2-1.4 1.4-2.2-2.2-2.2 2.2-1.4-1.4 2.2-2.2z");
+    svg.append(path);
+    return svg;
+  }
+  function audioContext() {
+    const AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return null;
+    if (!audio) audio = new AC();
+    if (audio.state === "suspended") audio.resume().catch(() => {});
+    return audio;
+  }
+  $("sound").addEventListener("click", () => {
+    soundOn = !soundOn;
+    localStorage.setItem(SOUND_KEY, soundOn ? "on" : "off");
+    if (soundOn) audioContext(); // a user gesture lets the browser play sound
+    else if (window.speechSynthesis) speechSynthesis.cancel();
+    renderSound();
+  });
+  document.addEventListener("keydown", (e) => {
+    if ((e.key === "s" || e.key === "S") && !e.ctrlKey && !e.metaKey && !e.altKey) $("sound").click();
+  });
+
+  /** A two-note chime ("ding-dong"), about one second. */
+  function chime() {
+    const ctx = audioContext();
+    if (!ctx) return;
+    const start = ctx.currentTime + 0.05;
+    [[880, 0], [659.25, 0.45]].forEach(([freq, at]) => {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "sine";
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, start + at);
+      gain.gain.exponentialRampToValueAtTime(0.5, start + at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + at + 0.9);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(start + at);
+      osc.stop(start + at + 1);
+    });
+  }
+
+  function speak(ticket, room) {
+    // Spelled out ("A 0 1 2") so every voice reads it the same way.
+    const text = t("display.say", { ticket: ticket.split("").join(" "), room });
+    if (!window.speechSynthesis || !window.SpeechSynthesisUtterance) return;
+    const u = new SpeechSynthesisUtterance(text);
+    u.lang = lang === "en" ? "en-US" : "pt-BR";
+    const voice = speechSynthesis.getVoices().find((v) => v.lang.replace("_", "-").toLowerCase().startsWith(u.lang.slice(0, 2).toLowerCase()));
+    if (voice) u.voice = voice;
+    u.rate = 0.9;
+    speechSynthesis.speak(u);
+  }
+
+  function announce(call) {
+    if (!soundOn) return;
+    const age = Date.now() + serverOffset - Date.parse(call.at);
+    if (!(age < ANNOUNCE_WITHIN_MS)) return;
+    window.triagemSpoken.push(t("display.say", { ticket: call.ticket, room: call.room }));
+    try { chime(); } catch (_) { /* no audio device */ }
+    setTimeout(() => { try { speak(call.ticket, call.room); } catch (_) { /* no voices */ } }, 1100);
+  }
+
+  // ---- rendering ----
+  function callChip(call) {
+    if (call.colour) return Triagem.chip(call.colour);
+    return h("span", { class: "chip c-none" }, h("span", { class: "dot", "aria-hidden": "true" }), t("triage.queue"));
+  }
+  const colourClass = Triagem.colourClass;
+
+  function showNow(call, fresh) {
+    const card = $("now");
+    card.className = "d-now-card " + (call ? colourClass(call.colour) : "c-none") + (call ? "" : " empty");
+    $("now-ticket").textContent = call ? call.ticket : t("display.none");
+    $("now-room").textContent = call ? call.room : "";
+    card.querySelector(".d-room-line").hidden = !call;
+    $("now-colour").replaceChildren(call ? callChip(call) : "");
+    if (fresh) {
+      card.classList.remove("flash");
+      void card.offsetWidth; // restart the animation
+      card.classList.add("flash");
+    }
+  }
+
+  function renderCalls(calls) {
+    showNow(calls[0] || null, false);
+    $("recent").replaceChildren(...calls.slice(1, 7).map((c) =>
+      h("li", { class: "d-recent-item " + colourClass(c.colour) },
+        h("span", { class: "d-recent-ticket" }, c.ticket),
+        h("span", { class: "d-recent-room" }, c.room),
+        callChip(c),
+        h("span", { class: "d-recent-time" }, Triagem.fmtTime(c.called_at)))));
+  }
+
+  function renderQueues() {
+    if (!board) return;
+    const elapsed = (Date.now() - fetchedAt) / 1000;
+    $("queues").replaceChildren(...board.queues.map((q) => {
+      const longest = q.waiting > 0 ? q.longest_wait_seconds + elapsed : 0;
+      const target = Triagem.targetSeconds(q.colour);
+      const late = q.overdue > 0;
+      const label = q.colour ? Triagem.chip(q.colour, "big") :
+        h("span", { class: "chip c-none big" }, h("span", { class: "dot", "aria-hidden": "true" }), t("triage.queue"));
+      return h("div", { class: "d-queue " + colourClass(q.colour) + (late ? " late" : "") },
+        h("div", { class: "d-queue-head" }, label),
+        h("div", { class: "d-queue-count" }, h("span", { class: "n" }, q.waiting), h("span", { class: "w" }, t("waiting.n"))),
+        h("div", { class: "d-queue-wait" },
+          h("span", { class: "k" }, t("longest")), h("strong", {}, q.waiting > 0 ? Triagem.duration(longest, true) : "—")),
+        h("div", { class: "d-queue-target" }, `${t("target.label")}: ${Triagem.targetText(target, true)}`),
+        h("div", { class: "d-queue-late", hidden: !late }, "⚠ " + t(q.overdue === 1 ? "overdue.one" : "overdue.n", { n: q.overdue })));
+    }));
+  }
+
+  async function refresh() {
+    const b = await api("GET", `/units/${encodeURIComponent(unit)}/board`);
+    board = b;
+    fetchedAt = Date.now();
+    serverOffset = Date.parse(b.generated_at) - fetchedAt;
+    renderCalls(b.calls);
+    renderQueues();
+    return b;
+  }
+  const refreshSoon = Triagem.debounce(() => refresh().catch(() => {}), 120);
+
+  function onEvent(name, data) {
+    if (name === "called" && data.ticket && data.room) {
+      // Shown at once from the event; the board follows a moment later.
+      showNow({ ticket: data.ticket, room: data.room, colour: data.colour, queue: data.queue }, true);
+      announce(data);
+    }
+    refreshSoon();
+  }
+
+  function onState(up) {
+    $("reconnecting").hidden = up;
+    document.body.classList.toggle("is-offline", !up);
+  }
+
+  async function start() {
+    renderSound();
+    tickClock();
+    setInterval(tickClock, 1000);
+    setInterval(renderQueues, 1000);
+    setInterval(() => { if (!document.body.classList.contains("is-offline")) refresh().catch(() => {}); }, 20000);
+    for (;;) {
+      try { await Triagem.loadInfo(); break; } catch (e) {
+        onState(false);
+        if (e.code !== "network" && e.status !== 503) Triagem.showError(e);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+    Triagem.live({ onEvent, onState, probe: refresh });
+  }
+  start();
+})();

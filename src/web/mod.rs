@@ -1,0 +1,227 @@
+//! The three web pages the service serves itself (API.md section 2, "web
+//! pages"): the ward display screen, the reception desk and the clinician's
+//! queue. Static HTML, CSS and JavaScript embedded in the binary, no build
+//! step; the pages call the API like any other client, so every request they
+//! make is checked by the role table while the pages themselves need no token.
+
+use std::sync::OnceLock;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::config::WEB_LANGS;
+use crate::http::ApiError;
+
+/// The route patterns of the pages and their assets; they need no token.
+pub const OPEN_ROUTES: [&str; 4] = [
+    "/display/{unit}",
+    "/reception/{unit}",
+    "/clinician/{unit}",
+    "/assets/{file}",
+];
+
+const DISPLAY: &str = include_str!("display.html");
+const RECEPTION: &str = include_str!("reception.html");
+const CLINICIAN: &str = include_str!("clinician.html");
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file under `/assets/`: name, body, content type.
+const ASSETS: [(&str, &str, &str); 5] = [
+    ("app.css", include_str!("app.css"), CSS),
+    ("common.js", include_str!("common.js"), JS),
+    ("display.js", include_str!("display.js"), JS),
+    ("reception.js", include_str!("reception.js"), JS),
+    ("clinician.js", include_str!("clinician.js"), JS),
+];
+
+/// Scripts only from this origin, no inline code, no framing: a page that
+/// shows patients' names must not be embeddable or injectable.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                   img-src 'self' data:; connect-src 'self'; media-src 'self'; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; \
+                   frame-ancestors 'none'";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(page_resource("/display/{unit}").route(web::get().to(display)))
+        .service(page_resource("/reception/{unit}").route(web::get().to(reception)))
+        .service(page_resource("/clinician/{unit}").route(web::get().to(clinician)))
+        .service(page_resource("/assets/{file}").route(web::get().to(asset)));
+}
+
+fn page_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(format!(
+            "{} is not allowed on {}",
+            req.method(),
+            req.path()
+        )))
+    }))
+}
+
+async fn display(
+    state: web::Data<AppState>,
+    unit: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, &unit, &req, DISPLAY)
+}
+
+async fn reception(
+    state: web::Data<AppState>,
+    unit: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, &unit, &req, RECEPTION)
+}
+
+async fn clinician(
+    state: web::Data<AppState>,
+    unit: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    page(&state, &unit, &req, CLINICIAN)
+}
+
+/// The page's language: `?lang=` when it names one the pages speak
+/// (`en`, `en-US`, `pt`, `pt-BR`…), else `web.lang` of the config.
+fn language(req: &HttpRequest, default: &str) -> &'static str {
+    let asked =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("lang").map(|l| l.to_ascii_lowercase()));
+    // By the primary subtag: `pt`, `pt-br`, `PT-PT` all pick pt-BR.
+    let pick = |l: &str| {
+        let primary = l.split('-').next()?;
+        WEB_LANGS
+            .into_iter()
+            .find(|w| w.split('-').next() == Some(primary) || w.eq_ignore_ascii_case(l))
+    };
+    asked
+        .as_deref()
+        .and_then(pick)
+        .or_else(|| pick(default))
+        .unwrap_or(WEB_LANGS[0])
+}
+
+fn page(
+    state: &AppState,
+    unit: &str,
+    req: &HttpRequest,
+    template: &str,
+) -> Result<HttpResponse, ApiError> {
+    let Some(u) = state.config.units.iter().find(|u| u.id == unit) else {
+        return Err(ApiError::NotFound(format!("unit `{unit}` does not exist")));
+    };
+    let html = template
+        .replace("{{lang}}", language(req, &state.config.web.lang))
+        .replace("{{unit}}", &escape(&u.id))
+        .replace("{{unit_name}}", &escape(&u.name))
+        .replace("{{v}}", assets_version());
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .body(html))
+}
+
+/// A short hash of all the assets, appended to their URLs so a browser
+/// never mixes a new page with old scripts after an upgrade.
+fn assets_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut h = Sha256::new();
+        for (name, body, _) in ASSETS {
+            h.update(name.as_bytes());
+            h.update(body.as_bytes());
+        }
+        hex::encode(&h.finalize()[..6])
+    })
+}
+
+async fn asset(file: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let Some((_, body, content_type)) = ASSETS.into_iter().find(|(name, _, _)| *name == *file)
+    else {
+        return Err(ApiError::NotFound(format!("no such asset: {file}")));
+    };
+    let etag = format!("\"{}\"", assets_version());
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut res = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    Ok(if fresh {
+        res.finish()
+    } else {
+        res.content_type(content_type).body(body)
+    })
+}
+
+/// HTML-escapes text put into a page.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn language_from_query_or_default() {
+        let lang = |q: &str, d: &str| language(&TestRequest::with_uri(q).to_http_request(), d);
+        assert_eq!(lang("/display/pa", "pt-BR"), "pt-BR");
+        assert_eq!(lang("/display/pa", "en"), "en");
+        assert_eq!(lang("/display/pa?lang=en", "pt-BR"), "en");
+        assert_eq!(lang("/display/pa?lang=EN-us", "pt-BR"), "en");
+        assert_eq!(lang("/display/pa?lang=pt", "en"), "pt-BR");
+        assert_eq!(lang("/display/pa?lang=fr", "en"), "en");
+        assert_eq!(lang("/display/pa?lang=", "pt-BR"), "pt-BR");
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn every_page_names_only_existing_assets() {
+        for page in [DISPLAY, RECEPTION, CLINICIAN] {
+            for part in page.split("/assets/").skip(1) {
+                let name = part.split(['?', '"']).next().unwrap();
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == name),
+                    "unknown asset {name}"
+                );
+            }
+        }
+    }
+}

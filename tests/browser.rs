@@ -1,0 +1,843 @@
+//! End-to-end tests of the web pages in a real headless Chromium (Debian's
+//! `chromium`, driven over the DevTools protocol by chromiumoxide): the real
+//! service on a free port, the reception desk, the clinician's queue and the
+//! ward display, live through the event stream, across a server restart, and
+//! in tokens mode.
+//!
+//! Without `/usr/bin/chromium` these tests fail and say how to install it,
+//! unless `TRIAGEM_SKIP_BROWSER=1`. Screenshots of the three pages go to
+//! `target/screenshots/`, and also to `docs/screenshots/` with
+//! `TRIAGEM_UPDATE_SCREENSHOTS=1`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::handler::viewport::Viewport;
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::Page;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use triagem::app::StopHandle;
+use triagem::clock::SystemClock;
+use triagem::config::{AuthMode, Config, TokenConfig};
+use triagem::Application;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const UNIT: &str = "pa";
+const ROOM: &str = "Consultório 1";
+/// How long a wait for something on a page may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------- server
+
+struct Running {
+    handle: StopHandle,
+    thread: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The real service on its own thread and actix System, like `main.rs` runs it.
+struct Server {
+    port: u16,
+    config: Config,
+    running: Option<Running>,
+    _data: TempDir,
+    client: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Server {
+    /// `config/default.toml` as shipped, changed by `tweak`, on a fresh data dir.
+    async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::Builder::new()
+            .prefix("triagem-browser-")
+            .tempdir()
+            .expect("tempdir");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let mut config = Config::from_toml(&std::fs::read_to_string(path).expect("read config"))
+            .expect("config/default.toml parses");
+        config.storage.data_dir = data.path().to_owned();
+        tweak(&mut config);
+        config.validate().expect("valid test config");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut server = Self {
+            port,
+            config,
+            running: None,
+            _data: data,
+            client: reqwest::Client::new(),
+            token: None,
+        };
+        server.run(listener).await;
+        server
+    }
+
+    async fn run(&mut self, listener: TcpListener) {
+        let config = self.config.clone();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("triagem-{}", self.port))
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let app = Application::build(config, listener, Arc::new(SystemClock))?;
+                    tx.send(app.handle()).expect("the test waits for the app");
+                    app.run_until_stopped().await
+                })
+            })
+            .expect("spawn server thread");
+        let handle = tokio::task::spawn_blocking(move || rx.recv())
+            .await
+            .expect("join")
+            .expect("the server thread failed before building the app");
+        self.running = Some(Running { handle, thread });
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let ok = self
+                .client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz never said 200");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the service and waits until it is down and its journal closed.
+    async fn stop(&mut self) {
+        if let Some(Running { handle, thread }) = self.running.take() {
+            handle.stop(true).await;
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .expect("join")
+                .expect("server thread panicked")
+                .expect("the service stopped with an error");
+        }
+    }
+
+    /// Starts the service again on the same port and data dir.
+    async fn restart(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "port {} stays busy: {e}",
+                        self.port
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.run(listener).await;
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = self.url(&format!("/api/v1{path}"));
+        let mut req = match method {
+            "GET" => self.client.get(url),
+            _ => self.client.post(url),
+        };
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("API request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn admit(&self, body: Value) -> Value {
+        let (status, view) = self
+            .api("POST", &format!("/units/{UNIT}/patients"), Some(body))
+            .await;
+        assert_eq!(status, 201, "admission failed: {view}");
+        view
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(Running { handle, thread }) = self.running.take() {
+            drop(handle.stop(false));
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- browser
+
+/// Headless Chromium with a fresh profile; `None` when the tests are skipped.
+struct Chromium {
+    browser: Browser,
+    handler: tokio::task::JoinHandle<()>,
+    _profile: TempDir,
+}
+
+impl Chromium {
+    async fn launch() -> Option<Self> {
+        if !Path::new(CHROMIUM).exists() {
+            if std::env::var("TRIAGEM_SKIP_BROWSER").as_deref() == Ok("1") {
+                eprintln!(
+                    "browser tests skipped: {CHROMIUM} is missing and TRIAGEM_SKIP_BROWSER=1"
+                );
+                return None;
+            }
+            panic!(
+                "the browser tests need Chromium at {CHROMIUM}: run `apt-get install -y chromium` \
+                 (Debian), or set TRIAGEM_SKIP_BROWSER=1 to skip them"
+            );
+        }
+        let profile = tempfile::Builder::new()
+            .prefix("triagem-chromium-")
+            .tempdir()
+            .expect("profile dir");
+        let config = BrowserConfig::builder()
+            .chrome_executable(CHROMIUM)
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .window_size(1920, 1080)
+            .viewport(Viewport {
+                width: 1920,
+                height: 1080,
+                device_scale_factor: Some(1.0),
+                ..Viewport::default()
+            })
+            .args([
+                "disable-gpu",
+                "disable-background-networking",
+                "disable-component-update",
+                "disable-sync",
+            ])
+            .build()
+            .expect("browser config");
+        let (browser, mut handler) = Browser::launch(config)
+            .await
+            .unwrap_or_else(|e| panic!("cannot launch {CHROMIUM}: {e}"));
+        // Drive the DevTools connection; a message it cannot parse is not fatal.
+        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        Some(Self {
+            browser,
+            handler,
+            _profile: profile,
+        })
+    }
+
+    async fn open(&self, url: &str) -> Page {
+        let page = self.browser.new_page(url).await.expect("open page");
+        page.wait_for_navigation().await.expect("page loads");
+        page
+    }
+
+    async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
+    page.evaluate(js)
+        .await
+        .unwrap_or_else(|e| panic!("evaluating `{js}`: {e}"))
+        .into_value()
+        .unwrap_or_else(|e| panic!("result of `{js}`: {e}"))
+}
+
+/// Polls `js` (a boolean expression) on the page until it holds.
+async fn wait_until(page: &Page, js: &str, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if page
+            .evaluate(js)
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok())
+            == Some(true)
+        {
+            return started.elapsed();
+        }
+        if started.elapsed() > PATIENCE {
+            let text: String = eval(page, "document.body.innerText").await;
+            panic!("timed out waiting for {what} (`{js}`); the page shows:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn text(page: &Page, selector: &str) -> String {
+    eval(
+        page,
+        &format!("document.querySelector({selector:?})?.textContent.trim() ?? ''"),
+    )
+    .await
+}
+
+/// Types into a field as a user would: a click to focus it, then the text as
+/// the keyboard's input method inserts it (any character, with input events).
+async fn type_into(page: &Page, selector: &str, value: &str) {
+    page.bring_to_front().await.expect("bring to front");
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("no {selector}: {e}"))
+        .click()
+        .await
+        .expect("click field");
+    page.execute(InsertTextParams::new(value))
+        .await
+        .expect("insert text");
+}
+
+/// Runs a statement on the page, ignoring its value.
+async fn run(page: &Page, js: &str) {
+    page.evaluate(format!("(() => {{ {js}; return true; }})()"))
+        .await
+        .unwrap_or_else(|e| panic!("evaluating `{js}`: {e}"));
+}
+
+/// Clicks the element as a mouse would; a live page may re-render it between
+/// finding and clicking, so a detached node is looked up again.
+async fn click(page: &Page, selector: &str) {
+    page.bring_to_front().await.expect("bring to front");
+    let mut tries = 0;
+    loop {
+        let found = page.find_element(selector).await;
+        let result = match found {
+            Ok(el) => el.click().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if tries < 20 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("click {selector}: {e}"),
+        }
+    }
+}
+
+async fn screenshot(page: &Page, name: &str) {
+    page.bring_to_front().await.expect("bring to front");
+    let png = page
+        .screenshot(ScreenshotParams::builder().build())
+        .await
+        .expect("screenshot");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("target/screenshots")];
+    if std::env::var("TRIAGEM_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        dirs.push(root.join("docs/screenshots"));
+    }
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), &png).expect("write screenshot");
+    }
+}
+
+fn minutes_ago(m: i64) -> String {
+    (Utc::now() - chrono::TimeDelta::minutes(m))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+// ---------------------------------------------------------------- tests
+
+/// The whole walk: admit at reception, call from the clinician page, see the
+/// call on the display within a second, never a name or protocol there, and
+/// the reconnecting banner across a server restart on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reception_clinician_and_display_in_a_real_browser() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    // Waits counted from arrival, so patients admitted "40 minutes ago" are overdue.
+    let mut server = Server::start(|c| {
+        c.protocol.clock_starts = triagem::config::ClockStarts::Arrival;
+    })
+    .await;
+
+    // The display first, so it is listening when the call is made.
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    wait_until(
+        &display,
+        "document.body.dataset.live === 'up'",
+        "the display's event stream",
+    )
+    .await;
+    wait_until(
+        &display,
+        "document.querySelectorAll('.d-queue').length === 5",
+        "the display's queues",
+    )
+    .await;
+    assert_eq!(text(&display, "#now-ticket").await, "Aguardando chamadas");
+
+    // Reception: admit through the form.
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#colour option').length === 5",
+        "the colour list",
+    )
+    .await;
+    let name = "Maria Aparecida Testemunha";
+    type_into(&reception, "#name", name).await;
+    run(
+        &reception,
+        "document.querySelector('#colour').value = 'yellow'",
+    )
+    .await;
+    type_into(&reception, "#complaint", "dor torácica há 2 horas").await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    let protocol = text(&reception, "#result-protocol").await;
+    let ticket = text(&reception, "#result-ticket").await;
+    assert_eq!(
+        protocol.len(),
+        17,
+        "a 17-digit protocol is shown: {protocol:?}"
+    );
+    assert!(protocol.chars().all(|c| c.is_ascii_digit()), "{protocol}");
+    assert_eq!(ticket, "A001");
+    let (status, view) = server
+        .api("GET", &format!("/patients/{protocol}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["name"], name);
+    assert_eq!(view["colour"], "yellow");
+    assert_eq!(view["complaint"], "dor torácica há 2 horas");
+    // The printable receipt holds the same numbers.
+    assert_eq!(text(&reception, "#rc-protocol").await, protocol);
+    assert_eq!(text(&reception, "#rc-ticket").await, ticket);
+
+    // Clinician: the patient is in the queue with a name; call next.
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &clinician,
+        &format!("document.querySelector('#queue')?.innerText.includes({name:?})"),
+        "the patient in the clinician's queue",
+    )
+    .await;
+    wait_until(
+        &clinician,
+        "document.body.dataset.live === 'up'",
+        "the clinician's event stream",
+    )
+    .await;
+    run(
+        &clinician,
+        &format!("document.querySelector('#call-room').value = {ROOM:?}"),
+    )
+    .await;
+    click(&clinician, "#call-submit").await;
+    let seen = wait_until(
+        &display,
+        &format!("document.querySelector('#now-ticket').textContent === {ticket:?} && document.querySelector('#now-room').textContent === {ROOM:?}"),
+        "the call on the display",
+    )
+    .await;
+    assert!(
+        seen < Duration::from_secs(1),
+        "the call reached the display after {seen:?}"
+    );
+    assert!(
+        text(&display, "#now-colour").await.contains("Amarelo"),
+        "colour written out"
+    );
+    let spoken: Vec<String> = eval(&display, "window.triagemSpoken").await;
+    assert_eq!(spoken, vec![format!("Senha {ticket}, {ROOM}")]);
+
+    // The called patient is on the clinician's panel: start, then finish.
+    wait_until(
+        &clinician,
+        "!!document.querySelector('#active .active-card button.primary')",
+        "the called patient's card",
+    )
+    .await;
+    click(&clinician, "#active .active-card button.primary").await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#active')?.innerText.includes('Em atendimento')",
+        "in treatment",
+    )
+    .await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{protocol}"), None)
+        .await;
+    assert_eq!(view["status"], "in_treatment");
+
+    // A fuller department for the screenshots: every colour, the triage queue,
+    // overdue patients (with their alerts), a call to triage and a recall.
+    for (n, colour, ago) in [
+        ("João Pereira", Some("red"), 3),
+        ("Ana Souza", Some("yellow"), 41),
+        ("Carlos Lima", Some("yellow"), 12),
+        ("Beatriz Santos", Some("green"), 95),
+        ("Rafael Costa", Some("green"), 20),
+        ("Luíza Almeida", Some("blue"), 64),
+        ("Pedro Henrique Rocha", None, 14),
+        ("Fernanda Oliveira", None, 4),
+        ("Helena Martins", None, 2),
+    ] {
+        let mut body =
+            json!({"name": n, "arrived_at": minutes_ago(ago), "complaint": "febre e cefaleia"});
+        if let Some(c) = colour {
+            body["colour"] = json!(c);
+        }
+        server.admit(body).await;
+    }
+    let (status, called) = server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/call"),
+            Some(json!({"queue": "triage", "room": "Triagem 1"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{called}");
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/call"),
+            Some(json!({"room": "Consultório 2"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(
+        &display,
+        "document.querySelector('#now-room').textContent === 'Consultório 2'",
+        "the second call",
+    )
+    .await;
+    wait_until(
+        &display,
+        "document.querySelectorAll('.d-recent-item').length >= 2",
+        "recent calls",
+    )
+    .await;
+    wait_until(
+        &display,
+        "document.querySelectorAll('.d-queue.late').length >= 1",
+        "an overdue queue",
+    )
+    .await;
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('#alerts li.alert').length >= 1",
+        "alerts on the clinician page",
+    )
+    .await;
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('#queue tbody tr').length === 5",
+        "the treatment queue",
+    )
+    .await;
+
+    // Never a name or a protocol number on the display, whatever happened.
+    let dom: String = eval(&display, "document.documentElement.outerHTML").await;
+    for secret in [name, "Maria", &protocol, "João Pereira", "Helena"] {
+        assert!(!dom.contains(secret), "the display's DOM holds `{secret}`");
+    }
+    let year = &protocol[..4];
+    assert!(
+        !dom.contains(&format!("{year}000000000")),
+        "the display's DOM holds something like a protocol number"
+    );
+
+    // Screenshots, once the flash of the new call is over.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    screenshot(&display, "display").await;
+    // The reception desk with an admission's result and a looked-up patient.
+    type_into(&reception, "#lookup", &protocol).await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#lookup-result')?.innerText.includes('Em atendimento')",
+        "the looked-up patient",
+    )
+    .await;
+    screenshot(&reception, "reception").await;
+    run(&clinician, "window.scrollTo(0, 0)").await;
+    screenshot(&clinician, "clinician").await;
+
+    // The server stops: the display says it is reconnecting; it comes back by itself.
+    server.stop().await;
+    wait_until(
+        &display,
+        "!document.querySelector('#reconnecting').hidden",
+        "the reconnecting banner",
+    )
+    .await;
+    assert_eq!(text(&display, "#reconnecting").await, "Reconectando…");
+    server.restart().await;
+    wait_until(
+        &display,
+        "document.querySelector('#reconnecting').hidden",
+        "the banner to go away",
+    )
+    .await;
+    wait_until(
+        &display,
+        "document.body.dataset.live === 'up'",
+        "the stream back up",
+    )
+    .await;
+    // And it is live again: a recall after the restart is shown and announced.
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/patients/{}/recall", called["protocol"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(
+        &display,
+        "document.querySelector('#now-room').textContent === 'Triagem 1'",
+        "the recall after the restart",
+    )
+    .await;
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// English with `?lang=`, and an unknown unit is a 404 problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn english_pages_and_unknown_unit() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+
+    let res = reqwest::get(server.url("/display/nowhere"))
+        .await
+        .expect("GET");
+    assert_eq!(res.status().as_u16(), 404);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &clinician,
+        "document.documentElement.lang === 'en'",
+        "an English page",
+    )
+    .await;
+    assert_eq!(text(&clinician, "#queue-title").await, "Treatment queue");
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue')?.innerText.includes('Nobody waiting.')",
+        "the empty queue",
+    )
+    .await;
+    // Nobody to call: said in words.
+    click(&clinician, "#call-submit").await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#notice')?.textContent === 'Nobody is waiting in this queue.'",
+        "the nobody-waiting notice",
+    )
+    .await;
+
+    let display = chrome
+        .open(&server.url(&format!("/display/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &display,
+        "document.body.dataset.live === 'up'",
+        "the display's event stream",
+    )
+    .await;
+    assert_eq!(text(&display, "#now-ticket").await, "Waiting for calls");
+    server
+        .admit(json!({"name": "Someone", "colour": "green"}))
+        .await;
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/call"),
+            Some(json!({"room": ROOM})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(
+        &display,
+        "document.querySelector('#now-ticket').textContent === 'A001'",
+        "the call",
+    )
+    .await;
+    let spoken: Vec<String> = eval(&display, "window.triagemSpoken").await;
+    assert_eq!(spoken, vec![format!("Ticket A001, {ROOM}")]);
+
+    // An API error is shown in words: a re-triage to a colour the server refuses.
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#colour option').length === 5",
+        "the colour list",
+    )
+    .await;
+    type_into(&reception, "#lookup", "20260000000009999").await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#lookup-error')?.textContent.startsWith('Not found')",
+        "the not-found error in words",
+    )
+    .await;
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Tokens mode: the page asks for a token on the first 401, keeps it, and
+/// the event stream takes it as `access_token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_mode_asks_for_a_token_once() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let reception_token = "reception-token-for-the-browser-test";
+    let display_token = "display-token-for-the-browser-test";
+    let mut server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = [
+            ("recepcao-1", "reception", reception_token),
+            ("tv-1", "display", display_token),
+        ]
+        .into_iter()
+        .map(|(name, role, token)| TokenConfig {
+            name: name.into(),
+            role: role.into(),
+            sha256: triagem::auth::sha256_hex(token),
+        })
+        .collect();
+    })
+    .await;
+    server.token = Some(reception_token.into());
+
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    wait_until(
+        &reception,
+        "!!document.querySelector('dialog.token-dialog[open]')",
+        "the token dialog",
+    )
+    .await;
+    type_into(&reception, "#token-input", reception_token).await;
+    click(&reception, "dialog.token-dialog button.primary").await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#colour option').length === 5",
+        "the colour list",
+    )
+    .await;
+    wait_until(
+        &reception,
+        "document.body.dataset.live === 'up'",
+        "the event stream with access_token",
+    )
+    .await;
+    let stored: Option<String> = eval(&reception, "localStorage.getItem('triagem.token')").await;
+    assert_eq!(stored.as_deref(), Some(reception_token));
+    type_into(&reception, "#name", "Paciente Com Token").await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    let protocol = text(&reception, "#result-protocol").await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{protocol}"), None)
+        .await;
+    assert_eq!(view["name"], "Paciente Com Token");
+    // A reload asks for nothing: the token is kept.
+    reception.reload().await.expect("reload");
+    wait_until(
+        &reception,
+        "document.body.dataset.live === 'up'",
+        "the stream after a reload",
+    )
+    .await;
+    let dialogs: usize = eval(
+        &reception,
+        "document.querySelectorAll('dialog.token-dialog').length",
+    )
+    .await;
+    assert_eq!(dialogs, 0, "no second token prompt");
+
+    // The reception role may not read the queue: the clinician page says so in
+    // words. (Same origin, so the same stored token.)
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue')?.innerText.includes('Seu perfil não tem permissão')",
+        "the forbidden queue in words",
+    )
+    .await;
+
+    // A display with the display role's token.
+    run(
+        &reception,
+        &format!("localStorage.setItem('triagem.token', {display_token:?})"),
+    )
+    .await;
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    wait_until(
+        &display,
+        "document.body.dataset.live === 'up'",
+        "the display's stream",
+    )
+    .await;
+    server.token = Some(display_token.into());
+    let dom: String = eval(&display, "document.documentElement.outerHTML").await;
+    assert!(!dom.contains("Paciente Com Token") && !dom.contains(&protocol));
+    server.stop().await;
+    chrome.close().await;
+}
