@@ -6,8 +6,8 @@
 //!
 //! Without `/usr/bin/chromium` these tests fail and say how to install it,
 //! unless `TRIAGEM_SKIP_BROWSER=1`. Screenshots of the three pages go to
-//! `target/screenshots/`, and also to `docs/screenshots/` with
-//! `TRIAGEM_UPDATE_SCREENSHOTS=1`.
+//! `target/screenshots/`, and the documented ones also to `docs/screenshots/`
+//! with `TRIAGEM_UPDATE_SCREENSHOTS=1`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::handler::viewport::Viewport;
-use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::page::{MediaTypeParams, ScreenshotParams};
 use chromiumoxide::Page;
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -232,6 +232,8 @@ impl Chromium {
                 "disable-background-networking",
                 "disable-component-update",
                 "disable-sync",
+                // As a ward screen's kiosk is started, so the chime may play.
+                "autoplay-policy=no-user-gesture-required",
             ])
             .build()
             .expect("browser config");
@@ -350,7 +352,8 @@ async fn screenshot(page: &Page, name: &str) {
         .expect("screenshot");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut dirs = vec![root.join("target/screenshots")];
-    if std::env::var("TRIAGEM_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+    let documented = ["display", "reception", "clinician", "receipt-print"].contains(&name);
+    if documented && std::env::var("TRIAGEM_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
         dirs.push(root.join("docs/screenshots"));
     }
     for dir in dirs {
@@ -591,6 +594,31 @@ async fn reception_clinician_and_display_in_a_real_browser() {
     )
     .await;
     screenshot(&reception, "reception").await;
+    // Printed, the page is only the receipt.
+    reception
+        .emulate_media_type(MediaTypeParams::Print)
+        .await
+        .expect("print media");
+    let printed: Vec<bool> = eval(
+        &reception,
+        "['#receipt', '#admit-form', '#lookup-form', 'header'].map(s => document.querySelector(s).getClientRects().length > 0)",
+    )
+    .await;
+    assert_eq!(
+        printed,
+        [true, false, false, false],
+        "only the receipt is printed"
+    );
+    let receipt = text(&reception, "#receipt").await;
+    assert!(
+        receipt.contains(&protocol) && receipt.contains(name),
+        "{receipt}"
+    );
+    screenshot(&reception, "receipt-print").await;
+    reception
+        .emulate_media_type(MediaTypeParams::Screen)
+        .await
+        .expect("screen media");
     run(&clinician, "window.scrollTo(0, 0)").await;
     screenshot(&clinician, "clinician").await;
 
@@ -707,8 +735,55 @@ async fn english_pages_and_unknown_unit() {
     .await;
     let spoken: Vec<String> = eval(&display, "window.triagemSpoken").await;
     assert_eq!(spoken, vec![format!("Ticket A001, {ROOM}")]);
+    screenshot(&display, "display-en").await;
 
-    // An API error is shown in words: a re-triage to a colour the server refuses.
+    // The triage nurse's part: call to triage, classify in the dialog.
+    let waiting = server.admit(json!({"name": "Untriaged Person"})).await;
+    let waiting = waiting["protocol"].as_str().unwrap().to_owned();
+    wait_until(
+        &clinician,
+        "document.querySelector('#triage')?.innerText.includes('Untriaged Person')",
+        "the triage queue",
+    )
+    .await;
+    click(&clinician, "#triage-call-submit").await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('#active button[data-key$=\":classify\"]')",
+        "the classify button",
+    )
+    .await;
+    click(&clinician, "#active button[data-key$=':classify']").await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.action-dialog[open]')",
+        "the classification dialog",
+    )
+    .await;
+    click(&clinician, "dialog.action-dialog input[value=green]").await;
+    click(&clinician, "dialog.action-dialog button.primary").await;
+    wait_until(
+        &clinician,
+        "!document.querySelector('dialog.action-dialog')",
+        "the dialog to close",
+    )
+    .await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{waiting}"), None)
+        .await;
+    assert_eq!(
+        (view["status"].as_str(), view["colour"].as_str()),
+        (Some("waiting"), Some("green"))
+    );
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue')?.innerText.includes('Untriaged Person')",
+        "the patient in the treatment queue",
+    )
+    .await;
+    screenshot(&clinician, "clinician-en").await;
+
+    // An API error is shown in words: an unknown protocol.
     let reception = chrome
         .open(&server.url(&format!("/reception/{UNIT}?lang=en")))
         .await;
@@ -726,6 +801,28 @@ async fn english_pages_and_unknown_unit() {
         "the not-found error in words",
     )
     .await;
+    // Mark a looked-up patient as left (the confirmation answered yes).
+    run(&reception, "document.querySelector('#lookup').value = ''").await;
+    type_into(&reception, "#lookup", &waiting).await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "!!document.querySelector('form.leave')",
+        "the leave form",
+    )
+    .await;
+    run(&reception, "window.confirm = () => true").await;
+    click(&reception, "form.leave button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#lookup-result')?.innerText.includes('Left without being seen')",
+        "the patient shown as left",
+    )
+    .await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{waiting}"), None)
+        .await;
+    assert_eq!(view["status"], "left");
 
     drop(server);
     chrome.close().await;
@@ -782,8 +879,15 @@ async fn tokens_mode_asks_for_a_token_once() {
     .await;
     let stored: Option<String> = eval(&reception, "localStorage.getItem('triagem.token')").await;
     assert_eq!(stored.as_deref(), Some(reception_token));
+    // Keyboard only: Enter in the name field admits.
     type_into(&reception, "#name", "Paciente Com Token").await;
-    click(&reception, "#admit-submit").await;
+    reception
+        .find_element("#name")
+        .await
+        .expect("name field")
+        .press_key("Enter")
+        .await
+        .expect("press Enter");
     wait_until(
         &reception,
         "!document.querySelector('#result').hidden",

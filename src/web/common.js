@@ -71,6 +71,7 @@ const Triagem = (() => {
       "display.room": "Dirija-se a",
       "display.sound.on": "Som ligado",
       "display.sound.off": "Som desligado",
+      "display.sound.blocked": "Toque para ativar o som",
       "display.say": "Senha {ticket}, {room}",
       "display.nobody": "ninguém",
       // Reception
@@ -232,6 +233,7 @@ const Triagem = (() => {
       "display.room": "Please go to",
       "display.sound.on": "Sound on",
       "display.sound.off": "Sound off",
+      "display.sound.blocked": "Click to enable sound",
       "display.say": "Ticket {ticket}, {room}",
       "display.nobody": "nobody",
       "reception.title": "Reception",

@@ -27,11 +27,15 @@
   }
 
   // ---- sound ----
+  // Browsers keep sound off until someone interacts with the page (a kiosk
+  // can be started with --autoplay-policy=no-user-gesture-required): say so.
+  const blocked = () => soundOn && audio && audio.state === "suspended";
   function renderSound() {
     const b = $("sound");
     b.setAttribute("aria-pressed", String(soundOn));
-    b.replaceChildren(speakerIcon(soundOn), t(soundOn ? "display.sound.on" : "display.sound.off"));
-    b.classList.toggle("off", !soundOn);
+    const label = blocked() ? "display.sound.blocked" : soundOn ? "display.sound.on" : "display.sound.off";
+    b.replaceChildren(speakerIcon(soundOn && !blocked()), t(label));
+    b.classList.toggle("off", !soundOn || blocked());
   }
   function speakerIcon(on) {
     const ns = "http://www.w3.org/2000/svg";
@@ -50,11 +54,15 @@
   function audioContext() {
     const AC = window.AudioContext || window.webkitAudioContext;
     if (!AC) return null;
-    if (!audio) audio = new AC();
+    if (!audio) {
+      audio = new AC();
+      audio.addEventListener("statechange", renderSound);
+    }
     if (audio.state === "suspended") audio.resume().catch(() => {});
     return audio;
   }
   $("sound").addEventListener("click", () => {
+    if (blocked()) { audioContext(); renderSound(); return; }
     soundOn = !soundOn;
     localStorage.setItem(SOUND_KEY, soundOn ? "on" : "off");
     if (soundOn) audioContext(); // a user gesture lets the browser play sound
@@ -181,6 +189,7 @@
   }
 
   async function start() {
+    if (soundOn) audioContext();
     renderSound();
     tickClock();
     setInterval(tickClock, 1000);
