@@ -727,6 +727,18 @@ mod tests {
     }
 
     #[test]
+    fn web_pages_speak_portuguese_by_default_or_english() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.web.lang, "pt-BR");
+        c.validate().unwrap();
+        let en = Config::from_toml(&format!("{MINIMAL}\n[web]\nlang = \"en\"\n")).unwrap();
+        assert_eq!(en.web.lang, "en");
+        en.validate().unwrap();
+        let fr = Config::from_toml(&format!("{MINIMAL}\n[web]\nlang = \"fr\"\n")).unwrap();
+        assert_eq!(key_of(fr.validate().unwrap_err()), "web.lang");
+    }
+
+    #[test]
     fn a_minimal_config_gets_the_documented_defaults() {
         let c = Config::from_toml(MINIMAL).unwrap();
         c.validate().unwrap();

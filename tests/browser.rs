@@ -473,6 +473,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the call on the display",
     )
     .await;
+    eprintln!("the call reached the display {seen:?} after the click");
     assert!(
         seen < Duration::from_secs(1),
         "the call reached the display after {seen:?}"
