@@ -1,5 +1,6 @@
 //! The `triagem` command: serve, check-config, token. Wiring only.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,28 +62,22 @@ fn main() -> ExitCode {
         Command::Token { role, name } => {
             let token = auth::new_token();
             let name = name.unwrap_or_else(|| format!("{role}-{}", &token[..6]));
-            println!("# The token (shown once; give it to the device or person, keep it secret):");
-            println!("{token}");
-            println!();
-            println!(
-                "# Add to the config (or to the file named by TRIAGEM_TOKENS_FILE, as [[tokens]]):"
-            );
-            println!("[[auth.tokens]]");
             // A TOML string, escaped, whatever the name holds (quotes, backslashes).
-            println!("name = {}", toml::Value::String(name));
-            println!("role = \"{role}\"");
-            println!("sha256 = \"{}\"", auth::sha256_hex(&token));
-            ExitCode::SUCCESS
+            let name = toml::Value::String(name);
+            let hash = auth::sha256_hex(&token);
+            print_or_fail(format_args!(
+                "# The token (shown once; give it to the device or person, keep it secret):\n\
+                 {token}\n\n\
+                 # Add to the config (or to the file named by TRIAGEM_TOKENS_FILE, as [[tokens]]):\n\
+                 [[auth.tokens]]\nname = {name}\nrole = \"{role}\"\nsha256 = \"{hash}\"\n"
+            ))
         }
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => match toml::to_string_pretty(&c) {
-                Ok(text) => {
-                    println!(
-                        "# {} is valid; effective settings:\n{text}",
-                        config.display()
-                    );
-                    ExitCode::SUCCESS
-                }
+                Ok(text) => print_or_fail(format_args!(
+                    "# {} is valid; effective settings:\n{text}\n",
+                    config.display()
+                )),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -110,6 +105,19 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`triagem token | head -2`) or a full disk
+/// is an error message and a failure status, not a panic.
+fn print_or_fail(text: std::fmt::Arguments) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::FAILURE
         }
     }
 }

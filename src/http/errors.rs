@@ -21,8 +21,9 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// `allow` is the one method the resource answers (sent as `Allow`).
+    #[error("{detail}")]
+    MethodNotAllowed { detail: String, allow: &'static str },
     #[error("{0}")]
     InvalidTransition(String),
     #[error("the request body is larger than {0} bytes")]
@@ -54,7 +55,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::InvalidTransition(_) => "invalid_transition",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -70,7 +71,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "Not allowed for this role",
             ApiError::TooManyRequests(_) => "Too many requests",
             ApiError::NotFound(_) => "Not found",
-            ApiError::MethodNotAllowed(_) => "Method not allowed",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::InvalidTransition(_) => "Action not allowed in the patient's status",
             ApiError::TooLarge(_) => "Request body too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
@@ -98,7 +99,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidTransition(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -119,6 +120,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized(_) => {
                 res.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                res.insert_header((actix_web::http::header::ALLOW, *allow));
             }
             _ => {}
         }

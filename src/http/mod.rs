@@ -41,17 +41,38 @@ pub(crate) fn actor(req: &HttpRequest) -> String {
 /// Routes anyone may call, token or not.
 const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
 
-/// A resource whose other methods get a 405 problem instead of an empty body.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource answering one method; any other gets a 405 problem with `Allow`.
+pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            detail: format!(
+                "{} is not allowed on {}; use {allow}",
+                req.method(),
+                req.path()
+            ),
+            allow,
+        })
+    }))
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
-        req.method(),
-        req.path()
-    )))
+/// A resource answering GET with `handler`.
+pub(crate) fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, "GET").route(web::get().to(handler))
+}
+
+/// A resource answering POST with `handler`.
+fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, "POST").route(web::post().to(handler))
 }
 
 /// The one route that also takes its token from the query string.
@@ -125,49 +146,30 @@ pub(crate) async fn authorize(
 
 /// The route table, shared by the binary and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/metrics").route(web::get().to(metrics)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
+    cfg.service(get("/healthz", healthz))
+        .service(get("/metrics", metrics))
+        .service(get("/readyz", readyz))
         .service(
             web::scope(API_BASE)
-                .service(resource("/units").route(web::get().to(units::list)))
-                .service(resource("/protocol").route(web::get().to(units::protocol)))
-                .service(resource("/openapi.json").route(web::get().to(openapi::document)))
-                .service(resource("/units/{unit}/patients").route(web::post().to(patients::admit)))
-                .service(resource("/units/{unit}/call").route(web::post().to(units::call)))
-                .service(resource("/units/{unit}/queue").route(web::get().to(units::queue)))
-                .service(resource("/units/{unit}/board").route(web::get().to(units::board)))
-                .service(resource("/units/{unit}/events").route(web::get().to(events::stream)))
-                .service(resource("/alerts").route(web::get().to(alerts::list)))
-                .service(resource("/alerts/{id}/ack").route(web::post().to(alerts::ack)))
-                .service(resource("/patients/{protocol}").route(web::get().to(patients::get)))
-                .service(
-                    resource("/patients/{protocol}/history")
-                        .route(web::get().to(patients::history)),
-                )
-                .service(
-                    resource("/patients/{protocol}/triage").route(web::post().to(patients::triage)),
-                )
-                .service(
-                    resource("/patients/{protocol}/start").route(web::post().to(patients::start)),
-                )
-                .service(
-                    resource("/patients/{protocol}/finish").route(web::post().to(patients::finish)),
-                )
-                .service(
-                    resource("/patients/{protocol}/no-show")
-                        .route(web::post().to(patients::no_show)),
-                )
-                .service(
-                    resource("/patients/{protocol}/leave").route(web::post().to(patients::leave)),
-                )
-                .service(
-                    resource("/patients/{protocol}/recall").route(web::post().to(patients::recall)),
-                )
-                .service(
-                    resource("/patients/{protocol}/transfer")
-                        .route(web::post().to(patients::transfer)),
-                ),
+                .service(get("/units", units::list))
+                .service(get("/protocol", units::protocol))
+                .service(get("/openapi.json", openapi::document))
+                .service(post("/units/{unit}/patients", patients::admit))
+                .service(post("/units/{unit}/call", units::call))
+                .service(get("/units/{unit}/queue", units::queue))
+                .service(get("/units/{unit}/board", units::board))
+                .service(get("/units/{unit}/events", events::stream))
+                .service(get("/alerts", alerts::list))
+                .service(post("/alerts/{id}/ack", alerts::ack))
+                .service(get("/patients/{protocol}", patients::get))
+                .service(get("/patients/{protocol}/history", patients::history))
+                .service(post("/patients/{protocol}/triage", patients::triage))
+                .service(post("/patients/{protocol}/start", patients::start))
+                .service(post("/patients/{protocol}/finish", patients::finish))
+                .service(post("/patients/{protocol}/no-show", patients::no_show))
+                .service(post("/patients/{protocol}/leave", patients::leave))
+                .service(post("/patients/{protocol}/recall", patients::recall))
+                .service(post("/patients/{protocol}/transfer", patients::transfer)),
         )
         .configure(crate::web::configure)
         .default_service(web::to(not_found));

@@ -46,20 +46,11 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                    frame-ancestors 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(page_resource("/display/{unit}").route(web::get().to(display)))
-        .service(page_resource("/reception/{unit}").route(web::get().to(reception)))
-        .service(page_resource("/clinician/{unit}").route(web::get().to(clinician)))
-        .service(page_resource("/assets/{file}").route(web::get().to(asset)));
-}
-
-fn page_resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(format!(
-            "{} is not allowed on {}",
-            req.method(),
-            req.path()
-        )))
-    }))
+    use crate::http::get;
+    cfg.service(get("/display/{unit}", display))
+        .service(get("/reception/{unit}", reception))
+        .service(get("/clinician/{unit}", clinician))
+        .service(get("/assets/{file}", asset));
 }
 
 async fn display(

@@ -200,6 +200,26 @@ async fn an_unknown_route_is_404_problem_json() {
 async fn a_wrong_method_on_a_known_route_is_405_problem_json() {
     let app = TestApp::spawn().await;
     let r = app.post_json("/units", &json!({})).await;
+    assert_eq!(
+        r.header("allow"),
+        Some("GET"),
+        "405 names the method to use"
+    );
+    r.expect_problem(405, "method_not_allowed");
+
+    let r = app.get("/units/pa/call").await;
+    assert_eq!(r.header("allow"), Some("POST"));
+    r.expect_problem(405, "method_not_allowed");
+
+    // The web pages too.
+    let page = app
+        .client
+        .post(format!("{}/display/pa", app.address))
+        .send()
+        .await
+        .expect("POST");
+    let r = crate::helpers::Resp::from(page).await;
+    assert_eq!(r.header("allow"), Some("GET"));
     r.expect_problem(405, "method_not_allowed");
 }
 

@@ -69,7 +69,7 @@ pub struct Resp {
 }
 
 impl Resp {
-    async fn from(r: reqwest::Response) -> Self {
+    pub async fn from(r: reqwest::Response) -> Self {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.expect("read response body");
