@@ -249,11 +249,18 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState::new(Arc::new(config), clock));
         let data = state.clone();
+        let origins = state.config.server.cors_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .wrap(actix_web::middleware::from_fn(http::authorize))
                 .wrap(actix_web::middleware::from_fn(http::observe))
+                // Outermost, so a browser's preflight (which carries no token) is
+                // answered before the role check.
+                .wrap(actix_web::middleware::Condition::new(
+                    !origins.is_empty(),
+                    http::cors(&origins),
+                ))
                 .configure(http::configure)
         })
         .listen(listener)?

@@ -32,6 +32,19 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// `http(s)://host[:port]`: what a browser sends as `Origin`.
+fn valid_origin(origin: &str) -> bool {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    rest.is_some_and(|host| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    })
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -75,6 +88,10 @@ pub struct ServerConfig {
     pub bind: String,
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Origins (`https://host[:port]`) whose pages may call the API from a
+    /// browser; empty (the default) sends no CORS headers at all.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 fn default_bind() -> String {
@@ -89,6 +106,7 @@ impl Default for ServerConfig {
         Self {
             bind: default_bind(),
             max_body_bytes: default_max_body_bytes(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -481,6 +499,17 @@ impl Config {
                 "must be at least 256 bytes",
             ));
         }
+        for (i, origin) in self.server.cors_origins.iter().enumerate() {
+            if !valid_origin(origin) {
+                return Err(invalid(
+                    format!("server.cors_origins[{i}]"),
+                    format!(
+                        "{origin:?} is not an origin: write scheme and host (and port), \
+                         like \"https://intranet.hospital.example\", with no path and no wildcard"
+                    ),
+                ));
+            }
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
         }
@@ -736,6 +765,28 @@ mod tests {
         en.validate().unwrap();
         let fr = Config::from_toml(&format!("{MINIMAL}\n[web]\nlang = \"fr\"\n")).unwrap();
         assert_eq!(key_of(fr.validate().unwrap_err()), "web.lang");
+    }
+
+    #[test]
+    fn cors_origins_are_off_by_default_and_must_be_plain_origins() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert!(c.server.cors_origins.is_empty());
+        let with = |list: &str| {
+            Config::from_toml(&format!("{MINIMAL}\n[server]\ncors_origins = {list}\n"))
+                .unwrap()
+                .validate()
+        };
+        with(r#"["https://intranet.hospital.example", "http://10.0.0.5:8080"]"#).unwrap();
+        for bad in [
+            "*",
+            "intranet.example",
+            "https://x.example/",
+            "https://",
+            "ftp://x",
+        ] {
+            let err = with(&format!("[{bad:?}]")).unwrap_err();
+            assert_eq!(key_of(err), "server.cors_origins[0]", "{bad}");
+        }
     }
 
     #[test]

@@ -75,6 +75,29 @@ where
     resource(path, "POST").route(web::post().to(handler))
 }
 
+/// Cross-origin access for the configured origins only (`server.cors_origins`).
+/// A request from any other origin is still served, without CORS headers, so
+/// the browser withholds the answer from that page; blocking it here would
+/// also refuse the service's own pages, whose POSTs carry `Origin`.
+pub(crate) fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+        .block_on_origin_mismatch(false)
+        .max_age(3600)
+}
+
 /// The one route that also takes its token from the query string.
 const EVENTS_ROUTE: &str = "/api/v1/units/{unit}/events";
 

@@ -1038,6 +1038,116 @@ async fn the_fourth_admission_of_a_minute_by_one_token_is_429_and_other_tokens_g
     admit_as(&app, one, UNIT, json!({ "name": "Minuto Seguinte" })).await;
 }
 
+// ---- CORS: off unless an origin is listed ----
+
+const INTRANET: &str = "https://intranet.hospital.example";
+
+/// A request from a page of `origin` (what a browser adds to cross-origin calls).
+async fn from_origin(app: &TestApp, method: Method, path: &str, origin: &str, token: &str) -> Resp {
+    let req = app
+        .client
+        .request(method, format!("{}{API}{path}", app.address))
+        .header("origin", origin)
+        .bearer_auth(token);
+    into_resp(req.send().await.expect("send")).await
+}
+
+#[tokio::test]
+async fn without_cors_origins_no_cross_origin_header_is_ever_sent() {
+    let issued = Issued::new(&[("recepcao-1", "reception")]);
+    let app = spawn_with_tokens(&issued, |_| {}).await;
+    let token = issued.token("recepcao-1");
+    let r = from_origin(&app, Method::GET, "/units", INTRANET, token).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url(&format!("/units/{UNIT}/patients")))
+        .header("origin", INTRANET)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert_eq!(
+        preflight.headers().get("access-control-allow-origin"),
+        None,
+        "no preflight approval"
+    );
+}
+
+#[tokio::test]
+async fn a_listed_origin_gets_preflight_and_answers_and_other_origins_do_not() {
+    let issued = Issued::new(&[("recepcao-1", "reception")]);
+    let app = spawn_with_tokens(&issued, |c| {
+        c.server.cors_origins = vec![INTRANET.to_owned()];
+    })
+    .await;
+    let token = issued.token("recepcao-1");
+
+    // The preflight carries no token and must not be stopped by the role check.
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url(&format!("/units/{UNIT}/patients")))
+        .header("origin", INTRANET)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, idempotency-key",
+        )
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert!(
+        preflight.status().is_success(),
+        "preflight: {}",
+        preflight.status()
+    );
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], INTRANET);
+    let methods = h["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["authorization", "content-type", "idempotency-key"] {
+        assert!(headers.contains(name), "{name} not in {headers}");
+    }
+
+    let r = from_origin(&app, Method::GET, "/units", INTRANET, token).await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some(INTRANET));
+
+    // Another site: served (the token decides access), but without the header,
+    // so its page cannot read the answer.
+    let r = from_origin(&app, Method::GET, "/units", "https://evil.example", token).await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+
+    // The service's own pages (same origin, POSTs carry Origin) still work.
+    let own = app.address.clone();
+    let r = app
+        .client
+        .post(app.url(&format!("/units/{UNIT}/patients")))
+        .header("origin", own)
+        .bearer_auth(token)
+        .json(&json!({ "name": "Pela Página" }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 201);
+
+    // Still no token, no data.
+    let r = app
+        .client
+        .get(app.url("/units"))
+        .header("origin", INTRANET)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 401);
+}
+
 // ---- 6. the binary: open mode off loopback, `triagem token` ----
 
 fn free_port() -> u16 {
