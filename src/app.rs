@@ -166,11 +166,16 @@ impl AppState {
 
     /// How long the scheduler may sleep; records the deadline it sleeps toward.
     pub fn until_next_deadline(&self) -> Option<Duration> {
-        let next = self.dept.lock().next_deadline();
+        let dept = self.dept.lock();
+        let next = dept.next_deadline();
+        // Recorded under the lock, like `execute`'s comparison: a command that
+        // adds an earlier deadline after this read must see this value and
+        // wake the scheduler, or that deadline waits for the next wake-up.
         self.scheduler_at.store(
             next.map_or(i64::MAX, |at| at.timestamp_millis()),
             Ordering::Release,
         );
+        drop(dept);
         next.map(|at| (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
     }
 
