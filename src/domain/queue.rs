@@ -107,6 +107,19 @@ impl ArrivalQueue {
         self.blocks.iter().flatten()
     }
 
+    /// How many patients arrived at or before `t`: a prefix of the order, found
+    /// by binary search, so the board's overdue count never walks the queue.
+    pub fn arrived_by(&self, t: DateTime<Utc>) -> usize {
+        let full = self
+            .blocks
+            .partition_point(|b| b.back().is_some_and(|(arrived, _)| *arrived <= t));
+        let within = self
+            .blocks
+            .get(full)
+            .map_or(0, |b| b.partition_point(|(arrived, _)| *arrived <= t));
+        self.blocks[..full].iter().map(VecDeque::len).sum::<usize>() + within
+    }
+
     /// The first block whose last key is not below `key` (`blocks.len()` if none).
     fn block_of(&self, key: &ArrivalKey) -> usize {
         self.blocks
@@ -309,6 +322,10 @@ mod tests {
                     proptest::prop_assert_eq!(q.rank_of(*proto), Some(i));
                 }
                 proptest::prop_assert_eq!(q.rank_of(p(99)), None);
+                for m in -1..31 {
+                    let by = sorted.iter().filter(|(arrived, _)| *arrived <= t(m)).count();
+                    proptest::prop_assert_eq!(q.arrived_by(t(m)), by);
+                }
                 let all: Vec<Protocol> = sorted.iter().map(|(_, proto)| *proto).collect();
                 for (skip, take) in [(0, 3), (2, 5), (7, 100), (0, usize::MAX), (100, 1)] {
                     let want: Vec<Protocol> = all.iter().skip(skip).take(take).copied().collect();

@@ -584,6 +584,28 @@ fn the_board_counts_waiting_longest_wait_and_overdue_without_personal_data() {
     assert!(!text.contains("2026000"));
 }
 
+/// The board counts overdue by each patient's own deadline: with the clock
+/// starting at triage, a late re-triage pushes the deadline past an earlier
+/// arrival's; with it starting at arrival, arrival alone decides.
+#[test]
+fn the_board_overdue_count_follows_each_clock_start() {
+    for (starts, at_40, at_55) in [(ClockStarts::Triage, 1, 2), (ClockStarts::Arrival, 2, 2)] {
+        let mut c = config();
+        c.protocol.clock_starts = starts;
+        let mut d = Department::new(&c);
+        let early = admit_at(&mut d, None, mins(0));
+        let late = admit_at(&mut d, None, mins(5));
+        d.triage(early, "yellow", None, "nurse", mins(20)).unwrap();
+        d.triage(late, "yellow", None, "nurse", mins(6)).unwrap();
+        admit_at(&mut d, Some("yellow"), mins(39));
+        let overdue = |d: &Department, at| d.board("pa", at).unwrap().queues[1].overdue;
+        assert_eq!(overdue(&d, mins(29)), 0, "{starts:?}");
+        assert_eq!(overdue(&d, mins(40)), at_40, "{starts:?}");
+        assert_eq!(overdue(&d, mins(55)), at_55, "{starts:?}");
+        assert_eq!(overdue(&d, mins(69)), 3, "{starts:?}");
+    }
+}
+
 #[test]
 fn the_board_keeps_the_last_ten_calls_newest_first() {
     let mut d = Department::new(&config());

@@ -120,17 +120,35 @@ impl Department {
             .peek()
             .map(|(arrived, _)| (now - arrived).num_seconds().max(0))
             .unwrap_or(0);
-        let overdue = q
-            .keys()
-            .filter_map(|(_, protocol)| self.patients.get(protocol))
-            .filter(|p| self.deadline(p).1 <= now)
-            .count();
+        let overdue = self.overdue(colour.is_some(), q, now);
         BoardQueue {
             colour,
             waiting: q.len(),
             longest_wait_seconds: longest,
             overdue,
         }
+    }
+
+    /// How many in `q` are past their deadline. The deadline is the arrival plus
+    /// the colour's maximum, or later when the clock starts at triage; so only
+    /// the prefix that arrived a maximum wait ago can be overdue, and with the
+    /// clock starting at arrival the prefix is the answer.
+    fn overdue(&self, treatment: bool, q: &ArrivalQueue, now: DateTime<Utc>) -> usize {
+        let Some((_, first)) = q.peek() else {
+            return 0;
+        };
+        let Some(max_wait) = self.patients.get(&first).map(|p| self.deadline(p).0) else {
+            return 0;
+        };
+        let candidates = q.arrived_by(now - max_wait);
+        if !treatment || self.scale.clock_starts == ClockStarts::Arrival {
+            return candidates;
+        }
+        q.keys()
+            .take(candidates)
+            .filter_map(|(_, protocol)| self.patients.get(protocol))
+            .filter(|p| self.deadline(p).1 <= now)
+            .count()
     }
 
     /// The waiting-room screen's data: recent calls and counts, no personal data.
