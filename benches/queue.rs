@@ -10,36 +10,22 @@
 //! undo only means fewer iterations, never a longer run.
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 
 use triagem::config::Config;
-use triagem::domain::numbering::{ProtocolSequence, TicketCounter};
-use triagem::domain::patient::{LeaveReason, Patient, Protocol, QueueKind, Status};
-use triagem::domain::{Admission, Change, Department, Snapshot};
+use triagem::domain::patient::{LeaveReason, Protocol, QueueKind};
+use triagem::domain::{Admission, Change, Department};
 use triagem::journal::Journal;
 
-const UNIT: &str = "pa";
+mod common;
+use common::{base_time, config, ACTOR, UNIT};
+
 const ROOM: &str = "Consultório 1";
-const ACTOR: &str = "bench";
 /// The default scale, most urgent first.
 const COLOURS: [&str; 4] = ["red", "yellow", "green", "blue"];
-
-fn config() -> Config {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-    let text = std::fs::read_to_string(&path).expect("config/default.toml");
-    let config = Config::from_toml(&text).expect("config/default.toml parses");
-    config.validate().expect("config/default.toml is valid");
-    config
-}
-
-/// The moment every fixture is built around; benches advance it 1 µs per operation.
-fn base_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 28, 15, 0, 0).unwrap()
-}
 
 /// A rough emergency-department mix: 5 % red, 25 % yellow, 50 % green, 20 % blue.
 fn colour_of(i: usize) -> usize {
@@ -73,62 +59,14 @@ struct Fixture {
 
 impl Fixture {
     /// `n` triaged patients waiting in `pa`'s treatment queue, arrived over the
-    /// last 20 hours. Built through `Department::restore` (what start-up does),
-    /// because admitting them one by one would cost O(n) each for the position
-    /// in the admission's answer.
+    /// last 20 hours.
     fn new(config: &Config, n: usize) -> Self {
-        let now = base_time();
-        let span = TimeDelta::hours(20);
-        let step = span / n as i32;
-        let mut waiting = Vec::with_capacity(n);
-        let patients = (0..n)
-            .map(|i| {
-                let protocol = Protocol::new(2026, i as u64 + 1).unwrap();
-                let rank = colour_of(i);
-                waiting.push((protocol, rank));
-                let arrived_at = now - span + step * i as i32;
-                Patient {
-                    protocol,
-                    ticket: format!("A{:03}", i + 1),
-                    unit: UNIT.to_owned(),
-                    name: format!("Paciente {i}"),
-                    colour: Some(COLOURS[rank].to_owned()),
-                    status: Status::Waiting,
-                    complaint: None,
-                    birth_date: None,
-                    document: None,
-                    arrived_at,
-                    admitted_at: arrived_at,
-                    triaged_at: Some(arrived_at),
-                    called_at: None,
-                    wait_ended_at: None,
-                    room: None,
-                    called_from: None,
-                    no_shows: 0,
-                    outcome: None,
-                    leave_reason: None,
-                    triage_note: None,
-                    closed_at: None,
-                }
-            })
+        let dept =
+            common::waiting_department(config, n, TimeDelta::hours(20), |i| COLOURS[colour_of(i)]);
+        let waiting = (0..n)
+            .map(|i| (common::protocol(i), colour_of(i)))
             .collect();
-        let snapshot = Snapshot {
-            patients,
-            sequence: Some(ProtocolSequence {
-                year: 2026,
-                last: n as u64,
-            }),
-            tickets: vec![(
-                UNIT.to_owned(),
-                TicketCounter {
-                    day: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
-                    last: n as u32,
-                },
-            )],
-            ..Snapshot::default()
-        };
-        let dept = Department::restore(config, snapshot).expect("fixture restores");
-        assert_eq!(dept.waiting(UNIT, QueueKind::Treatment).unwrap(), n);
+        let now = base_time();
         Self {
             dept,
             waiting,

@@ -14,96 +14,39 @@
 //! minutes) is 19 minutes away and nothing falls due during a run.
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::TimeDelta;
 use criterion::{criterion_group, criterion_main, Criterion};
 use parking_lot::Mutex;
 
 use triagem::clock::{Clock, ManualClock};
 use triagem::config::Config;
-use triagem::domain::numbering::{ProtocolSequence, TicketCounter};
-use triagem::domain::patient::{LeaveReason, Patient, Protocol, QueueKind, Status};
-use triagem::domain::{Admission, Department, Snapshot};
+use triagem::domain::patient::{LeaveReason, Protocol, QueueKind};
+use triagem::domain::{Admission, Department};
 
-const UNIT: &str = "pa";
-const ACTOR: &str = "bench";
+mod common;
+use common::{base_time, config, ACTOR, UNIT};
+
 /// The default scale without red (red is due at admission).
 const COLOURS: [&str; 3] = ["yellow", "green", "blue"];
 /// How far back the fixture's arrivals go.
 const ARRIVALS_SPAN_MINUTES: i64 = 5;
-
-fn config() -> Config {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-    let text = std::fs::read_to_string(&path).expect("config/default.toml");
-    let config = Config::from_toml(&text).expect("config/default.toml parses");
-    config.validate().expect("config/default.toml is valid");
-    config
-}
-
-fn base_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 28, 15, 0, 0).unwrap()
-}
 
 /// Yellow, green, blue in turn (a third each).
 fn colour_of(i: usize) -> &'static str {
     COLOURS[i % COLOURS.len()]
 }
 
-/// `n` triaged patients waiting in `pa`'s treatment queue, built with
-/// `Department::restore` (what start-up does), so every one is in the
+/// `n` triaged patients waiting in `pa`'s treatment queue, every one in the
 /// deadline index.
 fn department(config: &Config, n: usize) -> Department {
-    let now = base_time();
-    let span = TimeDelta::minutes(ARRIVALS_SPAN_MINUTES);
-    let step = span / n as i32;
-    let patients = (0..n)
-        .map(|i| {
-            let arrived_at = now - span + step * i as i32;
-            Patient {
-                protocol: Protocol::new(2026, i as u64 + 1).unwrap(),
-                ticket: format!("A{:03}", i + 1),
-                unit: UNIT.to_owned(),
-                name: format!("Paciente {i}"),
-                colour: Some(colour_of(i).to_owned()),
-                status: Status::Waiting,
-                complaint: None,
-                birth_date: None,
-                document: None,
-                arrived_at,
-                admitted_at: arrived_at,
-                triaged_at: Some(arrived_at),
-                called_at: None,
-                wait_ended_at: None,
-                room: None,
-                called_from: None,
-                no_shows: 0,
-                outcome: None,
-                leave_reason: None,
-                triage_note: None,
-                closed_at: None,
-            }
-        })
-        .collect();
-    let snapshot = Snapshot {
-        patients,
-        sequence: Some(ProtocolSequence {
-            year: 2026,
-            last: n as u64,
-        }),
-        tickets: vec![(
-            UNIT.to_owned(),
-            TicketCounter {
-                day: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
-                last: n as u32,
-            },
-        )],
-        ..Snapshot::default()
-    };
-    let dept = Department::restore(config, snapshot).expect("fixture restores");
-    assert_eq!(dept.waiting(UNIT, QueueKind::Treatment).unwrap(), n);
-    dept
+    common::waiting_department(
+        config,
+        n,
+        TimeDelta::minutes(ARRIVALS_SPAN_MINUTES),
+        colour_of,
+    )
 }
 
 /// The scheduler's view of the service: the department behind its lock and the clock.
