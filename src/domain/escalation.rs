@@ -373,8 +373,9 @@ impl Escalation {
     }
 
     /// Fires everything due at `now`, in deadline order. A step that is due
-    /// together with a later one of the same episode is still fired (nothing
-    /// is forgotten), except a warning overtaken by its breach.
+    /// together with a later one of the same episode is still fired, the
+    /// warning included: after a restart or a late-recorded arrival the
+    /// receivers see every level the contract promises, in order, once.
     pub fn fire_due(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
         let mut out = Vec::new();
         while let Some(&(at, protocol)) = self.index.first() {
@@ -389,23 +390,16 @@ impl Escalation {
                 continue;
             };
             ep.fired = Some(step);
-            let overtaken = step == Step::Warning
-                && self
-                    .ladder
-                    .after(&ep.wait, Some(step))
-                    .is_some_and(|s| self.ladder.at(&ep.wait, s) <= now);
-            if !overtaken {
-                let wait = ep.wait.clone();
-                let existing = ep.alert;
-                let alert = self.raise(protocol, &wait, existing, step, now);
-                if let Some(ep) = self.episodes.get_mut(&protocol) {
-                    ep.alert = Some(alert.id);
-                }
-                out.push(Notification {
-                    event: AlertEvent::Firing,
-                    alert,
-                });
+            let wait = ep.wait.clone();
+            let existing = ep.alert;
+            let alert = self.raise(protocol, &wait, existing, step, now);
+            if let Some(ep) = self.episodes.get_mut(&protocol) {
+                ep.alert = Some(alert.id);
             }
+            out.push(Notification {
+                event: AlertEvent::Firing,
+                alert,
+            });
             self.schedule(protocol);
         }
         out
@@ -640,17 +634,19 @@ mod tests {
     }
 
     #[test]
-    fn a_warning_overtaken_by_its_breach_is_not_sent_but_every_level_is() {
+    fn steps_due_together_all_fire_in_order_the_warning_included() {
         let mut e = escalation();
         e.enter(p(1), wait(30, t(0)));
         let n = e.fire_due(t(50));
         assert_eq!(
             fired(&n),
             vec![
+                (AlertEvent::Firing, AlertKind::Warning, 0),
                 (AlertEvent::Firing, AlertKind::Breach, 1),
                 (AlertEvent::Firing, AlertKind::Breach, 2)
             ]
         );
+        assert!(n.iter().all(|x| x.alert.id == n[0].alert.id), "one alert");
     }
 
     #[test]

@@ -407,3 +407,21 @@ async fn no_level_fires_twice_across_restarts_and_a_level_due_while_down_fires_a
     assert_eq!(ana["fired_at"], l2["fired_at"]);
     assert_eq!(ana["state"], "firing");
 }
+
+#[tokio::test]
+async fn a_warning_and_a_breach_both_due_while_down_both_fire_after_in_order() {
+    let mut app = TestApp::spawn().await;
+    let y = protocol(&app.admit("Bia", Some("yellow")).await);
+    // The warning (24 min) and the breach (30 min) fall due while it is down.
+    app.stop().await;
+    app.advance(TimeDelta::minutes(31));
+    let app = app.restart().await;
+    let breach = app.wait_for_alert(&y, |a| a["level"] == 1).await;
+    assert_eq!(time(&breach["fired_at"]), at(31, 0));
+    let firing = |level| ("alert.firing".to_owned(), "system".to_owned(), level);
+    assert_eq!(alert_trail(&app, &y, 2).await, [firing(0), firing(1)]);
+    let warnings = app
+        .metric("triagem_alerts_total{kind=\"warning\",level=\"0\"}")
+        .await;
+    assert_eq!(warnings, 1.0);
+}
