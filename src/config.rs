@@ -430,9 +430,20 @@ impl Config {
 
     /// Parses TOML without touching the environment or validating (tests build on this).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::new(),
-            message: e.to_string(),
+        // serde_path_to_error names the key a bad value sits under (toml's own
+        // error gives only the line), so the message says what to fix.
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let message = if key.is_empty() || key == "." {
+                inner
+            } else {
+                format!("config key `{key}`: {inner}")
+            };
+            ConfigError::Parse {
+                path: PathBuf::new(),
+                message,
+            }
         })
     }
 
@@ -786,6 +797,23 @@ mod tests {
         ] {
             let err = with(&format!("[{bad:?}]")).unwrap_err();
             assert_eq!(key_of(err), "server.cors_origins[0]", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_is_reported_with_its_key() {
+        let cases = [
+            ("[server]\nbindd = \"x\"\n", "`server.bindd`"),
+            ("[auth]\nmode = \"closed\"\n", "`auth.mode`"),
+            (
+                "[[protocol.colours]]\nid = \"red\"\nlabel = \"R\"\nmax_wait = \"thirty\"\n",
+                "`protocol.colours[0].max_wait`",
+            ),
+        ];
+        for (text, key) in cases {
+            let message = Config::from_toml(text).unwrap_err().to_string();
+            assert!(message.contains(key), "{message}");
+            assert!(message.contains("line"), "{message}");
         }
     }
 
