@@ -81,7 +81,7 @@ impl ArrivalQueue {
         let Reverse(key) = *self.heap.get_priority(&protocol)?;
         let b = self.block_of(&key);
         let within = self.blocks.get(b)?.binary_search(&key).ok()?;
-        Some(self.blocks[..b].iter().map(VecDeque::len).sum::<usize>() + within)
+        Some(self.len_before(b) + within)
     }
 
     /// Protocols at places `skip..skip + take` in order.
@@ -117,7 +117,12 @@ impl ArrivalQueue {
             .blocks
             .get(full)
             .map_or(0, |b| b.partition_point(|(arrived, _)| *arrived <= t));
-        self.blocks[..full].iter().map(VecDeque::len).sum::<usize>() + within
+        self.len_before(full) + within
+    }
+
+    /// How many keys the blocks before block `b` hold.
+    fn len_before(&self, b: usize) -> usize {
+        self.blocks[..b].iter().map(VecDeque::len).sum()
     }
 
     /// The first block whose last key is not below `key` (`blocks.len()` if none).

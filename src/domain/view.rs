@@ -113,6 +113,7 @@ impl Department {
     fn board_queue(
         &self,
         colour: Option<String>,
+        max_wait: TimeDelta,
         q: &ArrivalQueue,
         now: DateTime<Utc>,
     ) -> BoardQueue {
@@ -120,7 +121,7 @@ impl Department {
             .peek()
             .map(|(arrived, _)| (now - arrived).num_seconds().max(0))
             .unwrap_or(0);
-        let overdue = self.overdue(colour.is_some(), q, now);
+        let overdue = self.overdue(colour.is_some(), max_wait, q, now);
         BoardQueue {
             colour,
             waiting: q.len(),
@@ -129,17 +130,18 @@ impl Department {
         }
     }
 
-    /// How many in `q` are past their deadline. The deadline is the arrival plus
-    /// the colour's maximum, or later when the clock starts at triage; so only
-    /// the prefix that arrived a maximum wait ago can be overdue, and with the
-    /// clock starting at arrival the prefix is the answer.
-    fn overdue(&self, treatment: bool, q: &ArrivalQueue, now: DateTime<Utc>) -> usize {
-        let Some((_, first)) = q.peek() else {
-            return 0;
-        };
-        let Some(max_wait) = self.patients.get(&first).map(|p| self.deadline(p).0) else {
-            return 0;
-        };
+    /// How many in `q`, whose patients all have `max_wait`, are past their
+    /// deadline. The deadline is the arrival plus `max_wait`, or later when the
+    /// clock starts at triage; so only the prefix that arrived `max_wait` ago
+    /// can be overdue, and with the clock starting at arrival the prefix is
+    /// the answer.
+    fn overdue(
+        &self,
+        treatment: bool,
+        max_wait: TimeDelta,
+        q: &ArrivalQueue,
+        now: DateTime<Utc>,
+    ) -> usize {
         let candidates = q.arrived_by(now - max_wait);
         if !treatment || self.scale.clock_starts == ClockStarts::Arrival {
             return candidates;
@@ -159,9 +161,16 @@ impl Department {
             .colours
             .iter()
             .enumerate()
-            .map(|(rank, c)| self.board_queue(Some(c.id.clone()), unit.treatment.colour(rank), now))
+            .map(|(rank, c)| {
+                self.board_queue(
+                    Some(c.id.clone()),
+                    c.max_wait,
+                    unit.treatment.colour(rank),
+                    now,
+                )
+            })
             .collect();
-        queues.push(self.board_queue(None, &unit.triage, now));
+        queues.push(self.board_queue(None, self.scale.triage_max_wait, &unit.triage, now));
         Ok(Board {
             unit: unit.config.id.clone(),
             generated_at: now,
