@@ -283,6 +283,10 @@ pub struct UnitConfig {
     pub name: String,
     pub ticket_prefix: String,
     pub rooms: Vec<String>,
+    /// The rooms (among `rooms`) that serve the triage queue; the pages offer
+    /// them for triage calls and the others for treatment calls.
+    #[serde(default)]
+    pub triage_rooms: Vec<String>,
     #[serde(default = "default_max_no_shows")]
     pub max_no_shows: u32,
 }
@@ -530,11 +534,13 @@ impl Config {
         self.validate_protocol()?;
         self.validate_escalation()?;
         let a = &self.alerts;
-        if a.timeout.is_zero() || a.retry_initial.is_zero() {
-            return Err(invalid(
-                "alerts.timeout",
-                "alerts.timeout and alerts.retry_initial must be longer than 0s",
-            ));
+        for (key, value) in [
+            ("alerts.timeout", a.timeout),
+            ("alerts.retry_initial", a.retry_initial),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key, "must be longer than 0s"));
+            }
         }
         if a.retry_max < a.retry_initial {
             return Err(invalid(
@@ -668,6 +674,14 @@ impl Config {
                     return Err(invalid(
                         format!("units[{i}].rooms[{j}]"),
                         "rooms must be non-empty, at most 100 characters and unique",
+                    ));
+                }
+            }
+            for (j, room) in u.triage_rooms.iter().enumerate() {
+                if !u.rooms.contains(room) {
+                    return Err(invalid(
+                        format!("units[{i}].triage_rooms[{j}]"),
+                        format!("`{room}` is not one of the unit's rooms"),
                     ));
                 }
             }
@@ -876,6 +890,8 @@ mod tests {
                 "escalation.warning_at_percent",
             ),
             ("[storage]\nretention_days = 0\n", "storage.retention_days"),
+            ("[alerts]\ntimeout = \"0s\"\n", "alerts.timeout"),
+            ("[alerts]\nretry_initial = \"0s\"\n", "alerts.retry_initial"),
         ];
         for (extra, key) in cases {
             let text = format!("{extra}{MINIMAL}");
@@ -905,6 +921,19 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.to_string().contains("triage_max_wait"), "{err}");
+    }
+
+    #[test]
+    fn triage_rooms_must_be_rooms_of_the_unit() {
+        let c =
+            Config::from_toml(&format!("{MINIMAL}triage_rooms = [\"Consultório 1\"]\n")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.units[0].triage_rooms, ["Consultório 1"]);
+        let c = Config::from_toml(&format!("{MINIMAL}triage_rooms = [\"Sala 9\"]\n")).unwrap();
+        assert_eq!(
+            key_of(c.validate().unwrap_err()),
+            "units[0].triage_rooms[0]"
+        );
     }
 
     #[test]

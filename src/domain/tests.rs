@@ -18,6 +18,7 @@ fn config() -> Config {
         name: "Pediatria".into(),
         ticket_prefix: "P".into(),
         rooms: vec!["Consultório P".into()],
+        triage_rooms: Vec::new(),
         max_no_shows: 2,
     });
     c

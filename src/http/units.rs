@@ -23,6 +23,8 @@ pub struct UnitView {
     name: String,
     ticket_prefix: String,
     rooms: Vec<String>,
+    /// The rooms that serve the triage queue (a subset of `rooms`).
+    triage_rooms: Vec<String>,
     max_no_shows: u32,
 }
 
@@ -49,6 +51,7 @@ pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<UnitView>> {
                 name: u.name.clone(),
                 ticket_prefix: u.ticket_prefix.clone(),
                 rooms: u.rooms.clone(),
+                triage_rooms: u.triage_rooms.clone(),
                 max_no_shows: u.max_no_shows,
             })
             .collect(),

@@ -55,6 +55,7 @@ pub fn with_second_unit(c: &mut Config) {
         name: "Observação".into(),
         ticket_prefix: "B".into(),
         rooms: vec!["Leito 1".into(), "Leito 2".into()],
+        triage_rooms: Vec::new(),
         max_no_shows: 3,
     });
 }

@@ -29,6 +29,7 @@ async fn units_lists_the_configured_units() {
             "name": "Pronto Atendimento",
             "ticket_prefix": "A",
             "rooms": ["Triagem 1", "Consultório 1", "Consultório 2"],
+            "triage_rooms": ["Triagem 1"],
             "max_no_shows": 3
         }])
     );
