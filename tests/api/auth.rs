@@ -1,9 +1,9 @@
-//! Access control (API.md section 5): every endpoint against every role, no
-//! token and an unknown token; the display role's view without personal data;
-//! the token's name as the actor of history entries (`anonymous` in open
-//! mode); `access_token` only on the event stream; the admission rate limit;
-//! and, on the real binary, the refusal of open mode on a non-loopback bind,
-//! `triagem token`, and tokens from `TRIAGEM_TOKENS_FILE`.
+//! Access control (docs/api.md, Authentication and roles): every endpoint
+//! against every role, no token and an unknown token; the display role's view
+//! without personal data; the token's name as the actor of history entries
+//! (`anonymous` in open mode); `access_token` only on the event stream; the
+//! admission rate limit; and, on the real binary, the refusal of open mode on
+//! a non-loopback bind, `triagem token`, and tokens from `TRIAGEM_TOKENS_FILE`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -201,7 +201,7 @@ fn problem_mismatch(r: &Resp, status: u16, code: &str) -> Option<String> {
 
 // ---- 1. the matrix ----
 
-/// Every method and route of API.md section 2 (the call endpoint once per
+/// Every method and route of the API (the call endpoint once per
 /// queue, the queue once per queue), plus the routes outside `/api/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ep {
@@ -256,7 +256,7 @@ const ENDPOINTS: [Ep; 23] = [
     Ep::Readyz,
 ];
 
-/// The table of API.md section 5, written out from the contract (not from
+/// The role table of docs/api.md, written out by hand (not from
 /// src/auth.rs): what each role may call. `/healthz` and `/readyz` need no token.
 fn contract_allows(role: &str, ep: Ep) -> bool {
     use Ep::*;

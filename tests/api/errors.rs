@@ -1,4 +1,4 @@
-//! Every error row of API.md section 2 (except 401/403 and 503, see
+//! Every error status of docs/api.md, Errors (except 401/403 and 503, see
 //! journal_failure.rs): problem+json with type/title/status/detail/code, and a
 //! refused request changes nothing.
 

@@ -1,6 +1,7 @@
-//! Escalation (API.md section 3): warning, breach and the ladder levels of one
-//! waiting episode as one alert, acknowledgement, resolution, the `/alerts`
-//! endpoints and their errors, and firing exactly once across restarts.
+//! Escalation (docs/api.md, Alerts and escalation): warning, breach and the
+//! ladder levels of one waiting episode as one alert, acknowledgement,
+//! resolution, the `/alerts` endpoints and their errors, and firing exactly
+//! once across restarts.
 //!
 //! The scheduler runs on real time but reads the manual clock: after moving the
 //! clock a test wakes it and polls `/alerts` until the expected state appears.

@@ -1,7 +1,7 @@
-//! Server-sent events on `/units/{unit}/events` (API.md section 3): frames with
-//! `id`, `event` and a nameless `data`, the opening comment, `Last-Event-ID`
-//! replay (also after a restart) and the 404 of an unknown unit. Every read is
-//! bounded by a timeout.
+//! Server-sent events on `/units/{unit}/events` (docs/api.md, Event stream):
+//! frames with `id`, `event` and a nameless `data`, the opening comment,
+//! `Last-Event-ID` replay (also after a restart) and the 404 of an unknown
+//! unit. Every read is bounded by a timeout.
 
 use std::time::Duration;
 

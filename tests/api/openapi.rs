@@ -1,4 +1,4 @@
-//! `GET /api/v1/openapi.json` (API.md section 2): an OpenAPI 3 document that
+//! `GET /api/v1/openapi.json`: an OpenAPI 3 document that
 //! lists every endpoint of the contract with its methods, whose operations are
 //! all served by the route table (so the document and the routes cannot drift
 //! apart), whose references all resolve, and which is behind the role check.
@@ -13,7 +13,7 @@ use triagem::config::{AuthMode, TokenConfig};
 
 use crate::helpers::{protocol, start_time, TestApp, API, UNIT};
 
-/// Every endpoint of API.md section 2, and those outside `/api/v1`.
+/// Every endpoint under `/api/v1`, and those outside it.
 const CONTRACT: [(&str, &str); 22] = [
     ("post", "/api/v1/units/{unit}/patients"),
     ("get", "/api/v1/patients/{protocol}"),

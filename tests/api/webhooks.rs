@@ -1,6 +1,6 @@
-//! Alert webhooks (API.md section 3): the payload, its signature, retries on
-//! 5xx and refused connections, no retry on 4xx, order, and the durable outbox
-//! across a restart. The receiver is a real HTTP server inside the test that
+//! Alert webhooks (docs/api.md, Webhooks): the payload, its signature, retries
+//! on 5xx and refused connections, no retry on 4xx, order, and the durable
+//! outbox across a restart. The receiver is a real HTTP server inside the test that
 //! records what it gets and answers from a programmable list of statuses.
 
 use std::collections::{HashMap, VecDeque};
