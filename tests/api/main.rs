@@ -1,4 +1,4 @@
-//! Black-box tests of the HTTP API (API.md sections 1, 2 and 4): each test runs
+//! Black-box tests of the HTTP API (docs/api.md): each test runs
 //! the real service on a free port with a tempdir journal and a manual clock
 //! (crash.rs runs the real binary instead).
 
@@ -8,6 +8,7 @@ mod admission;
 mod auth;
 mod concurrency;
 mod crash;
+mod docs;
 mod errors;
 mod escalation;
 mod events;
