@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::{MediaTypeParams, ScreenshotParams};
 use chromiumoxide::Page;
@@ -251,6 +252,21 @@ impl Chromium {
 
     async fn open(&self, url: &str) -> Page {
         let page = self.browser.new_page(url).await.expect("open page");
+        page.wait_for_navigation().await.expect("page loads");
+        page
+    }
+
+    /// Opens `url` in a page where `script` runs before any of the page's own.
+    async fn open_with_script(&self, url: &str, script: &str) -> Page {
+        let page = self
+            .browser
+            .new_page("about:blank")
+            .await
+            .expect("open page");
+        page.execute(AddScriptToEvaluateOnNewDocumentParams::new(script))
+            .await
+            .expect("add the early script");
+        page.goto(url).await.expect("navigate");
         page.wait_for_navigation().await.expect("page loads");
         page
     }
@@ -944,5 +960,451 @@ async fn tokens_mode_asks_for_a_token_once() {
     let dom: String = eval(&display, "document.documentElement.outerHTML").await;
     assert!(!dom.contains("Paciente Com Token") && !dom.contains(&protocol));
     server.stop().await;
+    chrome.close().await;
+}
+
+/// A steady stream of events closer together than the pages' refresh
+/// interval still refreshes the display and the clinician's queue while it
+/// lasts (the refresh is throttled, not debounced), and the final state is
+/// shown once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_refresh_during_a_steady_stream_of_events() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    for page in [&display, &clinician] {
+        wait_until(
+            page,
+            "document.body.dataset.live === 'up'",
+            "the event stream",
+        )
+        .await;
+    }
+    // How many patients each page shows waiting.
+    let on_display = "[...document.querySelectorAll('.d-queue .n')].reduce((s, e) => s + Number(e.textContent), 0)";
+    let on_clinician = "document.querySelectorAll('#queue tbody tr').length";
+
+    // An admission every 50 ms for 2.5 s, each sent on schedule whatever the
+    // previous one's latency, so the events never pause for 120 ms.
+    const BURST: usize = 50;
+    let burst = {
+        let client = server.client.clone();
+        let url = server.url(&format!("/api/v1/units/{UNIT}/patients"));
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(50));
+            let mut sent = Vec::new();
+            for i in 0..BURST {
+                every.tick().await;
+                let req = client
+                    .post(&url)
+                    .json(&json!({"name": format!("Paciente {i}"), "colour": "green"}));
+                sent.push(tokio::spawn(async move {
+                    req.send().await.map(|r| r.status().as_u16())
+                }));
+            }
+            for s in sent {
+                assert_eq!(s.await.expect("join").expect("admission"), 201);
+            }
+        })
+    };
+    let (mut seen_display, mut seen_clinician) = (Vec::new(), Vec::new());
+    while !burst.is_finished() {
+        let d: usize = eval(&display, on_display).await;
+        let c: usize = eval(&clinician, on_clinician).await;
+        for (seen, n) in [(&mut seen_display, d), (&mut seen_clinician, c)] {
+            if seen.last() != Some(&n) {
+                seen.push(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    burst.await.expect("the burst of admissions");
+    eprintln!(
+        "counts shown during the stream: display {seen_display:?}, clinician {seen_clinician:?}"
+    );
+    // Counts shown while the stream went on, short of the final one.
+    let during = |seen: &[usize]| seen.iter().filter(|&&n| n > 0 && n < BURST).count();
+    assert!(
+        during(&seen_display) >= 3,
+        "the display refreshed too rarely during the stream: {seen_display:?}"
+    );
+    assert!(
+        during(&seen_clinician) >= 3,
+        "the clinician's queue refreshed too rarely during the stream: {seen_clinician:?}"
+    );
+    // And the final state once it is over.
+    wait_until(
+        &display,
+        &format!("{on_display} === {BURST}"),
+        "the display's final count",
+    )
+    .await;
+    wait_until(
+        &clinician,
+        &format!("{on_clinician} === {BURST}"),
+        "the clinician's final queue",
+    )
+    .await;
+
+    // The throttle itself: called every 50 ms for 2 s, it runs about every
+    // 120 ms during the burst, not more often, and exactly once after the
+    // last call.
+    let (runs, last_call): (Vec<f64>, f64) = eval(
+        &display,
+        "new Promise((resolve) => {
+           const runs = [];
+           let last = 0;
+           const f = Triagem.throttle(() => { runs.push(performance.now()); }, 120);
+           const every = setInterval(() => { last = performance.now(); f(); }, 50);
+           setTimeout(() => {
+             clearInterval(every);
+             setTimeout(() => resolve([runs, last]), 600);
+           }, 2000);
+         })",
+    )
+    .await;
+    let before = runs.iter().filter(|&&t| t < last_call).count();
+    let after = runs.iter().filter(|&&t| t >= last_call).count();
+    assert!(
+        before >= 8,
+        "only {before} runs during 2 s of calls: {runs:?}"
+    );
+    assert_eq!(
+        after, 1,
+        "runs after the last call: {runs:?}, last {last_call}"
+    );
+    // About 2000 / 120 runs at most; a busy machine's timers jitter by a few
+    // milliseconds either way, so the bounds leave room for that, but not
+    // for runs on every call (40) or back to back.
+    assert!(before <= 18, "{before} runs during 2 s of calls: {runs:?}");
+    let closest = runs
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(f64::MAX, f64::min);
+    eprintln!("throttle: {before} runs during the calls, closest {closest:.1} ms apart");
+    assert!(closest >= 60.0, "two runs {closest} ms apart: {runs:?}");
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Reading `window.localStorage` throws, as in a kiosk browser that blocks
+/// site storage.
+const BLOCK_STORAGE: &str = r#"Object.defineProperty(window, "localStorage", {
+  configurable: true,
+  get() { throw new DOMException("The operation is insecure.", "SecurityError"); },
+});"#;
+
+/// With storage blocked the pages still load and work: the display shows and
+/// announces a call and its sound switch works, the clinician calls a
+/// patient, the reception desk loads; preferences are kept in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_work_when_storage_is_blocked() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let blocked = "(() => { try { window.localStorage; return false; } catch (e) { return e.name === 'SecurityError'; } })()";
+
+    let display = chrome
+        .open_with_script(&server.url(&format!("/display/{UNIT}")), BLOCK_STORAGE)
+        .await;
+    assert!(eval::<bool>(&display, blocked).await, "storage is blocked");
+    wait_until(
+        &display,
+        "document.body.dataset.live === 'up'",
+        "the display's event stream",
+    )
+    .await;
+    wait_until(
+        &display,
+        "document.querySelectorAll('.d-queue').length === 5",
+        "the display's queues",
+    )
+    .await;
+    server
+        .admit(json!({"name": "Kiosk Sem Storage", "colour": "green"}))
+        .await;
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/call"),
+            Some(json!({"room": ROOM})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(
+        &display,
+        &format!("document.querySelector('#now-ticket').textContent === 'A001' && document.querySelector('#now-room').textContent === {ROOM:?}"),
+        "the call on the display",
+    )
+    .await;
+    let spoken: Vec<String> = eval(&display, "window.triagemSpoken").await;
+    assert_eq!(spoken, vec![format!("Senha A001, {ROOM}")]);
+    assert_eq!(
+        eval::<String>(
+            &display,
+            "document.querySelector('#sound').getAttribute('aria-pressed')"
+        )
+        .await,
+        "true"
+    );
+    click(&display, "#sound").await;
+    wait_until(
+        &display,
+        "document.querySelector('#sound').getAttribute('aria-pressed') === 'false'",
+        "the sound switched off",
+    )
+    .await;
+
+    let clinician = chrome
+        .open_with_script(&server.url(&format!("/clinician/{UNIT}")), BLOCK_STORAGE)
+        .await;
+    assert!(
+        eval::<bool>(&clinician, blocked).await,
+        "storage is blocked"
+    );
+    wait_until(
+        &clinician,
+        "document.body.dataset.live === 'up'",
+        "the clinician's event stream",
+    )
+    .await;
+    server
+        .admit(json!({"name": "Outro Paciente", "colour": "yellow"}))
+        .await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue')?.innerText.includes('Outro Paciente')",
+        "the patient in the queue",
+    )
+    .await;
+    // The chosen room is kept for the session (in memory) and used for the call.
+    run(
+        &clinician,
+        "const s = document.querySelector('#call-room'); s.value = 'Consultório 2'; s.dispatchEvent(new Event('change'))",
+    )
+    .await;
+    click(&clinician, "#call-submit").await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#active')?.innerText.includes('Outro Paciente')",
+        "the called patient's card",
+    )
+    .await;
+    let (_, queue) = server
+        .api("GET", &format!("/units/{UNIT}/queue?queue=treatment"), None)
+        .await;
+    assert_eq!(queue["total"], 0, "the patient was called: {queue}");
+    wait_until(
+        &display,
+        "document.querySelector('#now-room').textContent === 'Consultório 2'",
+        "the clinician's call on the display",
+    )
+    .await;
+
+    let reception = chrome
+        .open_with_script(&server.url(&format!("/reception/{UNIT}")), BLOCK_STORAGE)
+        .await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#colour option').length === 5",
+        "the colour list",
+    )
+    .await;
+    wait_until(
+        &reception,
+        "document.body.dataset.live === 'up'",
+        "the reception's event stream",
+    )
+    .await;
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// The display's record of what it announced keeps only the latest calls, so
+/// a screen that runs for months does not grow without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoken_calls_are_bounded() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    wait_until(
+        &display,
+        "document.body.dataset.live === 'up'",
+        "the display's event stream",
+    )
+    .await;
+    const CALLS: usize = 60;
+    const KEPT: usize = 50;
+    for i in 0..CALLS {
+        server
+            .admit(json!({"name": format!("Paciente {i}"), "colour": "green"}))
+            .await;
+    }
+    for _ in 0..CALLS {
+        let (status, view) = server
+            .api(
+                "POST",
+                &format!("/units/{UNIT}/call"),
+                Some(json!({"room": ROOM})),
+            )
+            .await;
+        assert_eq!(status, 200, "{view}");
+    }
+    let last = format!("A{CALLS:03}");
+    wait_until(
+        &display,
+        &format!("document.querySelector('#now-ticket').textContent === {last:?} && window.triagemSpoken.at(-1) === {:?}", format!("Senha {last}, {ROOM}")),
+        "the last call announced",
+    )
+    .await;
+    let spoken: Vec<String> = eval(&display, "window.triagemSpoken").await;
+    let expected: Vec<String> = (CALLS - KEPT + 1..=CALLS)
+        .map(|n| format!("Senha A{n:03}, {ROOM}"))
+        .collect();
+    assert_eq!(
+        spoken, expected,
+        "only the last {KEPT} announcements are kept"
+    );
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Patients who become overdue together, between two fetches, re-render the
+/// clinician's queue once, not once per patient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_rows_rerender_the_queue_once() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    for i in 0..5 {
+        server
+            .admit(json!({"name": format!("Paciente {i}"), "colour": "green"}))
+            .await;
+    }
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &clinician,
+        "document.body.dataset.live === 'up' && document.querySelectorAll('#queue tbody tr').length === 5",
+        "the queue",
+    )
+    .await;
+    // Count the queue's re-renders, then move the page's clock past the green
+    // target (2 h): every row turns overdue in the same second.
+    run(
+        &clinician,
+        "window.queueRenders = 0;
+         new MutationObserver((records) => { window.queueRenders += records.length; })
+           .observe(document.querySelector('#queue'), { childList: true });
+         const now = Date.now;
+         Date.now = () => now() + 3 * 3600 * 1000",
+    )
+    .await;
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('#queue tbody tr.overdue').length === 5",
+        "the rows marked overdue",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let renders: usize = eval(&clinician, "window.queueRenders").await;
+    assert_eq!(renders, 1, "the queue was re-rendered {renders} times");
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// The clinician page offers the unit's `triage_rooms` for triage calls and
+/// its other rooms for treatment calls, whatever the rooms are called; a unit
+/// without triage rooms offers all its rooms for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triage_rooms_come_from_the_config() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|c| {
+        let mut other = c.units[0].clone();
+        let pa = &mut c.units[0];
+        pa.rooms = ["Consultório 1", "Consultório 2", "Acolhimento"]
+            .map(String::from)
+            .to_vec();
+        pa.triage_rooms = vec!["Acolhimento".into()];
+        other.id = "ps".into();
+        other.name = "Pronto Socorro".into();
+        other.ticket_prefix = "B".into();
+        other.rooms = vec!["Sala A".into(), "Sala B".into()];
+        other.triage_rooms = vec![];
+        c.units.push(other);
+    })
+    .await;
+    let options =
+        |id: &str| format!("[...document.querySelectorAll('#{id} option')].map(o => o.value)");
+
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &clinician,
+        "document.body.dataset.live === 'up' && document.querySelectorAll('#triage-room option').length > 0",
+        "the room lists",
+    )
+    .await;
+    let triage: Vec<String> = eval(&clinician, &options("triage-room")).await;
+    assert_eq!(triage, ["Acolhimento"]);
+    let treatment: Vec<String> = eval(&clinician, &options("call-room")).await;
+    assert_eq!(treatment, ["Consultório 1", "Consultório 2"]);
+    // A call to triage goes to that room.
+    let waiting = server.admit(json!({"name": "Sem Classificação"})).await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#triage')?.innerText.includes('Sem Classificação')",
+        "the triage queue",
+    )
+    .await;
+    click(&clinician, "#triage-call-submit").await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('#active button[data-key$=\":classify\"]')",
+        "the patient called to triage",
+    )
+    .await;
+    let (_, view) = server
+        .api(
+            "GET",
+            &format!("/patients/{}", waiting["protocol"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (view["status"].as_str(), view["room"].as_str()),
+        (Some("in_triage"), Some("Acolhimento"))
+    );
+
+    let other = chrome.open(&server.url("/clinician/ps")).await;
+    wait_until(
+        &other,
+        "document.body.dataset.live === 'up' && document.querySelectorAll('#triage-room option').length > 0",
+        "the room lists",
+    )
+    .await;
+    for id in ["triage-room", "call-room"] {
+        let rooms: Vec<String> = eval(&other, &options(id)).await;
+        assert_eq!(rooms, ["Sala A", "Sala B"], "#{id}");
+    }
+
+    drop(server);
     chrome.close().await;
 }

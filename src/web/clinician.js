@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const { t, h, api, unit, unitName } = Triagem;
+  const { t, h, api, unit, unitName, storage } = Triagem;
   const $ = (id) => document.getElementById(id);
   const U = encodeURIComponent(unit);
   const ACTIVE_KEY = `triagem.active.${unit}`;
@@ -23,8 +23,8 @@
   Triagem.setupHeader();
   document.title = `${unitName} · ${t("clinician.title")} · Triagem`;
 
-  const loadActive = () => { try { return JSON.parse(localStorage.getItem(ACTIVE_KEY) || "[]"); } catch (_) { return []; } };
-  const saveActive = () => localStorage.setItem(ACTIVE_KEY, JSON.stringify([...state.active.keys()]));
+  const loadActive = () => { try { return JSON.parse(storage.get(ACTIVE_KEY) || "[]"); } catch (_) { return []; } };
+  const saveActive = () => storage.set(ACTIVE_KEY, JSON.stringify([...state.active.keys()]));
 
   const serverNow = () => Date.now() + state.offset;
   const waitedNow = (p) => p.waited_seconds + (Date.now() - state.fetchedAt) / 1000;
@@ -137,8 +137,11 @@
     $("triage-total").textContent = state.triage ? t("queue.total", { n: state.triage.total }) : "";
   }
 
-  /** Waits move every second without a fetch. */
+  /** Waits move every second without a fetch; a row that just turned
+   *  overdue needs its mark, which a single re-render after the loop gives
+   *  (one inside it would rebuild the tables once per such row). */
   function tick() {
+    let late = false;
     for (const [id, page] of [["queue", state.queue], ["triage", state.triage]]) {
       if (!page) continue;
       const rows = $(id).querySelectorAll("tbody tr");
@@ -146,9 +149,10 @@
         const row = rows[i];
         if (!row) return;
         row.querySelector("[data-wait]").textContent = Triagem.duration(waitedNow(p));
-        if (isOverdue(p) && !row.classList.contains("overdue")) renderQueues();
+        if (isOverdue(p) && !row.classList.contains("overdue")) late = true;
       });
     }
+    if (late) renderQueues();
   }
 
   // ---- patients called from this screen ----
@@ -305,16 +309,30 @@
     renderQueues();
     await Promise.all([refreshAlerts(), refreshActive()]);
   }
-  const refreshSoon = Triagem.debounce(() => refresh().catch(() => {}), 120);
+  const refreshSoon = Triagem.throttle(() => refresh().catch(() => {}), 120);
 
   // ---- calling ----
-  function roomSelect(select, key, preferTriage) {
-    const rooms = (Triagem.units.find((u) => u.id === unit) || { rooms: [] }).rooms;
-    const saved = localStorage.getItem(key);
-    const isTriage = (r) => /triag/i.test(r);
-    const fallback = rooms.find((r) => isTriage(r) === preferTriage) || rooms[0];
-    select.replaceChildren(...rooms.map((r) => h("option", { value: r, selected: r === (rooms.includes(saved) ? saved : fallback) }, r)));
-    select.addEventListener("change", () => localStorage.setItem(key, select.value));
+  /** The rooms for each kind of call, from the unit's configuration: its
+   *  `triage_rooms` call the triage queue and the other rooms the treatment
+   *  queue. Without triage rooms (or when every room is one) any room may
+   *  make either call. */
+  function callRooms() {
+    const u = Triagem.units.find((x) => x.id === unit) || {};
+    const rooms = u.rooms || [];
+    const triage = (u.triage_rooms || []).filter((r) => rooms.includes(r));
+    const others = rooms.filter((r) => !triage.includes(r));
+    return {
+      triage: triage.length ? triage : rooms,
+      treatment: triage.length && others.length ? others : rooms,
+    };
+  }
+
+  /** Fills a room list; the room last chosen on this screen stays chosen. */
+  function roomSelect(select, key, rooms) {
+    const saved = storage.get(key);
+    const chosen = rooms.includes(saved) ? saved : rooms[0];
+    select.replaceChildren(...rooms.map((r) => h("option", { value: r, selected: r === chosen }, r)));
+    select.addEventListener("change", () => storage.set(key, select.value));
   }
 
   async function call(ev, queue) {
@@ -349,8 +367,9 @@
         await new Promise((r) => setTimeout(r, 2000));
       }
     }
-    roomSelect($("call-room"), ROOM_KEY, false);
-    roomSelect($("triage-room"), TRIAGE_ROOM_KEY, true);
+    const rooms = callRooms();
+    roomSelect($("call-room"), ROOM_KEY, rooms.treatment);
+    roomSelect($("triage-room"), TRIAGE_ROOM_KEY, rooms.triage);
     $("call-colours").replaceChildren(...Triagem.protocol.colours.map((c) =>
       h("label", { class: "check" }, h("input", { type: "checkbox", value: c.id }), Triagem.chip(c.id))));
     $("call-form").addEventListener("submit", (ev) => call(ev, "treatment"));

@@ -1,7 +1,8 @@
 /* Triagem web pages: what the three pages share.
  * Strings in both languages, the API client (bearer token asked for on a 401
- * and kept in localStorage), problem+json errors in words, the live event
- * stream with reconnection, and formatting of colours, waits and times.
+ * and kept in localStorage), storage that survives a browser blocking it,
+ * problem+json errors in words, the live event stream with reconnection, a
+ * throttle for refreshes, and formatting of colours, waits and times.
  * Plain browser JavaScript, no build step, no framework. */
 "use strict";
 
@@ -370,10 +371,33 @@ const Triagem = (() => {
     return el;
   }
 
+  // ---- storage ----
+  /** localStorage that never throws. A kiosk browser may block site storage
+   *  (merely reading `window.localStorage` throws a SecurityError) or refuse
+   *  a write (quota, private mode); what it refuses is kept in memory for the
+   *  rest of the page's life, so the screen still works, only forgets on reload. */
+  const storage = (() => {
+    const memory = new Map(); // key -> value (null: removed) that storage refused
+    const write = (key, value, op) => {
+      try { op(window.localStorage); memory.delete(key); } catch (_) { memory.set(key, value); }
+    };
+    return {
+      get(key) {
+        if (memory.has(key)) return memory.get(key);
+        try { return window.localStorage.getItem(key); } catch (_) { return null; }
+      },
+      set(key, value) {
+        const v = String(value);
+        write(key, v, (s) => s.setItem(key, v));
+      },
+      remove(key) { write(key, null, (s) => s.removeItem(key)); },
+    };
+  })();
+
   // ---- token ----
   const TOKEN_KEY = "triagem.token";
-  const getToken = () => { try { return localStorage.getItem(TOKEN_KEY); } catch (_) { return null; } };
-  const setToken = (v) => { try { v ? localStorage.setItem(TOKEN_KEY, v) : localStorage.removeItem(TOKEN_KEY); } catch (_) { /* private mode */ } };
+  const getToken = () => storage.get(TOKEN_KEY);
+  const setToken = (v) => (v ? storage.set(TOKEN_KEY, v) : storage.remove(TOKEN_KEY));
 
   let asking = null;
   /** Shows the token dialog once, however many requests are waiting on it. */
@@ -566,10 +590,41 @@ const Triagem = (() => {
     }
   }
 
-  /** Runs `fn` at most once per `ms`, and once more after a burst. */
-  function debounce(fn, ms) {
-    let timer = null;
-    return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  const THROTTLE_HOLD_MS = 10000;
+  /** Returns a function that runs `fn` at most once per `ms` however often it
+   *  is called, and always once more after the last call of a burst. Not a
+   *  debounce: under a steady stream of events less than `ms` apart a
+   *  debounce never fires, and the page would never refresh. A run that
+   *  returns a promise holds the next one back until it settles, so refreshes
+   *  do not overlap (an older answer cannot overwrite a newer one), but for
+   *  at most THROTTLE_HOLD_MS, so a hung request cannot stop them. */
+  function throttle(fn, ms) {
+    let timer = null;     // a run is scheduled; it will see every call before it
+    let running = false;  // a run has not settled yet
+    let again = false;    // called during that run: run once more after it
+    let last = -Infinity; // when the last run started (monotonic: a wall clock
+                          // set back would stall the refreshes)
+    function run() {
+      timer = null;
+      running = true;
+      last = performance.now();
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(hold);
+        running = false;
+        if (again) { again = false; schedule(); }
+      };
+      const hold = setTimeout(settle, THROTTLE_HOLD_MS);
+      Promise.resolve().then(fn).finally(settle);
+    }
+    function schedule() {
+      if (running) { again = true; return; }
+      if (timer) return;
+      timer = setTimeout(run, Math.max(0, last + ms - performance.now()));
+    }
+    return schedule;
   }
 
   // ---- protocol, units, formatting ----
@@ -629,7 +684,7 @@ const Triagem = (() => {
 
   return {
     lang, unit, unitName, t, translate, h, api, ApiError, askToken, getToken, randomKey,
-    notify, showError, live, debounce, rerender, loadInfo, chip, colourClass, colourLabel, colourInfo,
+    notify, showError, live, throttle, storage, rerender, loadInfo, chip, colourClass, colourLabel, colourInfo,
     targetSeconds, targetText, duration, fmtTime, fmtDateTime, setupHeader,
     get protocol() { return protocol; }, get units() { return units; },
   };

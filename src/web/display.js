@@ -4,18 +4,20 @@
 "use strict";
 
 (() => {
-  const { t, h, api, unit, lang } = Triagem;
+  const { t, h, api, unit, lang, storage } = Triagem;
   const $ = (id) => document.getElementById(id);
   /** Calls older than this when they reach the page are shown but not announced. */
   const ANNOUNCE_WITHIN_MS = 60000;
   const SOUND_KEY = "triagem.display.sound";
+  /** How many announcements `window.triagemSpoken` keeps: a screen runs for months. */
+  const SPOKEN_KEEP = 50;
 
   let board = null;
   let fetchedAt = 0;
   let serverOffset = 0; // server clock minus this machine's, from the board's generated_at
-  let soundOn = localStorage.getItem(SOUND_KEY) !== "off";
+  let soundOn = storage.get(SOUND_KEY) !== "off";
   let audio = null;
-  window.triagemSpoken = []; // what was announced, for tests and troubleshooting
+  window.triagemSpoken = []; // the latest announcements, for tests and troubleshooting
 
   Triagem.setupHeader();
 
@@ -64,7 +66,7 @@
   $("sound").addEventListener("click", () => {
     if (blocked()) { audioContext(); renderSound(); return; }
     soundOn = !soundOn;
-    localStorage.setItem(SOUND_KEY, soundOn ? "on" : "off");
+    storage.set(SOUND_KEY, soundOn ? "on" : "off");
     if (soundOn) audioContext(); // a user gesture lets the browser play sound
     else if (window.speechSynthesis) speechSynthesis.cancel();
     renderSound();
@@ -108,7 +110,9 @@
     if (!soundOn) return;
     const age = Date.now() + serverOffset - Date.parse(call.at);
     if (!(age < ANNOUNCE_WITHIN_MS)) return;
-    window.triagemSpoken.push(t("display.say", { ticket: call.ticket, room: call.room }));
+    const spoken = window.triagemSpoken;
+    spoken.push(t("display.say", { ticket: call.ticket, room: call.room }));
+    if (spoken.length > SPOKEN_KEEP) spoken.splice(0, spoken.length - SPOKEN_KEEP);
     try { chime(); } catch (_) { /* no audio device */ }
     setTimeout(() => { try { speak(call.ticket, call.room); } catch (_) { /* no voices */ } }, 1100);
   }
@@ -172,7 +176,7 @@
     renderQueues();
     return b;
   }
-  const refreshSoon = Triagem.debounce(() => refresh().catch(() => {}), 120);
+  const refreshSoon = Triagem.throttle(() => refresh().catch(() => {}), 120);
 
   function onEvent(name, data) {
     if (name === "called" && data.ticket && data.room) {

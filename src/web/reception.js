@@ -168,7 +168,7 @@
     }
     $("name").focus();
     // A looked-up patient's status follows the unit's events.
-    const again = Triagem.debounce(() => { if (shown) lookup(shown); }, 200);
+    const again = Triagem.throttle(() => (shown ? lookup(shown) : null), 200);
     Triagem.live({
       probe: () => api("GET", "/units"),
       onEvent: again,
