@@ -1,7 +1,7 @@
-//! Who may do what (API.md section 5). Bearer tokens are looked up by their
-//! SHA-256 (the config never holds a token), compared in constant time, and
-//! every route is checked against one table in [`permitted`], so a handler
-//! cannot forget a check.
+//! Who is calling: bearer tokens are looked up by their SHA-256 (the config
+//! never holds a token) and compared in constant time. Which roles may use a
+//! route is said by the route table (`http::routes`), which checks every
+//! request against [`Authenticator::authorize`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,25 +65,45 @@ impl FromStr for Role {
     }
 }
 
-/// The authenticated caller of a request.
+/// The checked caller of a request. Only [`Authenticator::authorize`] builds
+/// one, so a handler that takes a `Caller` cannot run without the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub name: String,
+    name: String,
     /// `None` in open mode: everything is allowed.
-    pub role: Option<Role>,
+    role: Option<Role>,
 }
 
 impl Caller {
-    pub fn anonymous() -> Self {
+    fn anonymous() -> Self {
         Self {
             name: ANONYMOUS.to_owned(),
             role: None,
         }
     }
 
+    /// The name recorded as the actor of the caller's changes.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
     /// The display role sees queues without personal data.
     pub fn is_display(&self) -> bool {
         self.role == Some(Role::Display)
+    }
+
+    /// Triage may call only the triage queue; clinicians and admins either.
+    pub fn may_call(&self, queue: crate::domain::patient::QueueKind) -> bool {
+        use crate::domain::patient::QueueKind;
+        match self.role {
+            None | Some(Role::Admin) | Some(Role::Clinician) => true,
+            Some(Role::Triage) => queue == QueueKind::Triage,
+            Some(_) => false,
+        }
     }
 }
 
@@ -133,7 +153,7 @@ impl Authenticator {
     }
 
     /// Who presents `token` (`None`: no token was sent).
-    pub fn identify(&self, token: Option<&str>) -> Result<Caller, Denied> {
+    fn identify(&self, token: Option<&str>) -> Result<Caller, Denied> {
         if self.mode == AuthMode::Open {
             return Ok(Caller::anonymous());
         }
@@ -154,87 +174,15 @@ impl Authenticator {
             .ok_or(Denied::Unauthenticated)
     }
 
-    /// Identifies the caller and checks the route's permission.
-    pub fn authorize(
-        &self,
-        token: Option<&str>,
-        method: &str,
-        route: &str,
-    ) -> Result<Caller, Denied> {
+    /// Identifies the caller and checks that their role is among `allowed`
+    /// (admin always is). In open mode everyone is allowed, as `anonymous`.
+    pub fn authorize(&self, token: Option<&str>, allowed: &[Role]) -> Result<Caller, Denied> {
         let caller = self.identify(token)?;
         match caller.role {
-            None => Ok(caller),
-            Some(role) if permitted(role, method, route) => Ok(caller),
+            None | Some(Role::Admin) => Ok(caller),
+            Some(role) if allowed.contains(&role) => Ok(caller),
             Some(role) => Err(Denied::Forbidden(role)),
         }
-    }
-}
-
-/// What each role may do, by route pattern (API.md section 5). Routes not
-/// listed (health, readiness) need no token and never reach this.
-pub fn permitted(role: Role, method: &str, route: &str) -> bool {
-    use Role::*;
-    let base = route.strip_prefix(crate::http::API_BASE).unwrap_or(route);
-    let reception = matches!(
-        (method, base),
-        ("POST", "/units/{unit}/patients")
-            | ("GET", "/patients/{protocol}")
-            | ("GET", "/patients/{protocol}/history")
-            | ("POST", "/patients/{protocol}/leave")
-            | ("GET", "/units/{unit}/board")
-            | ("GET", "/units/{unit}/events")
-            | ("GET", "/units")
-            | ("GET", "/protocol")
-            | ("GET", "/openapi.json")
-    );
-    // The call endpoint's queue (triage or treatment) is checked by the handler
-    // through [`may_call`], since both share one route.
-    let triage = reception
-        || matches!(
-            (method, base),
-            ("GET", "/units/{unit}/queue")
-                | ("POST", "/units/{unit}/call")
-                | ("POST", "/patients/{protocol}/triage")
-                | ("POST", "/patients/{protocol}/no-show")
-                | ("POST", "/patients/{protocol}/recall")
-        );
-    let clinician = triage
-        || matches!(
-            (method, base),
-            ("POST", "/patients/{protocol}/start")
-                | ("POST", "/patients/{protocol}/finish")
-                | ("POST", "/patients/{protocol}/transfer")
-                | ("GET", "/alerts")
-                | ("POST", "/alerts/{id}/ack")
-        );
-    match role {
-        Admin => true,
-        Reception => reception,
-        Triage => triage,
-        Clinician => clinician,
-        Display => matches!(
-            (method, base),
-            ("GET", "/units/{unit}/board")
-                | ("GET", "/units/{unit}/events")
-                | ("GET", "/units")
-                | ("GET", "/protocol")
-                | ("GET", "/units/{unit}/queue")
-                | ("GET", "/openapi.json")
-        ),
-        Monitor => matches!(
-            (method, base),
-            ("GET", "/metrics") | ("GET", "/alerts") | ("GET", "/openapi.json")
-        ),
-    }
-}
-
-/// Triage may call only the triage queue; clinicians and admins either.
-pub fn may_call(caller: &Caller, queue: crate::domain::patient::QueueKind) -> bool {
-    use crate::domain::patient::QueueKind;
-    match caller.role {
-        None | Some(Role::Admin) | Some(Role::Clinician) => true,
-        Some(Role::Triage) => queue == QueueKind::Triage,
-        Some(_) => false,
     }
 }
 
@@ -278,37 +226,28 @@ mod tests {
     }
 
     #[test]
-    fn roles_follow_the_contract_table() {
-        let a = auth(&[
-            ("d", "display", "dt"),
-            ("m", "monitor", "mt"),
-            ("r", "reception", "rt"),
-        ]);
-        let board = "/api/v1/units/{unit}/board";
-        assert!(a.authorize(Some("dt"), "GET", board).is_ok());
+    fn a_role_is_allowed_where_listed_and_admin_everywhere() {
+        let a = auth(&[("d", "display", "dt"), ("x", "admin", "at")]);
         assert_eq!(
-            a.authorize(Some("dt"), "GET", "/api/v1/patients/{protocol}"),
+            a.authorize(Some("dt"), &[Role::Display]).unwrap().name(),
+            "d"
+        );
+        assert_eq!(
+            a.authorize(Some("dt"), &[Role::Reception]),
             Err(Denied::Forbidden(Role::Display))
         );
-        assert!(a.authorize(Some("mt"), "GET", "/metrics").is_ok());
-        assert!(a.authorize(Some("mt"), "GET", "/api/v1/alerts").is_ok());
-        assert!(a
-            .authorize(Some("mt"), "POST", "/api/v1/alerts/{id}/ack")
-            .is_err());
-        assert!(a
-            .authorize(Some("rt"), "POST", "/api/v1/units/{unit}/patients")
-            .is_ok());
-        assert!(a
-            .authorize(Some("rt"), "POST", "/api/v1/units/{unit}/call")
-            .is_err());
+        assert!(a.authorize(Some("at"), &[]).is_ok());
+        assert_eq!(
+            a.authorize(None, &[Role::Display]),
+            Err(Denied::Unauthenticated)
+        );
     }
 
     #[test]
     fn open_mode_lets_anyone_in_as_anonymous() {
         let a = Authenticator::new(&AuthConfig::default());
-        assert_eq!(
-            a.authorize(None, "POST", "/anything").unwrap(),
-            Caller::anonymous()
-        );
+        let caller = a.authorize(None, &[]).unwrap();
+        assert_eq!(caller, Caller::anonymous());
+        assert_eq!(caller.name(), ANONYMOUS);
     }
 }

@@ -1,29 +1,37 @@
 //! Triagem: an emergency-department triage queue service.
 //!
-//! How a request flows:
-//! - [`http`] parses the request (problem+json on anything bad) and calls
-//!   [`app::AppState::execute`] (changes) or [`app::AppState::read`].
-//! - `execute` locks the one [`domain::Department`], runs the command with
-//!   `now` from the [`clock::Clock`], and queues the resulting
-//!   [`domain::Change`]s on the [`journal`] before releasing the lock.
-//! - The journal's single writer thread commits queued commands together
-//!   (one fsync for many); only then is the request answered.
-//! - At start-up [`app::Application`] replays the journal into memory; `/readyz`
-//!   says 503 until that is done.
+//! The layers, each depending only on those before it:
+//! - [`domain`]: the pure core (queues, numbering, status machine, escalation
+//!   rules). No I/O, no clock: every command takes `now` and returns the
+//!   [`domain::Change`]s to make durable.
+//! - [`journal`]: the SQLite journal. One writer thread commits whatever
+//!   queued up together (group commit); recovery reads it back.
+//! - [`service`]: the [`service::Service`] handle (mini-redis's `Db`): the
+//!   department behind one lock, the journal, the event streams and metrics.
+//!   A change runs under the lock, queues its changes on the journal before
+//!   releasing it, and is answered once they are committed.
+//! - [`scheduler`], [`outbox`], [`maintenance`]: the background tasks
+//!   (escalation deadlines, webhook deliveries, purge and failure recovery);
+//!   and [`http`]: one route table from which the routes, the role check and
+//!   the OpenAPI document derive.
+//! - [`startup`]: builds everything, owns the tasks, stops them in order;
+//!   `main.rs` is the command line.
 //!
-//! [`config`] holds the typed settings of API.md section 4.
+//! Beside them: [`config`] (typed settings), [`clock`] (where `now` comes
+//! from), [`auth`] (tokens and roles) and [`metrics`].
 
-pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod events;
 pub mod http;
 pub mod journal;
+pub mod maintenance;
 pub mod metrics;
 pub mod outbox;
 pub mod scheduler;
-pub mod web;
+pub mod service;
+pub mod startup;
 
-pub use app::{AppState, Application};
+pub use service::Service;
+pub use startup::Application;

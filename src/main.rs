@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use triagem::auth::{self, Role};
 use triagem::clock::SystemClock;
 use triagem::config::{Config, LogFormat, DEFAULT_CONFIG_PATH};
-use triagem::Application;
+use triagem::startup::Application;
 
 #[derive(Parser)]
 #[command(

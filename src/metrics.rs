@@ -1,4 +1,4 @@
-//! The metrics of API.md section 6 on a registry the application owns. Counters
+//! The metrics (docs/api.md, Metrics) on a registry the application owns. Counters
 //! and histograms are fed from committed changes (the journal's observer), so
 //! a dashboard never counts something that was rolled back; queue gauges are
 //! read from the domain at scrape time. Labels carry units, colours, queues
@@ -236,22 +236,52 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with queue gauges refreshed from `dept`.
-    pub fn render(&self, dept: &Department, now: chrono::DateTime<chrono::Utc>) -> String {
-        for unit in dept.units() {
-            let id = unit.config.id.as_str();
-            for (colour, waiting, oldest) in dept.queue_gauges(id, now) {
-                let label = colour.as_deref().unwrap_or(UNTRIAGED);
-                self.waiting
-                    .with_label_values(&[id, label])
-                    .set(waiting as i64);
-                self.oldest.with_label_values(&[id, label]).set(oldest);
-            }
+    /// The text exposition, with the queue gauges set from `gauges`.
+    pub fn render(&self, gauges: &QueueGauges) -> String {
+        for g in &gauges.0 {
+            let label = g.colour.as_deref().unwrap_or(UNTRIAGED);
+            self.waiting
+                .with_label_values(&[&g.unit, label])
+                .set(g.waiting as i64);
+            self.oldest
+                .with_label_values(&[&g.unit, label])
+                .set(g.oldest_seconds);
         }
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// How many wait and the longest wait, per unit and queue, as read at one moment.
+pub struct QueueGauges(Vec<QueueGauge>);
+
+struct QueueGauge {
+    unit: String,
+    /// `None` for the triage queue.
+    colour: Option<String>,
+    waiting: usize,
+    oldest_seconds: i64,
+}
+
+impl QueueGauges {
+    /// Reads the gauges from the department: a few numbers per unit and colour,
+    /// so it is cheap to do under the department lock.
+    pub fn read(dept: &Department, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let mut out = Vec::new();
+        for unit in dept.units() {
+            let id = &unit.config.id;
+            for (colour, waiting, oldest_seconds) in dept.queue_gauges(id, now) {
+                out.push(QueueGauge {
+                    unit: id.clone(),
+                    colour,
+                    waiting,
+                    oldest_seconds,
+                });
+            }
+        }
+        Self(out)
     }
 }

@@ -4,20 +4,18 @@
 //! jitter on 5xx, timeouts and refused connections, and giving up on a 4xx.
 //! A dead receiver only delays its own queue, never admissions or calls.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::json;
 use sha2::Sha256;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::config::WebhookConfig;
 use crate::domain::{Change, DeliveryOutcome};
 use crate::journal::OutboxEntry;
+use crate::service::Service;
 
 pub const SIGNATURE_HEADER: &str = "X-Triagem-Signature";
 
@@ -72,12 +70,13 @@ fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
         .min(max)
 }
 
-/// Delivers one receiver's notifications, forever.
-pub async fn run_receiver(state: web::Data<AppState>, receiver: usize, wake: Arc<Notify>) {
-    let Some(hook) = state.config.alerts.webhooks.get(receiver).cloned() else {
+/// Delivers one receiver's notifications until stopped. An attempt cut short
+/// by the stop is sent again after the restart, with the same `delivery_id`.
+pub async fn run(service: Service, receiver: usize, stop: CancellationToken) {
+    let Some(hook) = service.config().alerts.webhooks.get(receiver).cloned() else {
         return;
     };
-    let cfg = state.config.alerts.clone();
+    let cfg = service.config().alerts.clone();
     let client = match reqwest::Client::builder().timeout(cfg.timeout).build() {
         Ok(c) => c,
         Err(e) => {
@@ -85,27 +84,35 @@ pub async fn run_receiver(state: web::Data<AppState>, receiver: usize, wake: Arc
             return;
         }
     };
+    // Sleeps `d`; false when stopped meanwhile.
+    let pause = |d: Duration| {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => true,
+                _ = stop.cancelled() => false,
+            }
+        }
+    };
     loop {
-        let s = state.clone();
-        let next = web::block(move || s.journal().map(|j| j.outbox_next(receiver))).await;
-        let entry = match next {
-            Ok(Some(Ok(Some(entry)))) => entry,
-            Ok(Some(Ok(None))) => {
+        let entry = match service.outbox_next(receiver).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
                 // Nothing pending: wait for a commit that queues something.
-                let _ = tokio::time::timeout(Duration::from_secs(30), wake.notified()).await;
-                continue;
-            }
-            other => {
-                if let Ok(Some(Err(e))) = other {
-                    tracing::warn!(error = %e, "cannot read the outbox");
+                tokio::select! {
+                    _ = service.outbox_woken(receiver) => continue,
+                    _ = stop.cancelled() => return,
                 }
-                tokio::time::sleep(cfg.retry_initial).await;
-                continue;
             }
+            Err(_) if pause(cfg.retry_initial).await => continue,
+            Err(_) => return,
         };
         let mut attempts = entry.attempts;
         loop {
-            let result = attempt(&client, &hook, &entry).await;
+            let result = tokio::select! {
+                r = attempt(&client, &hook, &entry) => r,
+                _ = stop.cancelled() => return,
+            };
             attempts += 1;
             let (outcome, error) = match result {
                 Attempt::Delivered => (DeliveryOutcome::Delivered, None),
@@ -121,14 +128,14 @@ pub async fn run_receiver(state: web::Data<AppState>, receiver: usize, wake: Arc
                 attempts,
                 error,
             };
-            if let Some(j) = state.journal() {
-                // A lost update only means the entry is sent again: at least once.
-                let _ = j.submit(vec![change]).wait().await;
-            }
+            // A lost record only means the entry is sent again: at least once.
+            let _ = service.record_delivery(change).await;
             if outcome != DeliveryOutcome::Pending {
                 break;
             }
-            tokio::time::sleep(backoff(attempts, cfg.retry_initial, cfg.retry_max)).await;
+            if !pause(backoff(attempts, cfg.retry_initial, cfg.retry_max)).await {
+                return;
+            }
         }
     }
 }

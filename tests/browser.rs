@@ -28,9 +28,9 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use triagem::app::StopHandle;
 use triagem::clock::SystemClock;
 use triagem::config::{AuthMode, Config, TokenConfig};
+use triagem::startup::StopHandle;
 use triagem::Application;
 
 const CHROMIUM: &str = "/usr/bin/chromium";

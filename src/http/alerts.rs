@@ -5,11 +5,8 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{query, OptionalJson};
-use super::openapi::{
-    Forbidden, Invalid, InvalidTransition, Malformed, NotFound, TooLarge, Unauthorized,
-    Unavailable, UnsupportedMediaType,
-};
-use super::{actor, ApiError, AppState};
+use super::{ApiError, Svc};
+use crate::auth::Caller;
 use crate::domain::escalation::Alert;
 
 /// `active` (firing or acknowledged) or `all` (also resolved).
@@ -41,21 +38,13 @@ struct AlertsQuery {
     params(AlertsQuery),
     responses(
         (status = 200, description = "The alerts", body = Vec<Alert>),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     )
 )]
-pub async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<web::Json<Vec<Alert>>, ApiError> {
+pub async fn list(service: Svc, req: HttpRequest) -> Result<web::Json<Vec<Alert>>, ApiError> {
     let q: AlertsQuery = query(&req)?;
     let all = q.state == StateFilter::All;
     Ok(web::Json(
-        state.read(|d, now| d.alerts(q.unit.as_deref(), all, now))?,
+        service.read(|d, now| d.alerts(q.unit.as_deref(), all, now))?,
     ))
 }
 
@@ -81,27 +70,18 @@ const ACK_BY_MAX_CHARS: usize = 100;
     request_body(content = ref("#/components/schemas/AckBody"), description = "May be left out"),
     responses(
         (status = 200, description = "The alert after the acknowledgement", body = Alert),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn ack(
-    state: web::Data<AppState>,
+    service: Svc,
+    caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
     body: OptionalJson<AckBody>,
 ) -> Result<web::Json<Alert>, ApiError> {
     let id: u64 = path
         .parse()
         .map_err(|_| ApiError::Malformed("an alert id is a positive integer".into()))?;
-    let actor = actor(&req);
+    let actor = caller.name();
     let by = match body.0.by.map(|b| b.trim().to_owned()) {
         Some(b) if b.is_empty() || b.chars().count() > ACK_BY_MAX_CHARS => {
             return Err(ApiError::Invalid(format!(
@@ -109,10 +89,10 @@ pub async fn ack(
             )))
         }
         Some(b) => b,
-        None => actor.clone(),
+        None => actor.to_owned(),
     };
-    let alert = state
-        .execute(|d, now| d.acknowledge(id, &by, &actor, now))
+    let alert = service
+        .execute(|d, now| d.acknowledge(id, &by, actor, now))
         .await?;
     Ok(web::Json(alert))
 }

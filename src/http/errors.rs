@@ -1,11 +1,12 @@
-//! The one place where failures become HTTP: RFC 9457 problem details with the
-//! status and `code` of API.md section 2. 5xx bodies say nothing internal.
+//! The one place where failures become HTTP: RFC 9457 problem details with a
+//! status and a `code` (docs/api.md, Errors). 5xx bodies say nothing internal.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::DomainError;
+use crate::service::ServiceError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -47,79 +48,150 @@ pub struct Problem {
     pub code: String,
 }
 
-impl ApiError {
-    pub fn code(&self) -> &'static str {
+/// What kind of problem an [`ApiError`] is: its status, `code`, title and
+/// what the API document says of it, in one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Malformed,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    InvalidTransition,
+    TooLarge,
+    UnsupportedMediaType,
+    Invalid,
+    RateLimited,
+    Unavailable,
+}
+
+impl Kind {
+    /// The kinds the API document describes (a 405 is never documented).
+    pub const DOCUMENTED: [Kind; 10] = [
+        Kind::Malformed,
+        Kind::Unauthorized,
+        Kind::Forbidden,
+        Kind::NotFound,
+        Kind::InvalidTransition,
+        Kind::TooLarge,
+        Kind::UnsupportedMediaType,
+        Kind::Invalid,
+        Kind::RateLimited,
+        Kind::Unavailable,
+    ];
+
+    /// Status, `code`, title, and the description of the API document.
+    #[rustfmt::skip]
+    fn row(self) -> (StatusCode, &'static str, &'static str, &'static str) {
+        use Kind::*;
         match self {
-            ApiError::Malformed(_) => "malformed",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::TooManyRequests(_) => "rate_limited",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::InvalidTransition(_) => "invalid_transition",
-            ApiError::TooLarge(_) => "too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::Invalid(_) => "invalid",
-            ApiError::Unavailable => "unavailable",
+            Malformed => (StatusCode::BAD_REQUEST, "malformed", "Malformed request",
+                "the body is not valid JSON, a path value is malformed (a protocol that is not \
+                 17 digits, an alert id that is not a number) or a query value has the wrong type"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required",
+                "no bearer token, or one this service did not issue (auth mode `tokens` only)"),
+            Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Not allowed for this role",
+                "the token's role may not do this"),
+            NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found",
+                "unknown unit, protocol or alert"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed",
+                "Method not allowed", "the resource answers another method (see `Allow`)"),
+            InvalidTransition => (StatusCode::CONFLICT, "invalid_transition",
+                "Action not allowed in the patient's status",
+                "the status of the patient (or alert) does not allow this action"),
+            TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "Request body too large",
+                "the body is over `server.max_body_bytes` (default 16 KiB)"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                "Unsupported media type", "a body that is not sent as `application/json`"),
+            Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request",
+                "well-formed but invalid (unknown colour or room, a name or text out of bounds, \
+                 `arrived_at` too far in the future or past, a field of the wrong type, a missing \
+                 required field, a value out of range)"),
+            RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests",
+                "more admissions per minute than `auth.admissions_per_minute` allows this caller"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable",
+                "the journal cannot be written (or is being recovered); nothing was changed"),
         }
     }
 
-    fn title(&self) -> &'static str {
+    pub fn status(self) -> StatusCode {
+        self.row().0
+    }
+
+    pub fn code(self) -> &'static str {
+        self.row().1
+    }
+
+    pub fn title(self) -> &'static str {
+        self.row().2
+    }
+
+    pub fn description(self) -> &'static str {
+        self.row().3
+    }
+
+    /// The name of its response in the API document (`#/components/responses/…`).
+    pub fn response_name(self) -> String {
+        format!("{self:?}")
+    }
+
+    /// Seconds the client should wait before trying again, sent as `Retry-After`.
+    pub fn retry_after(self) -> Option<u32> {
         match self {
-            ApiError::Malformed(_) => "Malformed request",
-            ApiError::Unauthorized(_) => "Authentication required",
-            ApiError::Forbidden(_) => "Not allowed for this role",
-            ApiError::TooManyRequests(_) => "Too many requests",
-            ApiError::NotFound(_) => "Not found",
-            ApiError::MethodNotAllowed { .. } => "Method not allowed",
-            ApiError::InvalidTransition(_) => "Action not allowed in the patient's status",
-            ApiError::TooLarge(_) => "Request body too large",
-            ApiError::UnsupportedMediaType => "Unsupported media type",
-            ApiError::Invalid(_) => "Invalid request",
-            ApiError::Unavailable => "Service unavailable",
+            Kind::Unavailable => Some(1),
+            Kind::RateLimited => Some(60),
+            _ => None,
         }
+    }
+}
+
+impl ApiError {
+    pub fn kind(&self) -> Kind {
+        match self {
+            ApiError::Malformed(_) => Kind::Malformed,
+            ApiError::Unauthorized(_) => Kind::Unauthorized,
+            ApiError::Forbidden(_) => Kind::Forbidden,
+            ApiError::TooManyRequests(_) => Kind::RateLimited,
+            ApiError::NotFound(_) => Kind::NotFound,
+            ApiError::MethodNotAllowed { .. } => Kind::MethodNotAllowed,
+            ApiError::InvalidTransition(_) => Kind::InvalidTransition,
+            ApiError::TooLarge(_) => Kind::TooLarge,
+            ApiError::UnsupportedMediaType => Kind::UnsupportedMediaType,
+            ApiError::Invalid(_) => Kind::Invalid,
+            ApiError::Unavailable => Kind::Unavailable,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.kind().code()
     }
 
     pub fn problem(&self) -> Problem {
+        let kind = self.kind();
         Problem {
-            kind: format!("urn:triagem:problem:{}", self.code()),
-            title: self.title().to_owned(),
-            status: self.status_code().as_u16(),
+            kind: format!("urn:triagem:problem:{}", kind.code()),
+            title: kind.title().to_owned(),
+            status: kind.status().as_u16(),
             detail: self.to_string(),
-            code: self.code().to_owned(),
+            code: kind.code().to_owned(),
         }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::InvalidTransition(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.kind().status()
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.content_type(PROBLEM_JSON);
+        if let Some(seconds) = self.kind().retry_after() {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
         match self {
-            ApiError::Unavailable => {
-                res.insert_header(("Retry-After", "1"));
-            }
-            ApiError::TooManyRequests(_) => {
-                res.insert_header(("Retry-After", "60"));
-            }
             ApiError::Unauthorized(_) => {
-                res.insert_header(("WWW-Authenticate", "Bearer"));
+                res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 res.insert_header((actix_web::http::header::ALLOW, *allow));
@@ -127,6 +199,15 @@ impl ResponseError for ApiError {
             _ => {}
         }
         res.json(self.problem())
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Domain(e) => e.into(),
+            ServiceError::Unavailable => ApiError::Unavailable,
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::openapi::{Forbidden, NotFound, Unauthorized, Unavailable};
-use super::{ApiError, AppState};
+use super::{ApiError, Svc};
 use crate::journal::StreamEvent;
+use crate::service::Service;
 
 /// Below the 15 s of API.md, so a proxy's idle timer never fires.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -24,7 +24,7 @@ fn frame(e: &StreamEvent) -> web::Bytes {
 }
 
 struct Stream {
-    state: web::Data<AppState>,
+    service: Service,
     unit: String,
     backlog: std::collections::VecDeque<StreamEvent>,
     rx: tokio::sync::broadcast::Receiver<StreamEvent>,
@@ -50,19 +50,15 @@ struct Stream {
     ),
     responses(
         (status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn stream(
-    state: web::Data<AppState>,
+    service: Svc,
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let unit = path.into_inner();
-    state.read(|d, _| d.unit(&unit).map(|_| ()))?;
+    service.read(|d, _| d.unit(&unit).map(|_| ()))?;
     // Browsers' EventSource sends the header on reconnection; the query
     // parameter lets a page resume after a reload.
     let after = req
@@ -75,17 +71,17 @@ pub async fn stream(
                 .ok()
                 .and_then(|q| q.get("last_event_id").and_then(|v| v.parse().ok()))
         });
-    let (missed, rx) = state
-        .events
+    let (missed, rx) = service
+        .events()
         .subscribe(&unit, after)
         .ok_or_else(|| ApiError::NotFound(format!("unit `{unit}` does not exist")))?;
     let s = Stream {
-        state: state.clone(),
+        service: service.0.clone(),
         unit,
         last: after.unwrap_or(0),
         backlog: missed.into(),
         rx,
-        stopping: state.shutdown.subscribe(),
+        stopping: service.stopping(),
     };
     let body = stream::unfold(s, |mut s| async move {
         loop {
@@ -109,7 +105,7 @@ pub async fn stream(
                 Ok(Ok(e)) => s.backlog.push_back(e),
                 // Fell behind the broadcast: catch up from the kept events.
                 Ok(Err(RecvError::Lagged(_))) => {
-                    s.backlog = s.state.events.since(&s.unit, s.last).into();
+                    s.backlog = s.service.events().since(&s.unit, s.last).into();
                 }
                 Ok(Err(RecvError::Closed)) => return None,
             }

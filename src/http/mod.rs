@@ -1,85 +1,124 @@
-//! The HTTP layer: one route table, thin handlers (parse, call the domain,
-//! map errors), and problem+json for everything that goes wrong.
+//! The HTTP layer: one route table ([`routes`]) from which the actix
+//! configuration, the role check and the OpenAPI document derive; thin
+//! handlers (parse, call the service, map errors); problem+json for
+//! everything that goes wrong ([`errors`]).
 
 mod alerts;
 mod errors;
 mod events;
 mod extract;
-pub mod openapi;
+mod openapi;
+mod pages;
 mod patients;
+mod routes;
+mod status;
 mod units;
 
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::HttpMessage;
-
-use crate::auth::{Caller, Denied};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-pub use crate::app::AppState;
+use crate::auth::{Authenticator, Caller};
+use crate::service::Service;
 pub use errors::{ApiError, Problem, PROBLEM_JSON};
+pub use openapi::json as openapi_json;
+pub use routes::API_BASE;
 
-pub const API_BASE: &str = "/api/v1";
-pub use crate::auth::ANONYMOUS;
-
-/// Who is making the request (set by [`authorize`]).
-pub(crate) fn caller(req: &HttpRequest) -> Caller {
-    req.extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_else(Caller::anonymous)
+/// What the routes need, registered by [`Api::configure`] wherever the API is mounted.
+#[derive(Clone)]
+pub struct Api {
+    service: Service,
+    auth: web::Data<Authenticator>,
+    admissions: web::Data<RateLimiter>,
 }
 
-/// The name recorded as the actor of a change.
-pub(crate) fn actor(req: &HttpRequest) -> String {
-    caller(req).name
-}
+impl Api {
+    pub fn new(service: Service) -> Self {
+        let config = service.config();
+        Self {
+            auth: web::Data::new(Authenticator::new(&config.auth)),
+            admissions: web::Data::new(RateLimiter::new(config.auth.admissions_per_minute)),
+            service,
+        }
+    }
 
-/// Routes anyone may call, token or not.
-const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
-
-/// A resource answering one method; any other gets a 405 problem with `Allow`.
-pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            detail: format!(
-                "{} is not allowed on {}; use {allow}",
-                req.method(),
+    /// The route table, its dependencies and the 404 for everything else.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let limit = self.service.config().server.max_body_bytes;
+        cfg.app_data(web::ThinData(self.service.clone()))
+            .app_data(self.auth.clone())
+            .app_data(self.admissions.clone())
+            .app_data(extract::json_config(limit))
+            .app_data(extract::payload_config(limit));
+        routes::configure(cfg);
+        cfg.default_service(web::to(|req: HttpRequest| async move {
+            Err::<actix_web::HttpResponse, _>(ApiError::NotFound(format!(
+                "no such resource: {}",
                 req.path()
-            ),
-            allow,
-        })
-    }))
+            )))
+        }));
+    }
 }
 
-/// A resource answering GET with `handler`.
-pub(crate) fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    resource(path, "GET").route(web::get().to(handler))
+/// The service, as handlers extract it.
+type Svc = web::ThinData<Service>;
+
+/// The checked caller, put on the request by the route's role check. A
+/// handler that takes one refuses to run without it (fail closed).
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::Unauthorized("the request did not pass the role check".into())
+        }))
+    }
 }
 
-/// A resource answering POST with `handler`.
-fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    resource(path, "POST").route(web::post().to(handler))
+/// Requests of one key (a token's name) per clock minute. A fixed window on
+/// the service's clock, as documented ("per clock minute"), so tests move it
+/// by hand; windows of past minutes are dropped as the minute turns.
+pub struct RateLimiter {
+    per_minute: u32,
+    windows: parking_lot::Mutex<(i64, std::collections::HashMap<String, u32>)>,
+}
+
+impl RateLimiter {
+    /// `per_minute` 0 means no limit.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            windows: parking_lot::Mutex::new((i64::MIN, std::collections::HashMap::new())),
+        }
+    }
+
+    /// Counts one request of `key` at `now`; false when over the limit.
+    pub fn allow(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let minute = now.timestamp().div_euclid(60);
+        let mut guard = self.windows.lock();
+        let (current, counts) = &mut *guard;
+        if *current != minute {
+            *current = minute;
+            counts.clear();
+        }
+        let count = counts.entry(key.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count <= self.per_minute
+    }
 }
 
 /// Cross-origin access for the configured origins only (`server.cors_origins`).
 /// A request from any other origin is still served, without CORS headers, so
 /// the browser withholds the answer from that page; blocking it here would
 /// also refuse the service's own pages, whose POSTs carry `Origin`.
-pub(crate) fn cors(origins: &[String]) -> actix_cors::Cors {
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
     use actix_web::http::header;
     origins
         .iter()
@@ -98,114 +137,14 @@ pub(crate) fn cors(origins: &[String]) -> actix_cors::Cors {
         .max_age(3600)
 }
 
-/// The one route that also takes its token from the query string.
-const EVENTS_ROUTE: &str = "/api/v1/units/{unit}/events";
-
-/// The bearer token, or for the event stream (browsers' EventSource cannot
-/// set headers) the `access_token` query parameter. `route` is the matched
-/// pattern, so a path that merely ends in `/events` (a protocol of
-/// `/patients/{protocol}`) does not take a token from its URL.
-fn presented_token(req: &ServiceRequest, route: &str) -> Option<String> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme is case-insensitive (RFC 9110, 11.1).
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    header.or_else(|| {
-        if route != EVENTS_ROUTE {
-            return None;
-        }
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("access_token").cloned())
-    })
-}
-
-/// The one role check, wrapped around the whole app: route pattern and
-/// method against [`crate::auth::permitted`]. Unknown paths fall through to 404.
-pub(crate) async fn authorize(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(req
-            .error_response(ApiError::Unavailable)
-            .map_into_right_body());
-    };
-    let Some(route) = req.match_pattern() else {
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
-    if OPEN_ROUTES.contains(&route.as_str()) || crate::web::OPEN_ROUTES.contains(&route.as_str()) {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
-    let token = presented_token(&req, &route);
-    match state
-        .auth
-        .authorize(token.as_deref(), req.method().as_str(), &route)
-    {
-        Ok(caller) => {
-            req.extensions_mut().insert(caller);
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        Err(Denied::Unauthenticated) => {
-            let err = if token.is_some() {
-                ApiError::Unauthorized("the bearer token is not one this service issued".into())
-            } else {
-                ApiError::Unauthorized("send `Authorization: Bearer <token>`".into())
-            };
-            Ok(req.error_response(err).map_into_right_body())
-        }
-        Err(Denied::Forbidden(role)) => {
-            let detail = format!("the {role} role may not {} {route}", req.method());
-            Ok(req
-                .error_response(ApiError::Forbidden(detail))
-                .map_into_right_body())
-        }
-    }
-}
-
-/// The route table, shared by the binary and the tests.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(get("/healthz", healthz))
-        .service(get("/metrics", metrics))
-        .service(get("/readyz", readyz))
-        .service(
-            web::scope(API_BASE)
-                .service(get("/units", units::list))
-                .service(get("/protocol", units::protocol))
-                .service(get("/openapi.json", openapi::document))
-                .service(post("/units/{unit}/patients", patients::admit))
-                .service(post("/units/{unit}/call", units::call))
-                .service(get("/units/{unit}/queue", units::queue))
-                .service(get("/units/{unit}/board", units::board))
-                .service(get("/units/{unit}/events", events::stream))
-                .service(get("/alerts", alerts::list))
-                .service(post("/alerts/{id}/ack", alerts::ack))
-                .service(get("/patients/{protocol}", patients::get))
-                .service(get("/patients/{protocol}/history", patients::history))
-                .service(post("/patients/{protocol}/triage", patients::triage))
-                .service(post("/patients/{protocol}/start", patients::start))
-                .service(post("/patients/{protocol}/finish", patients::finish))
-                .service(post("/patients/{protocol}/no-show", patients::no_show))
-                .service(post("/patients/{protocol}/leave", patients::leave))
-                .service(post("/patients/{protocol}/recall", patients::recall))
-                .service(post("/patients/{protocol}/transfer", patients::transfer)),
-        )
-        .configure(crate::web::configure)
-        .default_service(web::to(not_found));
-}
-
 /// One log line and the HTTP metrics per request, labelled by route pattern
 /// (never the raw path, which may hold a protocol number).
-pub(crate) async fn observe(
+pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let service = req.app_data::<Svc>().map(|s| s.0.clone());
     let method = req.method().clone();
     let res = next.call(req).await?;
     let route = res
@@ -214,70 +153,82 @@ pub(crate) async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(state) = state {
-        state.metrics.http(method.as_str(), &route, status, seconds);
+    if let Some(service) = service {
+        service
+            .metrics()
+            .http(method.as_str(), &route, status, seconds);
     }
     tracing::info!(method = %method, route = %route, status, ms = seconds * 1000.0, "request");
     Ok(res)
 }
 
-/// Prometheus metrics (API.md section 6)
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    operation_id = "metrics",
-    tag = "service",
-    responses(
-        (status = 200, description = "Prometheus text exposition format", body = String,
-            content_type = "text/plain; version=0.0.4; charset=utf-8"),
-        (status = 401, response = openapi::Unauthorized),
-        (status = 403, response = openapi::Forbidden),
-    )
-)]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.render_metrics())
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "no such resource: {}",
-        req.path()
-    )))
-}
+    use actix_web::{test, App};
 
-/// The process is alive (no token needed)
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    operation_id = "healthz",
-    tag = "service",
-    security(()),
-    responses((status = 200, description = "Alive", body = openapi::Health)),
-)]
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(openapi::Health { status: "ok" })
-}
+    use super::*;
+    use crate::config::{AuthMode, Config, TokenConfig};
+    use routes::{routes, Access};
 
-/// The journal is writable and recovered (no token needed)
-#[utoipa::path(
-    get,
-    path = "/readyz",
-    operation_id = "readyz",
-    tag = "service",
-    security(()),
-    responses(
-        (status = 200, description = "Ready", body = openapi::Health),
-        (status = 503, response = openapi::Unavailable),
-    ),
-)]
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.is_ready() {
-        HttpResponse::Ok().json(openapi::Health { status: "ready" })
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type(PROBLEM_JSON)
-            .json(ApiError::Unavailable.problem())
+    fn service(mode: AuthMode) -> Service {
+        let mut config = Config::from_toml(include_str!("../../config/default.toml")).unwrap();
+        config.auth.mode = mode;
+        config.auth.tokens = vec![TokenConfig {
+            name: "painel".into(),
+            role: "display".into(),
+            sha256: crate::auth::sha256_hex("secret"),
+        }];
+        Service::new(Arc::new(config), Arc::new(crate::clock::SystemClock))
+    }
+
+    /// The API mounted with nothing around it still checks every token route:
+    /// the check belongs to the routes, not to a layer an `App` may leave out.
+    #[actix_web::test]
+    async fn the_api_mounted_alone_refuses_every_token_route_without_a_token() {
+        let api = Api::new(service(AuthMode::Tokens));
+        let app = test::init_service(App::new().configure(|c| api.configure(c))).await;
+        for route in routes() {
+            let path = route
+                .path
+                .replace("{unit}", "pa")
+                .replace("{protocol}", "20260000000000001")
+                .replace("{id}", "1")
+                .replace("{file}", "app.css");
+            let req = test::TestRequest::default()
+                .method(route.method.clone())
+                .uri(&path)
+                .to_request();
+            let status = test::call_service(&app, req).await.status();
+            match route.access {
+                Access::Roles(_) => assert_eq!(status, 401, "{} {path}", route.method),
+                Access::Public => assert_ne!(status, 401, "{} {path}", route.method),
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_route_table_without_its_authenticator_lets_nobody_in_even_in_open_mode() {
+        let svc = service(AuthMode::Open);
+        let app = test::init_service(
+            App::new()
+                .app_data(web::ThinData(svc))
+                .configure(routes::configure),
+        )
+        .await;
+        let req = test::TestRequest::get().uri("/api/v1/units").to_request();
+        assert_eq!(test::call_service(&app, req).await.status(), 401);
+    }
+
+    #[actix_web::test]
+    async fn a_handler_that_takes_a_caller_does_not_run_without_the_role_check() {
+        let app = test::init_service(App::new().route(
+            "/elsewhere",
+            web::get().to(|caller: Caller| async move { caller.name().to_owned() }),
+        ))
+        .await;
+        let req = test::TestRequest::get().uri("/elsewhere").to_request();
+        assert_eq!(test::call_service(&app, req).await.status(), 401);
     }
 }

@@ -1,106 +1,24 @@
-//! `GET /api/v1/openapi.json`: the OpenAPI document of this API, generated
-//! at compile time from the handlers' `#[utoipa::path]` annotations and the
-//! types they read and answer, so it cannot drift from the code. The API
-//! tests check that every route of the table in [`super::configure`] is in it.
+//! `GET /api/v1/openapi.json`: the OpenAPI document of this API, built from
+//! the route table: each route's operation comes from its handler's
+//! `#[utoipa::path]` annotation (and the types it reads and answers), and the
+//! table adds what the route's declaration implies: the token requirement, and
+//! the problems every route of its kind may answer. So it cannot drift from
+//! the code.
 
 use std::sync::OnceLock;
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::errors::Problem;
-use super::{alerts, events, patients, units};
-
-/// 400 `malformed`.
-#[derive(ToResponse)]
-#[response(
-    description = "`malformed`: the body is not valid JSON, a path value is malformed (a protocol \
-                   that is not 17 digits, an alert id that is not a number) or a query value has \
-                   the wrong type",
-    content_type = "application/problem+json"
-)]
-pub struct Malformed(pub Problem);
-
-/// 401 `unauthorized`.
-#[derive(ToResponse)]
-#[response(
-    description = "`unauthorized`: no bearer token, or one this service did not issue \
-                   (auth mode `tokens` only)",
-    content_type = "application/problem+json",
-    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
-)]
-pub struct Unauthorized(pub Problem);
-
-/// 403 `forbidden`.
-#[derive(ToResponse)]
-#[response(
-    description = "`forbidden`: the token's role may not do this (API.md section 5)",
-    content_type = "application/problem+json"
-)]
-pub struct Forbidden(pub Problem);
-
-/// 404 `not_found`.
-#[derive(ToResponse)]
-#[response(
-    description = "`not_found`: unknown unit, protocol or alert",
-    content_type = "application/problem+json"
-)]
-pub struct NotFound(pub Problem);
-
-/// 409 `invalid_transition`.
-#[derive(ToResponse)]
-#[response(
-    description = "`invalid_transition`: the status of the patient (or alert) does not allow this \
-                   action",
-    content_type = "application/problem+json"
-)]
-pub struct InvalidTransition(pub Problem);
-
-/// 413 `too_large`.
-#[derive(ToResponse)]
-#[response(
-    description = "`too_large`: the body is over `server.max_body_bytes` (default 16 KiB)",
-    content_type = "application/problem+json"
-)]
-pub struct TooLarge(pub Problem);
-
-/// 415 `unsupported_media_type`.
-#[derive(ToResponse)]
-#[response(
-    description = "`unsupported_media_type`: a body that is not sent as `application/json`",
-    content_type = "application/problem+json"
-)]
-pub struct UnsupportedMediaType(pub Problem);
-
-/// 422 `invalid`.
-#[derive(ToResponse)]
-#[response(
-    description = "`invalid`: well-formed but invalid (unknown colour or room, a name or text out \
-                   of bounds, `arrived_at` too far in the future or past, a field of the wrong \
-                   type, a missing required field, a value out of range)",
-    content_type = "application/problem+json"
-)]
-pub struct Invalid(pub Problem);
-
-/// 429 `rate_limited`.
-#[derive(ToResponse)]
-#[response(
-    description = "`rate_limited`: more admissions per minute than `auth.admissions_per_minute` \
-                   allows this caller",
-    content_type = "application/problem+json",
-    headers(("Retry-After" = u32, description = "Seconds to wait"))
-)]
-pub struct RateLimited(pub Problem);
-
-/// 503 `unavailable`.
-#[derive(ToResponse)]
-#[response(
-    description = "`unavailable`: the journal cannot be written (or is being recovered); nothing \
-                   was changed",
-    content_type = "application/problem+json",
-    headers(("Retry-After" = u32, description = "Seconds to wait"))
-)]
-pub struct Unavailable(pub Problem);
+use super::errors::{Kind, Problem, PROBLEM_JSON};
+use super::routes::{routes, Access, Route};
+use super::{alerts, patients};
 
 /// The answer of `/healthz` and `/readyz` when all is well.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -109,7 +27,7 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// The bearer-token scheme of API.md section 5.
+/// The bearer-token scheme (docs/api.md, Access).
 struct BearerAuth;
 
 /// The name of the security scheme in the document.
@@ -141,45 +59,9 @@ impl Modify for BearerAuth {
                        escalation alerts and ward display boards. Times are RFC 3339 UTC, \
                        durations integer seconds, errors RFC 9457 problem details.",
     ),
-    paths(
-        patients::admit,
-        patients::get,
-        patients::history,
-        patients::triage,
-        units::call,
-        patients::start,
-        patients::finish,
-        patients::no_show,
-        patients::leave,
-        patients::recall,
-        patients::transfer,
-        units::queue,
-        units::board,
-        events::stream,
-        alerts::list,
-        alerts::ack,
-        units::list,
-        units::protocol,
-        document,
-        super::metrics,
-        super::healthz,
-        super::readyz,
-    ),
     components(
         // Bodies that may be left out, referenced by name from their operations.
         schemas(Problem, patients::LeaveBody, alerts::AckBody),
-        responses(
-            Malformed,
-            Unauthorized,
-            Forbidden,
-            NotFound,
-            InvalidTransition,
-            TooLarge,
-            UnsupportedMediaType,
-            Invalid,
-            RateLimited,
-            Unavailable
-        )
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -200,8 +82,6 @@ pub struct ApiDoc;
     tag = "service",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
     )
 )]
 pub async fn document() -> actix_web::HttpResponse {
@@ -210,8 +90,114 @@ pub async fn document() -> actix_web::HttpResponse {
         .body(json())
 }
 
-/// The document as JSON, built once.
+/// The document as JSON, built once from the route table.
 pub fn json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
+    DOC.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        let components = doc.components.get_or_insert_with(Default::default);
+        for kind in Kind::DOCUMENTED {
+            components
+                .responses
+                .insert(kind.response_name(), RefOr::T(problem_response(kind)));
+        }
+        for route in routes() {
+            route.document(&mut doc);
+        }
+        doc.to_json().unwrap_or_default()
+    })
+}
+
+/// What `#[utoipa::path]` generates for a handler. (`SchemaReferences` and
+/// `Tags` are utoipa's own plumbing, which its `OpenApi` derive uses the same way.)
+pub(super) trait Documented:
+    utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>
+{
+}
+
+impl<P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>> Documented
+    for P
+{
+}
+
+/// Adds the operation of `P` (a handler's `#[utoipa::path]`) for `route`,
+/// with the schemas it refers to and the problems its declaration implies.
+pub(super) fn add_operation<P: Documented>(route: &Route, doc: &mut utoipa::openapi::OpenApi) {
+    let mut op = P::operation();
+    op.tags = Some(P::tags().into_iter().map(str::to_owned).collect());
+    add_implied_problems(route, &mut op);
+    let method = if route.method == actix_web::http::Method::POST {
+        HttpMethod::Post
+    } else {
+        HttpMethod::Get
+    };
+    doc.paths.add_path_operation(&route.path, vec![method], op);
+    let mut schemas = Vec::new();
+    P::schemas(&mut schemas);
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+}
+
+/// The problems a route answers because of what it is: a token-checked route
+/// 401 and 403; a JSON body 400, 413, 415 and 422; a path value 404 (and 400
+/// when it has a shape: a protocol number, an alert id); a change 503. Then
+/// those its table entry lists.
+fn add_implied_problems(route: &Route, op: &mut Operation) {
+    let mut kinds = Vec::new();
+    match route.access {
+        Access::Public => op.security = Some(vec![SecurityRequirement::default()]),
+        Access::Roles(_) => kinds.extend([Kind::Unauthorized, Kind::Forbidden]),
+    }
+    if op.request_body.is_some() {
+        kinds.extend([
+            Kind::Malformed,
+            Kind::TooLarge,
+            Kind::UnsupportedMediaType,
+            Kind::Invalid,
+        ]);
+    }
+    if route.path.contains("{protocol}") || route.path.contains("{id}") {
+        kinds.push(Kind::Malformed);
+    }
+    if route.path.contains('{') {
+        kinds.push(Kind::NotFound);
+    }
+    if route.method == actix_web::http::Method::POST {
+        kinds.push(Kind::Unavailable);
+    }
+    kinds.extend(route.problems);
+    for kind in kinds {
+        op.responses
+            .responses
+            .entry(kind.status().as_str().to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(kind.response_name())));
+    }
+}
+
+/// A problem+json answer of one kind, for `#/components/responses`.
+fn problem_response(kind: Kind) -> Response {
+    let mut response = ResponseBuilder::new()
+        .description(format!("`{}`: {}", kind.code(), kind.description()))
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+    let header = |schema: RefOr<Schema>, description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(schema))
+            .description(Some(description))
+            .build()
+    };
+    if kind.retry_after().is_some() {
+        let seconds = header(u32::schema(), "Seconds to wait");
+        response = response.header("Retry-After", seconds);
+    }
+    if kind == Kind::Unauthorized {
+        response = response.header("WWW-Authenticate", header(String::schema(), "`Bearer`"));
+    }
+    response.build()
 }

@@ -7,12 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{protocol, Json, OptionalJson};
-use super::openapi::{
-    Forbidden, Invalid, InvalidTransition, Malformed, NotFound, RateLimited, TooLarge,
-    Unauthorized, Unavailable, UnsupportedMediaType,
-};
-use super::{actor, caller, ApiError, AppState, API_BASE};
+use super::extract::{OptionalJson, ProtocolPath};
+use super::{ApiError, RateLimiter, Svc, API_BASE};
+use crate::auth::Caller;
 use crate::domain::patient::{LeaveReason, Outcome};
 use crate::domain::{Admission, PatientView};
 use crate::journal::HistoryEntry;
@@ -70,23 +67,16 @@ pub struct AdmitBody {
     responses(
         (status = 201, description = "Admitted (or the first response to this `Idempotency-Key`)", body = PatientView,
             headers(("Location" = String, description = "`/api/v1/patients/{protocol}`"))),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
     )
 )]
 
 pub async fn admit(
-    state: web::Data<AppState>,
+    service: Svc,
+    limiter: web::Data<RateLimiter>,
+    caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
-    body: Json<AdmitBody>,
+    body: web::Json<AdmitBody>,
 ) -> Result<HttpResponse, ApiError> {
     let unit = path.into_inner();
     let b = body.0;
@@ -106,16 +96,16 @@ pub async fn admit(
         birth_date: b.birth_date,
         document: b.document,
     };
-    let who = caller(&req);
-    if !state.admission_allowed(&who) {
+    // Tokens mode only: in open mode every desk is the same `anonymous`.
+    if caller.role().is_some() && !limiter.allow(caller.name(), service.now()) {
         return Err(ApiError::TooManyRequests(format!(
             "at most {} admissions per minute per token",
-            state.config.auth.admissions_per_minute
+            service.config().auth.admissions_per_minute
         )));
     }
-    let actor = who.name;
-    let view = state
-        .execute(|d, now| d.admit(&unit, admission, key.as_deref(), &actor, now))
+    let actor = caller.name();
+    let view = service
+        .execute(|d, now| d.admit(&unit, admission, key.as_deref(), actor, now))
         .await?;
     let location = view
         .get("protocol")
@@ -136,19 +126,13 @@ pub async fn admit(
     params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
     responses(
         (status = 200, description = "The patient", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    service: Svc,
+    ProtocolPath(protocol): ProtocolPath,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let protocol = protocol(&path)?;
-    let view = state.read(|d, now| Ok(d.view(d.patient(protocol)?, now)))?;
+    let view = service.read(|d, now| Ok(d.view(d.patient(protocol)?, now)))?;
     Ok(web::Json(view))
 }
 
@@ -161,29 +145,13 @@ pub async fn get(
     params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
     responses(
         (status = 200, description = "The history, oldest first", body = Vec<HistoryEntry>),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn history(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    service: Svc,
+    ProtocolPath(protocol): ProtocolPath,
 ) -> Result<HttpResponse, ApiError> {
-    let protocol = protocol(&path)?;
-    state.read(|d, _| d.patient(protocol).map(|_| ()))?;
-    let s = state.clone();
-    let entries = web::block(move || s.journal().map(|j| j.history(protocol)))
-        .await
-        .map_err(|_| ApiError::Unavailable)?
-        .ok_or(ApiError::Unavailable)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read history");
-            ApiError::Unavailable
-        })?;
-    Ok(HttpResponse::Ok().json(entries))
+    Ok(HttpResponse::Ok().json(service.history(protocol).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -210,28 +178,17 @@ pub struct TriageBody {
     request_body = TriageBody,
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn triage(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    body: Json<TriageBody>,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
+    body: web::Json<TriageBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let protocol = protocol(&path)?;
     let TriageBody { colour, note } = body.0;
-    let actor = actor(&req);
-    let view = state
-        .execute(|d, now| d.triage(protocol, &colour, note, &actor, now))
+    let view = service
+        .execute(|d, now| d.triage(protocol, &colour, note, caller.name(), now))
         .await?;
     Ok(web::Json(view))
 }
@@ -246,15 +203,13 @@ type Transition = fn(
 
 /// A body-less transition: parse the protocol, run it, answer the view.
 async fn transition(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
+    service: Svc,
+    caller: Caller,
+    protocol: crate::domain::patient::Protocol,
     command: Transition,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let protocol = protocol(&path)?;
-    let actor = actor(&req);
-    let view = state
-        .execute(|d, now| command(d, protocol, &actor, now))
+    let view = service
+        .execute(|d, now| command(d, protocol, caller.name(), now))
         .await?;
     Ok(web::Json(view))
 }
@@ -268,20 +223,14 @@ async fn transition(
     params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn start(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    transition(state, path, req, |d, p, a, now| d.start(p, a, now)).await
+    transition(service, caller, protocol, |d, p, a, now| d.start(p, a, now)).await
 }
 
 /// The called patient did not come
@@ -296,20 +245,17 @@ pub async fn start(
     params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn no_show(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    transition(state, path, req, |d, p, a, now| d.no_show(p, a, now)).await
+    transition(service, caller, protocol, |d, p, a, now| {
+        d.no_show(p, a, now)
+    })
+    .await
 }
 
 /// Announces a called patient again (`in_triage` or `called`; status unchanged)
@@ -321,20 +267,17 @@ pub async fn no_show(
     params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn recall(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    transition(state, path, req, |d, p, a, now| d.recall(p, a, now)).await
+    transition(service, caller, protocol, |d, p, a, now| {
+        d.recall(p, a, now)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -352,28 +295,17 @@ pub struct FinishBody {
     request_body = FinishBody,
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn finish(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    body: Json<FinishBody>,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
+    body: web::Json<FinishBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let protocol = protocol(&path)?;
     let outcome = body.0.outcome;
-    let actor = actor(&req);
-    let view = state
-        .execute(|d, now| d.finish(protocol, outcome, &actor, now))
+    let view = service
+        .execute(|d, now| d.finish(protocol, outcome, caller.name(), now))
         .await?;
     Ok(web::Json(view))
 }
@@ -408,28 +340,17 @@ enum LeaveRequestReason {
     request_body(content = ref("#/components/schemas/LeaveBody"), description = "May be left out"),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn leave(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
     body: OptionalJson<LeaveBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let protocol = protocol(&path)?;
     let reason = body.0.reason;
-    let actor = actor(&req);
-    let view = state
-        .execute(|d, now| d.leave(protocol, reason, &actor, now))
+    let view = service
+        .execute(|d, now| d.leave(protocol, reason, caller.name(), now))
         .await?;
     Ok(web::Json(view))
 }
@@ -454,28 +375,17 @@ pub struct TransferBody {
     request_body = TransferBody,
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = InvalidTransition),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn transfer(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    body: Json<TransferBody>,
+    service: Svc,
+    caller: Caller,
+    ProtocolPath(protocol): ProtocolPath,
+    body: web::Json<TransferBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let protocol = protocol(&path)?;
     let to = body.0.unit;
-    let actor = actor(&req);
-    let view = state
-        .execute(|d, now| d.transfer(protocol, &to, &actor, now))
+    let view = service
+        .execute(|d, now| d.transfer(protocol, &to, caller.name(), now))
         .await?;
     Ok(web::Json(view))
 }

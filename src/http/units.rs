@@ -4,12 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{query, Json};
-use super::openapi::{
-    Forbidden, Invalid, Malformed, NotFound, TooLarge, Unauthorized, Unavailable,
-    UnsupportedMediaType,
-};
-use super::{caller, ApiError, AppState};
+use super::extract::query;
+use super::{ApiError, Svc};
+use crate::auth::Caller;
 use crate::domain::patient::QueueKind;
 use crate::domain::{Board, PatientView};
 
@@ -36,14 +33,12 @@ pub struct UnitView {
     tag = "units",
     responses(
         (status = 200, description = "Every unit, in configuration order", body = Vec<UnitView>),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
     )
 )]
-pub async fn list(state: web::Data<AppState>) -> web::Json<Vec<UnitView>> {
+pub async fn list(service: Svc) -> web::Json<Vec<UnitView>> {
     web::Json(
-        state
-            .config
+        service
+            .config()
             .units
             .iter()
             .map(|u| UnitView {
@@ -82,12 +77,10 @@ pub struct ProtocolView {
     tag = "service",
     responses(
         (status = 200, description = "The protocol", body = ProtocolView),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
     )
 )]
-pub async fn protocol(state: web::Data<AppState>) -> web::Json<ProtocolView> {
-    let p = &state.config.protocol;
+pub async fn protocol(service: Svc) -> web::Json<ProtocolView> {
+    let p = &service.config().protocol;
     web::Json(ProtocolView {
         name: p.name.clone(),
         clock_starts: p.clock_starts,
@@ -132,21 +125,13 @@ pub struct CallBody {
     responses(
         (status = 200, description = "The patient called", body = PatientView),
         (status = 204, description = "Nobody waits in that queue (for those colours)"),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 413, response = TooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn call(
-    state: web::Data<AppState>,
+    service: Svc,
+    caller: Caller,
     path: web::Path<String>,
-    req: HttpRequest,
-    body: Json<CallBody>,
+    body: web::Json<CallBody>,
 ) -> Result<HttpResponse, ApiError> {
     let unit = path.into_inner();
     let CallBody {
@@ -159,16 +144,14 @@ pub async fn call(
             "`colours` must name at least one colour, or be left out".into(),
         ));
     }
-    let who = caller(&req);
-    if !crate::auth::may_call(&who, queue) {
+    if !caller.may_call(queue) {
         return Err(ApiError::Forbidden(format!(
             "this role may not call the {} queue",
             queue.as_str()
         )));
     }
-    let actor = who.name;
-    let called = state
-        .execute(|d, now| d.call(&unit, queue, &room, colours.as_deref(), &actor, now))
+    let called = service
+        .execute(|d, now| d.call(&unit, queue, &room, colours.as_deref(), caller.name(), now))
         .await?;
     Ok(match called {
         Some(view) => HttpResponse::Ok().json(view),
@@ -249,16 +232,11 @@ impl From<PatientView> for AnonymousEntry {
     params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"), QueueQuery),
     responses(
         (status = 200, description = "The page; the display role gets entries without personal data", body = QueuePage),
-        (status = 400, response = Malformed),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Invalid),
-        (status = 503, response = Unavailable),
     )
 )]
 pub async fn queue(
-    state: web::Data<AppState>,
+    service: Svc,
+    caller: Caller,
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -270,8 +248,8 @@ pub async fn queue(
         )));
     }
     let (total, patients) =
-        state.read(|d, now| d.queue_page(&path, q.queue, q.offset, limit, now))?;
-    let entry = if caller(&req).is_display() {
+        service.read(|d, now| d.queue_page(&path, q.queue, q.offset, limit, now))?;
+    let entry = if caller.is_display() {
         |v: PatientView| QueueEntry::Anonymous(v.into())
     } else {
         QueueEntry::Patient
@@ -289,15 +267,8 @@ pub async fn queue(
     params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa")),
     responses(
         (status = 200, description = "The board", body = Board),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
     )
 )]
-pub async fn board(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<web::Json<Board>, ApiError> {
-    Ok(web::Json(state.read(|d, now| d.board(&path, now))?))
+pub async fn board(service: Svc, path: web::Path<String>) -> Result<web::Json<Board>, ApiError> {
+    Ok(web::Json(service.read(|d, now| d.board(&path, now))?))
 }

@@ -102,6 +102,10 @@ enum Msg {
 
 struct Shared {
     healthy: AtomicBool,
+    /// Test hook: while true, reloads wait on the writer thread.
+    reloads_paused: parking_lot::Mutex<bool>,
+    reloads_resumed: parking_lot::Condvar,
+    reloads_waiting: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Journal {
@@ -171,6 +175,9 @@ impl Journal {
 
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
+            reloads_paused: parking_lot::Mutex::new(false),
+            reloads_resumed: parking_lot::Condvar::new(),
+            reloads_waiting: std::sync::atomic::AtomicUsize::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let writer_shared = shared.clone();
@@ -233,6 +240,20 @@ impl Journal {
         if let Some(tx) = self.tx.lock().as_ref() {
             let _ = tx.send(Msg::InjectFailure(on));
         }
+    }
+
+    /// Makes reloads wait (a slow disk, a large journal) until turned off.
+    /// Exists so tests can look at the service while it rebuilds memory.
+    #[doc(hidden)]
+    pub fn pause_reloads(&self, on: bool) {
+        *self.shared.reloads_paused.lock() = on;
+        self.shared.reloads_resumed.notify_all();
+    }
+
+    /// How many reloads are waiting because of [`Journal::pause_reloads`].
+    #[doc(hidden)]
+    pub fn paused_reloads(&self) -> usize {
+        self.shared.reloads_waiting.load(Ordering::Acquire)
     }
 
     /// A patient's audit trail, oldest first. Blocking: call from a blocking task.
@@ -459,6 +480,16 @@ impl Writer {
     }
 
     fn reload(&mut self) -> Result<Snapshot, JournalError> {
+        {
+            let mut paused = self.shared.reloads_paused.lock();
+            if *paused {
+                self.shared.reloads_waiting.fetch_add(1, Ordering::AcqRel);
+                while *paused {
+                    self.shared.reloads_resumed.wait(&mut paused);
+                }
+                self.shared.reloads_waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         if self.inject_failure {
             return Err(JournalError::Unavailable);
         }

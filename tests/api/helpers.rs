@@ -10,7 +10,6 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -19,7 +18,8 @@ use tempfile::TempDir;
 use triagem::clock::ManualClock;
 use triagem::config::{Config, UnitConfig};
 use triagem::journal::Journal;
-use triagem::{AppState, Application};
+use triagem::startup::{Application, StopHandle};
+use triagem::Service;
 
 /// Where every test's clock starts: 09:00 in São Paulo, so a test can move hours
 /// forward without crossing the local midnight that restarts tickets.
@@ -127,7 +127,7 @@ impl Resp {
 }
 
 struct Running {
-    handle: triagem::app::StopHandle,
+    handle: StopHandle,
     thread: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -135,7 +135,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
-    pub state: web::Data<AppState>,
+    pub service: Service,
     config: Config,
     running: Option<Running>,
     data_dir: Option<TempDir>,
@@ -171,13 +171,13 @@ impl TestApp {
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
                     let app = Application::build(thread_config, listener, thread_clock)?;
-                    tx.send((app.state(), app.handle()))
+                    tx.send((app.service(), app.handle()))
                         .expect("test is waiting for the app");
                     app.run_until_stopped().await
                 })
             })
             .expect("spawn server thread");
-        let (state, handle) = tokio::task::spawn_blocking(move || rx.recv())
+        let (service, handle) = tokio::task::spawn_blocking(move || rx.recv())
             .await
             .expect("join")
             .expect("the server thread failed before building the app");
@@ -188,7 +188,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             clock,
-            state,
+            service,
             config,
             running: Some(Running { handle, thread }),
             data_dir: Some(data_dir),
@@ -217,7 +217,7 @@ impl TestApp {
     }
 
     pub fn journal(&self) -> &Journal {
-        self.state
+        self.service
             .journal()
             .expect("the journal is open once ready")
     }
@@ -413,7 +413,7 @@ impl TestApp {
 
     /// Makes the scheduler look at the (manual) clock again.
     pub fn wake(&self) {
-        self.state.wake_scheduler();
+        self.service.wake_scheduler();
     }
 
     /// Moves the clock forward and wakes the scheduler, which runs on real

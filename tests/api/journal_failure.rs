@@ -132,3 +132,49 @@ async fn while_the_journal_is_failing_no_read_shows_a_refused_change() {
     app.wait_ready(Duration::from_secs(10)).await;
     assert_eq!(app.queue_protocols("treatment").await, [a]);
 }
+
+/// Rebuilding memory after a failure reads the whole journal (seconds at a
+/// million patients): it must not hold the department lock meanwhile, or
+/// every request, the metrics scrape included, waits on it.
+#[tokio::test]
+async fn while_memory_is_rebuilt_every_request_is_answered_at_once() {
+    let app = TestApp::spawn().await;
+    let a = protocol(&app.admit("Ana", Some("yellow")).await);
+    app.journal().pause_reloads(true);
+    app.journal().inject_commit_failures(true);
+    app.admit_raw(UNIT, &json!({"name": "Bia"}))
+        .await
+        .expect_problem(503, "unavailable");
+    app.journal().inject_commit_failures(false);
+    // The recovery task's reload is now under way, held by the pause.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.journal().paused_reloads() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no reload began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let quick = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .expect("/metrics answers while memory is rebuilt");
+    assert_eq!(quick.status(), 200);
+    app.get_abs("/readyz")
+        .await
+        .expect_problem(503, "unavailable");
+    app.get(&format!("/patients/{a}"))
+        .await
+        .expect_problem(503, "unavailable");
+    app.get(&format!("/units/{UNIT}/board"))
+        .await
+        .expect_problem(503, "unavailable");
+    app.admit_raw(UNIT, &json!({"name": "Caio"}))
+        .await
+        .expect_problem(503, "unavailable");
+
+    app.journal().pause_reloads(false);
+    app.wait_ready(Duration::from_secs(10)).await;
+    assert_eq!(app.queue_protocols("treatment").await, [a.as_str()]);
+}

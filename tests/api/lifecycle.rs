@@ -571,7 +571,7 @@ async fn entries_the_service_writes_itself_carry_the_system_actor() {
     let app = TestApp::spawn().await;
     // Red's target is 0 s: the breach is due at admission.
     let p = protocol(&app.admit("Ana", Some("red")).await);
-    app.state.wake_scheduler();
+    app.service.wake_scheduler();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let h = loop {
         let h = app.history(&p).await;

@@ -1,8 +1,8 @@
-//! The three web pages the service serves itself (API.md section 2, "web
-//! pages"): the ward display screen, the reception desk and the clinician's
-//! queue. Static HTML, CSS and JavaScript embedded in the binary, no build
-//! step; the pages call the API like any other client, so every request they
-//! make is checked by the role table while the pages themselves need no token.
+//! The three web pages the service serves itself: the ward display screen,
+//! the reception desk and the clinician's queue. Static HTML, CSS and
+//! JavaScript embedded in the binary (from `src/web/`), no build step; the
+//! pages call the API like any other client, so every request they make is
+//! checked by the route table while the pages themselves need no token.
 
 use std::sync::OnceLock;
 
@@ -10,32 +10,26 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
+use super::{ApiError, Svc};
 use crate::config::WEB_LANGS;
-use crate::http::ApiError;
 
-/// The route patterns of the pages and their assets; they need no token.
-pub const OPEN_ROUTES: [&str; 4] = [
-    "/display/{unit}",
-    "/reception/{unit}",
-    "/clinician/{unit}",
-    "/assets/{file}",
+/// The pages, by the first segment of their path (`/display/{unit}`).
+const PAGES: [(&str, &str); 3] = [
+    ("display", include_str!("../web/display.html")),
+    ("reception", include_str!("../web/reception.html")),
+    ("clinician", include_str!("../web/clinician.html")),
 ];
-
-const DISPLAY: &str = include_str!("display.html");
-const RECEPTION: &str = include_str!("reception.html");
-const CLINICIAN: &str = include_str!("clinician.html");
 
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file under `/assets/`: name, body, content type.
 const ASSETS: [(&str, &str, &str); 5] = [
-    ("app.css", include_str!("app.css"), CSS),
-    ("common.js", include_str!("common.js"), JS),
-    ("display.js", include_str!("display.js"), JS),
-    ("reception.js", include_str!("reception.js"), JS),
-    ("clinician.js", include_str!("clinician.js"), JS),
+    ("app.css", include_str!("../web/app.css"), CSS),
+    ("common.js", include_str!("../web/common.js"), JS),
+    ("display.js", include_str!("../web/display.js"), JS),
+    ("reception.js", include_str!("../web/reception.js"), JS),
+    ("clinician.js", include_str!("../web/clinician.js"), JS),
 ];
 
 /// Scripts only from this origin, no inline code, no framing: a page that
@@ -45,36 +39,19 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    use crate::http::get;
-    cfg.service(get("/display/{unit}", display))
-        .service(get("/reception/{unit}", reception))
-        .service(get("/clinician/{unit}", clinician))
-        .service(get("/assets/{file}", asset));
-}
-
-async fn display(
-    state: web::Data<AppState>,
+/// A unit's page: `/display/{unit}`, `/reception/{unit}` or `/clinician/{unit}`.
+pub(super) async fn unit_page(
+    service: Svc,
     unit: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    page(&state, &unit, &req, DISPLAY)
-}
-
-async fn reception(
-    state: web::Data<AppState>,
-    unit: web::Path<String>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    page(&state, &unit, &req, RECEPTION)
-}
-
-async fn clinician(
-    state: web::Data<AppState>,
-    unit: web::Path<String>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    page(&state, &unit, &req, CLINICIAN)
+    let name = req.path().split('/').nth(1).unwrap_or_default();
+    let template = PAGES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| ApiError::NotFound(format!("no such page: {name}")))?;
+    page(&service, &unit, &req, template)
 }
 
 /// The page's language: `?lang=` when it names one the pages speak
@@ -99,16 +76,17 @@ fn language(req: &HttpRequest, default: &str) -> &'static str {
 }
 
 fn page(
-    state: &AppState,
+    service: &crate::service::Service,
     unit: &str,
     req: &HttpRequest,
     template: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(u) = state.config.units.iter().find(|u| u.id == unit) else {
+    let config = service.config();
+    let Some(u) = config.units.iter().find(|u| u.id == unit) else {
         return Err(ApiError::NotFound(format!("unit `{unit}` does not exist")));
     };
     let html = template
-        .replace("{{lang}}", language(req, &state.config.web.lang))
+        .replace("{{lang}}", language(req, &config.web.lang))
         .replace("{{unit}}", &escape(&u.id))
         .replace("{{unit_name}}", &escape(&u.name))
         .replace("{{v}}", assets_version());
@@ -136,7 +114,10 @@ fn assets_version() -> &'static str {
     })
 }
 
-async fn asset(file: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn asset(
+    file: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let Some((_, body, content_type)) = ASSETS.into_iter().find(|(name, _, _)| *name == *file)
     else {
         return Err(ApiError::NotFound(format!("no such asset: {file}")));
@@ -205,7 +186,7 @@ mod tests {
 
     #[test]
     fn every_page_names_only_existing_assets() {
-        for page in [DISPLAY, RECEPTION, CLINICIAN] {
+        for (_, page) in PAGES {
             for part in page.split("/assets/").skip(1) {
                 let name = part.split(['?', '"']).next().unwrap();
                 assert!(

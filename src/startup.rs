@@ -1,0 +1,278 @@
+//! Wiring, and the only module that knows every other one: [`Application`]
+//! builds the service and the HTTP server on a listener it is given (port 0 in
+//! tests), recovers the journal in the background, owns the background tasks
+//! and stops everything in order: the server, then the scheduler, the
+//! webhook senders and the maintenance task, then the journal.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::service::Service;
+use crate::{http, maintenance, outbox, scheduler};
+
+/// How long a background task may take to stop once told to; then it is aborted.
+const TASK_GRACE: Duration = Duration::from_secs(10);
+/// How long requests in flight may take to finish at a graceful stop.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// A bound, not yet running service.
+pub struct Application {
+    port: u16,
+    service: Service,
+    server: actix_web::dev::Server,
+}
+
+impl Application {
+    /// Binds the service to `listener` with the given clock.
+    pub fn build(
+        config: Config,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let service = Service::new(Arc::new(config), clock);
+        let api = http::Api::new(service.clone());
+        let origins = service.config().server.cors_origins.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(http::observe))
+                // Outermost, so a browser's preflight (which carries no token) is
+                // answered before the role check.
+                .wrap(actix_web::middleware::Condition::new(
+                    !origins.is_empty(),
+                    http::cors(&origins),
+                ))
+                .configure(|cfg| api.configure(cfg))
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // Signals are ours: event streams must be told to end first (see StopHandle).
+        .disable_signals()
+        .run();
+        Ok(Self {
+            port,
+            service,
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn service(&self) -> Service {
+        self.service.clone()
+    }
+
+    /// Stops the server from outside (tests restart the service on the same data dir).
+    pub fn handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            service: self.service.clone(),
+        }
+    }
+
+    /// Serves until SIGTERM/SIGINT or a [`StopHandle`] stops it, then stops the
+    /// background tasks and closes the journal. An error if recovery failed or a
+    /// task had to be aborted.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let service = self.service.clone();
+        let server_handle = self.server.handle();
+        let signals = tokio::spawn(stop_on_signal(self.handle()));
+        let recovery = {
+            let service = service.clone();
+            tokio::task::spawn_blocking(move || service.recover())
+        };
+        let server = tokio::spawn(self.server);
+        if let Err(e) = recovery.await? {
+            service.begin_stop();
+            server_handle.stop(false).await;
+            signals.abort();
+            return Err(e);
+        }
+        let tasks = Tasks::start(&service);
+        let served = server.await;
+        signals.abort();
+        let stopped = tasks.stop().await;
+        if let Some(journal) = service.journal() {
+            let path = journal.path().to_owned();
+            let s = service.clone();
+            tokio::task::spawn_blocking(move || s.journal().map(|j| j.shutdown())).await?;
+            tracing::info!(path = %path.display(), "journal closed");
+        }
+        served??;
+        stopped
+    }
+}
+
+/// Stops the service: event streams end at once (they never finish on their
+/// own), then the server stops taking connections and, when `graceful`,
+/// finishes the requests in flight.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    service: Service,
+}
+
+impl StopHandle {
+    /// Starts stopping now; await the result to wait until the server is down.
+    pub fn stop(&self, graceful: bool) -> impl Future<Output = ()> {
+        self.service.begin_stop();
+        self.server.stop(graceful)
+    }
+}
+
+async fn stop_on_signal(handle: StopHandle) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => tracing::info!("SIGTERM: finishing requests in flight, then stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
+    }
+    handle.stop(true).await;
+}
+
+/// A background task with its owner's stop signal.
+struct Task {
+    name: String,
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// How a task ended when it was told to stop.
+#[derive(Debug, PartialEq, Eq)]
+enum TaskEnd {
+    /// It saw its stop signal and returned.
+    Stopped,
+    /// It panicked at some point.
+    Panicked,
+    /// It did not return within [`TASK_GRACE`] and was aborted.
+    Aborted,
+}
+
+impl Task {
+    fn spawn<F: Future<Output = ()> + Send + 'static>(
+        name: impl Into<String>,
+        run: impl FnOnce(CancellationToken) -> F,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        Self {
+            name: name.into(),
+            handle: tokio::spawn(run(stop.clone())),
+            stop,
+        }
+    }
+
+    async fn stop(self, grace: Duration) -> TaskEnd {
+        self.stop.cancel();
+        let mut handle = self.handle;
+        let end = match tokio::time::timeout(grace, &mut handle).await {
+            Ok(Ok(())) => TaskEnd::Stopped,
+            Ok(Err(_)) => TaskEnd::Panicked,
+            Err(_) => {
+                handle.abort();
+                TaskEnd::Aborted
+            }
+        };
+        match end {
+            TaskEnd::Stopped => tracing::info!(task = %self.name, "background task stopped"),
+            _ => tracing::error!(task = %self.name, ?end, "background task did not stop cleanly"),
+        }
+        end
+    }
+}
+
+/// The background tasks, in the order they are stopped.
+struct Tasks(Vec<Task>);
+
+impl Tasks {
+    fn start(service: &Service) -> Self {
+        let mut tasks = vec![Task::spawn("scheduler", |stop| {
+            scheduler::run(service.clone(), stop)
+        })];
+        for receiver in 0..service.config().alerts.webhooks.len() {
+            tasks.push(Task::spawn(format!("webhooks[{receiver}]"), |stop| {
+                outbox::run(service.clone(), receiver, stop)
+            }));
+        }
+        tasks.push(Task::spawn("maintenance", |stop| {
+            maintenance::run(service.clone(), stop)
+        }));
+        Self(tasks)
+    }
+
+    /// Stops each task in turn; an error names those that did not stop cleanly.
+    async fn stop(self) -> anyhow::Result<()> {
+        let mut unclean = Vec::new();
+        for task in self.0 {
+            let name = task.name.clone();
+            if task.stop(TASK_GRACE).await != TaskEnd::Stopped {
+                unclean.push(name);
+            }
+        }
+        if unclean.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "background tasks did not stop cleanly: {}",
+                unclean.join(", ")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_heeds_its_signal_stops_and_one_that_does_not_is_aborted() {
+        let heeds = Task::spawn("heeds", |stop| async move { stop.cancelled().await });
+        let deaf = Task::spawn("deaf", |_| std::future::pending());
+        assert_eq!(heeds.stop(Duration::from_secs(5)).await, TaskEnd::Stopped);
+        assert_eq!(deaf.stop(Duration::from_millis(50)).await, TaskEnd::Aborted);
+        let panics = Task::spawn("panics", |_| async { panic!("injected") });
+        assert_eq!(panics.stop(Duration::from_secs(5)).await, TaskEnd::Panicked);
+    }
+
+    #[tokio::test]
+    async fn every_background_task_of_the_service_stops_on_its_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            Config::from_toml(include_str!("../config/default.toml")).expect("default config");
+        config.storage.data_dir = dir.path().to_owned();
+        config.alerts.webhooks = vec![crate::config::WebhookConfig {
+            // Nobody listens here: the sender is in its retry pause when stopped.
+            url: "http://127.0.0.1:9/alerts".into(),
+            secret: None,
+        }];
+        let service = Service::new(Arc::new(config), Arc::new(crate::clock::SystemClock));
+        let s = service.clone();
+        tokio::task::spawn_blocking(move || s.recover())
+            .await
+            .unwrap()
+            .unwrap();
+        let tasks = Tasks::start(&service);
+        let names: Vec<&str> = tasks.0.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["scheduler", "webhooks[0]", "maintenance"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tasks.stop().await.expect("every task stops on its signal");
+    }
+}
