@@ -832,7 +832,10 @@ async fn english_pages_and_unknown_unit() {
     click(&reception, "form.leave button[type=submit]").await;
     wait_until(
         &reception,
-        "document.querySelector('#lookup-result')?.innerText.includes('Left without being seen')",
+        // The leave form's own reason list says "Left without being seen" too:
+        // wait for the form to go, as it does once the patient has left.
+        "!document.querySelector('form.leave') && \
+         document.querySelector('#lookup-result')?.innerText.includes('Left without being seen')",
         "the patient shown as left",
     )
     .await;
