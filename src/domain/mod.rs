@@ -134,7 +134,7 @@ pub struct AuditEvent {
     pub display: Option<DisplayEvent>,
 }
 
-/// One server-sent event of API.md section 3.
+/// One server-sent event of a unit's stream (never a name or protocol number).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DisplayEvent {
     /// The SSE `event:` name.

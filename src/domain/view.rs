@@ -1,4 +1,4 @@
-//! What clients see: the patient view and the display board of API.md section 2.
+//! What clients see: the patient view and the display board.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};

@@ -12,7 +12,7 @@ use super::{ApiError, Svc};
 use crate::journal::StreamEvent;
 use crate::service::Service;
 
-/// Below the 15 s of API.md, so a proxy's idle timer never fires.
+/// Well below the 15 s promised (docs/api.md, Events), so a proxy's idle timer never fires.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 fn frame(e: &StreamEvent) -> web::Bytes {

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use crate::domain::Change;
 use crate::journal::StreamEvent;
 
-/// Events kept per unit for clients that reconnect (API.md section 3).
+/// Events kept per unit for clients that reconnect with `Last-Event-ID`.
 pub const REPLAY_EVENTS: usize = 1000;
 
 struct UnitStream {
