@@ -274,7 +274,7 @@ fn journal(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (journal, _) = Journal::open(dir.path(), Default::default()).expect("journal opens");
     let mut admissions = Admissions {
-        dept: Department::new(&config),
+        dept: Department::new(&config.department_settings()),
         now: base_time(),
         count: 0,
     };

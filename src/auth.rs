@@ -3,21 +3,29 @@
 //! route is said by the route table (`http::routes`), which checks every
 //! request against [`Authenticator::authorize`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{AuthConfig, AuthMode, TokenConfig};
-
 /// The actor recorded for changes in open mode.
 pub const ANONYMOUS: &str = "anonymous";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     Reception,
     Triage,
@@ -28,40 +36,53 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Reception,
-        Role::Triage,
-        Role::Clinician,
-        Role::Display,
-        Role::Monitor,
-        Role::Admin,
-    ];
+    pub const ALL: &'static [Role] = <Role as strum::VariantArray>::VARIANTS;
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reception => "reception",
-            Role::Triage => "triage",
-            Role::Clinician => "clinician",
-            Role::Display => "display",
-            Role::Monitor => "monitor",
-            Role::Admin => "admin",
-        }
+/// `open` (no tokens; only allowed on a loopback bind) or `tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    #[default]
+    Open,
+    Tokens,
+}
+
+/// One issued token, as the config holds it: who, which role, and the
+/// SHA-256 of the token (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// Recorded as the actor of every change made with the token.
+    pub name: String,
+    pub role: Role,
+    pub sha256: TokenHash,
+}
+
+/// The SHA-256 of a token, written as 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl TryFrom<String> for TokenHash {
+    type Error = &'static str;
+    fn try_from(hex_digits: String) -> Result<Self, Self::Error> {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&hex_digits, &mut hash)
+            .map_err(|_| "must be the 64 hex digits of the token's SHA-256")?;
+        Ok(Self(hash))
     }
 }
 
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role `{s}`"))
+impl From<TokenHash> for String {
+    fn from(h: TokenHash) -> Self {
+        hex::encode(h.0)
     }
 }
 
@@ -115,40 +136,20 @@ pub enum Denied {
     Forbidden(Role),
 }
 
-struct Entry {
-    hash: [u8; 32],
-    name: String,
-    role: Role,
-}
-
 pub struct Authenticator {
     mode: AuthMode,
-    tokens: Vec<Entry>,
+    tokens: Vec<Token>,
 }
 
 pub fn sha256_hex(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    String::from(TokenHash::of(token))
 }
 
 impl Authenticator {
-    /// Builds from validated config (hashes are 64 hex digits, roles known).
-    pub fn new(config: &AuthConfig) -> Self {
-        let tokens = config
-            .tokens
-            .iter()
-            .filter_map(|t: &TokenConfig| {
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(&t.sha256, &mut hash).ok()?;
-                Some(Entry {
-                    hash,
-                    name: t.name.clone(),
-                    role: t.role.parse().ok()?,
-                })
-            })
-            .collect();
+    pub fn new(mode: AuthMode, tokens: &[Token]) -> Self {
         Self {
-            mode: config.mode,
-            tokens,
+            mode,
+            tokens: tokens.to_vec(),
         }
     }
 
@@ -158,12 +159,12 @@ impl Authenticator {
             return Ok(Caller::anonymous());
         }
         let token = token.ok_or(Denied::Unauthenticated)?;
-        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let presented = TokenHash::of(token);
         // Look at every entry, so the time taken does not say which one matched.
-        let mut found: Option<&Entry> = None;
-        for e in &self.tokens {
-            if bool::from(e.hash.ct_eq(&presented)) {
-                found = Some(e);
+        let mut found: Option<&Token> = None;
+        for t in &self.tokens {
+            if bool::from(t.sha256.0.ct_eq(&presented.0)) {
+                found = Some(t);
             }
         }
         found
@@ -198,18 +199,15 @@ mod tests {
     use super::*;
 
     fn auth(entries: &[(&str, &str, &str)]) -> Authenticator {
-        Authenticator::new(&AuthConfig {
-            mode: AuthMode::Tokens,
-            tokens: entries
-                .iter()
-                .map(|(name, role, token)| TokenConfig {
-                    name: (*name).into(),
-                    role: (*role).into(),
-                    sha256: sha256_hex(token),
-                })
-                .collect(),
-            ..AuthConfig::default()
-        })
+        let tokens: Vec<Token> = entries
+            .iter()
+            .map(|(name, role, token)| Token {
+                name: (*name).into(),
+                role: role.parse().unwrap(),
+                sha256: TokenHash::of(token),
+            })
+            .collect();
+        Authenticator::new(AuthMode::Tokens, &tokens)
     }
 
     #[test]
@@ -223,6 +221,17 @@ mod tests {
         assert_eq!(caller.role, Some(Role::Reception));
         assert_eq!(a.identify(Some("nope")), Err(Denied::Unauthenticated));
         assert_eq!(a.identify(None), Err(Denied::Unauthenticated));
+    }
+
+    #[test]
+    fn roles_and_hashes_read_and_write_as_the_config_spells_them() {
+        assert_eq!("clinician".parse::<Role>().unwrap(), Role::Clinician);
+        assert_eq!(Role::Monitor.to_string(), "monitor");
+        assert!("nurse".parse::<Role>().is_err());
+        assert_eq!(Role::ALL.len(), 6);
+        let hex = sha256_hex("abc");
+        assert_eq!(String::from(TokenHash::try_from(hex.clone()).unwrap()), hex);
+        assert!(TokenHash::try_from("abc".to_owned()).is_err());
     }
 
     #[test]
@@ -245,7 +254,7 @@ mod tests {
 
     #[test]
     fn open_mode_lets_anyone_in_as_anonymous() {
-        let a = Authenticator::new(&AuthConfig::default());
+        let a = Authenticator::new(AuthMode::Open, &[]);
         let caller = a.authorize(None, &[]).unwrap();
         assert_eq!(caller, Caller::anonymous());
         assert_eq!(caller.name(), ANONYMOUS);

@@ -123,7 +123,7 @@ fn print_or_fail(text: std::fmt::Arguments) -> ExitCode {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let addr = config.bind_addr()?;
+    let addr = config.server.bind;
     let listener = TcpListener::bind(addr).map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr} (server.bind / TRIAGEM_BIND): {e}")
     })?;

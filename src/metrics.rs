@@ -272,7 +272,7 @@ impl QueueGauges {
     pub fn read(dept: &Department, now: chrono::DateTime<chrono::Utc>) -> Self {
         let mut out = Vec::new();
         for unit in dept.units() {
-            let id = &unit.config.id;
+            let id = &unit.settings.id;
             for (colour, waiting, oldest_seconds) in dept.queue_gauges(id, now) {
                 out.push(QueueGauge {
                     unit: id.clone(),

@@ -46,7 +46,7 @@ enum Attempt {
 async fn attempt(client: &reqwest::Client, hook: &WebhookConfig, entry: &OutboxEntry) -> Attempt {
     let body = body(entry);
     let mut req = client
-        .post(&hook.url)
+        .post(hook.url.as_url().clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Triagem-Delivery", &entry.delivery_id);
     if let Some(secret) = &hook.secret {

@@ -260,7 +260,7 @@ mod tests {
         config.storage.data_dir = dir.path().to_owned();
         config.alerts.webhooks = vec![crate::config::WebhookConfig {
             // Nobody listens here: the sender is in its retry pause when stopped.
-            url: "http://127.0.0.1:9/alerts".into(),
+            url: "http://127.0.0.1:9/alerts".to_owned().try_into().unwrap(),
             secret: None,
         }];
         let service = Service::new(Arc::new(config), Arc::new(crate::clock::SystemClock));

@@ -28,8 +28,9 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use triagem::auth::{AuthMode, Token, TokenHash};
 use triagem::clock::SystemClock;
-use triagem::config::{AuthMode, Config, TokenConfig};
+use triagem::config::Config;
 use triagem::startup::StopHandle;
 use triagem::Application;
 
@@ -396,7 +397,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
     };
     // Waits counted from arrival, so patients admitted "40 minutes ago" are overdue.
     let mut server = Server::start(|c| {
-        c.protocol.clock_starts = triagem::config::ClockStarts::Arrival;
+        c.protocol.clock_starts = triagem::domain::ClockStarts::Arrival;
     })
     .await;
 
@@ -864,10 +865,10 @@ async fn tokens_mode_asks_for_a_token_once() {
             ("tv-1", "display", display_token),
         ]
         .into_iter()
-        .map(|(name, role, token)| TokenConfig {
+        .map(|(name, role, token)| Token {
             name: name.into(),
-            role: role.into(),
-            sha256: triagem::auth::sha256_hex(token),
+            role: role.parse().expect("a role"),
+            sha256: TokenHash::of(token),
         })
         .collect();
     })

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 
 use triagem::config::Config;
 use triagem::domain::numbering::{ProtocolSequence, TicketCounter};
-use triagem::domain::patient::{Patient, Protocol, QueueKind, Status};
+use triagem::domain::patient::{Patient, PatientName, Protocol, QueueKind, Status};
 use triagem::domain::{Department, Snapshot};
 
 pub const UNIT: &str = "pa";
@@ -51,7 +51,7 @@ pub fn waiting_department(
                 protocol: protocol(i),
                 ticket: format!("A{:03}", i + 1),
                 unit: UNIT.to_owned(),
-                name: format!("Paciente {i}"),
+                name: PatientName::parse(&format!("Paciente {i}")).expect("a name"),
                 colour: Some(colour(i).to_owned()),
                 status: Status::Waiting,
                 complaint: None,
@@ -87,7 +87,8 @@ pub fn waiting_department(
         )],
         ..Snapshot::default()
     };
-    let dept = Department::restore(config, snapshot).expect("fixture restores");
+    let dept =
+        Department::restore(&config.department_settings(), snapshot).expect("fixture restores");
     assert_eq!(dept.waiting(UNIT, QueueKind::Treatment).unwrap(), n);
     dept
 }

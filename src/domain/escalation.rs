@@ -14,7 +14,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::patient::Protocol;
-use crate::config::EscalationConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -152,41 +151,37 @@ pub struct Ladder {
 }
 
 impl Ladder {
-    pub fn from_config(c: &EscalationConfig) -> Self {
-        let mut levels: Vec<(String, TimeDelta)> = c
-            .levels
-            .iter()
-            .map(|l| {
-                (
-                    l.name.clone(),
-                    TimeDelta::from_std(l.after).unwrap_or(TimeDelta::MAX),
-                )
-            })
-            .collect();
+    /// `levels`: (name, delay after the breach), in increasing delay order.
+    pub fn new(warning_at_percent: u32, mut levels: Vec<(String, TimeDelta)>) -> Self {
         // Without a ladder a breach still has to be said once.
         if levels.is_empty() {
             levels.push(("breach".to_owned(), TimeDelta::zero()));
         }
         Self {
-            warning_at_percent: i64::from(c.warning_at_percent),
+            warning_at_percent: i64::from(warning_at_percent),
             levels,
         }
+    }
+
+    /// Ladder level `i` (1-based).
+    fn level(&self, i: u32) -> Option<&(String, TimeDelta)> {
+        self.levels.get((i as usize).checked_sub(1)?)
     }
 
     fn level_name(&self, step: Step) -> &str {
         match step {
             Step::Warning => "warning",
-            Step::Level(i) => &self.levels[i as usize - 1].0,
+            Step::Level(i) => self.level(i).map_or("breach", |(name, _)| name.as_str()),
         }
     }
 
-    fn at(&self, wait: &WaitContext, step: Step) -> DateTime<Utc> {
+    fn at(&self, wait: &WaitContext, step: Step) -> Option<DateTime<Utc>> {
         match step {
-            Step::Warning => {
+            Step::Warning => Some(
                 wait.clock_start
-                    + TimeDelta::milliseconds(wait.max_wait_ms * self.warning_at_percent / 100)
-            }
-            Step::Level(i) => wait.breach_at() + self.levels[i as usize - 1].1,
+                    + TimeDelta::milliseconds(wait.max_wait_ms * self.warning_at_percent / 100),
+            ),
+            Step::Level(i) => self.level(i).map(|(_, after)| wait.breach_at() + *after),
         }
     }
 
@@ -277,8 +272,8 @@ impl Escalation {
         if silenced {
             return;
         }
-        if let Some(step) = self.ladder.after(&ep.wait, ep.fired) {
-            let at = self.ladder.at(&ep.wait, step);
+        let next = self.ladder.after(&ep.wait, ep.fired);
+        if let Some((step, at)) = next.and_then(|s| Some((s, self.ladder.at(&ep.wait, s)?))) {
             ep.next = Some((at, step));
             self.index.insert((at, protocol));
         }
@@ -509,30 +504,20 @@ fn waited(arrived_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EscalationConfig, LevelConfig};
     use chrono::TimeZone;
-    use std::time::Duration;
 
     fn t(min: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap() + TimeDelta::minutes(min)
     }
 
     fn escalation() -> Escalation {
-        let c = EscalationConfig {
-            tick: Duration::from_secs(1),
-            warning_at_percent: 80,
-            levels: vec![
-                LevelConfig {
-                    name: "nursing-coordinator".into(),
-                    after: Duration::ZERO,
-                },
-                LevelConfig {
-                    name: "physician-on-duty".into(),
-                    after: Duration::from_secs(15 * 60),
-                },
+        Escalation::new(Ladder::new(
+            80,
+            vec![
+                ("nursing-coordinator".into(), TimeDelta::zero()),
+                ("physician-on-duty".into(), TimeDelta::minutes(15)),
             ],
-        };
-        Escalation::new(Ladder::from_config(&c))
+        ))
     }
 
     fn wait(max_min: i64, start: DateTime<Utc>) -> WaitContext {

@@ -103,7 +103,8 @@ impl<'de> Deserialize<'de> for Protocol {
 }
 
 /// A patient's name as the desk typed it, trimmed, 1 to 200 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PatientName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,8 +121,21 @@ impl PatientName {
         Ok(Self(t.to_owned()))
     }
 
-    pub fn into_inner(self) -> String {
-        self.0
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PatientName {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, NameError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<PatientName> for String {
+    fn from(n: PatientName) -> Self {
+        n.0
     }
 }
 
@@ -222,7 +236,7 @@ pub struct Patient {
     pub protocol: Protocol,
     pub ticket: String,
     pub unit: String,
-    pub name: String,
+    pub name: PatientName,
     pub colour: Option<String>,
     pub status: Status,
     pub complaint: Option<String>,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use priority_queue::PriorityQueue;
 
 use super::patient::Protocol;
-use super::protocol::Rank;
+use super::scale::Rank;
 
 /// The order within one queue: earlier arrival first, then the lower protocol.
 pub type ArrivalKey = (DateTime<Utc>, Protocol);
@@ -174,19 +174,38 @@ impl TreatmentQueue {
         }
     }
 
-    pub fn push(&mut self, rank: Rank, protocol: Protocol, arrived_at: DateTime<Utc>) {
-        self.by_colour[rank].push(protocol, arrived_at);
+    /// Queues a patient in the queue of their colour; false for a rank not in the scale.
+    pub fn push(&mut self, rank: Rank, protocol: Protocol, arrived_at: DateTime<Utc>) -> bool {
+        match self.by_colour.get_mut(rank) {
+            Some(q) => {
+                q.push(protocol, arrived_at);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn remove(&mut self, rank: Rank, protocol: Protocol) -> bool {
-        self.by_colour[rank].remove(protocol)
+        self.by_colour
+            .get_mut(rank)
+            .is_some_and(|q| q.remove(protocol))
     }
 
     /// The next patient to call among the colours `allowed` accepts.
+    pub fn peek_next(&self, allowed: impl Fn(Rank) -> bool) -> Option<Protocol> {
+        self.by_colour
+            .iter()
+            .enumerate()
+            .filter(|(r, _)| allowed(*r))
+            .find_map(|(_, q)| q.peek())
+            .map(|(_, p)| p)
+    }
+
+    /// Takes out the next patient to call among the colours `allowed` accepts.
     pub fn pop_next(&mut self, allowed: impl Fn(Rank) -> bool) -> Option<(Rank, Protocol)> {
-        let rank =
-            (0..self.by_colour.len()).find(|&r| allowed(r) && !self.by_colour[r].is_empty())?;
-        self.by_colour[rank].pop().map(|p| (rank, p))
+        let rank = (0..self.by_colour.len())
+            .find(|&r| allowed(r) && self.by_colour.get(r).is_some_and(|q| !q.is_empty()))?;
+        self.by_colour.get_mut(rank)?.pop().map(|p| (rank, p))
     }
 
     pub fn len(&self) -> usize {
@@ -197,14 +216,23 @@ impl TreatmentQueue {
         self.by_colour.iter().all(ArrivalQueue::is_empty)
     }
 
-    pub fn colour(&self, rank: Rank) -> &ArrivalQueue {
-        &self.by_colour[rank]
+    /// The queue of each colour, most urgent first.
+    pub fn colours(&self) -> impl Iterator<Item = &ArrivalQueue> {
+        self.by_colour.iter()
     }
 
     /// 0-based place in call order.
     pub fn rank_of(&self, rank: Rank, protocol: Protocol) -> Option<usize> {
-        let ahead: usize = self.by_colour[..rank].iter().map(ArrivalQueue::len).sum();
-        self.by_colour[rank].rank_of(protocol).map(|r| ahead + r)
+        let ahead: usize = self
+            .by_colour
+            .get(..rank)?
+            .iter()
+            .map(ArrivalQueue::len)
+            .sum();
+        self.by_colour
+            .get(rank)?
+            .rank_of(protocol)
+            .map(|r| ahead + r)
     }
 
     /// Protocols at places `skip..skip + take` in call order.

@@ -6,14 +6,15 @@ use proptest::prelude::*;
 
 use super::patient::{LeaveReason, Outcome, Protocol, QueueKind, Status};
 use super::*;
-use crate::config::{ClockStarts, Config};
+use crate::config::Config;
+use crate::domain::escalation::{AlertKind, AlertState};
 
 const ROOM: &str = "Consultório 1";
 
 fn config() -> Config {
     let text = include_str!("../../config/default.toml");
     let mut c = Config::from_toml(text).unwrap();
-    c.units.push(crate::config::UnitConfig {
+    c.units.push(UnitSettings {
         id: "ped".into(),
         name: "Pediatria".into(),
         ticket_prefix: "P".into(),
@@ -74,7 +75,7 @@ fn events(changes: &[Change]) -> Vec<String> {
 
 #[test]
 fn a_red_patient_is_called_before_an_earlier_yellow_one() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let yellow = admit_at(&mut d, Some("yellow"), mins(0));
     let red = admit_at(&mut d, Some("red"), mins(5));
     assert_eq!(call(&mut d, mins(6)), Some(red));
@@ -84,7 +85,7 @@ fn a_red_patient_is_called_before_an_earlier_yellow_one() {
 
 #[test]
 fn within_a_colour_the_earlier_arrival_is_called_first_even_if_admitted_later() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let late = admit_at(&mut d, Some("green"), mins(10));
     let mut a = admission("Ana", Some("green"));
     a.arrived_at = Some(mins(1));
@@ -99,7 +100,7 @@ fn within_a_colour_the_earlier_arrival_is_called_first_even_if_admitted_later() 
 
 #[test]
 fn protocol_numbers_are_17_digits_consecutive_and_tickets_count_per_unit() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let a = d
         .admit("pa", admission("A", None), None, "x", t0())
         .unwrap()
@@ -123,7 +124,7 @@ fn protocol_numbers_are_17_digits_consecutive_and_tickets_count_per_unit() {
 #[test]
 fn the_protocol_year_and_ticket_day_follow_the_configured_time_zone() {
     // 02:00 UTC on 1 January is still 31 December in São Paulo (UTC-3).
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let new_year_utc = Utc.with_ymd_and_hms(2027, 1, 1, 2, 0, 0).unwrap();
     let v = d
         .admit("pa", admission("A", None), None, "x", new_year_utc)
@@ -141,7 +142,7 @@ fn the_protocol_year_and_ticket_day_follow_the_configured_time_zone() {
 
 #[test]
 fn admission_with_a_colour_is_triaged_at_admission() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("yellow"), t0());
     let v = d.view(d.patient(p).unwrap(), mins(10));
     assert_eq!(v.status, Status::Waiting);
@@ -155,7 +156,7 @@ fn admission_with_a_colour_is_triaged_at_admission() {
 
 #[test]
 fn an_untriaged_patient_uses_the_triage_max_wait_from_arrival() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, None, t0());
     let v = d.view(d.patient(p).unwrap(), mins(11));
     assert_eq!(v.status, Status::AwaitingTriage);
@@ -167,7 +168,7 @@ fn an_untriaged_patient_uses_the_triage_max_wait_from_arrival() {
 
 #[test]
 fn a_red_patient_is_overdue_from_admission() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("red"), t0());
     let v = d.view(d.patient(p).unwrap(), t0());
     assert_eq!(v.max_wait_seconds, 0);
@@ -176,7 +177,7 @@ fn a_red_patient_is_overdue_from_admission() {
 
 #[test]
 fn re_triage_keeps_arrival_and_restarts_the_colour_clock() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let first = admit_at(&mut d, Some("green"), mins(0));
     let p = admit_at(&mut d, Some("blue"), mins(1));
     let v = d
@@ -200,7 +201,7 @@ fn re_triage_keeps_arrival_and_restarts_the_colour_clock() {
 fn clock_starts_arrival_counts_the_deadline_from_arrival() {
     let mut c = config();
     c.protocol.clock_starts = ClockStarts::Arrival;
-    let mut d = Department::new(&c);
+    let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, None, mins(0));
     let v = d.triage(p, "yellow", None, "nurse", mins(8)).unwrap().value;
     assert_eq!(v.due_at, mins(30));
@@ -208,7 +209,7 @@ fn clock_starts_arrival_counts_the_deadline_from_arrival() {
 
 #[test]
 fn the_triage_queue_is_first_come_first_served() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let a = admit_at(&mut d, None, mins(0));
     let b = admit_at(&mut d, None, mins(1));
     let called = d
@@ -228,7 +229,7 @@ fn the_triage_queue_is_first_come_first_served() {
 
 #[test]
 fn a_call_restricted_to_colours_leaves_the_others_waiting() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let red = admit_at(&mut d, Some("red"), mins(0));
     let blue = admit_at(&mut d, Some("blue"), mins(1));
     let only_blue = ["blue".to_owned()];
@@ -250,7 +251,7 @@ fn a_call_restricted_to_colours_leaves_the_others_waiting() {
 
 #[test]
 fn a_call_with_an_unknown_room_or_colour_changes_nothing() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     let err = d
         .call("pa", QueueKind::Treatment, "Sala 9", None, "doc", t0())
@@ -267,7 +268,7 @@ fn a_call_with_an_unknown_room_or_colour_changes_nothing() {
 
 #[test]
 fn start_and_finish_record_the_outcome() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("yellow"), mins(0));
     call(&mut d, mins(5));
     let v = d.start(p, "doc", mins(6)).unwrap().value;
@@ -285,7 +286,7 @@ fn start_and_finish_record_the_outcome() {
 
 #[test]
 fn a_called_patient_may_be_finished_without_start() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     call(&mut d, t0());
     assert_eq!(
@@ -299,7 +300,7 @@ fn a_called_patient_may_be_finished_without_start() {
 
 #[test]
 fn transitions_the_status_does_not_allow_are_refused_and_change_nothing() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     let before = d.patient(p).unwrap().clone();
     let refused = [
@@ -341,7 +342,7 @@ fn transitions_the_status_does_not_allow_are_refused_and_change_nothing() {
 
 #[test]
 fn a_no_show_returns_the_patient_to_their_original_place() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let first = admit_at(&mut d, Some("yellow"), mins(0));
     let second = admit_at(&mut d, Some("yellow"), mins(1));
     assert_eq!(call(&mut d, mins(2)), Some(first));
@@ -358,7 +359,7 @@ fn a_no_show_returns_the_patient_to_their_original_place() {
 
 #[test]
 fn a_no_show_in_triage_returns_to_the_triage_queue() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, None, t0());
     d.call("pa", QueueKind::Triage, "Triagem 1", None, "n", t0())
         .unwrap();
@@ -369,7 +370,7 @@ fn a_no_show_in_triage_returns_to_the_triage_queue() {
 
 #[test]
 fn the_no_show_that_reaches_the_limit_makes_the_patient_left() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     for i in 1..=2 {
         call(&mut d, mins(i));
@@ -389,7 +390,7 @@ fn the_no_show_that_reaches_the_limit_makes_the_patient_left() {
 
 #[test]
 fn recall_announces_again_without_changing_status() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     call(&mut d, mins(1));
     let applied = d.recall(p, "doc", mins(2)).unwrap();
@@ -404,7 +405,7 @@ fn recall_announces_again_without_changing_status() {
 
 #[test]
 fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("green"), mins(0));
     let mut other = admission("Other", Some("green"));
     other.arrived_at = Some(mins(5));
@@ -434,7 +435,7 @@ fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
 
 #[test]
 fn transfer_of_an_untriaged_patient_goes_to_the_other_triage_queue() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, None, t0());
     let v = d.transfer(p, "ped", "desk", t0()).unwrap().value;
     assert_eq!(v.status, Status::AwaitingTriage);
@@ -443,7 +444,7 @@ fn transfer_of_an_untriaged_patient_goes_to_the_other_triage_queue() {
 
 #[test]
 fn leave_takes_the_patient_out_of_the_queue_with_its_reason() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("blue"), mins(0));
     let v = d
         .leave(p, LeaveReason::Cancelled, "desk", mins(40))
@@ -461,7 +462,7 @@ fn leave_takes_the_patient_out_of_the_queue_with_its_reason() {
 
 #[test]
 fn a_client_may_not_claim_the_no_show_leave_reason() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("blue"), t0());
     assert!(matches!(
         d.leave(p, LeaveReason::NoShow, "desk", t0()),
@@ -472,7 +473,7 @@ fn a_client_may_not_claim_the_no_show_leave_reason() {
 
 #[test]
 fn bad_admissions_are_refused_and_consume_no_number() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let bad = [
         admission("   ", None),
         admission(&"x".repeat(201), None),
@@ -515,7 +516,7 @@ fn bad_admissions_are_refused_and_consume_no_number() {
 
 #[test]
 fn an_arrival_a_few_seconds_ahead_is_clock_skew_and_counts_as_now() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let a = Admission {
         arrived_at: Some(t0() + TimeDelta::seconds(4)),
         ..admission("Ana", None)
@@ -526,7 +527,7 @@ fn an_arrival_a_few_seconds_ahead_is_clock_skew_and_counts_as_now() {
 
 #[test]
 fn the_same_idempotency_key_returns_the_first_response_for_24_hours() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let first = d
         .admit("pa", admission("Ana", None), Some("k-1"), "desk", t0())
         .unwrap();
@@ -554,7 +555,7 @@ fn the_same_idempotency_key_returns_the_first_response_for_24_hours() {
 
 #[test]
 fn the_board_counts_waiting_longest_wait_and_overdue_without_personal_data() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     admit_at(&mut d, Some("yellow"), mins(0));
     admit_at(&mut d, Some("yellow"), mins(20));
     admit_at(&mut d, None, mins(25));
@@ -593,7 +594,7 @@ fn the_board_overdue_count_follows_each_clock_start() {
     for (starts, at_40, at_55) in [(ClockStarts::Triage, 1, 2), (ClockStarts::Arrival, 2, 2)] {
         let mut c = config();
         c.protocol.clock_starts = starts;
-        let mut d = Department::new(&c);
+        let mut d = Department::new(&c.department_settings());
         let early = admit_at(&mut d, None, mins(0));
         let late = admit_at(&mut d, None, mins(5));
         d.triage(early, "yellow", None, "nurse", mins(20)).unwrap();
@@ -609,7 +610,7 @@ fn the_board_overdue_count_follows_each_clock_start() {
 
 #[test]
 fn the_board_keeps_the_last_ten_calls_newest_first() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     for i in 0..12 {
         admit_at(&mut d, Some("green"), mins(i));
     }
@@ -624,7 +625,7 @@ fn the_board_keeps_the_last_ten_calls_newest_first() {
 
 #[test]
 fn purge_forgets_closed_patients_after_retention_only() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let gone = admit_at(&mut d, Some("green"), t0());
     let waiting = admit_at(&mut d, Some("green"), t0());
     d.leave(gone, LeaveReason::Lwbs, "desk", t0()).unwrap();
@@ -638,7 +639,7 @@ fn purge_forgets_closed_patients_after_retention_only() {
 #[test]
 fn restore_rebuilds_the_same_queues_in_the_same_order() {
     let c = config();
-    let mut d = Department::new(&c);
+    let mut d = Department::new(&c.department_settings());
     for (i, colour) in [
         Some("green"),
         None,
@@ -666,7 +667,7 @@ fn restore_rebuilds_the_same_queues_in_the_same_order() {
             .collect(),
         ..Snapshot::default()
     };
-    let r = Department::restore(&c, snapshot).unwrap();
+    let r = Department::restore(&c.department_settings(), snapshot).unwrap();
     for kind in [QueueKind::Treatment, QueueKind::Triage] {
         let before = d.queue_page("pa", kind, 0, 100, mins(11)).unwrap();
         let after = r.queue_page("pa", kind, 0, 100, mins(11)).unwrap();
@@ -715,7 +716,7 @@ proptest! {
     #[test]
     fn the_queue_calls_in_the_order_of_a_naive_sort(ops in proptest::collection::vec(op(), 1..120)) {
         let c = config();
-        let mut d = Department::new(&c);
+        let mut d = Department::new(&c.department_settings());
         let colours = ["red", "yellow", "green", "blue"];
         let mut now = t0();
         let mut last_called: Option<Protocol> = None;
@@ -798,7 +799,7 @@ fn alert_events(changes: &[Change]) -> Vec<(String, u32)> {
 
 #[test]
 fn a_red_admission_is_due_for_escalation_at_once() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     admit_at(&mut d, Some("red"), t0());
     assert_eq!(d.next_deadline(), Some(t0()));
     let fired = d.escalate(t0());
@@ -822,7 +823,7 @@ fn a_red_admission_is_due_for_escalation_at_once() {
 
 #[test]
 fn calling_the_patient_resolves_the_alert() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     admit_at(&mut d, Some("red"), t0());
     d.escalate(t0());
     let called = d
@@ -839,7 +840,7 @@ fn calling_the_patient_resolves_the_alert() {
 
 #[test]
 fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("yellow"), t0());
     let warned = d.escalate(mins(24));
     assert_eq!(
@@ -856,7 +857,7 @@ fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
 fn re_triage_to_a_colour_already_past_its_deadline_keeps_escalating() {
     let mut c = config();
     c.protocol.clock_starts = ClockStarts::Arrival;
-    let mut d = Department::new(&c);
+    let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     let first = d.escalate(mins(100));
     let id = match &first.changes[0] {
@@ -880,7 +881,7 @@ fn re_triage_to_a_colour_already_past_its_deadline_keeps_escalating() {
 
 #[test]
 fn a_transferred_patient_keeps_their_alert_in_the_new_unit() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("red"), t0());
     d.escalate(t0());
     let moved = d.transfer(p, "ped", "desk", mins(1)).unwrap();
@@ -893,7 +894,7 @@ fn a_transferred_patient_keeps_their_alert_in_the_new_unit() {
 
 #[test]
 fn acknowledging_records_who_and_stops_the_ladder() {
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     admit_at(&mut d, Some("red"), t0());
     d.escalate(t0());
     let id = d.alerts(None, false, t0()).unwrap()[0].id;
@@ -914,7 +915,7 @@ fn acknowledging_records_who_and_stops_the_ladder() {
 #[test]
 fn after_a_restart_no_level_fires_twice_and_missed_ones_fire() {
     let c = config();
-    let mut d = Department::new(&c);
+    let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, Some("red"), t0());
     d.escalate(t0());
     let snapshot = Snapshot {
@@ -925,7 +926,7 @@ fn after_a_restart_no_level_fires_twice_and_missed_ones_fire() {
         last_event_id: d.last_event_id,
         ..Snapshot::default()
     };
-    let mut r = Department::restore(&c, snapshot).unwrap();
+    let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
     assert!(r.escalate(t0()).changes.is_empty(), "level 1 already fired");
     // Level 2 fell due while the service was down: it fires at start-up.
     let late = r.escalate(mins(20));

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::patient::{LeaveReason, Outcome, Patient, Protocol, QueueKind, Status};
 use super::queue::ArrivalQueue;
+use super::scale::ClockStarts;
 use super::{Department, DomainError};
-use crate::config::ClockStarts;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PatientView {
@@ -64,9 +64,10 @@ pub struct Board {
 impl Department {
     /// The maximum wait that applies to a patient, and the deadline it gives.
     pub fn deadline(&self, p: &Patient) -> (TimeDelta, DateTime<Utc>) {
-        match p.colour.as_deref().and_then(|c| self.scale.rank(c)) {
-            Some(rank) => {
-                let max = self.scale.colour(rank).max_wait;
+        let colour = p.colour.as_deref().and_then(|c| self.scale.rank(c));
+        match colour.and_then(|rank| self.scale.colour(rank)) {
+            Some(colour) => {
+                let max = colour.max_wait;
                 let start = match (self.scale.clock_starts, p.triaged_at) {
                     (ClockStarts::Triage, Some(t)) => t,
                     _ => p.arrived_at,
@@ -87,7 +88,7 @@ impl Department {
             protocol: p.protocol,
             ticket: p.ticket.clone(),
             unit: p.unit.clone(),
-            name: p.name.clone(),
+            name: p.name.as_str().to_owned(),
             colour: p.colour.clone(),
             status: p.status,
             complaint: p.complaint.clone(),
@@ -160,19 +161,12 @@ impl Department {
             .scale
             .colours
             .iter()
-            .enumerate()
-            .map(|(rank, c)| {
-                self.board_queue(
-                    Some(c.id.clone()),
-                    c.max_wait,
-                    unit.treatment.colour(rank),
-                    now,
-                )
-            })
+            .zip(unit.treatment.colours())
+            .map(|(c, q)| self.board_queue(Some(c.id.clone()), c.max_wait, q, now))
             .collect();
         queues.push(self.board_queue(None, self.scale.triage_max_wait, &unit.triage, now));
         Ok(Board {
-            unit: unit.config.id.clone(),
+            unit: unit.settings.id.clone(),
             generated_at: now,
             calls: unit.calls.iter().cloned().collect(),
             queues,
@@ -198,11 +192,8 @@ impl Department {
             .scale
             .colours
             .iter()
-            .enumerate()
-            .map(|(rank, c)| {
-                let q = unit.treatment.colour(rank);
-                (Some(c.id.clone()), q.len(), longest(q))
-            })
+            .zip(unit.treatment.colours())
+            .map(|(c, q)| (Some(c.id.clone()), q.len(), longest(q)))
             .collect();
         out.push((None, unit.triage.len(), longest(&unit.triage)));
         out
@@ -211,5 +202,40 @@ impl Department {
     /// How many patients wait in a unit's queue, by kind; for metrics and listings.
     pub fn waiting(&self, unit_id: &str, kind: QueueKind) -> Result<usize, DomainError> {
         Ok(self.unit(unit_id)?.waiting(kind))
+    }
+
+    /// The patients of a queue in call order, `offset..offset + limit`, and the total.
+    pub fn queue_page(
+        &self,
+        unit_id: &str,
+        kind: QueueKind,
+        offset: usize,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Vec<PatientView>), DomainError> {
+        let unit = self.unit(unit_id)?;
+        let (total, protocols) = match kind {
+            QueueKind::Triage => (unit.triage.len(), unit.triage.ordered(offset, limit)),
+            QueueKind::Treatment => (unit.treatment.len(), unit.treatment.ordered(offset, limit)),
+        };
+        let views = protocols
+            .iter()
+            .filter_map(|p| self.patients.get(p))
+            .map(|p| self.view(p, now))
+            .collect();
+        Ok((total, views))
+    }
+
+    /// 1-based place of a patient in the queue they are in.
+    pub fn position(&self, p: &Patient) -> Option<usize> {
+        let unit = self.unit(&p.unit).ok()?;
+        let place = match p.status.queue()? {
+            QueueKind::Triage => unit.triage.rank_of(p.protocol),
+            QueueKind::Treatment => {
+                let rank = self.scale.rank(p.colour.as_deref()?)?;
+                unit.treatment.rank_of(rank, p.protocol)
+            }
+        };
+        place.map(|r| r + 1)
     }
 }

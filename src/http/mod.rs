@@ -39,7 +39,7 @@ impl Api {
     pub fn new(service: Service) -> Self {
         let config = service.config();
         Self {
-            auth: web::Data::new(Authenticator::new(&config.auth)),
+            auth: web::Data::new(Authenticator::new(config.auth.mode, &config.auth.tokens)),
             admissions: web::Data::new(RateLimiter::new(config.auth.admissions_per_minute)),
             service,
         }
@@ -118,12 +118,12 @@ impl RateLimiter {
 /// A request from any other origin is still served, without CORS headers, so
 /// the browser withholds the answer from that page; blocking it here would
 /// also refuse the service's own pages, whose POSTs carry `Origin`.
-pub fn cors(origins: &[String]) -> actix_cors::Cors {
+pub fn cors(origins: &[crate::config::Origin]) -> actix_cors::Cors {
     use actix_web::http::header;
     origins
         .iter()
         .fold(actix_cors::Cors::default(), |cors, origin| {
-            cors.allowed_origin(origin)
+            cors.allowed_origin(origin.as_str())
         })
         .allowed_methods(["GET", "POST"])
         .allowed_headers([
@@ -169,16 +169,17 @@ mod tests {
     use actix_web::{test, App};
 
     use super::*;
-    use crate::config::{AuthMode, Config, TokenConfig};
+    use crate::auth::{AuthMode, Role, Token, TokenHash};
+    use crate::config::Config;
     use routes::{routes, Access};
 
     fn service(mode: AuthMode) -> Service {
         let mut config = Config::from_toml(include_str!("../../config/default.toml")).unwrap();
         config.auth.mode = mode;
-        config.auth.tokens = vec![TokenConfig {
+        config.auth.tokens = vec![Token {
             name: "painel".into(),
-            role: "display".into(),
-            sha256: crate::auth::sha256_hex("secret"),
+            role: Role::Display,
+            sha256: TokenHash::of("secret"),
         }];
         Service::new(Arc::new(config), Arc::new(crate::clock::SystemClock))
     }

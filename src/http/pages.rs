@@ -11,7 +11,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, Svc};
-use crate::config::WEB_LANGS;
+use strum::VariantArray;
+
+use crate::config::Lang;
 
 /// The pages, by the first segment of their path (`/display/{unit}`).
 const PAGES: [(&str, &str); 3] = [
@@ -56,7 +58,7 @@ pub(super) async fn unit_page(
 
 /// The page's language: `?lang=` when it names one the pages speak
 /// (`en`, `en-US`, `pt`, `pt-BR`…), else `web.lang` of the config.
-fn language(req: &HttpRequest, default: &str) -> &'static str {
+fn language(req: &HttpRequest, default: Lang) -> Lang {
     let asked =
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
             .ok()
@@ -64,15 +66,12 @@ fn language(req: &HttpRequest, default: &str) -> &'static str {
     // By the primary subtag: `pt`, `pt-br`, `PT-PT` all pick pt-BR.
     let pick = |l: &str| {
         let primary = l.split('-').next()?;
-        WEB_LANGS
-            .into_iter()
-            .find(|w| w.split('-').next() == Some(primary) || w.eq_ignore_ascii_case(l))
+        Lang::VARIANTS.iter().copied().find(|w| {
+            let tag = w.tag();
+            tag.split('-').next() == Some(primary) || tag.eq_ignore_ascii_case(l)
+        })
     };
-    asked
-        .as_deref()
-        .and_then(pick)
-        .or_else(|| pick(default))
-        .unwrap_or(WEB_LANGS[0])
+    asked.as_deref().and_then(pick).unwrap_or(default)
 }
 
 fn page(
@@ -86,7 +85,7 @@ fn page(
         return Err(ApiError::NotFound(format!("unit `{unit}` does not exist")));
     };
     let html = template
-        .replace("{{lang}}", language(req, &config.web.lang))
+        .replace("{{lang}}", language(req, config.web.lang).tag())
         .replace("{{unit}}", &escape(&u.id))
         .replace("{{unit_name}}", &escape(&u.name))
         .replace("{{v}}", assets_version());
@@ -166,14 +165,16 @@ mod tests {
 
     #[test]
     fn language_from_query_or_default() {
-        let lang = |q: &str, d: &str| language(&TestRequest::with_uri(q).to_http_request(), d);
-        assert_eq!(lang("/display/pa", "pt-BR"), "pt-BR");
-        assert_eq!(lang("/display/pa", "en"), "en");
-        assert_eq!(lang("/display/pa?lang=en", "pt-BR"), "en");
-        assert_eq!(lang("/display/pa?lang=EN-us", "pt-BR"), "en");
-        assert_eq!(lang("/display/pa?lang=pt", "en"), "pt-BR");
-        assert_eq!(lang("/display/pa?lang=fr", "en"), "en");
-        assert_eq!(lang("/display/pa?lang=", "pt-BR"), "pt-BR");
+        let lang =
+            |q: &str, d: Lang| language(&TestRequest::with_uri(q).to_http_request(), d).tag();
+        let (pt, en) = (Lang::PtBr, Lang::En);
+        assert_eq!(lang("/display/pa", pt), "pt-BR");
+        assert_eq!(lang("/display/pa", en), "en");
+        assert_eq!(lang("/display/pa?lang=en", pt), "en");
+        assert_eq!(lang("/display/pa?lang=EN-us", pt), "en");
+        assert_eq!(lang("/display/pa?lang=pt", en), "pt-BR");
+        assert_eq!(lang("/display/pa?lang=fr", en), "en");
+        assert_eq!(lang("/display/pa?lang=", pt), "pt-BR");
     }
 
     #[test]

@@ -39,7 +39,7 @@ const SCREENS: &[Role] = &[Reception, Triage, Clinician, Display];
 const QUEUE: &[Role] = &[Triage, Clinician, Display];
 const ALERTS: &[Role] = &[Clinician, Monitor];
 const MONITOR: &[Role] = &[Monitor];
-const ANY: &[Role] = &Role::ALL;
+const ANY: &[Role] = Role::ALL;
 
 /// Adds a documented route's operation (and the schemas it uses) to the document.
 type Document = fn(&Route, &mut utoipa::openapi::OpenApi);

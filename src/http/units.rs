@@ -64,7 +64,7 @@ pub struct ColourView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProtocolView {
     name: String,
-    clock_starts: crate::config::ClockStarts,
+    clock_starts: crate::domain::ClockStarts,
     triage_max_wait_seconds: u64,
     colours: Vec<ColourView>,
 }

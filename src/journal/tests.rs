@@ -31,7 +31,7 @@ fn now() -> DateTime<Utc> {
 fn committed_changes_come_back_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let c = config();
-    let mut d = Department::new(&c);
+    let mut d = Department::new(&c.department_settings());
     {
         let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
         assert!(snapshot.patients.is_empty());
@@ -59,7 +59,7 @@ fn committed_changes_come_back_after_reopening() {
     assert_eq!(snapshot.idempotency.len(), 3);
     assert_eq!(snapshot.calls.len(), 1);
     assert_eq!(snapshot.sequence.unwrap().last, 3);
-    let r = Department::restore(&c, snapshot).unwrap();
+    let r = Department::restore(&c.department_settings(), snapshot).unwrap();
     assert_eq!(
         r.queue_page("pa", QueueKind::Treatment, 0, 10, now())
             .unwrap(),
@@ -82,7 +82,7 @@ fn concurrent_commands_share_commits() {
         observer: Some(observer),
     };
     let (journal, _) = Journal::open(dir.path(), options).unwrap();
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let pending: Vec<_> = (0..500)
         .map(|_| {
             let applied = d
@@ -106,7 +106,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let c = config();
     let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    let mut d = Department::new(&c);
+    let mut d = Department::new(&c.department_settings());
     let ok = d
         .admit("pa", admission("A", None), None, "desk", now())
         .unwrap();
@@ -132,7 +132,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     let snapshot = journal.reload().unwrap();
     assert!(journal.is_healthy());
     assert_eq!(snapshot.patients.len(), 1);
-    let mut d = Department::restore(&c, snapshot).unwrap();
+    let mut d = Department::restore(&c.department_settings(), snapshot).unwrap();
     let next = d
         .admit("pa", admission("D", None), None, "desk", now())
         .unwrap();
@@ -147,7 +147,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
 fn history_lists_a_patients_events_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let a = d
         .admit("pa", admission("A", None), None, "desk", now())
         .unwrap();
@@ -168,7 +168,7 @@ fn history_lists_a_patients_events_oldest_first() {
 fn purge_removes_patients_and_their_history() {
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    let mut d = Department::new(&config());
+    let mut d = Department::new(&config().department_settings());
     let a = d
         .admit("pa", admission("A", Some("blue")), None, "desk", now())
         .unwrap();

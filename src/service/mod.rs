@@ -23,7 +23,7 @@ use tokio::sync::{watch, Notify};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::patient::Protocol;
-use crate::domain::{Applied, Change, Department, DomainError};
+use crate::domain::{Applied, Change, Department, DomainError, Settings};
 use crate::journal::{HistoryEntry, Journal, JournalOptions, OutboxEntry, PendingCommit};
 use crate::metrics::Metrics;
 pub use events::{EventHub, REPLAY_EVENTS};
@@ -58,6 +58,8 @@ pub struct Service {
 
 struct Shared {
     config: Arc<Config>,
+    /// The department's settings, derived from the config once.
+    settings: Settings,
     clock: Arc<dyn Clock>,
     /// The domain. Never held across an `.await` or a disk write.
     state: Mutex<State>,
@@ -86,9 +88,10 @@ impl Service {
     /// An empty, not yet recovered service; [`Service::recover`] reads the journal.
     pub fn new(config: Arc<Config>, clock: Arc<dyn Clock>) -> Self {
         let receivers = config.alerts.webhooks.len();
+        let settings = config.department_settings();
         let shared = Shared {
             state: Mutex::new(State {
-                department: Department::new(&config),
+                department: Department::new(&settings),
                 scheduler_at: None,
             }),
             health: AtomicU8::new(Health::Starting as u8),
@@ -99,6 +102,7 @@ impl Service {
             outbox: (0..receivers).map(|_| Notify::new()).collect(),
             failed: Notify::new(),
             stopping: watch::Sender::new(false),
+            settings,
             config,
             clock,
         };
@@ -353,7 +357,7 @@ impl Service {
             let recent = journal.stream_events(&unit.id, 0, REPLAY_EVENTS)?;
             self.shared.events.preload(&unit.id, recent);
         }
-        let department = Department::restore(config, snapshot)?;
+        let department = Department::restore(&self.shared.settings, snapshot)?;
         if self.shared.journal.set(journal).is_err() {
             anyhow::bail!("journal opened twice");
         }
@@ -377,7 +381,7 @@ impl Service {
         drop(self.shared.state.lock());
         let journal = self.journal().context("no journal")?;
         let snapshot = journal.reload()?;
-        let department = Department::restore(&self.shared.config, snapshot)?;
+        let department = Department::restore(&self.shared.settings, snapshot)?;
         self.swap_in(department);
         Ok(())
     }

@@ -16,8 +16,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use triagem::auth::{new_token, sha256_hex};
+use triagem::auth::{AuthMode, Token, TokenHash};
 use triagem::clock::ManualClock;
-use triagem::config::{AuthMode, Config, TokenConfig};
+use triagem::config::Config;
 
 use crate::helpers::{
     default_config_path, protocol, sequence, start_time, with_second_unit, Resp, TestApp, API,
@@ -68,10 +69,10 @@ impl Issued {
         c.auth.tokens = self
             .0
             .iter()
-            .map(|(name, role, token)| TokenConfig {
+            .map(|(name, role, token)| Token {
                 name: name.clone(),
-                role: role.clone(),
-                sha256: sha256_hex(token),
+                role: role.parse().expect("a role"),
+                sha256: TokenHash::of(token),
             })
             .collect();
     }
@@ -1079,7 +1080,7 @@ async fn without_cors_origins_no_cross_origin_header_is_ever_sent() {
 async fn a_listed_origin_gets_preflight_and_answers_and_other_origins_do_not() {
     let issued = Issued::new(&[("recepcao-1", "reception")]);
     let app = spawn_with_tokens(&issued, |c| {
-        c.server.cors_origins = vec![INTRANET.to_owned()];
+        c.server.cors_origins = vec![INTRANET.to_owned().try_into().expect("an origin")];
     })
     .await;
     let token = issued.token("recepcao-1");
@@ -1280,10 +1281,11 @@ async fn triagem_token_prints_a_random_token_and_the_table_holding_its_sha256() 
     // The table is a working config entry.
     let mut c: Config = crate::helpers::default_config();
     c.auth.mode = AuthMode::Tokens;
-    c.auth.tokens = vec![TokenConfig {
+    c.auth.tokens = vec![Token {
         name: entry["name"].as_str().unwrap().into(),
-        role: entry["role"].as_str().unwrap().into(),
-        sha256: entry["sha256"].as_str().unwrap().into(),
+        role: entry["role"].as_str().unwrap().parse().expect("a role"),
+        sha256: TokenHash::try_from(entry["sha256"].as_str().unwrap().to_owned())
+            .expect("64 hex digits"),
     }];
     c.validate().expect("the printed table validates");
 

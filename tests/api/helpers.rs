@@ -16,7 +16,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use triagem::clock::ManualClock;
-use triagem::config::{Config, UnitConfig};
+use triagem::config::Config;
+use triagem::domain::UnitSettings;
 use triagem::journal::Journal;
 use triagem::startup::{Application, StopHandle};
 use triagem::Service;
@@ -50,7 +51,7 @@ pub fn default_config() -> Config {
 
 /// A config tweak adding a second unit `obs` (ticket prefix `B`).
 pub fn with_second_unit(c: &mut Config) {
-    c.units.push(UnitConfig {
+    c.units.push(UnitSettings {
         id: "obs".into(),
         name: "Observação".into(),
         ticket_prefix: "B".into(),

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use triagem::auth::{new_token, sha256_hex};
+use triagem::auth::new_token;
+use triagem::auth::{AuthMode, Role, Token, TokenHash};
 use triagem::clock::ManualClock;
-use triagem::config::{AuthMode, TokenConfig};
 
 use crate::helpers::{protocol, start_time, TestApp, API, UNIT};
 
@@ -295,10 +295,10 @@ async fn the_document_is_behind_the_role_check() {
     let app = TestApp::spawn_with(
         |c| {
             c.auth.mode = AuthMode::Tokens;
-            c.auth.tokens = vec![TokenConfig {
+            c.auth.tokens = vec![Token {
                 name: "painel-1".into(),
-                role: "display".into(),
-                sha256: sha256_hex(&display),
+                role: Role::Display,
+                sha256: TokenHash::of(&display),
             }];
         },
         Arc::new(ManualClock::new(start_time())),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use serde_json::json;
 use triagem::clock::ManualClock;
-use triagem::config::ClockStarts;
+use triagem::domain::ClockStarts;
 
 use crate::helpers::{protocol, start_time, time, TestApp, ROOM, UNIT};
 

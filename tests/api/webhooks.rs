@@ -195,7 +195,7 @@ fn free_port() -> u16 {
 fn hooked(url: String) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.alerts.webhooks = vec![WebhookConfig {
-            url,
+            url: url.try_into().expect("an http URL"),
             secret: Some(SECRET.into()),
         }];
         c.alerts.retry_initial = Duration::from_millis(50);

@@ -1,9 +1,17 @@
 //! The triage scale: colours in order of urgency, each with its maximum wait.
 
 use chrono::TimeDelta;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{ClockStarts, ProtocolConfig};
+/// When a colour's maximum wait starts counting: at classification (a
+/// re-triage restarts it, as in Manchester practice) or at arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockStarts {
+    #[default]
+    Triage,
+    Arrival,
+}
 
 /// Index of a colour in the scale; 0 is the most urgent.
 pub type Rank = usize;
@@ -24,34 +32,14 @@ pub struct TriageScale {
     pub clock_starts: ClockStarts,
 }
 
-fn delta(d: std::time::Duration) -> TimeDelta {
-    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
 impl TriageScale {
-    pub fn from_config(c: &ProtocolConfig) -> Self {
-        Self {
-            name: c.name.clone(),
-            colours: c
-                .colours
-                .iter()
-                .map(|c| Colour {
-                    id: c.id.clone(),
-                    label: c.label.clone(),
-                    max_wait: delta(c.max_wait),
-                })
-                .collect(),
-            triage_max_wait: delta(c.triage_max_wait),
-            clock_starts: c.clock_starts,
-        }
-    }
-
     pub fn rank(&self, id: &str) -> Option<Rank> {
         self.colours.iter().position(|c| c.id == id)
     }
 
-    pub fn colour(&self, rank: Rank) -> &Colour {
-        &self.colours[rank]
+    /// The colour of a rank; ranks come from [`TriageScale::rank`].
+    pub fn colour(&self, rank: Rank) -> Option<&Colour> {
+        self.colours.get(rank)
     }
 
     pub fn len(&self) -> usize {

@@ -1,0 +1,175 @@
+//! Admission: the checks that need no state, then a protocol number and a
+//! ticket at once, then the queue. An `Idempotency-Key` seen within its window
+//! answers the first response again.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use serde_json::json;
+
+use super::change::{Applied, Change, IdempotencyRecord};
+use super::numbering::format_ticket;
+use super::patient::{Patient, PatientName, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS};
+use super::{Department, DomainError};
+
+/// How far in the future an `arrived_at` may be (clock skew between desk and server).
+pub const ARRIVAL_FUTURE_TOLERANCE: TimeDelta = TimeDelta::seconds(5);
+/// How far back an `arrived_at` may be.
+pub const ARRIVAL_MAX_AGE: TimeDelta = TimeDelta::hours(24);
+/// How long an `Idempotency-Key` keeps answering with its first response.
+pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 200;
+
+/// An admission as the desk sent it, after the parsing that needs no state.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub name: String,
+    pub colour: Option<String>,
+    pub complaint: Option<String>,
+    pub arrived_at: Option<DateTime<Utc>>,
+    pub birth_date: Option<NaiveDate>,
+    pub document: Option<String>,
+}
+
+impl Department {
+    /// Registers an arrival: a protocol number and ticket at once, then the queue.
+    pub fn admit(
+        &mut self,
+        unit_id: &str,
+        admission: Admission,
+        idempotency_key: Option<&str>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<serde_json::Value>, DomainError> {
+        let ui = self.unit_idx(unit_id)?;
+        if let Some(key) = idempotency_key {
+            if key.is_empty()
+                || key.len() > IDEMPOTENCY_KEY_MAX_LEN
+                || !key.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(DomainError::Invalid(format!(
+                    "`Idempotency-Key` must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
+                )));
+            }
+            if let Some(rec) = self.idempotency.get(key) {
+                if rec.created_at + IDEMPOTENCY_WINDOW > now {
+                    return Ok(Applied {
+                        value: rec.response.clone(),
+                        changes: Vec::new(),
+                    });
+                }
+            }
+        }
+        let name =
+            PatientName::parse(&admission.name).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        let colour = match admission.colour {
+            Some(c) => {
+                self.rank(&c)?;
+                Some(c)
+            }
+            None => None,
+        };
+        let arrived_at = match admission.arrived_at {
+            Some(at) if at > now + ARRIVAL_FUTURE_TOLERANCE => {
+                return Err(DomainError::Invalid(
+                    "`arrived_at` is in the future".to_owned(),
+                ))
+            }
+            Some(at) if at < now - ARRIVAL_MAX_AGE => {
+                return Err(DomainError::Invalid(
+                    "`arrived_at` is more than 24 hours ago".to_owned(),
+                ))
+            }
+            // Within the tolerance a future arrival is clock skew: it arrived now.
+            Some(at) => at.min(now),
+            None => now,
+        };
+        let check_len = |field: &str, v: &Option<String>, max: usize| match v {
+            Some(s) if s.chars().count() > max => Err(DomainError::Invalid(format!(
+                "`{field}` must be at most {max} characters"
+            ))),
+            _ => Ok(()),
+        };
+        check_len("complaint", &admission.complaint, COMPLAINT_MAX_CHARS)?;
+        check_len("document", &admission.document, DOCUMENT_MAX_CHARS)?;
+        if admission
+            .birth_date
+            .is_some_and(|b| b > now.with_timezone(&self.tz).date_naive())
+        {
+            return Err(DomainError::Invalid(
+                "`birth_date` is in the future".to_owned(),
+            ));
+        }
+
+        let local = now.with_timezone(&self.tz);
+        let (sequence, protocol) = self
+            .sequence
+            .peek_next(local.year())
+            .map_err(|e| DomainError::Exhausted(e.to_string()))?;
+        let unit = &mut self.units[ui];
+        let (tickets, n) = unit.tickets.peek_next(local.date_naive());
+        let ticket = format_ticket(&unit.settings.ticket_prefix, n);
+        self.sequence = sequence;
+        unit.tickets = tickets;
+
+        let status = if colour.is_some() {
+            Status::Waiting
+        } else {
+            Status::AwaitingTriage
+        };
+        let patient = Patient {
+            protocol,
+            ticket: ticket.clone(),
+            unit: unit_id.to_owned(),
+            name,
+            triaged_at: colour.as_ref().map(|_| now),
+            colour: colour.clone(),
+            status,
+            complaint: admission.complaint.filter(|c| !c.trim().is_empty()),
+            birth_date: admission.birth_date,
+            document: admission.document.filter(|d| !d.trim().is_empty()),
+            arrived_at,
+            admitted_at: now,
+            called_at: None,
+            wait_ended_at: None,
+            room: None,
+            called_from: None,
+            no_shows: 0,
+            outcome: None,
+            leave_reason: None,
+            triage_note: None,
+            closed_at: None,
+        };
+        self.patients.insert(protocol, patient);
+        self.enqueue(protocol);
+
+        let mut changes = vec![
+            Change::Sequence(sequence),
+            Change::Tickets {
+                unit: unit_id.to_owned(),
+                counter: tickets,
+            },
+        ];
+        changes.extend(self.journaled(
+            protocol,
+            "admitted",
+            actor,
+            json!({"ticket": ticket, "colour": colour, "arrived_at": arrived_at}),
+            now,
+        ));
+        let response = serde_json::to_value(self.view(&self.patients[&protocol], now))
+            .unwrap_or(serde_json::Value::Null);
+        if let Some(key) = idempotency_key {
+            let rec = IdempotencyRecord {
+                key: key.to_owned(),
+                created_at: now,
+                protocol,
+                response: response.clone(),
+            };
+            self.idempotency.insert(key.to_owned(), rec.clone());
+            changes.push(Change::Idempotency(rec));
+        }
+        Ok(Applied {
+            value: response,
+            changes,
+        })
+    }
+}

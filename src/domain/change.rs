@@ -1,0 +1,119 @@
+//! What a command returns: its answer and the durable facts ([`Change`]s)
+//! the journal must commit before anyone is told; and what the journal hands
+//! back at start-up ([`Snapshot`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::escalation::{Alert, AlertKind, AlertState, Notification};
+use super::numbering::{ProtocolSequence, TicketCounter};
+use super::patient::{Patient, Protocol, QueueKind, Status};
+use super::view::BoardCall;
+
+/// A command's answer plus what must be journaled for it.
+#[derive(Debug)]
+pub struct Applied<T> {
+    pub value: T,
+    pub changes: Vec<Change>,
+}
+
+/// One durable fact. The journal stores patients whole, so recovery is a reload.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Patient(Box<Patient>),
+    Event(AuditEvent),
+    Sequence(ProtocolSequence),
+    Tickets {
+        unit: String,
+        counter: TicketCounter,
+    },
+    Idempotency(IdempotencyRecord),
+    Alert(Box<Alert>),
+    /// An alert notification to send to every webhook receiver.
+    Notify(Box<Notification>),
+    /// The result of delivering one outbox entry.
+    Delivery {
+        id: u64,
+        outcome: DeliveryOutcome,
+        attempts: u32,
+        error: Option<String>,
+    },
+    Purge {
+        protocols: Vec<Protocol>,
+        alerts: Vec<u64>,
+        idempotency_before: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// Still to be tried again (the attempt count moved on).
+    Pending,
+    Delivered,
+    /// The receiver refused it (4xx); never retried.
+    Failed,
+}
+
+impl DeliveryOutcome {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// An entry of a patient's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Global, increasing; also the `id:` of the event stream.
+    pub id: u64,
+    pub protocol: Protocol,
+    pub unit: String,
+    pub at: DateTime<Utc>,
+    pub event: String,
+    pub actor: String,
+    pub details: serde_json::Value,
+    /// What the unit's event stream shows of this event (no names, no protocol).
+    pub display: Option<DisplayEvent>,
+}
+
+/// One server-sent event of a unit's stream (never a name or protocol number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisplayEvent {
+    /// The SSE `event:` name.
+    pub event: String,
+    pub ticket: String,
+    pub colour: Option<String>,
+    pub status: Status,
+    pub room: Option<String>,
+    pub queue: Option<QueueKind>,
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kind: Option<AlertKind>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub level: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<AlertState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub created_at: DateTime<Utc>,
+    pub protocol: Protocol,
+    pub response: serde_json::Value,
+}
+
+/// What the journal hands back at start-up.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub patients: Vec<Patient>,
+    pub sequence: Option<ProtocolSequence>,
+    pub tickets: Vec<(String, TicketCounter)>,
+    pub idempotency: Vec<IdempotencyRecord>,
+    /// Recent calls per unit, oldest first.
+    pub calls: Vec<(String, BoardCall)>,
+    /// Every alert not yet purged.
+    pub alerts: Vec<Alert>,
+    pub last_alert_id: u64,
+    pub last_event_id: u64,
+}

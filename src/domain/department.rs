@@ -1,0 +1,341 @@
+//! The department: every unit, every patient of the retention window, the
+//! numbering and the escalation index, with the helpers every command shares
+//! (queue placement, the durable record of a change, status checks).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+
+use super::change::{Applied, AuditEvent, Change, DisplayEvent, IdempotencyRecord, Snapshot};
+use super::escalation::{Alert, Escalation, Notification, WaitContext};
+use super::numbering::ProtocolSequence;
+use super::patient::{Patient, Protocol, QueueKind, Status};
+use super::registry::Patients;
+use super::scale::{Rank, TriageScale};
+use super::unit::Unit;
+use super::view::PatientView;
+use super::{DomainError, Settings};
+
+#[derive(Debug, Clone)]
+pub struct Department {
+    pub(super) scale: TriageScale,
+    pub(super) tz: Tz,
+    pub(super) retention: TimeDelta,
+    pub(super) units: Vec<Unit>,
+    pub(super) unit_index: HashMap<String, usize>,
+    pub(super) patients: Patients,
+    pub(super) sequence: ProtocolSequence,
+    pub(super) idempotency: HashMap<String, IdempotencyRecord>,
+    pub(super) escalation: Escalation,
+    pub(super) last_event_id: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the journal holds patient {protocol} in unit `{unit}`, which is not in the config; put the unit back or transfer its patients first")]
+    UnknownUnit { protocol: Protocol, unit: String },
+}
+
+impl Department {
+    /// An empty department.
+    pub fn new(settings: &Settings) -> Self {
+        let scale = settings.scale.clone();
+        let units: Vec<Unit> = settings
+            .units
+            .iter()
+            .map(|u| Unit::new(u.clone(), scale.len()))
+            .collect();
+        let unit_index = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.settings.id.clone(), i))
+            .collect();
+        Self {
+            tz: settings.time_zone,
+            retention: settings.retention,
+            scale,
+            units,
+            unit_index,
+            patients: Patients::default(),
+            sequence: ProtocolSequence::new(),
+            idempotency: HashMap::new(),
+            escalation: Escalation::new(settings.ladder.clone()),
+            last_event_id: 0,
+        }
+    }
+
+    /// Rebuilds memory from the journal: the same patients in the same queues and order.
+    pub fn restore(settings: &Settings, snapshot: Snapshot) -> Result<Self, RestoreError> {
+        let mut d = Self::new(settings);
+        if let Some(seq) = snapshot.sequence {
+            d.sequence = seq;
+        }
+        for (unit, counter) in snapshot.tickets {
+            if let Some(&i) = d.unit_index.get(&unit) {
+                d.units[i].tickets = counter;
+            }
+        }
+        for (unit, call) in snapshot.calls {
+            if let Some(&i) = d.unit_index.get(&unit) {
+                d.units[i].announce(call);
+            }
+        }
+        d.last_event_id = snapshot.last_event_id;
+        let mut active: HashMap<Protocol, Alert> = HashMap::new();
+        for a in &snapshot.alerts {
+            if a.is_active() {
+                active.insert(a.protocol, a.clone());
+            }
+        }
+        d.escalation.restore_alerts(snapshot.alerts);
+        d.escalation.set_last_alert_id(snapshot.last_alert_id);
+        for mut p in snapshot.patients {
+            if !d.unit_index.contains_key(&p.unit) {
+                return Err(RestoreError::UnknownUnit {
+                    protocol: p.protocol,
+                    unit: p.unit,
+                });
+            }
+            // A colour removed from the config must not drop a patient from the
+            // queue: treat it as the most urgent so a clinician sees it first.
+            if let Some(c) = &p.colour {
+                if d.scale.rank(c).is_none() {
+                    let most_urgent = d.scale.colours.first().map(|c| c.id.clone());
+                    tracing::warn!(protocol = %p.protocol, colour = %c, "colour no longer configured; queued as most urgent");
+                    p.colour = most_urgent;
+                }
+            }
+            let protocol = p.protocol;
+            let queued = p.status.queue().is_some();
+            d.patients.insert(protocol, p);
+            d.file(protocol);
+            if queued {
+                let wait = d.wait_context(&d.patients[&protocol]);
+                match active.get(&protocol) {
+                    Some(alert) => d.escalation.resume(protocol, wait, alert),
+                    None => d.escalation.enter(protocol, wait),
+                }
+            }
+        }
+        for rec in snapshot.idempotency {
+            d.idempotency.insert(rec.key.clone(), rec);
+        }
+        Ok(d)
+    }
+
+    pub fn scale(&self) -> &TriageScale {
+        &self.scale
+    }
+
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    pub fn time_zone(&self) -> Tz {
+        self.tz
+    }
+
+    pub fn unit(&self, id: &str) -> Result<&Unit, DomainError> {
+        self.unit_index
+            .get(id)
+            .map(|&i| &self.units[i])
+            .ok_or_else(|| DomainError::UnknownUnit(id.to_owned()))
+    }
+
+    pub(super) fn unit_idx(&self, id: &str) -> Result<usize, DomainError> {
+        self.unit_index
+            .get(id)
+            .copied()
+            .ok_or_else(|| DomainError::UnknownUnit(id.to_owned()))
+    }
+
+    pub fn patient(&self, protocol: Protocol) -> Result<&Patient, DomainError> {
+        self.patients
+            .get(&protocol)
+            .ok_or(DomainError::UnknownPatient(protocol))
+    }
+
+    pub fn patient_count(&self) -> usize {
+        self.patients.len()
+    }
+
+    pub(super) fn rank(&self, colour: &str) -> Result<Rank, DomainError> {
+        self.scale
+            .rank(colour)
+            .ok_or_else(|| DomainError::UnknownColour(colour.to_owned()))
+    }
+
+    /// What escalation measures a queued patient's wait against.
+    pub(super) fn wait_context(&self, p: &Patient) -> WaitContext {
+        let (max_wait, due) = self.deadline(p);
+        WaitContext {
+            ticket: p.ticket.clone(),
+            unit: p.unit.clone(),
+            colour: p.colour.clone(),
+            arrived_at: p.arrived_at,
+            clock_start: due - max_wait,
+            max_wait_ms: max_wait.num_milliseconds(),
+        }
+    }
+
+    /// Puts a patient into the queue its status calls for and starts watching the wait.
+    pub(super) fn enqueue(&mut self, protocol: Protocol) {
+        if self.file(protocol) {
+            let wait = self.wait_context(&self.patients[&protocol]);
+            self.escalation.enter(protocol, wait);
+        }
+    }
+
+    /// Takes a patient out of their queue; an active alert is resolved.
+    pub(super) fn dequeue(&mut self, protocol: Protocol, now: DateTime<Utc>) -> Vec<Notification> {
+        self.unfile(protocol);
+        self.escalation.leave(protocol, now).into_iter().collect()
+    }
+
+    /// Queue placement only; true if the status puts the patient in a queue.
+    pub(super) fn file(&mut self, protocol: Protocol) -> bool {
+        let Some(p) = self.patients.get(&protocol) else {
+            return false;
+        };
+        let Some(kind) = p.status.queue() else {
+            return false;
+        };
+        let Some(unit) = self
+            .unit_index
+            .get(&p.unit)
+            .and_then(|&i| self.units.get_mut(i))
+        else {
+            return false;
+        };
+        match kind {
+            QueueKind::Triage => unit.triage.push(protocol, p.arrived_at),
+            QueueKind::Treatment => {
+                let rank = p
+                    .colour
+                    .as_deref()
+                    .and_then(|c| self.scale.rank(c))
+                    .unwrap_or(0);
+                unit.treatment.push(rank, protocol, p.arrived_at);
+            }
+        }
+        true
+    }
+
+    /// Removes a patient from whatever queue holds it (placement only).
+    pub(super) fn unfile(&mut self, protocol: Protocol) {
+        let Some(p) = self.patients.get(&protocol) else {
+            return;
+        };
+        let Some(kind) = p.status.queue() else {
+            return;
+        };
+        let Some(unit) = self
+            .unit_index
+            .get(&p.unit)
+            .and_then(|&i| self.units.get_mut(i))
+        else {
+            return;
+        };
+        match kind {
+            QueueKind::Triage => {
+                unit.triage.remove(protocol);
+            }
+            QueueKind::Treatment => {
+                if let Some(rank) = p.colour.as_deref().and_then(|c| self.scale.rank(c)) {
+                    unit.treatment.remove(rank, protocol);
+                }
+            }
+        }
+    }
+
+    pub(super) fn patient_mut(&mut self, protocol: Protocol) -> Result<&mut Patient, DomainError> {
+        self.patients
+            .get_mut(&protocol)
+            .ok_or(DomainError::UnknownPatient(protocol))
+    }
+
+    pub(super) fn display(&self, p: &Patient, event: &str, now: DateTime<Utc>) -> DisplayEvent {
+        DisplayEvent {
+            event: event.to_owned(),
+            ticket: p.ticket.clone(),
+            colour: p.colour.clone(),
+            status: p.status,
+            room: p.room.clone(),
+            queue: p.status.queue().or(p.called_from),
+            at: now,
+            kind: None,
+            level: None,
+            state: None,
+        }
+    }
+
+    pub(super) fn audit(
+        &mut self,
+        p: &Patient,
+        event: &str,
+        actor: &str,
+        details: serde_json::Value,
+        display: Option<DisplayEvent>,
+        now: DateTime<Utc>,
+    ) -> Change {
+        self.last_event_id += 1;
+        Change::Event(AuditEvent {
+            id: self.last_event_id,
+            protocol: p.protocol,
+            unit: p.unit.clone(),
+            at: now,
+            event: event.to_owned(),
+            actor: actor.to_owned(),
+            details,
+            display,
+        })
+    }
+
+    /// The patient's record and an audit entry, the two changes every transition makes.
+    pub(super) fn journaled(
+        &mut self,
+        protocol: Protocol,
+        event: &str,
+        actor: &str,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Vec<Change> {
+        let p = self.patients[&protocol].clone();
+        // The event stream says `called` for a recall too: the screen announces it again.
+        let shown = if event == "recalled" { "called" } else { event };
+        let display = self.display(&p, shown, now);
+        let audit = self.audit(&p, event, actor, details, Some(display), now);
+        vec![Change::Patient(Box::new(p)), audit]
+    }
+
+    pub(super) fn applied_view(
+        &self,
+        protocol: Protocol,
+        changes: Vec<Change>,
+        now: DateTime<Utc>,
+    ) -> Applied<PatientView> {
+        Applied {
+            value: self.view(&self.patients[&protocol], now),
+            changes,
+        }
+    }
+
+    /// Checks the status allows `action`, so a refused command changes nothing.
+    pub(super) fn require(
+        &self,
+        protocol: Protocol,
+        action: &'static str,
+        allowed: &[Status],
+    ) -> Result<&Patient, DomainError> {
+        let p = self.patient(protocol)?;
+        if allowed.contains(&p.status) {
+            Ok(p)
+        } else {
+            Err(DomainError::InvalidTransition {
+                action,
+                status: p.status,
+            })
+        }
+    }
+}
