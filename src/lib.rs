@@ -24,12 +24,12 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod http;
+pub(crate) mod http;
 pub mod journal;
-pub mod maintenance;
-pub mod metrics;
-pub mod outbox;
-pub mod scheduler;
+pub(crate) mod maintenance;
+pub(crate) mod metrics;
+pub(crate) mod outbox;
+pub(crate) mod scheduler;
 pub mod service;
 pub mod startup;
 

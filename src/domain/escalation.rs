@@ -231,10 +231,6 @@ impl Escalation {
         }
     }
 
-    pub fn last_alert_id(&self) -> u64 {
-        self.last_alert_id
-    }
-
     pub fn set_last_alert_id(&mut self, id: u64) {
         self.last_alert_id = self.last_alert_id.max(id);
     }
@@ -250,12 +246,6 @@ impl Escalation {
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
-    }
-
-    /// The active alert of a patient's current episode.
-    pub fn active_alert_of(&self, protocol: Protocol) -> Option<&Alert> {
-        let id = self.episodes.get(&protocol)?.alert?;
-        self.alerts.get(&id).filter(|a| a.is_active())
     }
 
     fn schedule(&mut self, protocol: Protocol) {
@@ -492,6 +482,7 @@ impl Escalation {
         ids
     }
 
+    #[cfg(test)]
     pub fn scheduled(&self) -> usize {
         self.index.len()
     }

@@ -24,15 +24,13 @@ mod view;
 use chrono::TimeDelta;
 use chrono_tz::Tz;
 
-pub use admission::{Admission, IDEMPOTENCY_WINDOW};
-pub use change::{
-    Applied, AuditEvent, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Snapshot,
-};
-pub use department::{Department, RestoreError};
+pub use admission::Admission;
+pub use change::{Applied, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Snapshot};
+pub use department::Department;
 pub use escalation::Ladder;
-pub use scale::{ClockStarts, Colour, Rank, TriageScale};
-pub use unit::{Unit, UnitSettings, BOARD_CALLS};
-pub use view::{Board, BoardCall, BoardQueue, PatientView};
+pub use scale::{ClockStarts, Colour, TriageScale};
+pub use unit::{UnitSettings, BOARD_CALLS};
+pub use view::{Board, BoardCall, PatientView};
 
 use patient::{Protocol, Status};
 

@@ -922,7 +922,7 @@ fn after_a_restart_no_level_fires_twice_and_missed_ones_fire() {
         patients: d.patients.values().cloned().collect(),
         sequence: Some(d.sequence),
         alerts: d.escalation.alerts().cloned().collect(),
-        last_alert_id: d.escalation.last_alert_id(),
+        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
         last_event_id: d.last_event_id,
         ..Snapshot::default()
     };

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::extract::UnitPath;
 use super::{ApiError, Svc};
 use crate::journal::StreamEvent;
 use crate::service::Service;
@@ -43,7 +44,7 @@ struct Stream {
     operation_id = "unitEvents",
     tag = "units",
     params(
-        ("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"),
+        UnitPath,
         ("Last-Event-ID" = Option<u64>, Header, description = "Replay the events after this id"),
         ("last_event_id" = Option<u64>, Query, description = "As `Last-Event-ID`, for a page that reloads"),
         ("access_token" = Option<String>, Query, description = "The bearer token, for EventSource clients that cannot set headers"),
@@ -54,10 +55,9 @@ struct Stream {
 )]
 pub async fn stream(
     service: Svc,
-    path: web::Path<String>,
+    UnitPath(unit): UnitPath,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let unit = path.into_inner();
     service.read(|d, _| d.unit(&unit).map(|_| ()))?;
     // Browsers' EventSource sends the header on reconnection; the query
     // parameter lets a page resume after a reload.

@@ -11,6 +11,9 @@ use actix_web::mime;
 use actix_web::HttpMessage;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::Required;
+use utoipa::IntoParams;
 
 use super::errors::ApiError;
 use crate::domain::patient::Protocol;
@@ -124,5 +127,58 @@ impl FromRequest for ProtocolPath {
                 ApiError::Malformed(format!("in the path: {e}"))
             }
         }))
+    }
+}
+
+/// The `{unit}` of the path (whether it exists is the domain's to say: 404).
+pub struct UnitPath(pub String);
+
+impl FromRequest for UnitPath {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let unit = req.match_info().get("unit").unwrap_or_default().to_owned();
+        std::future::ready(Ok(UnitPath(unit)))
+    }
+}
+
+/// A required path parameter for the API document.
+fn path_parameter(
+    name: &str,
+    description: &str,
+    schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    example: &str,
+) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .example(Some(serde_json::json!(example)))
+        .build()
+}
+
+/// Declared once here for every route with a `{protocol}`: `params(ProtocolPath)`.
+impl IntoParams for ProtocolPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = <Protocol as utoipa::PartialSchema>::schema();
+        let description = "Protocol number, 17 digits";
+        vec![path_parameter(
+            "protocol",
+            description,
+            schema,
+            "20260000000000042",
+        )]
+    }
+}
+
+/// Declared once here for every route with a `{unit}`: `params(UnitPath)`.
+impl IntoParams for UnitPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = <String as utoipa::PartialSchema>::schema();
+        let description = "Unit id (see `GET /units`)";
+        vec![path_parameter("unit", description, schema, "pa")]
     }
 }

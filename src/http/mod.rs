@@ -23,8 +23,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::auth::{Authenticator, Caller};
 use crate::service::Service;
-pub use errors::{ApiError, Problem, PROBLEM_JSON};
-pub use openapi::json as openapi_json;
+pub use errors::{ApiError, PROBLEM_JSON};
 pub use routes::API_BASE;
 
 /// What the routes need, registered by [`Api::configure`] wherever the API is mounted.

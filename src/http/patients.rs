@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{OptionalJson, ProtocolPath};
+use super::extract::{OptionalJson, ProtocolPath, UnitPath};
 use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
 use crate::domain::patient::{LeaveReason, Outcome};
@@ -60,7 +60,7 @@ pub struct AdmitBody {
     operation_id = "admit",
     tag = "patients",
     params(
-        ("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"),
+        UnitPath,
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters; repeats within 24 h answer the first response"),
     ),
     request_body = AdmitBody,
@@ -74,11 +74,10 @@ pub async fn admit(
     service: Svc,
     limiter: web::Data<RateLimiter>,
     caller: Caller,
-    path: web::Path<String>,
+    UnitPath(unit): UnitPath,
     req: HttpRequest,
     body: web::Json<AdmitBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let unit = path.into_inner();
     let b = body.0;
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         Some(v) => Some(
@@ -123,7 +122,7 @@ pub async fn admit(
     path = "/api/v1/patients/{protocol}",
     operation_id = "getPatient",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     responses(
         (status = 200, description = "The patient", body = PatientView),
     )
@@ -142,7 +141,7 @@ pub async fn get(
     path = "/api/v1/patients/{protocol}/history",
     operation_id = "patientHistory",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     responses(
         (status = 200, description = "The history, oldest first", body = Vec<HistoryEntry>),
     )
@@ -174,7 +173,7 @@ pub struct TriageBody {
     path = "/api/v1/patients/{protocol}/triage",
     operation_id = "triage",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     request_body = TriageBody,
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
@@ -220,7 +219,7 @@ async fn transition(
     path = "/api/v1/patients/{protocol}/start",
     operation_id = "start",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
     )
@@ -242,7 +241,7 @@ pub async fn start(
     path = "/api/v1/patients/{protocol}/no-show",
     operation_id = "noShow",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
     )
@@ -264,7 +263,7 @@ pub async fn no_show(
     path = "/api/v1/patients/{protocol}/recall",
     operation_id = "recall",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
     )
@@ -291,7 +290,7 @@ pub struct FinishBody {
     path = "/api/v1/patients/{protocol}/finish",
     operation_id = "finish",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     request_body = FinishBody,
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
@@ -336,7 +335,7 @@ enum LeaveRequestReason {
     path = "/api/v1/patients/{protocol}/leave",
     operation_id = "leave",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     request_body(content = ref("#/components/schemas/LeaveBody"), description = "May be left out"),
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),
@@ -371,7 +370,7 @@ pub struct TransferBody {
     path = "/api/v1/patients/{protocol}/transfer",
     operation_id = "transfer",
     tag = "patients",
-    params(("protocol" = String, Path, pattern = "^[0-9]{17}$", description = "Protocol number, 17 digits", example = "20260000000000042")),
+    params(ProtocolPath),
     request_body = TransferBody,
     responses(
         (status = 200, description = "The patient after the change", body = PatientView),

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::query;
+use super::extract::{query, UnitPath};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::patient::QueueKind;
@@ -120,7 +120,7 @@ pub struct CallBody {
     path = "/api/v1/units/{unit}/call",
     operation_id = "callNext",
     tag = "units",
-    params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa")),
+    params(UnitPath),
     request_body = CallBody,
     responses(
         (status = 200, description = "The patient called", body = PatientView),
@@ -130,10 +130,9 @@ pub struct CallBody {
 pub async fn call(
     service: Svc,
     caller: Caller,
-    path: web::Path<String>,
+    UnitPath(unit): UnitPath,
     body: web::Json<CallBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let unit = path.into_inner();
     let CallBody {
         queue,
         room,
@@ -229,7 +228,7 @@ impl From<PatientView> for AnonymousEntry {
     path = "/api/v1/units/{unit}/queue",
     operation_id = "getQueue",
     tag = "units",
-    params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa"), QueueQuery),
+    params(UnitPath, QueueQuery),
     responses(
         (status = 200, description = "The page; the display role gets entries without personal data", body = QueuePage),
     )
@@ -237,7 +236,7 @@ impl From<PatientView> for AnonymousEntry {
 pub async fn queue(
     service: Svc,
     caller: Caller,
-    path: web::Path<String>,
+    UnitPath(unit): UnitPath,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q: QueueQuery = query(&req)?;
@@ -248,7 +247,7 @@ pub async fn queue(
         )));
     }
     let (total, patients) =
-        service.read(|d, now| d.queue_page(&path, q.queue, q.offset, limit, now))?;
+        service.read(|d, now| d.queue_page(&unit, q.queue, q.offset, limit, now))?;
     let entry = if caller.is_display() {
         |v: PatientView| QueueEntry::Anonymous(v.into())
     } else {
@@ -264,11 +263,11 @@ pub async fn queue(
     path = "/api/v1/units/{unit}/board",
     operation_id = "getBoard",
     tag = "units",
-    params(("unit" = String, Path, description = "Unit id (see `GET /units`)", example = "pa")),
+    params(UnitPath),
     responses(
         (status = 200, description = "The board", body = Board),
     )
 )]
-pub async fn board(service: Svc, path: web::Path<String>) -> Result<web::Json<Board>, ApiError> {
-    Ok(web::Json(service.read(|d, now| d.board(&path, now))?))
+pub async fn board(service: Svc, UnitPath(unit): UnitPath) -> Result<web::Json<Board>, ApiError> {
+    Ok(web::Json(service.read(|d, now| d.board(&unit, now))?))
 }
