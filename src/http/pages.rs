@@ -6,7 +6,8 @@
 
 use std::sync::OnceLock;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, EntityTag};
+use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
@@ -121,18 +122,19 @@ pub(super) async fn asset(
     else {
         return Err(ApiError::NotFound(format!("no such asset: {file}")));
     };
-    let etag = format!("\"{}\"", assets_version());
-    let fresh = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let etag = EntityTag::new_strong(assets_version().to_owned());
+    // A weak comparison, as RFC 9110 asks of If-None-Match.
+    let fresh = match req.get_header::<header::IfNoneMatch>() {
+        Some(header::IfNoneMatch::Any) => true,
+        Some(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&etag)),
+        None => false,
+    };
     let mut res = if fresh {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    res.insert_header((header::ETAG, etag))
+    res.insert_header(header::ETag(etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
     Ok(if fresh {

@@ -1,4 +1,4 @@
-//! `/units`, `/protocol`, `/healthz`, `/readyz`.
+//! `/units`, `/protocol`, `/healthz`, `/readyz` and the pages' assets.
 
 use serde_json::json;
 
@@ -72,5 +72,46 @@ async fn protocol_describes_the_default_brazilian_scale() {
                 {"id": "blue", "label": "Azul", "max_wait_seconds": 10800}
             ]
         })
+    );
+}
+
+#[tokio::test]
+async fn page_assets_are_revalidated_by_their_etag() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/assets/app.css", app.address);
+    let first = app.client.get(&url).send().await.expect("GET");
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let again = |tag: &str| {
+        app.client
+            .get(&url)
+            .header("if-none-match", tag.to_owned())
+            .send()
+    };
+    assert_eq!(again(&etag).await.expect("GET").status(), 304);
+    assert_eq!(
+        again(&format!("\"old\", W/{etag}"))
+            .await
+            .expect("GET")
+            .status(),
+        304,
+        "any listed tag, compared weakly"
+    );
+    let changed = again("\"old\"").await.expect("GET");
+    assert_eq!(changed.status(), 200);
+    assert!(
+        changed.text().await.unwrap().contains('{'),
+        "the stylesheet"
+    );
+    assert_eq!(
+        app.client
+            .get(format!("{}/assets/nothing.js", app.address))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        404
     );
 }
