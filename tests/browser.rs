@@ -182,6 +182,19 @@ impl Server {
         assert_eq!(status, 201, "admission failed: {view}");
         view
     }
+
+    /// Calls the next patient of the treatment queue to `room`, asserting 200.
+    async fn call(&self, room: &str) -> Value {
+        let (status, view) = self
+            .api(
+                "POST",
+                &format!("/units/{UNIT}/call"),
+                Some(json!({ "room": room })),
+            )
+            .await;
+        assert_eq!(status, 200, "the call failed: {view}");
+        view
+    }
 }
 
 impl Drop for Server {
@@ -308,6 +321,11 @@ async fn wait_until(page: &Page, js: &str, what: &str) -> Duration {
     }
 }
 
+/// Waits until the page's event stream is connected.
+async fn wait_live(page: &Page, what: &str) -> Duration {
+    wait_until(page, "document.body.dataset.live === 'up'", what).await
+}
+
 async fn text(page: &Page, selector: &str) -> String {
     eval(
         page,
@@ -403,12 +421,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
 
     // The display first, so it is listening when the call is made.
     let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
-    wait_until(
-        &display,
-        "document.body.dataset.live === 'up'",
-        "the display's event stream",
-    )
-    .await;
+    wait_live(&display, "the display's event stream").await;
     wait_until(
         &display,
         "document.querySelectorAll('.d-queue').length === 5",
@@ -472,12 +485,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the patient in the clinician's queue",
     )
     .await;
-    wait_until(
-        &clinician,
-        "document.body.dataset.live === 'up'",
-        "the clinician's event stream",
-    )
-    .await;
+    wait_live(&clinician, "the clinician's event stream").await;
     run(
         &clinician,
         &format!("document.querySelector('#call-room').value = {ROOM:?}"),
@@ -549,14 +557,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         )
         .await;
     assert_eq!(status, 200, "{called}");
-    let (status, _) = server
-        .api(
-            "POST",
-            &format!("/units/{UNIT}/call"),
-            Some(json!({"room": "Consultório 2"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.call("Consultório 2").await;
     wait_until(
         &display,
         "document.querySelector('#now-room').textContent === 'Consultório 2'",
@@ -656,12 +657,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the banner to go away",
     )
     .await;
-    wait_until(
-        &display,
-        "document.body.dataset.live === 'up'",
-        "the stream back up",
-    )
-    .await;
+    wait_live(&display, "the stream back up").await;
     // And it is live again: a recall after the restart is shown and announced.
     let (status, _) = server
         .api(
@@ -727,24 +723,12 @@ async fn english_pages_and_unknown_unit() {
     let display = chrome
         .open(&server.url(&format!("/display/{UNIT}?lang=en")))
         .await;
-    wait_until(
-        &display,
-        "document.body.dataset.live === 'up'",
-        "the display's event stream",
-    )
-    .await;
+    wait_live(&display, "the display's event stream").await;
     assert_eq!(text(&display, "#now-ticket").await, "Waiting for calls");
     server
         .admit(json!({"name": "Someone", "colour": "green"}))
         .await;
-    let (status, _) = server
-        .api(
-            "POST",
-            &format!("/units/{UNIT}/call"),
-            Some(json!({"room": ROOM})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.call(ROOM).await;
     wait_until(
         &display,
         "document.querySelector('#now-ticket').textContent === 'A001'",
@@ -892,12 +876,7 @@ async fn tokens_mode_asks_for_a_token_once() {
         "the colour list",
     )
     .await;
-    wait_until(
-        &reception,
-        "document.body.dataset.live === 'up'",
-        "the event stream with access_token",
-    )
-    .await;
+    wait_live(&reception, "the event stream with access_token").await;
     let stored: Option<String> = eval(&reception, "localStorage.getItem('triagem.token')").await;
     assert_eq!(stored.as_deref(), Some(reception_token));
     // Keyboard only: Enter in the name field admits.
@@ -922,12 +901,7 @@ async fn tokens_mode_asks_for_a_token_once() {
     assert_eq!(view["name"], "Paciente Com Token");
     // A reload asks for nothing: the token is kept.
     reception.reload().await.expect("reload");
-    wait_until(
-        &reception,
-        "document.body.dataset.live === 'up'",
-        "the stream after a reload",
-    )
-    .await;
+    wait_live(&reception, "the stream after a reload").await;
     let dialogs: usize = eval(
         &reception,
         "document.querySelectorAll('dialog.token-dialog').length",
@@ -954,12 +928,7 @@ async fn tokens_mode_asks_for_a_token_once() {
     )
     .await;
     let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
-    wait_until(
-        &display,
-        "document.body.dataset.live === 'up'",
-        "the display's stream",
-    )
-    .await;
+    wait_live(&display, "the display's stream").await;
     server.token = Some(display_token.into());
     let dom: String = eval(&display, "document.documentElement.outerHTML").await;
     assert!(!dom.contains("Paciente Com Token") && !dom.contains(&protocol));
@@ -1119,12 +1088,7 @@ async fn pages_work_when_storage_is_blocked() {
         .open_with_script(&server.url(&format!("/display/{UNIT}")), BLOCK_STORAGE)
         .await;
     assert!(eval::<bool>(&display, blocked).await, "storage is blocked");
-    wait_until(
-        &display,
-        "document.body.dataset.live === 'up'",
-        "the display's event stream",
-    )
-    .await;
+    wait_live(&display, "the display's event stream").await;
     wait_until(
         &display,
         "document.querySelectorAll('.d-queue').length === 5",
@@ -1134,14 +1098,7 @@ async fn pages_work_when_storage_is_blocked() {
     server
         .admit(json!({"name": "Kiosk Sem Storage", "colour": "green"}))
         .await;
-    let (status, _) = server
-        .api(
-            "POST",
-            &format!("/units/{UNIT}/call"),
-            Some(json!({"room": ROOM})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.call(ROOM).await;
     wait_until(
         &display,
         &format!("document.querySelector('#now-ticket').textContent === 'A001' && document.querySelector('#now-room').textContent === {ROOM:?}"),
@@ -1173,12 +1130,7 @@ async fn pages_work_when_storage_is_blocked() {
         eval::<bool>(&clinician, blocked).await,
         "storage is blocked"
     );
-    wait_until(
-        &clinician,
-        "document.body.dataset.live === 'up'",
-        "the clinician's event stream",
-    )
-    .await;
+    wait_live(&clinician, "the clinician's event stream").await;
     server
         .admit(json!({"name": "Outro Paciente", "colour": "yellow"}))
         .await;
@@ -1221,12 +1173,7 @@ async fn pages_work_when_storage_is_blocked() {
         "the colour list",
     )
     .await;
-    wait_until(
-        &reception,
-        "document.body.dataset.live === 'up'",
-        "the reception's event stream",
-    )
-    .await;
+    wait_live(&reception, "the reception's event stream").await;
 
     drop(server);
     chrome.close().await;
@@ -1241,12 +1188,7 @@ async fn spoken_calls_are_bounded() {
     };
     let server = Server::start(|_| {}).await;
     let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
-    wait_until(
-        &display,
-        "document.body.dataset.live === 'up'",
-        "the display's event stream",
-    )
-    .await;
+    wait_live(&display, "the display's event stream").await;
     const CALLS: usize = 60;
     const KEPT: usize = 50;
     for i in 0..CALLS {
@@ -1255,14 +1197,7 @@ async fn spoken_calls_are_bounded() {
             .await;
     }
     for _ in 0..CALLS {
-        let (status, view) = server
-            .api(
-                "POST",
-                &format!("/units/{UNIT}/call"),
-                Some(json!({"room": ROOM})),
-            )
-            .await;
-        assert_eq!(status, 200, "{view}");
+        server.call(ROOM).await;
     }
     let last = format!("A{CALLS:03}");
     wait_until(
