@@ -21,7 +21,7 @@ use triagem::domain::{Admission, Change, Department};
 use triagem::journal::Journal;
 
 mod common;
-use common::{base_time, config, ACTOR, UNIT};
+use common::{base_time, colour_id, config, unit, ACTOR, UNIT};
 
 const ROOM: &str = "Consultório 1";
 /// The default scale, most urgent first.
@@ -84,7 +84,7 @@ impl Fixture {
         self.admitted += 1;
         Admission {
             name: format!("Paciente B{}", self.admitted),
-            colour: Some(colour.to_owned()),
+            colour: Some(colour_id(colour)),
             complaint: None,
             arrived_at: None,
             birth_date: None,
@@ -97,7 +97,7 @@ impl Fixture {
         let now = self.tick();
         let applied = self
             .dept
-            .admit(UNIT, admission, None, ACTOR, now)
+            .admit(&unit(), admission, None, ACTOR, now)
             .expect("admit");
         protocol_of(&applied.value)
     }
@@ -175,12 +175,12 @@ fn bench_department(c: &mut Criterion, config: &Config, n: usize, label: &str) {
                 let other = COLOURS[(rank + 1) % COLOURS.len()];
                 let now = f.tick();
                 let start = Instant::now();
-                let applied = f.dept.triage(protocol, other, None, ACTOR, now);
+                let applied = f.dept.triage(protocol, &colour_id(other), None, ACTOR, now);
                 total += start.elapsed();
                 black_box(applied.expect("triage"));
                 let now = f.tick();
                 f.dept
-                    .triage(protocol, COLOURS[rank], None, ACTOR, now)
+                    .triage(protocol, &colour_id(COLOURS[rank]), None, ACTOR, now)
                     .expect("triage back");
             }
             total
@@ -194,7 +194,7 @@ fn bench_department(c: &mut Criterion, config: &Config, n: usize, label: &str) {
                 let admission = f.admission("green");
                 let now = f.tick();
                 let start = Instant::now();
-                let applied = f.dept.admit(UNIT, admission, None, ACTOR, now);
+                let applied = f.dept.admit(&unit(), admission, None, ACTOR, now);
                 total += start.elapsed();
                 let protocol = protocol_of(&black_box(applied.expect("admit")).value);
                 let now = f.tick();
@@ -252,14 +252,14 @@ impl Admissions {
                 self.now += TimeDelta::microseconds(1);
                 let admission = Admission {
                     name: format!("Paciente {}", self.count),
-                    colour: Some("green".to_owned()),
+                    colour: Some(colour_id("green")),
                     complaint: None,
                     arrived_at: None,
                     birth_date: None,
                     document: None,
                 };
                 self.dept
-                    .admit(UNIT, admission, None, ACTOR, self.now)
+                    .admit(&unit(), admission, None, ACTOR, self.now)
                     .expect("admit")
                     .changes
             })

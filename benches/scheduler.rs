@@ -26,7 +26,7 @@ use triagem::domain::patient::{LeaveReason, Protocol, QueueKind};
 use triagem::domain::{Admission, Department};
 
 mod common;
-use common::{base_time, config, ACTOR, UNIT};
+use common::{base_time, colour_id, config, unit, ACTOR, UNIT};
 
 /// The default scale without red (red is due at admission).
 const COLOURS: [&str; 3] = ["yellow", "green", "blue"];
@@ -90,7 +90,7 @@ impl Scheduler {
 fn red_admission(i: u64) -> Admission {
     Admission {
         name: format!("Paciente R{i}"),
-        colour: Some("red".to_owned()),
+        colour: Some(colour_id("red")),
         complaint: None,
         arrived_at: None,
         birth_date: None,
@@ -165,7 +165,7 @@ fn bench_wake(c: &mut Criterion, config: &Config, n: usize, label: &str) {
                 let applied = s
                     .dept
                     .lock()
-                    .admit(UNIT, red_admission(admitted), None, ACTOR, now)
+                    .admit(&unit(), red_admission(admitted), None, ACTOR, now)
                     .expect("admit");
                 let protocol = protocol_of(&applied.value);
                 let start = Instant::now();

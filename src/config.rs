@@ -14,7 +14,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthMode, Token};
-use crate::domain::{ClockStarts, Colour, Ladder, Settings, TriageScale, UnitSettings};
+use crate::domain::{ClockStarts, Colour, ColourId, Ladder, Settings, TriageScale, UnitSettings};
 
 pub const ENV_BIND: &str = "TRIAGEM_BIND";
 pub const ENV_DATA_DIR: &str = "TRIAGEM_DATA_DIR";
@@ -22,9 +22,6 @@ pub const ENV_DATA_DIR: &str = "TRIAGEM_DATA_DIR";
 /// hashes can live outside the committed config.
 pub const ENV_TOKENS_FILE: &str = "TRIAGEM_TOKENS_FILE";
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
-
-/// The longest name a colour, unit or room id may have; keeps labels and metric values sane.
-const MAX_ID_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -206,7 +203,7 @@ impl Default for ProtocolConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColourConfig {
-    pub id: String,
+    pub id: ColourId,
     pub label: String,
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
@@ -532,7 +529,6 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for (i, c) in p.colours.iter().enumerate() {
-            check_id(&format!("protocol.colours[{i}].id"), &c.id)?;
             if !seen.insert(c.id.as_str()) {
                 return Err(invalid(
                     format!("protocol.colours[{i}].id"),
@@ -589,7 +585,6 @@ impl Config {
         }
         let mut seen = HashSet::new();
         for (i, u) in self.units.iter().enumerate() {
-            check_id(&format!("units[{i}].id"), &u.id)?;
             if !seen.insert(u.id.as_str()) {
                 return Err(invalid(
                     format!("units[{i}].id"),
@@ -671,22 +666,6 @@ impl Config {
                 Ok(())
             }
         }
-    }
-}
-
-fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("`{id}` must be 1 to {MAX_ID_LEN} lowercase letters, digits, `-` or `_`"),
-        ))
     }
 }
 

@@ -12,7 +12,7 @@ use prometheus::{
 use crate::config::Config;
 use crate::domain::escalation::{AlertEvent, AlertKind};
 use crate::domain::patient::QueueKind;
-use crate::domain::{Change, DeliveryOutcome, Department};
+use crate::domain::{Change, ColourId, DeliveryOutcome, Department, UnitId};
 
 pub const PATIENTS_WAITING: &str = "triagem_patients_waiting";
 pub const OLDEST_WAIT: &str = "triagem_oldest_wait_seconds";
@@ -259,9 +259,9 @@ impl Metrics {
 pub struct QueueGauges(Vec<QueueGauge>);
 
 struct QueueGauge {
-    unit: String,
+    unit: UnitId,
     /// `None` for the triage queue.
-    colour: Option<String>,
+    colour: Option<ColourId>,
     waiting: usize,
     oldest_seconds: i64,
 }

@@ -1281,7 +1281,7 @@ async fn triage_rooms_come_from_the_config() {
             .map(String::from)
             .to_vec();
         pa.triage_rooms = vec!["Acolhimento".into()];
-        other.id = "ps".into();
+        other.id = triagem::domain::UnitId::parse("ps").expect("a unit id");
         other.name = "Pronto Socorro".into();
         other.ticket_prefix = "B".into();
         other.rooms = vec!["Sala A".into(), "Sala B".into()];

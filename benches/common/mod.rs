@@ -10,9 +10,18 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use triagem::config::Config;
 use triagem::domain::numbering::{ProtocolSequence, TicketCounter};
 use triagem::domain::patient::{Patient, PatientName, Protocol, QueueKind, Status};
-use triagem::domain::{Department, Snapshot};
+use triagem::domain::{ColourId, Department, Snapshot, UnitId};
 
 pub const UNIT: &str = "pa";
+
+/// The bench unit's id.
+pub fn unit() -> UnitId {
+    UnitId::parse(UNIT).expect("a unit id")
+}
+
+pub fn colour_id(c: &str) -> ColourId {
+    ColourId::parse(c).expect("a colour id")
+}
 pub const ACTOR: &str = "bench";
 
 pub fn config() -> Config {
@@ -50,9 +59,9 @@ pub fn waiting_department(
             Patient {
                 protocol: protocol(i),
                 ticket: format!("A{:03}", i + 1),
-                unit: UNIT.to_owned(),
+                unit: unit(),
                 name: PatientName::parse(&format!("Paciente {i}")).expect("a name"),
-                colour: Some(colour(i).to_owned()),
+                colour: Some(colour_id(colour(i))),
                 status: Status::Waiting,
                 complaint: None,
                 birth_date: None,

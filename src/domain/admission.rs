@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde_json::json;
 
 use super::change::{Applied, Change, IdempotencyRecord};
+use super::ids::{ColourId, UnitId};
 use super::numbering::format_ticket;
 use super::patient::{Patient, PatientName, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS};
 use super::{Department, DomainError};
@@ -22,7 +23,7 @@ pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 200;
 #[derive(Debug, Clone)]
 pub struct Admission {
     pub name: String,
-    pub colour: Option<String>,
+    pub colour: Option<ColourId>,
     pub complaint: Option<String>,
     pub arrived_at: Option<DateTime<Utc>>,
     pub birth_date: Option<NaiveDate>,
@@ -33,7 +34,7 @@ impl Department {
     /// Registers an arrival: a protocol number and ticket at once, then the queue.
     pub fn admit(
         &mut self,
-        unit_id: &str,
+        unit_id: &UnitId,
         admission: Admission,
         idempotency_key: Option<&str>,
         actor: &str,
@@ -118,7 +119,7 @@ impl Department {
         let patient = Patient {
             protocol,
             ticket: ticket.clone(),
-            unit: unit_id.to_owned(),
+            unit: unit_id.clone(),
             name,
             triaged_at: colour.as_ref().map(|_| now),
             colour: colour.clone(),
@@ -144,7 +145,7 @@ impl Department {
         let mut changes = vec![
             Change::Sequence(sequence),
             Change::Tickets {
-                unit: unit_id.to_owned(),
+                unit: unit_id.clone(),
                 counter: tickets,
             },
         ];

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::escalation::{Alert, AlertKind, AlertState, Notification};
+use super::ids::{ColourId, UnitId};
 use super::numbering::{ProtocolSequence, TicketCounter};
 use super::patient::{Patient, Protocol, QueueKind, Status};
 use super::view::BoardCall;
@@ -24,7 +25,7 @@ pub enum Change {
     Event(AuditEvent),
     Sequence(ProtocolSequence),
     Tickets {
-        unit: String,
+        unit: UnitId,
         counter: TicketCounter,
     },
     Idempotency(IdempotencyRecord),
@@ -67,7 +68,7 @@ pub struct AuditEvent {
     /// Global, increasing; also the `id:` of the event stream.
     pub id: u64,
     pub protocol: Protocol,
-    pub unit: String,
+    pub unit: UnitId,
     pub at: DateTime<Utc>,
     pub event: String,
     pub actor: String,
@@ -82,7 +83,7 @@ pub struct DisplayEvent {
     /// The SSE `event:` name.
     pub event: String,
     pub ticket: String,
-    pub colour: Option<String>,
+    pub colour: Option<ColourId>,
     pub status: Status,
     pub room: Option<String>,
     pub queue: Option<QueueKind>,

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 
 use super::change::{Applied, AuditEvent, Change, DisplayEvent, IdempotencyRecord, Snapshot};
 use super::escalation::{Alert, Escalation, Notification, WaitContext};
+use super::ids::UnitId;
 use super::numbering::ProtocolSequence;
 use super::patient::{Patient, Protocol, QueueKind, Status};
 use super::registry::Patients;
@@ -23,7 +24,7 @@ pub struct Department {
     pub(super) tz: Tz,
     pub(super) retention: TimeDelta,
     pub(super) units: Vec<Unit>,
-    pub(super) unit_index: HashMap<String, usize>,
+    pub(super) unit_index: HashMap<UnitId, usize>,
     pub(super) patients: Patients,
     pub(super) sequence: ProtocolSequence,
     pub(super) idempotency: HashMap<String, IdempotencyRecord>,
@@ -34,7 +35,7 @@ pub struct Department {
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("the journal holds patient {protocol} in unit `{unit}`, which is not in the config; put the unit back or transfer its patients first")]
-    UnknownUnit { protocol: Protocol, unit: String },
+    UnknownUnit { protocol: Protocol, unit: UnitId },
 }
 
 impl Department {
@@ -72,12 +73,12 @@ impl Department {
             d.sequence = seq;
         }
         for (unit, counter) in snapshot.tickets {
-            if let Some(&i) = d.unit_index.get(&unit) {
+            if let Some(&i) = d.unit_index.get(unit.as_str()) {
                 d.units[i].tickets = counter;
             }
         }
         for (unit, call) in snapshot.calls {
-            if let Some(&i) = d.unit_index.get(&unit) {
+            if let Some(&i) = d.unit_index.get(unit.as_str()) {
                 d.units[i].announce(call);
             }
         }

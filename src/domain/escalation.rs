@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ids::{ColourId, UnitId};
 use super::patient::Protocol;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,8 +66,8 @@ impl AlertEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaitContext {
     pub ticket: String,
-    pub unit: String,
-    pub colour: Option<String>,
+    pub unit: UnitId,
+    pub colour: Option<ColourId>,
     pub arrived_at: DateTime<Utc>,
     /// When the maximum wait started counting.
     pub clock_start: DateTime<Utc>,
@@ -88,8 +89,8 @@ pub struct Alert {
     pub id: u64,
     pub protocol: Protocol,
     pub ticket: String,
-    pub unit: String,
-    pub colour: Option<String>,
+    pub unit: UnitId,
+    pub colour: Option<ColourId>,
     pub kind: AlertKind,
     pub level: u32,
     pub level_name: String,
@@ -348,11 +349,11 @@ impl Escalation {
     }
 
     /// The patient moved to another unit, keeping their wait: the alert follows.
-    pub fn relocate(&mut self, protocol: Protocol, unit: &str) {
+    pub fn relocate(&mut self, protocol: Protocol, unit: &UnitId) {
         if let Some(ep) = self.episodes.get_mut(&protocol) {
-            ep.wait.unit = unit.to_owned();
+            ep.wait.unit = unit.clone();
             if let Some(a) = ep.alert.and_then(|id| self.alerts.get_mut(&id)) {
-                a.unit = unit.to_owned();
+                a.unit = unit.clone();
             }
         }
     }
@@ -495,6 +496,7 @@ fn waited(arrived_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::{colour_id, unit_id};
     use chrono::TimeZone;
 
     fn t(min: i64) -> DateTime<Utc> {
@@ -514,8 +516,8 @@ mod tests {
     fn wait(max_min: i64, start: DateTime<Utc>) -> WaitContext {
         WaitContext {
             ticket: "A001".into(),
-            unit: "pa".into(),
-            colour: Some("yellow".into()),
+            unit: unit_id("pa"),
+            colour: Some(colour_id("yellow")),
             arrived_at: start,
             clock_start: start,
             max_wait_ms: max_min * 60_000,

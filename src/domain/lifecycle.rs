@@ -8,6 +8,7 @@ use serde_json::json;
 use super::admission::IDEMPOTENCY_WINDOW;
 use super::change::{Applied, Change};
 use super::escalation::Notification;
+use super::ids::{ColourId, UnitId};
 use super::patient::{LeaveReason, Outcome, Protocol, QueueKind, Status, NOTE_MAX_CHARS};
 use super::scale::Rank;
 use super::view::{BoardCall, PatientView};
@@ -18,7 +19,7 @@ impl Department {
     pub fn triage(
         &mut self,
         protocol: Protocol,
-        colour: &str,
+        colour: &ColourId,
         note: Option<String>,
         actor: &str,
         now: DateTime<Utc>,
@@ -35,7 +36,7 @@ impl Department {
         }
         let was_queued = self.patient(protocol)?.status.queue().is_some();
         self.unfile(protocol);
-        let colour_id = colour.to_owned();
+        let colour_id = colour.clone();
         let p = self.patient_mut(protocol)?;
         let from = p.colour.replace(colour_id.clone());
         p.status = Waiting;
@@ -74,7 +75,7 @@ impl Department {
         unit_id: &str,
         kind: QueueKind,
         room: &str,
-        colours: Option<&[String]>,
+        colours: Option<&[ColourId]>,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Applied<Option<PatientView>>, DomainError> {
@@ -259,21 +260,21 @@ impl Department {
     pub fn transfer(
         &mut self,
         protocol: Protocol,
-        to_unit: &str,
+        to_unit: &UnitId,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Applied<PatientView>, DomainError> {
         use Status::*;
         let p = self.require(protocol, "transfer", &[AwaitingTriage, Waiting, Called])?;
         self.unit_idx(to_unit)?;
-        if p.unit == to_unit {
+        if p.unit == *to_unit {
             return Err(DomainError::Invalid(format!(
                 "the patient is already in unit `{to_unit}`"
             )));
         }
         self.unfile(protocol);
         let p = self.patient_mut(protocol)?;
-        let from = std::mem::replace(&mut p.unit, to_unit.to_owned());
+        let from = std::mem::replace(&mut p.unit, to_unit.clone());
         let was_called = p.status == Called;
         if was_called {
             p.status = Waiting;

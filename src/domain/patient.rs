@@ -6,6 +6,8 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::ids::{ColourId, UnitId};
+
 /// Digits of the per-year sequence inside a protocol number.
 pub const SEQUENCE_DIGITS: u32 = 13;
 const SEQUENCE_SPAN: u64 = 10u64.pow(SEQUENCE_DIGITS);
@@ -235,9 +237,9 @@ impl LeaveReason {
 pub struct Patient {
     pub protocol: Protocol,
     pub ticket: String,
-    pub unit: String,
+    pub unit: UnitId,
     pub name: PatientName,
-    pub colour: Option<String>,
+    pub colour: Option<ColourId>,
     pub status: Status,
     pub complaint: Option<String>,
     pub birth_date: Option<NaiveDate>,

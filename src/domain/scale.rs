@@ -3,6 +3,8 @@
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
+use super::ids::ColourId;
+
 /// When a colour's maximum wait starts counting: at classification (a
 /// re-triage restarts it, as in Manchester practice) or at arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
@@ -18,7 +20,7 @@ pub type Rank = usize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Colour {
-    pub id: String,
+    pub id: ColourId,
     pub label: String,
     #[serde(skip)]
     pub max_wait: TimeDelta,

@@ -1,6 +1,7 @@
 //! Domain rules with time passed in by hand: ordering, numbering, every
 //! transition and every refusal.
 
+use crate::domain::ids::{colour_id, unit_id};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 
@@ -15,7 +16,7 @@ fn config() -> Config {
     let text = include_str!("../../config/default.toml");
     let mut c = Config::from_toml(text).unwrap();
     c.units.push(UnitSettings {
-        id: "ped".into(),
+        id: unit_id("ped"),
         name: "Pediatria".into(),
         ticket_prefix: "P".into(),
         rooms: vec!["Consultório P".into()],
@@ -36,7 +37,7 @@ fn mins(m: i64) -> DateTime<Utc> {
 fn admission(name: &str, colour: Option<&str>) -> Admission {
     Admission {
         name: name.into(),
-        colour: colour.map(str::to_owned),
+        colour: colour.map(colour_id),
         complaint: None,
         arrived_at: None,
         birth_date: None,
@@ -46,7 +47,13 @@ fn admission(name: &str, colour: Option<&str>) -> Admission {
 
 fn admit_at(d: &mut Department, colour: Option<&str>, now: DateTime<Utc>) -> Protocol {
     let v = d
-        .admit("pa", admission("Maria Silva", colour), None, "desk", now)
+        .admit(
+            &unit_id("pa"),
+            admission("Maria Silva", colour),
+            None,
+            "desk",
+            now,
+        )
         .unwrap()
         .value;
     Protocol::parse(v["protocol"].as_str().unwrap()).unwrap()
@@ -89,7 +96,10 @@ fn within_a_colour_the_earlier_arrival_is_called_first_even_if_admitted_later() 
     let late = admit_at(&mut d, Some("green"), mins(10));
     let mut a = admission("Ana", Some("green"));
     a.arrived_at = Some(mins(1));
-    let early = d.admit("pa", a, None, "desk", mins(11)).unwrap().value;
+    let early = d
+        .admit(&unit_id("pa"), a, None, "desk", mins(11))
+        .unwrap()
+        .value;
     assert_eq!(early["position"], 1);
     assert_eq!(d.view(d.patient(late).unwrap(), mins(11)).position, Some(2));
     assert_eq!(
@@ -102,15 +112,15 @@ fn within_a_colour_the_earlier_arrival_is_called_first_even_if_admitted_later() 
 fn protocol_numbers_are_17_digits_consecutive_and_tickets_count_per_unit() {
     let mut d = Department::new(&config().department_settings());
     let a = d
-        .admit("pa", admission("A", None), None, "x", t0())
+        .admit(&unit_id("pa"), admission("A", None), None, "x", t0())
         .unwrap()
         .value;
     let b = d
-        .admit("pa", admission("B", None), None, "x", t0())
+        .admit(&unit_id("pa"), admission("B", None), None, "x", t0())
         .unwrap()
         .value;
     let c = d
-        .admit("ped", admission("C", None), None, "x", t0())
+        .admit(&unit_id("ped"), admission("C", None), None, "x", t0())
         .unwrap()
         .value;
     assert_eq!(a["protocol"], "20260000000000001");
@@ -127,13 +137,19 @@ fn the_protocol_year_and_ticket_day_follow_the_configured_time_zone() {
     let mut d = Department::new(&config().department_settings());
     let new_year_utc = Utc.with_ymd_and_hms(2027, 1, 1, 2, 0, 0).unwrap();
     let v = d
-        .admit("pa", admission("A", None), None, "x", new_year_utc)
+        .admit(
+            &unit_id("pa"),
+            admission("A", None),
+            None,
+            "x",
+            new_year_utc,
+        )
         .unwrap()
         .value;
     assert!(v["protocol"].as_str().unwrap().starts_with("2026"));
     let later = Utc.with_ymd_and_hms(2027, 1, 1, 4, 0, 0).unwrap();
     let v = d
-        .admit("pa", admission("B", None), None, "x", later)
+        .admit(&unit_id("pa"), admission("B", None), None, "x", later)
         .unwrap()
         .value;
     assert_eq!(v["protocol"], "20270000000000001");
@@ -181,7 +197,13 @@ fn re_triage_keeps_arrival_and_restarts_the_colour_clock() {
     let first = admit_at(&mut d, Some("green"), mins(0));
     let p = admit_at(&mut d, Some("blue"), mins(1));
     let v = d
-        .triage(p, "green", Some("worse".into()), "nurse", mins(20))
+        .triage(
+            p,
+            &colour_id("green"),
+            Some("worse".into()),
+            "nurse",
+            mins(20),
+        )
         .unwrap();
     assert_eq!(v.value.arrived_at, mins(1));
     assert_eq!(v.value.triaged_at, Some(mins(20)));
@@ -189,7 +211,7 @@ fn re_triage_keeps_arrival_and_restarts_the_colour_clock() {
     assert_eq!(v.value.position, Some(2), "placed among green by arrival");
     assert_eq!(events(&v.changes), vec!["triaged"]);
     let v = d
-        .triage(p, "yellow", None, "nurse", mins(21))
+        .triage(p, &colour_id("yellow"), None, "nurse", mins(21))
         .unwrap()
         .value;
     assert_eq!(v.position, Some(1));
@@ -203,7 +225,10 @@ fn clock_starts_arrival_counts_the_deadline_from_arrival() {
     c.protocol.clock_starts = ClockStarts::Arrival;
     let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, None, mins(0));
-    let v = d.triage(p, "yellow", None, "nurse", mins(8)).unwrap().value;
+    let v = d
+        .triage(p, &colour_id("yellow"), None, "nurse", mins(8))
+        .unwrap()
+        .value;
     assert_eq!(v.due_at, mins(30));
 }
 
@@ -222,7 +247,10 @@ fn the_triage_queue_is_first_come_first_served() {
     assert_eq!(called.room.as_deref(), Some("Triagem 1"));
     assert_eq!(d.view(d.patient(b).unwrap(), mins(2)).position, Some(1));
     // Triage from in_triage moves the patient to the treatment queue.
-    let v = d.triage(a, "green", None, "nurse", mins(3)).unwrap().value;
+    let v = d
+        .triage(a, &colour_id("green"), None, "nurse", mins(3))
+        .unwrap()
+        .value;
     assert_eq!(v.status, Status::Waiting);
     assert_eq!(v.room, None);
 }
@@ -232,7 +260,7 @@ fn a_call_restricted_to_colours_leaves_the_others_waiting() {
     let mut d = Department::new(&config().department_settings());
     let red = admit_at(&mut d, Some("red"), mins(0));
     let blue = admit_at(&mut d, Some("blue"), mins(1));
-    let only_blue = ["blue".to_owned()];
+    let only_blue = [colour_id("blue")];
     let v = d
         .call(
             "pa",
@@ -257,7 +285,7 @@ fn a_call_with_an_unknown_room_or_colour_changes_nothing() {
         .call("pa", QueueKind::Treatment, "Sala 9", None, "doc", t0())
         .unwrap_err();
     assert!(matches!(err, DomainError::UnknownRoom { .. }));
-    let purple = ["purple".to_owned()];
+    let purple = [colour_id("purple")];
     let err = d
         .call("pa", QueueKind::Treatment, ROOM, Some(&purple), "doc", t0())
         .unwrap_err();
@@ -318,8 +346,8 @@ fn transitions_the_status_does_not_allow_are_refused_and_change_nothing() {
     assert_eq!(d.patient(p).unwrap(), &before);
     d.leave(p, LeaveReason::Lwbs, "x", t0()).unwrap();
     for r in [
-        d.triage(p, "red", None, "x", t0()).map(|_| ()),
-        d.transfer(p, "ped", "x", t0()).map(|_| ()),
+        d.triage(p, &colour_id("red"), None, "x", t0()).map(|_| ()),
+        d.transfer(p, &unit_id("ped"), "x", t0()).map(|_| ()),
         d.leave(p, LeaveReason::Cancelled, "x", t0()).map(|_| ()),
     ] {
         assert!(
@@ -331,11 +359,11 @@ fn transitions_the_status_does_not_allow_are_refused_and_change_nothing() {
     call(&mut d, t0());
     d.start(p2, "x", t0()).unwrap();
     assert!(matches!(
-        d.triage(p2, "red", None, "x", t0()),
+        d.triage(p2, &colour_id("red"), None, "x", t0()),
         Err(DomainError::InvalidTransition { .. })
     ));
     assert!(matches!(
-        d.transfer(p2, "ped", "x", t0()),
+        d.transfer(p2, &unit_id("ped"), "x", t0()),
         Err(DomainError::InvalidTransition { .. })
     ));
 }
@@ -409,9 +437,13 @@ fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
     let p = admit_at(&mut d, Some("green"), mins(0));
     let mut other = admission("Other", Some("green"));
     other.arrived_at = Some(mins(5));
-    d.admit("ped", other, None, "desk", mins(5)).unwrap();
+    d.admit(&unit_id("ped"), other, None, "desk", mins(5))
+        .unwrap();
     call(&mut d, mins(6));
-    let v = d.transfer(p, "ped", "doc", mins(7)).unwrap().value;
+    let v = d
+        .transfer(p, &unit_id("ped"), "doc", mins(7))
+        .unwrap()
+        .value;
     assert_eq!(v.unit, "ped");
     assert_eq!(v.status, Status::Waiting);
     assert_eq!(v.ticket, "A001");
@@ -424,11 +456,11 @@ fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
     );
     assert_eq!(d.waiting("pa", QueueKind::Treatment).unwrap(), 0);
     assert!(matches!(
-        d.transfer(p, "nowhere", "doc", mins(8)),
+        d.transfer(p, &unit_id("nowhere"), "doc", mins(8)),
         Err(DomainError::UnknownUnit(_))
     ));
     assert!(matches!(
-        d.transfer(p, "ped", "doc", mins(8)),
+        d.transfer(p, &unit_id("ped"), "doc", mins(8)),
         Err(DomainError::Invalid(_))
     ));
 }
@@ -437,7 +469,7 @@ fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
 fn transfer_of_an_untriaged_patient_goes_to_the_other_triage_queue() {
     let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, None, t0());
-    let v = d.transfer(p, "ped", "desk", t0()).unwrap().value;
+    let v = d.transfer(p, &unit_id("ped"), "desk", t0()).unwrap().value;
     assert_eq!(v.status, Status::AwaitingTriage);
     assert_eq!(d.waiting("ped", QueueKind::Triage).unwrap(), 1);
 }
@@ -497,16 +529,29 @@ fn bad_admissions_are_refused_and_consume_no_number() {
     ];
     for a in bad {
         assert!(
-            d.admit("pa", a.clone(), None, "desk", t0()).is_err(),
+            d.admit(&unit_id("pa"), a.clone(), None, "desk", t0())
+                .is_err(),
             "{a:?}"
         );
     }
     assert!(matches!(
-        d.admit("nowhere", admission("Ana", None), None, "desk", t0()),
+        d.admit(
+            &unit_id("nowhere"),
+            admission("Ana", None),
+            None,
+            "desk",
+            t0()
+        ),
         Err(DomainError::UnknownUnit(_))
     ));
     let v = d
-        .admit("pa", admission("  Ana  ", None), None, "desk", t0())
+        .admit(
+            &unit_id("pa"),
+            admission("  Ana  ", None),
+            None,
+            "desk",
+            t0(),
+        )
         .unwrap()
         .value;
     assert_eq!(v["protocol"], "20260000000000001");
@@ -521,7 +566,10 @@ fn an_arrival_a_few_seconds_ahead_is_clock_skew_and_counts_as_now() {
         arrived_at: Some(t0() + TimeDelta::seconds(4)),
         ..admission("Ana", None)
     };
-    let v = d.admit("pa", a, None, "desk", t0()).unwrap().value;
+    let v = d
+        .admit(&unit_id("pa"), a, None, "desk", t0())
+        .unwrap()
+        .value;
     assert_eq!(v["arrived_at"], serde_json::to_value(t0()).unwrap());
 }
 
@@ -529,21 +577,33 @@ fn an_arrival_a_few_seconds_ahead_is_clock_skew_and_counts_as_now() {
 fn the_same_idempotency_key_returns_the_first_response_for_24_hours() {
     let mut d = Department::new(&config().department_settings());
     let first = d
-        .admit("pa", admission("Ana", None), Some("k-1"), "desk", t0())
+        .admit(
+            &unit_id("pa"),
+            admission("Ana", None),
+            Some("k-1"),
+            "desk",
+            t0(),
+        )
         .unwrap();
     assert!(first
         .changes
         .iter()
         .any(|c| matches!(c, Change::Idempotency(_))));
     let again = d
-        .admit("pa", admission("Ana", None), Some("k-1"), "desk", mins(60))
+        .admit(
+            &unit_id("pa"),
+            admission("Ana", None),
+            Some("k-1"),
+            "desk",
+            mins(60),
+        )
         .unwrap();
     assert_eq!(again.value, first.value);
     assert!(again.changes.is_empty());
     assert_eq!(d.waiting("pa", QueueKind::Triage).unwrap(), 1);
     let later = d
         .admit(
-            "pa",
+            &unit_id("pa"),
             admission("Ana", None),
             Some("k-1"),
             "desk",
@@ -564,10 +624,10 @@ fn the_board_counts_waiting_longest_wait_and_overdue_without_personal_data() {
     assert_eq!(
         ids,
         vec![
-            Some("red".into()),
-            Some("yellow".into()),
-            Some("green".into()),
-            Some("blue".into()),
+            Some(colour_id("red")),
+            Some(colour_id("yellow")),
+            Some(colour_id("green")),
+            Some(colour_id("blue")),
             None
         ]
     );
@@ -597,8 +657,10 @@ fn the_board_overdue_count_follows_each_clock_start() {
         let mut d = Department::new(&c.department_settings());
         let early = admit_at(&mut d, None, mins(0));
         let late = admit_at(&mut d, None, mins(5));
-        d.triage(early, "yellow", None, "nurse", mins(20)).unwrap();
-        d.triage(late, "yellow", None, "nurse", mins(6)).unwrap();
+        d.triage(early, &colour_id("yellow"), None, "nurse", mins(20))
+            .unwrap();
+        d.triage(late, &colour_id("yellow"), None, "nurse", mins(6))
+            .unwrap();
         admit_at(&mut d, Some("yellow"), mins(39));
         let overdue = |d: &Department, at| d.board("pa", at).unwrap().queues[1].overdue;
         assert_eq!(overdue(&d, mins(29)), 0, "{starts:?}");
@@ -679,7 +741,7 @@ fn restore_rebuilds_the_same_queues_in_the_same_order() {
     );
     let mut r = r;
     let next = r
-        .admit("pa", admission("Z", None), None, "x", mins(12))
+        .admit(&unit_id("pa"), admission("Z", None), None, "x", mins(12))
         .unwrap()
         .value;
     assert_eq!(next["protocol"], "20260000000000007");
@@ -737,13 +799,13 @@ proptest! {
                         arrived_at: Some(now - TimeDelta::seconds(back)),
                         ..admission("P", colour.map(|i| colours[i]))
                     };
-                    d.admit("pa", a, None, "x", now).unwrap();
+                    d.admit(&unit_id("pa"), a, None, "x", now).unwrap();
                 }
                 Op::Retriage { pick, colour } => {
                     let all = waiting(&d);
                     if !all.is_empty() {
                         let p = all[pick % all.len()].2;
-                        d.triage(p, colours[colour], None, "x", now).unwrap();
+                        d.triage(p, &colour_id(colours[colour]), None, "x", now).unwrap();
                     }
                 }
                 Op::Call => {
@@ -763,7 +825,7 @@ proptest! {
                     let all = waiting(&d);
                     if !all.is_empty() {
                         let p = all[pick % all.len()].2;
-                        d.transfer(p, "ped", "x", now).unwrap();
+                        d.transfer(p, &unit_id("ped"), "x", now).unwrap();
                     }
                 }
                 Op::Leave { pick } => {
@@ -847,7 +909,9 @@ fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
         alert_events(&warned.changes),
         vec![("alert.firing".into(), 0)]
     );
-    let t = d.triage(p, "green", None, "nurse", mins(25)).unwrap();
+    let t = d
+        .triage(p, &colour_id("green"), None, "nurse", mins(25))
+        .unwrap();
     assert_eq!(alert_events(&t.changes), vec![("alert.resolved".into(), 0)]);
     // The new episode warns at 80 % of green's 2 h, counted from the re-triage.
     assert_eq!(d.next_deadline(), Some(mins(25 + 96)));
@@ -864,7 +928,9 @@ fn re_triage_to_a_colour_already_past_its_deadline_keeps_escalating() {
         Change::Alert(a) => a.id,
         other => panic!("{other:?}"),
     };
-    let t = d.triage(p, "yellow", None, "nurse", mins(101)).unwrap();
+    let t = d
+        .triage(p, &colour_id("yellow"), None, "nurse", mins(101))
+        .unwrap();
     assert!(alert_events(&t.changes).is_empty(), "not resolved");
     // Yellow from arrival was due at 30 min and its level 2 at 45: both fire now.
     let breach = d.escalate(mins(101));
@@ -884,7 +950,7 @@ fn a_transferred_patient_keeps_their_alert_in_the_new_unit() {
     let mut d = Department::new(&config().department_settings());
     let p = admit_at(&mut d, Some("red"), t0());
     d.escalate(t0());
-    let moved = d.transfer(p, "ped", "desk", mins(1)).unwrap();
+    let moved = d.transfer(p, &unit_id("ped"), "desk", mins(1)).unwrap();
     assert!(alert_events(&moved.changes).is_empty());
     let active = d.alerts(Some("ped"), false, mins(1)).unwrap();
     assert_eq!(active.len(), 1);

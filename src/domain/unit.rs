@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::UnitId;
 use super::numbering::TicketCounter;
 use super::patient::QueueKind;
 use super::queue::{ArrivalQueue, TreatmentQueue};
@@ -17,7 +18,7 @@ pub const BOARD_CALLS: usize = 10;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitSettings {
-    pub id: String,
+    pub id: UnitId,
     pub name: String,
     pub ticket_prefix: String,
     pub rooms: Vec<String>,

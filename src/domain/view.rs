@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ids::{ColourId, UnitId};
 use super::patient::{LeaveReason, Outcome, Patient, Protocol, QueueKind, Status};
 use super::queue::ArrivalQueue;
 use super::scale::ClockStarts;
@@ -12,9 +13,9 @@ use super::{Department, DomainError};
 pub struct PatientView {
     pub protocol: Protocol,
     pub ticket: String,
-    pub unit: String,
+    pub unit: UnitId,
     pub name: String,
-    pub colour: Option<String>,
+    pub colour: Option<ColourId>,
     pub status: Status,
     pub complaint: Option<String>,
     pub birth_date: Option<NaiveDate>,
@@ -40,14 +41,14 @@ pub struct PatientView {
 pub struct BoardCall {
     pub ticket: String,
     pub room: String,
-    pub colour: Option<String>,
+    pub colour: Option<ColourId>,
     pub queue: QueueKind,
     pub called_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BoardQueue {
-    pub colour: Option<String>,
+    pub colour: Option<ColourId>,
     pub waiting: usize,
     pub longest_wait_seconds: i64,
     pub overdue: usize,
@@ -55,7 +56,7 @@ pub struct BoardQueue {
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Board {
-    pub unit: String,
+    pub unit: UnitId,
     pub generated_at: DateTime<Utc>,
     pub calls: Vec<BoardCall>,
     pub queues: Vec<BoardQueue>,
@@ -113,7 +114,7 @@ impl Department {
 
     fn board_queue(
         &self,
-        colour: Option<String>,
+        colour: Option<ColourId>,
         max_wait: TimeDelta,
         q: &ArrivalQueue,
         now: DateTime<Utc>,
@@ -179,7 +180,7 @@ impl Department {
         &self,
         unit_id: &str,
         now: DateTime<Utc>,
-    ) -> Vec<(Option<String>, usize, i64)> {
+    ) -> Vec<(Option<ColourId>, usize, i64)> {
         let Ok(unit) = self.unit(unit_id) else {
             return Vec::new();
         };

@@ -26,7 +26,7 @@ fn frame(e: &StreamEvent) -> web::Bytes {
 
 struct Stream {
     service: Service,
-    unit: String,
+    unit: crate::domain::UnitId,
     backlog: std::collections::VecDeque<StreamEvent>,
     rx: tokio::sync::broadcast::Receiver<StreamEvent>,
     stopping: tokio::sync::watch::Receiver<bool>,

@@ -17,6 +17,7 @@ use utoipa::IntoParams;
 
 use super::errors::ApiError;
 use crate::domain::patient::Protocol;
+use crate::domain::UnitId;
 
 /// actix's JSON extractor (`web::Json`) with the service's body limit and
 /// errors as problems.
@@ -130,16 +131,21 @@ impl FromRequest for ProtocolPath {
     }
 }
 
-/// The `{unit}` of the path (whether it exists is the domain's to say: 404).
-pub struct UnitPath(pub String);
+/// The `{unit}` of the path. One that cannot be an id is as unknown as one
+/// that is not configured: 404 (the domain says the latter).
+pub struct UnitPath(pub UnitId);
 
 impl FromRequest for UnitPath {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let unit = req.match_info().get("unit").unwrap_or_default().to_owned();
-        std::future::ready(Ok(UnitPath(unit)))
+        let unit = req.match_info().get("unit").unwrap_or_default();
+        std::future::ready(
+            UnitId::parse(unit)
+                .map(UnitPath)
+                .map_err(|_| ApiError::NotFound(format!("unit `{unit}` does not exist"))),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
 use crate::domain::patient::{LeaveReason, Outcome};
 use crate::domain::{Admission, PatientView};
+use crate::domain::{ColourId, UnitId};
 use crate::journal::HistoryEntry;
 
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -31,7 +32,7 @@ pub struct AdmitBody {
     /// (or null), the patient waits in the triage queue.
     #[serde(default)]
     #[schema(example = "yellow")]
-    colour: Option<String>,
+    colour: Option<ColourId>,
     /// At most 1000 characters.
     #[serde(default)]
     #[schema(max_length = 1000)]
@@ -157,7 +158,7 @@ pub async fn history(
 pub struct TriageBody {
     /// A colour id of the protocol.
     #[schema(example = "yellow")]
-    colour: String,
+    colour: ColourId,
     /// At most 1000 characters.
     #[serde(default)]
     #[schema(max_length = 1000)]
@@ -382,7 +383,8 @@ pub async fn transfer(
     ProtocolPath(protocol): ProtocolPath,
     body: web::Json<TransferBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
-    let to = body.0.unit;
+    let to = UnitId::parse(&body.0.unit)
+        .map_err(|_| ApiError::NotFound(format!("unit `{}` does not exist", body.0.unit)))?;
     let view = service
         .execute(|d, now| d.transfer(protocol, &to, caller.name(), now))
         .await?;

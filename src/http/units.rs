@@ -8,7 +8,7 @@ use super::extract::{query, UnitPath};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::patient::QueueKind;
-use crate::domain::{Board, PatientView};
+use crate::domain::{Board, ColourId, PatientView, UnitId};
 
 /// The most patients one queue page may hold.
 pub const QUEUE_PAGE_MAX: usize = 1000;
@@ -16,7 +16,7 @@ pub const QUEUE_PAGE_DEFAULT: usize = 100;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UnitView {
-    id: String,
+    id: UnitId,
     name: String,
     ticket_prefix: String,
     rooms: Vec<String>,
@@ -55,7 +55,7 @@ pub async fn list(service: Svc) -> web::Json<Vec<UnitView>> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ColourView {
-    id: String,
+    id: ColourId,
     label: String,
     max_wait_seconds: u64,
 }
@@ -108,7 +108,7 @@ pub struct CallBody {
     /// Call only patients of these colours (at least one).
     #[serde(default)]
     #[schema(min_items = 1)]
-    colours: Option<Vec<String>>,
+    colours: Option<Vec<ColourId>>,
 }
 
 /// Calls the next patient of a queue to a room
@@ -196,7 +196,7 @@ pub enum QueueEntry {
 #[serde(deny_unknown_fields)]
 pub struct AnonymousEntry {
     ticket: String,
-    colour: Option<String>,
+    colour: Option<ColourId>,
     status: crate::domain::patient::Status,
     arrived_at: chrono::DateTime<chrono::Utc>,
     max_wait_seconds: i64,

@@ -93,7 +93,7 @@ pub(super) fn apply(
             )?
             .execute(params![
                 p.protocol.as_u64() as i64,
-                p.unit,
+                p.unit.as_str(),
                 p.status.as_str(),
                 p.closed_at.map(|t| t.timestamp_millis()),
                 json(p)?,
@@ -108,7 +108,7 @@ pub(super) fn apply(
             .execute(params![
                 e.id as i64,
                 e.protocol.as_u64() as i64,
-                e.unit,
+                e.unit.as_str(),
                 e.at.timestamp_millis(),
                 e.event,
                 e.actor,
@@ -124,7 +124,7 @@ pub(super) fn apply(
             .execute(params![
                 a.id as i64,
                 a.protocol.as_u64() as i64,
-                a.unit,
+                a.unit.as_str(),
                 a.state.as_str(),
                 a.resolved_at.map(|t| t.timestamp_millis()),
                 json(a)?,

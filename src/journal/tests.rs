@@ -1,3 +1,4 @@
+use crate::domain::ids::{colour_id, unit_id};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ fn config() -> Config {
 fn admission(name: &str, colour: Option<&str>) -> Admission {
     Admission {
         name: name.into(),
-        colour: colour.map(str::to_owned),
+        colour: colour.map(colour_id),
         complaint: Some("dor".into()),
         arrived_at: None,
         birth_date: None,
@@ -38,7 +39,13 @@ fn committed_changes_come_back_after_reopening() {
         for (i, colour) in [Some("green"), None, Some("red")].into_iter().enumerate() {
             let key = format!("key-{i}");
             let applied = d
-                .admit("pa", admission("Ana", colour), Some(&key), "desk", now())
+                .admit(
+                    &unit_id("pa"),
+                    admission("Ana", colour),
+                    Some(&key),
+                    "desk",
+                    now(),
+                )
                 .unwrap();
             journal.submit(applied.changes).wait_blocking().unwrap();
         }
@@ -86,7 +93,13 @@ fn concurrent_commands_share_commits() {
     let pending: Vec<_> = (0..500)
         .map(|_| {
             let applied = d
-                .admit("pa", admission("Ana", Some("green")), None, "desk", now())
+                .admit(
+                    &unit_id("pa"),
+                    admission("Ana", Some("green")),
+                    None,
+                    "desk",
+                    now(),
+                )
                 .unwrap();
             journal.submit(applied.changes)
         })
@@ -108,13 +121,13 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let mut d = Department::new(&c.department_settings());
     let ok = d
-        .admit("pa", admission("A", None), None, "desk", now())
+        .admit(&unit_id("pa"), admission("A", None), None, "desk", now())
         .unwrap();
     journal.submit(ok.changes).wait_blocking().unwrap();
 
     journal.inject_commit_failures(true);
     let lost = d
-        .admit("pa", admission("B", None), None, "desk", now())
+        .admit(&unit_id("pa"), admission("B", None), None, "desk", now())
         .unwrap();
     assert!(matches!(
         journal.submit(lost.changes).wait_blocking(),
@@ -125,7 +138,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     journal.inject_commit_failures(false);
     // Still refused: the writer waits for a reload before writing again.
     let refused = d
-        .admit("pa", admission("C", None), None, "desk", now())
+        .admit(&unit_id("pa"), admission("C", None), None, "desk", now())
         .unwrap();
     assert!(journal.submit(refused.changes).wait_blocking().is_err());
 
@@ -134,7 +147,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     assert_eq!(snapshot.patients.len(), 1);
     let mut d = Department::restore(&c.department_settings(), snapshot).unwrap();
     let next = d
-        .admit("pa", admission("D", None), None, "desk", now())
+        .admit(&unit_id("pa"), admission("D", None), None, "desk", now())
         .unwrap();
     assert_eq!(
         next.value["protocol"], "20260000000000002",
@@ -149,11 +162,13 @@ fn history_lists_a_patients_events_oldest_first() {
     let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let mut d = Department::new(&config().department_settings());
     let a = d
-        .admit("pa", admission("A", None), None, "desk", now())
+        .admit(&unit_id("pa"), admission("A", None), None, "desk", now())
         .unwrap();
     let protocol = Protocol::parse(a.value["protocol"].as_str().unwrap()).unwrap();
     journal.submit(a.changes).wait_blocking().unwrap();
-    let t = d.triage(protocol, "yellow", None, "nurse", now()).unwrap();
+    let t = d
+        .triage(protocol, &colour_id("yellow"), None, "nurse", now())
+        .unwrap();
     journal.submit(t.changes).wait_blocking().unwrap();
     let h = journal.history(protocol).unwrap();
     let got: Vec<(&str, &str)> = h
@@ -170,7 +185,13 @@ fn purge_removes_patients_and_their_history() {
     let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let mut d = Department::new(&config().department_settings());
     let a = d
-        .admit("pa", admission("A", Some("blue")), None, "desk", now())
+        .admit(
+            &unit_id("pa"),
+            admission("A", Some("blue")),
+            None,
+            "desk",
+            now(),
+        )
         .unwrap();
     let protocol = Protocol::parse(a.value["protocol"].as_str().unwrap()).unwrap();
     journal.submit(a.changes).wait_blocking().unwrap();

@@ -53,7 +53,8 @@ impl EventHub {
     pub fn publish(&self, changes: &[&Change]) {
         for change in changes {
             let Change::Event(e) = change else { continue };
-            let (Some(display), Some(stream)) = (&e.display, self.units.get(&e.unit)) else {
+            let (Some(display), Some(stream)) = (&e.display, self.units.get(e.unit.as_str()))
+            else {
                 continue;
             };
             let event = StreamEvent {

@@ -1,3 +1,4 @@
+use crate::domain::ids::{colour_id, unit_id};
 use std::sync::Arc;
 
 use chrono::TimeZone;
@@ -10,7 +11,7 @@ use crate::domain::Admission;
 fn admission(name: &str) -> Admission {
     Admission {
         name: name.into(),
-        colour: Some("green".into()),
+        colour: Some(colour_id("green")),
         complaint: None,
         arrived_at: None,
         birth_date: None,
@@ -31,7 +32,7 @@ fn service() -> (Service, tempfile::TempDir) {
 
 async fn admit(service: &Service, name: &str) -> Result<String, ServiceError> {
     let view = service
-        .execute(|d, now| d.admit("pa", admission(name), None, "desk", now))
+        .execute(|d, now| d.admit(&unit_id("pa"), admission(name), None, "desk", now))
         .await?;
     Ok(view["protocol"].as_str().unwrap().to_owned())
 }
@@ -48,7 +49,7 @@ async fn a_command_that_panics_halfway_leaves_nothing_of_it_on_view() {
     // A fault between two mutations: the admission is in memory, not in the journal.
     let panicked = service
         .execute(|d, now| -> Result<Applied<()>, DomainError> {
-            d.admit("pa", admission("Bia"), None, "desk", now)?;
+            d.admit(&unit_id("pa"), admission("Bia"), None, "desk", now)?;
             panic!("injected fault");
         })
         .await;

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use triagem::clock::ManualClock;
 use triagem::config::Config;
-use triagem::domain::UnitSettings;
+use triagem::domain::{UnitId, UnitSettings};
 use triagem::journal::Journal;
 use triagem::startup::{Application, StopHandle};
 use triagem::Service;
@@ -52,7 +52,7 @@ pub fn default_config() -> Config {
 /// A config tweak adding a second unit `obs` (ticket prefix `B`).
 pub fn with_second_unit(c: &mut Config) {
     c.units.push(UnitSettings {
-        id: "obs".into(),
+        id: UnitId::parse("obs").expect("a unit id"),
         name: "Observação".into(),
         ticket_prefix: "B".into(),
         rooms: vec!["Leito 1".into(), "Leito 2".into()],

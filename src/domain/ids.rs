@@ -1,0 +1,152 @@
+//! The ids a config gives its units and colours (`pa`, `yellow`): parsed once,
+//! at the edge (config file, request path or body, journal), then carried as
+//! their own types so a unit id is never mistaken for a colour or a room.
+
+use std::borrow::Borrow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest id; keeps labels and metric values sane.
+pub const ID_MAX_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an id: 1 to {ID_MAX_LEN} lowercase letters, digits, `-` or `_`")]
+pub struct IdError(pub String);
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= ID_MAX_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $example:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                if is_id(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(IdError(s.to_owned()))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                if is_id(&s) {
+                    Ok(Self(s))
+                } else {
+                    Err(IdError(s))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        /// Read-only access as text (lookups, labels, SQL); building one
+        /// still goes through `parse`.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .pattern(Some("^[a-z0-9_-]{1,64}$"))
+                    .examples([serde_json::json!($example)])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+id_type!(
+    /// A care unit's id (`units[].id`).
+    UnitId,
+    "pa"
+);
+id_type!(
+    /// A colour's id in the triage scale (`protocol.colours[].id`).
+    ColourId,
+    "yellow"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_short_lowercase_words() {
+        assert_eq!(UnitId::parse("pa").unwrap().as_str(), "pa");
+        assert!(ColourId::parse("light-blue_2").is_ok());
+        for bad in ["", "PA", "sala 1", "a/b", &"x".repeat(65)] {
+            assert!(UnitId::parse(bad).is_err(), "{bad:?}");
+        }
+        let json: Result<ColourId, _> = serde_json::from_str("\"Red\"");
+        assert!(json.is_err(), "checked when read, too");
+    }
+}
+
+/// Test shorthand: an id known to be well-formed.
+#[cfg(test)]
+pub(crate) fn unit_id(s: &str) -> UnitId {
+    UnitId::parse(s).expect("a unit id")
+}
+
+/// Test shorthand: an id known to be well-formed.
+#[cfg(test)]
+pub(crate) fn colour_id(s: &str) -> ColourId {
+    ColourId::parse(s).expect("a colour id")
+}
