@@ -123,6 +123,18 @@ id_type!(
     "yellow"
 );
 
+/// Test shorthand: an id known to be well-formed.
+#[cfg(test)]
+pub(crate) fn unit_id(s: &str) -> UnitId {
+    UnitId::parse(s).expect("a unit id")
+}
+
+/// Test shorthand: an id known to be well-formed.
+#[cfg(test)]
+pub(crate) fn colour_id(s: &str) -> ColourId {
+    ColourId::parse(s).expect("a colour id")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,16 +149,4 @@ mod tests {
         let json: Result<ColourId, _> = serde_json::from_str("\"Red\"");
         assert!(json.is_err(), "checked when read, too");
     }
-}
-
-/// Test shorthand: an id known to be well-formed.
-#[cfg(test)]
-pub(crate) fn unit_id(s: &str) -> UnitId {
-    UnitId::parse(s).expect("a unit id")
-}
-
-/// Test shorthand: an id known to be well-formed.
-#[cfg(test)]
-pub(crate) fn colour_id(s: &str) -> ColourId {
-    ColourId::parse(s).expect("a colour id")
 }
