@@ -14,7 +14,9 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthMode, Token};
-use crate::domain::{ClockStarts, Colour, ColourId, Ladder, Settings, TriageScale, UnitSettings};
+use crate::domain::{
+    ClockStarts, Colour, ColourId, Ladder, Level, Settings, TriageScale, UnitSettings,
+};
 
 pub const ENV_BIND: &str = "TRIAGEM_BIND";
 pub const ENV_DATA_DIR: &str = "TRIAGEM_DATA_DIR";
@@ -222,6 +224,7 @@ impl Default for EscalationConfig {
     fn default() -> Self {
         let level = |name: &str, after| LevelConfig {
             name: name.to_owned(),
+            label: None,
             after,
         };
         Self {
@@ -239,6 +242,9 @@ impl Default for EscalationConfig {
 #[serde(deny_unknown_fields)]
 pub struct LevelConfig {
     pub name: String,
+    /// What the pages show; the name when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     #[serde(with = "humantime_serde")]
     pub after: Duration,
 }
@@ -466,7 +472,11 @@ impl Config {
                 e.warning_at_percent,
                 e.levels
                     .iter()
-                    .map(|l| (l.name.clone(), delta(l.after)))
+                    .map(|l| Level {
+                        name: l.name.clone(),
+                        label: l.label.clone().unwrap_or_else(|| l.name.clone()),
+                        after: delta(l.after),
+                    })
                     .collect(),
             ),
             units: self.units.clone(),

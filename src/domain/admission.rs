@@ -46,9 +46,12 @@ impl Department {
                 || key.len() > IDEMPOTENCY_KEY_MAX_LEN
                 || !key.bytes().all(|b| b.is_ascii_graphic())
             {
-                return Err(DomainError::Invalid(format!(
-                    "`Idempotency-Key` must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
-                )));
+                return Err(DomainError::invalid(
+                    "Idempotency-Key",
+                    format!(
+                        "`Idempotency-Key` must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
+                    ),
+                ));
             }
             if let Some(rec) = self.idempotency.get(key) {
                 if rec.created_at + IDEMPOTENCY_WINDOW > now {
@@ -59,8 +62,8 @@ impl Department {
                 }
             }
         }
-        let name =
-            PatientName::parse(&admission.name).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        let name = PatientName::parse(&admission.name)
+            .map_err(|e| DomainError::invalid("name", e.to_string()))?;
         let colour = match admission.colour {
             Some(c) => {
                 self.rank(&c)?;
@@ -70,23 +73,26 @@ impl Department {
         };
         let arrived_at = match admission.arrived_at {
             Some(at) if at > now + ARRIVAL_FUTURE_TOLERANCE => {
-                return Err(DomainError::Invalid(
-                    "`arrived_at` is in the future".to_owned(),
+                return Err(DomainError::invalid(
+                    "arrived_at",
+                    "`arrived_at` is in the future",
                 ))
             }
             Some(at) if at < now - ARRIVAL_MAX_AGE => {
-                return Err(DomainError::Invalid(
-                    "`arrived_at` is more than 24 hours ago".to_owned(),
+                return Err(DomainError::invalid(
+                    "arrived_at",
+                    "`arrived_at` is more than 24 hours ago",
                 ))
             }
             // Within the tolerance a future arrival is clock skew: it arrived now.
             Some(at) => at.min(now),
             None => now,
         };
-        let check_len = |field: &str, v: &Option<String>, max: usize| match v {
-            Some(s) if s.chars().count() > max => Err(DomainError::Invalid(format!(
-                "`{field}` must be at most {max} characters"
-            ))),
+        let check_len = |field: &'static str, v: &Option<String>, max: usize| match v {
+            Some(s) if s.chars().count() > max => Err(DomainError::invalid(
+                field,
+                format!("`{field}` must be at most {max} characters"),
+            )),
             _ => Ok(()),
         };
         check_len("complaint", &admission.complaint, COMPLAINT_MAX_CHARS)?;
@@ -95,8 +101,9 @@ impl Department {
             .birth_date
             .is_some_and(|b| b > now.with_timezone(&self.tz).date_naive())
         {
-            return Err(DomainError::Invalid(
-                "`birth_date` is in the future".to_owned(),
+            return Err(DomainError::invalid(
+                "birth_date",
+                "`birth_date` is in the future",
             ));
         }
 

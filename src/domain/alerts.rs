@@ -95,6 +95,10 @@ impl Department {
 
     /// An alert with `waited_seconds` as of `now` (or as of its resolution).
     pub fn alert_view(&self, mut alert: Alert, now: DateTime<Utc>) -> Alert {
+        // Alerts journaled before levels had labels.
+        if alert.level_label.is_empty() {
+            alert.level_label.clone_from(&alert.level_name);
+        }
         if alert.is_active() {
             alert.waited_seconds = (now - alert.arrived_at).num_seconds().max(0);
         }

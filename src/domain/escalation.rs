@@ -94,6 +94,9 @@ pub struct Alert {
     pub kind: AlertKind,
     pub level: u32,
     pub level_name: String,
+    /// The level's label from the config, for people to read.
+    #[serde(default)]
+    pub level_label: String,
     pub state: AlertState,
     pub waited_seconds: i64,
     pub max_wait_seconds: i64,
@@ -143,20 +146,35 @@ struct Episode {
     next: Option<(DateTime<Utc>, Step)>,
 }
 
+/// A step of the ladder after the breach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Level {
+    /// The id receivers route on (`physician-on-duty`).
+    pub name: String,
+    /// What people read (`Médico plantonista`).
+    pub label: String,
+    /// How long after the breach it fires.
+    pub after: TimeDelta,
+}
+
 /// The ladder's shape, from config.
 #[derive(Debug, Clone)]
 pub struct Ladder {
     warning_at_percent: i64,
-    /// (name, delay after the breach), in order; never empty.
-    levels: Vec<(String, TimeDelta)>,
+    /// In increasing `after` order; never empty.
+    levels: Vec<Level>,
 }
 
 impl Ladder {
-    /// `levels`: (name, delay after the breach), in increasing delay order.
-    pub fn new(warning_at_percent: u32, mut levels: Vec<(String, TimeDelta)>) -> Self {
+    /// `levels` in increasing `after` order.
+    pub fn new(warning_at_percent: u32, mut levels: Vec<Level>) -> Self {
         // Without a ladder a breach still has to be said once.
         if levels.is_empty() {
-            levels.push(("breach".to_owned(), TimeDelta::zero()));
+            levels.push(Level {
+                name: "breach".to_owned(),
+                label: "breach".to_owned(),
+                after: TimeDelta::zero(),
+            });
         }
         Self {
             warning_at_percent: i64::from(warning_at_percent),
@@ -165,14 +183,17 @@ impl Ladder {
     }
 
     /// Ladder level `i` (1-based).
-    fn level(&self, i: u32) -> Option<&(String, TimeDelta)> {
+    fn level(&self, i: u32) -> Option<&Level> {
         self.levels.get((i as usize).checked_sub(1)?)
     }
 
-    fn level_name(&self, step: Step) -> &str {
+    /// The name and label of a step.
+    fn names(&self, step: Step) -> (&str, &str) {
         match step {
-            Step::Warning => "warning",
-            Step::Level(i) => self.level(i).map_or("breach", |(name, _)| name.as_str()),
+            Step::Warning => ("warning", "warning"),
+            Step::Level(i) => self.level(i).map_or(("breach", "breach"), |l| {
+                (l.name.as_str(), l.label.as_str())
+            }),
         }
     }
 
@@ -182,7 +203,7 @@ impl Ladder {
                 wait.clock_start
                     + TimeDelta::milliseconds(wait.max_wait_ms * self.warning_at_percent / 100),
             ),
-            Step::Level(i) => self.level(i).map(|(_, after)| wait.breach_at() + *after),
+            Step::Level(i) => self.level(i).map(|l| wait.breach_at() + l.after),
         }
     }
 
@@ -403,11 +424,13 @@ impl Escalation {
             Step::Warning => (AlertKind::Warning, 0),
             Step::Level(i) => (AlertKind::Breach, i),
         };
-        let level_name = self.ladder.level_name(step).to_owned();
+        let (level_name, level_label) = self.ladder.names(step);
+        let (level_name, level_label) = (level_name.to_owned(), level_label.to_owned());
         if let Some(a) = existing.and_then(|id| self.alerts.get_mut(&id)) {
             a.kind = kind;
             a.level = level;
             a.level_name = level_name;
+            a.level_label = level_label;
             a.state = AlertState::Firing;
             a.fired_at = now;
             a.waited_seconds = waited(a.arrived_at, now);
@@ -427,6 +450,7 @@ impl Escalation {
             kind,
             level,
             level_name,
+            level_label,
             state: AlertState::Firing,
             waited_seconds: waited(wait.arrived_at, now),
             max_wait_seconds: wait.max_wait_ms / 1000,
@@ -504,11 +528,16 @@ mod tests {
     }
 
     fn escalation() -> Escalation {
+        let level = |name: &str, label: &str, after| Level {
+            name: name.into(),
+            label: label.into(),
+            after,
+        };
         Escalation::new(Ladder::new(
             80,
             vec![
-                ("nursing-coordinator".into(), TimeDelta::zero()),
-                ("physician-on-duty".into(), TimeDelta::minutes(15)),
+                level("nursing-coordinator", "Coordenação", TimeDelta::zero()),
+                level("physician-on-duty", "Plantonista", TimeDelta::minutes(15)),
             ],
         ))
     }
@@ -547,6 +576,7 @@ mod tests {
         assert_eq!(fired(&n2), vec![(AlertEvent::Firing, AlertKind::Breach, 1)]);
         assert_eq!(n2[0].alert.id, n[0].alert.id, "one alert per episode");
         assert_eq!(n2[0].alert.level_name, "nursing-coordinator");
+        assert_eq!(n2[0].alert.level_label, "Coordenação");
         assert_eq!(e.next_deadline(), Some(t(45)));
         let n3 = e.fire_due(t(46));
         assert_eq!(fired(&n3), vec![(AlertEvent::Firing, AlertKind::Breach, 2)]);

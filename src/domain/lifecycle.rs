@@ -29,9 +29,10 @@ impl Department {
         self.rank(colour)?;
         if let Some(n) = &note {
             if n.chars().count() > NOTE_MAX_CHARS {
-                return Err(DomainError::Invalid(format!(
-                    "`note` must be at most {NOTE_MAX_CHARS} characters"
-                )));
+                return Err(DomainError::invalid(
+                    "note",
+                    format!("`note` must be at most {NOTE_MAX_CHARS} characters"),
+                ));
             }
         }
         let was_queued = self.patient(protocol)?.status.queue().is_some();
@@ -268,9 +269,10 @@ impl Department {
         let p = self.require(protocol, "transfer", &[AwaitingTriage, Waiting, Called])?;
         self.unit_idx(to_unit)?;
         if p.unit == *to_unit {
-            return Err(DomainError::Invalid(format!(
-                "the patient is already in unit `{to_unit}`"
-            )));
+            return Err(DomainError::invalid(
+                "unit",
+                format!("the patient is already in unit `{to_unit}`"),
+            ));
         }
         self.unfile(protocol);
         let p = self.patient_mut(protocol)?;
@@ -307,9 +309,9 @@ impl Department {
     ) -> Result<Applied<PatientView>, DomainError> {
         use Status::*;
         if reason == LeaveReason::NoShow {
-            return Err(DomainError::Invalid(
-                "`reason` must be lwbs, cancelled or error; no-shows are recorded with /no-show"
-                    .to_owned(),
+            return Err(DomainError::invalid(
+                "reason",
+                "`reason` must be lwbs, cancelled or error; no-shows are recorded with /no-show",
             ));
         }
         self.require(

@@ -28,7 +28,7 @@ use chrono_tz::Tz;
 pub use admission::Admission;
 pub use change::{Applied, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Snapshot};
 pub use department::Department;
-pub use escalation::Ladder;
+pub use escalation::{Ladder, Level};
 pub use ids::{ColourId, IdError, UnitId};
 pub use scale::{ClockStarts, Colour, TriageScale};
 pub use unit::{UnitSettings, BOARD_CALLS};
@@ -69,11 +69,24 @@ pub enum DomainError {
         action: &'static str,
         status: Status,
     },
-    #[error("{0}")]
-    Invalid(String),
+    /// Well-formed but not acceptable; `field` names what to correct.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Exhausted(String),
 }
 
 #[cfg(test)]
 mod tests;
+
+impl DomainError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -128,6 +128,28 @@ impl PatientName {
     }
 }
 
+/// Text as a search compares it: accents dropped, lower case, single spaces
+/// (`José  da Conceição` → `jose da conceicao`).
+pub fn search_key(text: &str) -> String {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = text
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A document number as a search compares it: letters and digits only, upper
+/// case (`123.456.789-09` → `12345678909`).
+pub fn document_key(text: &str) -> String {
+    text.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
 impl TryFrom<String> for PatientName {
     type Error = NameError;
     fn try_from(s: String) -> Result<Self, NameError> {
@@ -141,8 +163,21 @@ impl From<PatientName> for String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Status {
     AwaitingTriage,
     InTriage,
@@ -159,15 +194,7 @@ impl Status {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Status::AwaitingTriage => "awaiting_triage",
-            Status::InTriage => "in_triage",
-            Status::Waiting => "waiting",
-            Status::Called => "called",
-            Status::InTreatment => "in_treatment",
-            Status::Finished => "finished",
-            Status::Left => "left",
-        }
+        self.into()
     }
 
     /// The queue a patient in this status sits in, if any.

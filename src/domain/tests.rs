@@ -461,7 +461,7 @@ fn transfer_keeps_ticket_arrival_and_place_by_arrival() {
     ));
     assert!(matches!(
         d.transfer(p, &unit_id("ped"), "doc", mins(8)),
-        Err(DomainError::Invalid(_))
+        Err(DomainError::Invalid { .. })
     ));
 }
 
@@ -488,7 +488,7 @@ fn leave_takes_the_patient_out_of_the_queue_with_its_reason() {
     assert_eq!(call(&mut d, mins(41)), None);
     assert!(matches!(
         d.leave(p, LeaveReason::NoShow, "desk", mins(41)),
-        Err(DomainError::Invalid(_)) | Err(DomainError::InvalidTransition { .. })
+        Err(DomainError::Invalid { .. }) | Err(DomainError::InvalidTransition { .. })
     ));
 }
 
@@ -498,7 +498,7 @@ fn a_client_may_not_claim_the_no_show_leave_reason() {
     let p = admit_at(&mut d, Some("blue"), t0());
     assert!(matches!(
         d.leave(p, LeaveReason::NoShow, "desk", t0()),
-        Err(DomainError::Invalid(_))
+        Err(DomainError::Invalid { .. })
     ));
     assert_eq!(status(&d, p), Status::Waiting);
 }

@@ -52,6 +52,9 @@ pub struct BoardQueue {
     pub waiting: usize,
     pub longest_wait_seconds: i64,
     pub overdue: usize,
+    /// The earliest `due_at` among the patients waiting here (on the colour's
+    /// clock), so a screen can show time left or overdue by; null when empty.
+    pub next_due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -124,12 +127,41 @@ impl Department {
             .map(|(arrived, _)| (now - arrived).num_seconds().max(0))
             .unwrap_or(0);
         let overdue = self.overdue(colour.is_some(), max_wait, q, now);
+        let next_due_at = self.next_due(colour.is_some(), max_wait, q);
         BoardQueue {
             colour,
             waiting: q.len(),
             longest_wait_seconds: longest,
             overdue,
+            next_due_at,
         }
+    }
+
+    /// The earliest deadline in `q`, whose patients all have `max_wait`. A
+    /// deadline is never before arrival + `max_wait`, so the walk in arrival
+    /// order stops at the first patient who arrived too late to beat the best
+    /// found: at once when the clock starts at arrival, after the few re-triaged
+    /// ones otherwise.
+    fn next_due(
+        &self,
+        treatment: bool,
+        max_wait: TimeDelta,
+        q: &ArrivalQueue,
+    ) -> Option<DateTime<Utc>> {
+        if !treatment || self.scale.clock_starts == ClockStarts::Arrival {
+            return q.peek().map(|(arrived, _)| arrived + max_wait);
+        }
+        let mut best: Option<DateTime<Utc>> = None;
+        for (arrived, protocol) in q.keys() {
+            if best.is_some_and(|b| *arrived + max_wait >= b) {
+                break;
+            }
+            if let Some(p) = self.patients.get(protocol) {
+                let due = self.deadline(p).1;
+                best = Some(best.map_or(due, |b| b.min(due)));
+            }
+        }
+        best
     }
 
     /// How many in `q`, whose patients all have `max_wait`, are past their

@@ -84,9 +84,10 @@ pub async fn ack(
     let actor = caller.name();
     let by = match body.0.by.map(|b| b.trim().to_owned()) {
         Some(b) if b.is_empty() || b.chars().count() > ACK_BY_MAX_CHARS => {
-            return Err(ApiError::Invalid(format!(
-                "`by` must be 1 to {ACK_BY_MAX_CHARS} characters"
-            )))
+            return Err(ApiError::invalid(
+                "by",
+                format!("`by` must be 1 to {ACK_BY_MAX_CHARS} characters"),
+            ))
         }
         Some(b) => b,
         None => actor.to_owned(),

@@ -31,8 +31,12 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("the request body must be JSON sent as `Content-Type: application/json`")]
     UnsupportedMediaType,
-    #[error("{0}")]
-    Invalid(String),
+    /// `field` names the one value to correct, when there is one.
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        field: Option<String>,
+    },
     #[error("the service cannot record changes right now; nothing was changed, try again shortly")]
     Unavailable,
 }
@@ -46,6 +50,9 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: String,
+    /// For `invalid`: the request field (or header) to correct, when one is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// What kind of problem an [`ApiError`] is: its status, `code`, title and
@@ -157,7 +164,7 @@ impl ApiError {
             ApiError::InvalidTransition(_) => Kind::InvalidTransition,
             ApiError::TooLarge(_) => Kind::TooLarge,
             ApiError::UnsupportedMediaType => Kind::UnsupportedMediaType,
-            ApiError::Invalid(_) => Kind::Invalid,
+            ApiError::Invalid { .. } => Kind::Invalid,
             ApiError::Unavailable => Kind::Unavailable,
         }
     }
@@ -174,6 +181,18 @@ impl ApiError {
             status: kind.status().as_u16(),
             detail: self.to_string(),
             code: kind.code().to_owned(),
+            field: match self {
+                ApiError::Invalid { field, .. } => field.clone(),
+                _ => None,
+            },
+        }
+    }
+
+    /// A 422 about one field.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            detail: detail.into(),
+            field: Some(field.to_owned()),
         }
     }
 }
@@ -218,9 +237,9 @@ impl From<DomainError> for ApiError {
             DomainError::UnknownUnit(_)
             | DomainError::UnknownPatient(_)
             | DomainError::UnknownAlert(_) => ApiError::NotFound(detail),
-            DomainError::UnknownColour(_)
-            | DomainError::UnknownRoom { .. }
-            | DomainError::Invalid(_) => ApiError::Invalid(detail),
+            DomainError::UnknownColour(_) => ApiError::invalid("colour", detail),
+            DomainError::UnknownRoom { .. } => ApiError::invalid("room", detail),
+            DomainError::Invalid { field, .. } => ApiError::invalid(field, detail),
             DomainError::InvalidTransition { .. } => ApiError::InvalidTransition(detail),
             // Ten trillion admissions in a year: refuse rather than wrap.
             DomainError::Exhausted(_) => ApiError::Unavailable,

@@ -54,7 +54,10 @@ impl From<PayloadError> for ApiError {
 fn parse_error(e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data => ApiError::Invalid(format!("the body does not fit this request: {e}")),
+        Category::Data => ApiError::Invalid {
+            detail: format!("the body does not fit this request: {e}"),
+            field: None,
+        },
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::Malformed(format!("the body is not valid JSON: {e}"))
         }

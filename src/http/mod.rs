@@ -209,6 +209,21 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn the_session_names_the_tokens_holder_and_role() {
+        let api = Api::new(service(AuthMode::Tokens));
+        let app = test::init_service(App::new().configure(|c| api.configure(c))).await;
+        let req = test::TestRequest::get()
+            .uri("/api/v1/session")
+            .insert_header(("Authorization", "Bearer secret"))
+            .to_request();
+        let body: serde_json::Value = test::call_and_read_body_json(&app, req).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"name": "painel", "role": "display"})
+        );
+    }
+
+    #[actix_web::test]
     async fn the_route_table_without_its_authenticator_lets_nobody_in_even_in_open_mode() {
         let svc = service(AuthMode::Open);
         let app = test::init_service(

@@ -4,16 +4,17 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{OptionalJson, ProtocolPath, UnitPath};
 use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
-use crate::domain::patient::{LeaveReason, Outcome};
+use crate::domain::patient::{LeaveReason, Outcome, Status};
 use crate::domain::{Admission, PatientView};
 use crate::domain::{ColourId, UnitId};
 use crate::journal::HistoryEntry;
+use crate::journal::PatientSearch;
 
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
@@ -134,6 +135,83 @@ pub async fn get(
 ) -> Result<web::Json<PatientView>, ApiError> {
     let view = service.read(|d, now| Ok(d.view(d.patient(protocol)?, now)))?;
     Ok(web::Json(view))
+}
+
+/// The most patients one search answers.
+pub const SEARCH_MAX: usize = 50;
+const SEARCH_DEFAULT: usize = 20;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// A protocol number, a ticket of today (`A012`), a document number, or
+    /// words of the name (accents and case do not matter).
+    q: Option<String>,
+    /// Only this unit's patients.
+    unit: Option<String>,
+    /// Only patients in these statuses, comma-separated (`called,in_treatment`).
+    status: Option<String>,
+    /// At most this many (default 20).
+    #[param(minimum = 1, maximum = 50)]
+    limit: Option<usize>,
+}
+
+/// Patients found by a search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientList {
+    /// Most recent arrival first.
+    patients: Vec<PatientView>,
+}
+
+/// Finds patients by name, document, today's ticket or protocol number
+///
+/// Every patient still kept (retention) can be found, in a queue or not.
+/// Without `q`, the unit's (or all) patients in the given statuses: e.g. who
+/// is in a room now, with `status=in_triage,called,in_treatment`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/patients",
+    operation_id = "searchPatients",
+    tag = "patients",
+    params(SearchQuery),
+    responses((status = 200, description = "The patients found", body = PatientList)),
+)]
+pub async fn search(service: Svc, req: HttpRequest) -> Result<web::Json<PatientList>, ApiError> {
+    let query: SearchQuery = super::extract::query(&req)?;
+    let limit = query.limit.unwrap_or(SEARCH_DEFAULT);
+    if !(1..=SEARCH_MAX).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("`limit` must be 1 to {SEARCH_MAX}"),
+        ));
+    }
+    let unit = match &query.unit {
+        Some(u) => Some(
+            UnitId::parse(u)
+                .map_err(|_| ApiError::NotFound(format!("unit `{u}` does not exist")))?,
+        ),
+        None => None,
+    };
+    let statuses = match &query.status {
+        Some(list) => list
+            .split(',')
+            .map(|s| {
+                s.trim().parse::<Status>().map_err(|_| {
+                    ApiError::Malformed(format!("bad query string: `{s}` is not a status"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let search = PatientSearch {
+        q: query.q,
+        unit,
+        statuses,
+        limit,
+        ..PatientSearch::default()
+    };
+    let patients = service.search(search).await?;
+    Ok(web::Json(PatientList { patients }))
 }
 
 /// A patient's audit trail, oldest first

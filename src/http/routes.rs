@@ -135,6 +135,12 @@ pub(crate) fn routes() -> &'static [Route] {
         vec![
             documented!(Roles(DESK), patients::admit, patients::__path_admit)
                 .problems(&[RateLimited]),
+            documented!(Roles(DESK), patients::search, patients::__path_search).problems(&[
+                Malformed,
+                NotFound,
+                Invalid,
+                Unavailable,
+            ]),
             documented!(Roles(DESK), patients::get, patients::__path_get).problems(&[Unavailable]),
             documented!(Roles(DESK), patients::history, patients::__path_history)
                 .problems(&[Unavailable]),
@@ -176,6 +182,7 @@ pub(crate) fn routes() -> &'static [Route] {
                 .problems(&[InvalidTransition]),
             documented!(Roles(SCREENS), units::list, units::__path_list),
             documented!(Roles(SCREENS), units::protocol, units::__path_protocol),
+            documented!(Roles(ANY), status::session, status::__path_session),
             // It describes the API, not patients: any role may read it.
             documented!(Roles(ANY), openapi::document, openapi::__path_document),
             documented!(Roles(MONITOR), status::metrics, status::__path_metrics),

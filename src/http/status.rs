@@ -53,3 +53,28 @@ pub async fn readyz(service: Svc) -> HttpResponse {
             .json(ApiError::Unavailable.problem())
     }
 }
+
+/// Who the caller is, for the pages to fit what they offer to the role.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// The token's name (`anonymous` in open mode).
+    name: String,
+    /// The token's role; null in open mode, where everything is allowed.
+    #[schema(value_type = Option<String>, example = "reception")]
+    role: Option<crate::auth::Role>,
+}
+
+/// The caller: the token's name and role
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    operation_id = "getSession",
+    tag = "service",
+    responses((status = 200, description = "The caller", body = SessionView)),
+)]
+pub async fn session(caller: crate::auth::Caller) -> actix_web::web::Json<SessionView> {
+    actix_web::web::Json(SessionView {
+        name: caller.name().to_owned(),
+        role: caller.role(),
+    })
+}

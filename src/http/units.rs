@@ -8,7 +8,8 @@ use super::extract::{query, UnitPath};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::patient::QueueKind;
-use crate::domain::{Board, ColourId, PatientView, UnitId};
+use crate::domain::{Board, ColourId, DomainError, PatientView, UnitId};
+use crate::service::ServiceError;
 
 /// The most patients one queue page may hold.
 pub const QUEUE_PAGE_MAX: usize = 1000;
@@ -139,8 +140,9 @@ pub async fn call(
         colours,
     } = body.0;
     if colours.as_ref().is_some_and(Vec::is_empty) {
-        return Err(ApiError::Invalid(
-            "`colours` must name at least one colour, or be left out".into(),
+        return Err(ApiError::invalid(
+            "colours",
+            "`colours` must name at least one colour, or be left out",
         ));
     }
     if !caller.may_call(queue) {
@@ -151,7 +153,14 @@ pub async fn call(
     }
     let called = service
         .execute(|d, now| d.call(&unit, queue, &room, colours.as_deref(), caller.name(), now))
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The colour is one of the `colours` filter here.
+            ServiceError::Domain(e @ DomainError::UnknownColour(_)) => {
+                ApiError::invalid("colours", e.to_string())
+            }
+            e => e.into(),
+        })?;
     Ok(match called {
         Some(view) => HttpResponse::Ok().json(view),
         None => HttpResponse::NoContent().finish(),
@@ -242,9 +251,10 @@ pub async fn queue(
     let q: QueueQuery = query(&req)?;
     let limit = q.limit.unwrap_or(QUEUE_PAGE_DEFAULT);
     if limit > QUEUE_PAGE_MAX {
-        return Err(ApiError::Invalid(format!(
-            "`limit` must be at most {QUEUE_PAGE_MAX}"
-        )));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("`limit` must be at most {QUEUE_PAGE_MAX}"),
+        ));
     }
     let (total, patients) =
         service.read(|d, now| d.queue_page(&unit, q.queue, q.offset, limit, now))?;

@@ -23,7 +23,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
-use crate::domain::patient::{Patient, Protocol};
+use crate::domain::patient::{document_key, search_key, Patient, Protocol, Status};
+use crate::domain::UnitId;
 use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS};
 
 pub const DB_FILE: &str = "triagem.sqlite3";
@@ -70,6 +71,22 @@ pub struct JournalOptions {
     /// How many webhook receivers each alert notification is queued for.
     pub receivers: usize,
     pub observer: Option<CommitObserver>,
+}
+
+/// The most words of a name search that are looked for.
+const MAX_SEARCH_WORDS: usize = 8;
+
+/// What a patient search asks for (`GET /patients`).
+#[derive(Debug, Clone, Default)]
+pub struct PatientSearch {
+    /// A protocol number, a ticket of today, a document, or words of the name.
+    pub q: Option<String>,
+    pub unit: Option<UnitId>,
+    /// Any of these statuses; empty for any.
+    pub statuses: Vec<Status>,
+    /// Tickets restart each local day: only those issued since this instant match.
+    pub tickets_since: DateTime<Utc>,
+    pub limit: usize,
 }
 
 /// One pending webhook delivery.
@@ -279,6 +296,72 @@ impl Journal {
                 details: serde_json::from_str(&details)
                     .map_err(|e| JournalError::Corrupt(e.to_string()))?,
             })
+        })
+        .collect()
+    }
+
+    /// Patients matching a search, most recent arrival first. Blocking; reads
+    /// its own connection, never the department.
+    pub fn search(&self, search: &PatientSearch) -> Result<Vec<Protocol>, JournalError> {
+        use rusqlite::types::Value;
+        let mut sql = String::from("SELECT protocol FROM patients WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(unit) = &search.unit {
+            sql.push_str(" AND unit = ?");
+            args.push(Value::Text(unit.to_string()));
+        }
+        if !search.statuses.is_empty() {
+            let marks = vec!["?"; search.statuses.len()].join(", ");
+            sql.push_str(&format!(" AND status IN ({marks})"));
+            args.extend(
+                search
+                    .statuses
+                    .iter()
+                    .map(|s| Value::Text(s.as_str().into())),
+            );
+        }
+        if let Some(q) = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let mut any = vec!["(ticket = ? AND admitted_at >= ?)".to_owned()];
+            args.push(Value::Text(q.to_uppercase()));
+            args.push(Value::Integer(search.tickets_since.timestamp_millis()));
+            if let Ok(p) = Protocol::parse(q) {
+                any.push("protocol = ?".into());
+                args.push(Value::Integer(p.as_u64() as i64));
+            }
+            let document = document_key(q);
+            if !document.is_empty() {
+                any.push("document_key = ?".into());
+                args.push(Value::Text(document));
+            }
+            // Every word of the query somewhere in the name, accents and case aside.
+            let words: Vec<String> = search_key(q)
+                .split(' ')
+                .take(MAX_SEARCH_WORDS)
+                .map(|w| {
+                    format!(
+                        "%{}%",
+                        w.replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_")
+                    )
+                })
+                .collect();
+            if !words.is_empty() {
+                let likes = vec!["name_key LIKE ? ESCAPE '\\'"; words.len()].join(" AND ");
+                any.push(format!("({likes})"));
+                args.extend(words.into_iter().map(Value::Text));
+            }
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+        }
+        sql.push_str(" ORDER BY arrived_at DESC, protocol DESC LIMIT ?");
+        args.push(Value::Integer(search.limit as i64));
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?;
+        rows.map(|row| {
+            let n = row?;
+            Protocol::from_u64(n as u64)
+                .ok_or_else(|| JournalError::Corrupt(format!("protocol {n}")))
         })
         .collect()
     }

@@ -4,9 +4,10 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::JournalError;
+use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::Change;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -66,6 +67,9 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
              response   TEXT NOT NULL
          );",
     )?;
+    if version < 2 {
+        add_search_columns(conn)?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     // Prefixes webhook delivery ids, so two databases never issue the same one.
     let instance: [u8; 8] = rand::random();
@@ -74,6 +78,73 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
         params![hex::encode(instance)],
     )?;
     Ok(())
+}
+
+/// Version 2: what the patient search reads, beside each record, and the
+/// index the rooms' listing (unit and status) uses. Existing rows are filled in.
+fn add_search_columns(conn: &Connection) -> Result<(), JournalError> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('patients')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let tx = conn.unchecked_transaction()?;
+    for (column, kind) in [
+        ("name_key", "TEXT"),
+        ("document_key", "TEXT"),
+        ("ticket", "TEXT"),
+        ("arrived_at", "INTEGER"),
+        ("admitted_at", "INTEGER"),
+    ] {
+        if !columns.iter().any(|c| c == column) {
+            tx.execute_batch(&format!("ALTER TABLE patients ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS patients_by_unit_status ON patients(unit, status)",
+    )?;
+    let rows: Vec<(i64, String)> = tx
+        .prepare("SELECT protocol, body FROM patients WHERE name_key IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    {
+        let mut update = tx.prepare(
+            "UPDATE patients SET name_key = ?2, document_key = ?3, ticket = ?4,
+             arrived_at = ?5, admitted_at = ?6 WHERE protocol = ?1",
+        )?;
+        for (protocol, body) in rows {
+            let p: Patient = super::parse_json("patient", &body)?;
+            let s = SearchColumns::of(&p);
+            update.execute(params![
+                protocol,
+                s.name_key,
+                s.document_key,
+                p.ticket,
+                s.arrived_at,
+                s.admitted_at
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The search columns of a patient's row.
+struct SearchColumns {
+    name_key: String,
+    document_key: Option<String>,
+    arrived_at: i64,
+    admitted_at: i64,
+}
+
+impl SearchColumns {
+    fn of(p: &Patient) -> Self {
+        Self {
+            name_key: search_key(p.name.as_str()),
+            document_key: p.document.as_deref().map(document_key),
+            arrived_at: p.arrived_at.timestamp_millis(),
+            admitted_at: p.admitted_at.timestamp_millis(),
+        }
+    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, JournalError> {
@@ -87,9 +158,11 @@ pub(super) fn apply(
 ) -> Result<(), JournalError> {
     match change {
         Change::Patient(p) => {
+            let s = SearchColumns::of(p);
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO patients(protocol, unit, status, closed_at, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO patients(protocol, unit, status, closed_at, body,
+                     name_key, document_key, ticket, arrived_at, admitted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 p.protocol.as_u64() as i64,
@@ -97,6 +170,11 @@ pub(super) fn apply(
                 p.status.as_str(),
                 p.closed_at.map(|t| t.timestamp_millis()),
                 json(p)?,
+                s.name_key,
+                s.document_key,
+                p.ticket,
+                s.arrived_at,
+                s.admitted_at,
             ])?;
         }
         Change::Event(e) => {

@@ -216,3 +216,45 @@ fn purge_removes_patients_and_their_history() {
         "the sequence survives a purge"
     );
 }
+
+#[test]
+fn a_journal_of_the_first_schema_gets_the_search_columns_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Department::new(&config().department_settings());
+    {
+        let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+        let a = d
+            .admit(
+                &unit_id("pa"),
+                admission("José Conceição", None),
+                None,
+                "desk",
+                now(),
+            )
+            .unwrap();
+        journal.submit(a.changes).wait_blocking().unwrap();
+    }
+    {
+        // As a journal written before the search columns existed.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "UPDATE patients SET name_key = NULL, document_key = NULL, ticket = NULL,
+                 arrived_at = NULL, admitted_at = NULL;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    assert_eq!(snapshot.patients.len(), 1);
+    let search = |q: &str| {
+        journal
+            .search(&PatientSearch {
+                q: Some(q.into()),
+                limit: 10,
+                ..PatientSearch::default()
+            })
+            .unwrap()
+    };
+    assert_eq!(search("jose conceicao"), [snapshot.patients[0].protocol]);
+    assert_eq!(search("A001"), [snapshot.patients[0].protocol]);
+}

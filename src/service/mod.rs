@@ -23,8 +23,10 @@ use tokio::sync::{watch, Notify};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::patient::Protocol;
-use crate::domain::{Applied, Change, Department, DomainError, Settings};
-use crate::journal::{HistoryEntry, Journal, JournalOptions, OutboxEntry, PendingCommit};
+use crate::domain::{Applied, Change, Department, DomainError, PatientView, Settings};
+use crate::journal::{
+    HistoryEntry, Journal, JournalOptions, OutboxEntry, PatientSearch, PendingCommit,
+};
 use crate::metrics::Metrics;
 pub use events::{EventHub, REPLAY_EVENTS};
 
@@ -286,6 +288,40 @@ impl Service {
     pub async fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, ServiceError> {
         self.read(|d, _| d.patient(protocol).map(|_| ()))?;
         self.blocking_read(move |j| j.history(protocol)).await
+    }
+
+    /// Patients matching a search (`GET /patients`), most recent arrival
+    /// first. The journal finds them on its own connection; only the views of
+    /// those found (at most a page) are read under the lock.
+    pub async fn search(
+        &self,
+        mut search: PatientSearch,
+    ) -> Result<Vec<PatientView>, ServiceError> {
+        let now = self.now();
+        self.read(|d, _| match &search.unit {
+            Some(unit) => d.unit(unit).map(|_| ()),
+            None => Ok(()),
+        })?;
+        let tz = self.shared.settings.time_zone;
+        let midnight = now
+            .with_timezone(&tz)
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN);
+        search.tickets_since = midnight
+            .and_local_timezone(tz)
+            .earliest()
+            .map_or(now, |t| t.with_timezone(&Utc));
+        let statuses = search.statuses.clone();
+        let found = self.blocking_read(move |j| j.search(&search)).await?;
+        // Memory may be a change ahead of the journal: filter on what it says.
+        self.read(|d, now| {
+            Ok(found
+                .iter()
+                .filter_map(|p| d.patient(*p).ok())
+                .filter(|p| statuses.is_empty() || statuses.contains(&p.status))
+                .map(|p| d.view(p, now))
+                .collect())
+        })
     }
 
     /// A journal read on a blocking thread, never under the domain lock.

@@ -207,6 +207,8 @@ fn problem_mismatch(r: &Resp, status: u16, code: &str) -> Option<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ep {
     Admit,
+    Search,
+    Session,
     GetPatient,
     History,
     Triage,
@@ -231,8 +233,10 @@ enum Ep {
     Readyz,
 }
 
-const ENDPOINTS: [Ep; 23] = [
+const ENDPOINTS: [Ep; 25] = [
     Ep::Admit,
+    Ep::Search,
+    Ep::Session,
     Ep::GetPatient,
     Ep::History,
     Ep::Triage,
@@ -263,7 +267,7 @@ fn contract_allows(role: &str, ep: Ep) -> bool {
     use Ep::*;
     // "admit, read patients and history, leave, board, events, units, protocol"
     let reception = [
-        Admit, GetPatient, History, Leave, Board, Events, Units, Protocol,
+        Admit, Search, GetPatient, History, Leave, Board, Events, Units, Protocol,
     ];
     // "reception's, plus the queue (with names), call the triage queue, triage,
     // no-show, recall"
@@ -281,7 +285,8 @@ fn contract_allows(role: &str, ep: Ep) -> bool {
     let display = [Board, Events, Units, Protocol, QueueTreatment, QueueTriage];
     // "/metrics, alerts (read only)"
     let monitor = [Metrics, Alerts];
-    if matches!(ep, Healthz | Readyz) {
+    // Who the caller is: any token may ask.
+    if matches!(ep, Healthz | Readyz | Session) {
         return true;
     }
     match role {
@@ -428,6 +433,8 @@ async fn prepare(app: &TestApp, admin: &str, alert: u64, ep: Ep) -> Prepared {
             ..simple(Method::POST, api(format!("/alerts/{alert}/ack")))
         },
         Ep::Units => simple(Method::GET, api("/units".into())),
+        Ep::Search => simple(Method::GET, api("/patients?q=Aguardando".into())),
+        Ep::Session => simple(Method::GET, api("/session".into())),
         Ep::Protocol => simple(Method::GET, api("/protocol".into())),
         Ep::Metrics => simple(Method::GET, "/metrics".into()),
         Ep::Healthz => simple(Method::GET, "/healthz".into()),

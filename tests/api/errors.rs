@@ -191,7 +191,7 @@ async fn an_unknown_protocol_is_404_on_every_patient_endpoint() {
 #[tokio::test]
 async fn an_unknown_route_is_404_problem_json() {
     let app = TestApp::spawn().await;
-    for path in ["/api/v1/nope", "/nope", "/api/v1/patients", "/api/v2/units"] {
+    for path in ["/api/v1/nope", "/nope", "/api/v1/patient", "/api/v2/units"] {
         app.get_abs(path).await.expect_problem(404, "not_found");
     }
 }
@@ -445,6 +445,59 @@ async fn the_422_detail_says_what_is_wrong() {
         .await
         .expect_problem(422, "invalid");
     assert!(p["detail"].as_str().unwrap().contains("name"), "{p}");
+}
+
+/// A 422 about one value names it in `field`, so a page can say which, in its
+/// own words; a body of the wrong shape names none.
+#[tokio::test]
+async fn a_422_names_the_field_to_correct() {
+    let app = TestApp::spawn().await;
+    let field = |p: Value| p["field"].clone();
+    let cases = [
+        (json!({"name": "Ana", "colour": "purple"}), "colour"),
+        (json!({"name": " "}), "name"),
+        (
+            json!({"name": "Ana", "arrived_at": "2030-01-01T00:00:00Z"}),
+            "arrived_at",
+        ),
+        (
+            json!({"name": "Ana", "birth_date": "2030-01-01"}),
+            "birth_date",
+        ),
+        (
+            json!({"name": "Ana", "complaint": "x".repeat(1001)}),
+            "complaint",
+        ),
+        (
+            json!({"name": "Ana", "document": "1".repeat(33)}),
+            "document",
+        ),
+    ];
+    for (body, expected) in cases {
+        let p = app
+            .admit_raw(UNIT, &body)
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(field(p), expected, "{body}");
+    }
+    let p = app
+        .post_json(&format!("/units/{UNIT}/call"), &json!({"room": "Sala 9"}))
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(field(p), "room");
+    let p = app
+        .post_json(
+            &format!("/units/{UNIT}/call"),
+            &json!({"room": ROOM, "colours": ["purple"]}),
+        )
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(field(p), "colours");
+    let p = app
+        .admit_raw(UNIT, &json!({"name": 7}))
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(field(p), Value::Null, "a body of the wrong shape");
 }
 
 #[tokio::test]

@@ -19,5 +19,6 @@ mod lifecycle;
 mod openapi;
 mod queues;
 mod restart;
+mod search;
 mod timing;
 mod webhooks;

@@ -14,8 +14,10 @@ use triagem::clock::ManualClock;
 use crate::helpers::{protocol, start_time, TestApp, API, UNIT};
 
 /// Every endpoint under `/api/v1`, and those outside it.
-const CONTRACT: [(&str, &str); 22] = [
+const CONTRACT: [(&str, &str); 24] = [
     ("post", "/api/v1/units/{unit}/patients"),
+    ("get", "/api/v1/patients"),
+    ("get", "/api/v1/session"),
     ("get", "/api/v1/patients/{protocol}"),
     ("get", "/api/v1/patients/{protocol}/history"),
     ("post", "/api/v1/patients/{protocol}/triage"),

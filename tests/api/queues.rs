@@ -124,11 +124,16 @@ async fn the_board_lists_one_queue_per_colour_in_protocol_order_then_the_triage_
     assert_eq!(
         board["queues"],
         json!([
-            {"colour": "red", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0},
-            {"colour": "yellow", "waiting": 1, "longest_wait_seconds": 60, "overdue": 0},
-            {"colour": "green", "waiting": 2, "longest_wait_seconds": 300, "overdue": 0},
-            {"colour": "blue", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0},
-            {"colour": null, "waiting": 1, "longest_wait_seconds": 60, "overdue": 0}
+            {"colour": "red", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0,
+             "next_due_at": null},
+            {"colour": "yellow", "waiting": 1, "longest_wait_seconds": 60, "overdue": 0,
+             "next_due_at": "2026-11-28T12:34:00Z"},
+            {"colour": "green", "waiting": 2, "longest_wait_seconds": 300, "overdue": 0,
+             "next_due_at": "2026-11-28T14:00:00Z"},
+            {"colour": "blue", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0,
+             "next_due_at": null},
+            {"colour": null, "waiting": 1, "longest_wait_seconds": 60, "overdue": 0,
+             "next_due_at": "2026-11-28T12:14:00Z"}
         ])
     );
 }

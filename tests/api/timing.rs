@@ -126,11 +126,16 @@ async fn the_board_reports_the_longest_wait_and_overdue_counts_per_queue() {
     assert_eq!(
         board["queues"],
         json!([
-            {"colour": "red", "waiting": 1, "longest_wait_seconds": 900, "overdue": 1},
-            {"colour": "yellow", "waiting": 2, "longest_wait_seconds": 2100, "overdue": 1},
-            {"colour": "green", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0},
-            {"colour": "blue", "waiting": 1, "longest_wait_seconds": 900, "overdue": 0},
-            {"colour": null, "waiting": 2, "longest_wait_seconds": 2100, "overdue": 2}
+            {"colour": "red", "waiting": 1, "longest_wait_seconds": 900, "overdue": 1,
+             "next_due_at": "2026-11-28T12:20:00Z"},
+            {"colour": "yellow", "waiting": 2, "longest_wait_seconds": 2100, "overdue": 1,
+             "next_due_at": "2026-11-28T12:30:00Z"},
+            {"colour": "green", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0,
+             "next_due_at": null},
+            {"colour": "blue", "waiting": 1, "longest_wait_seconds": 900, "overdue": 0,
+             "next_due_at": "2026-11-28T15:20:00Z"},
+            {"colour": null, "waiting": 2, "longest_wait_seconds": 2100, "overdue": 2,
+             "next_due_at": "2026-11-28T12:10:00Z"}
         ])
     );
     // Calling the longest waiters takes them off the board's counts.
@@ -141,11 +146,16 @@ async fn the_board_reports_the_longest_wait_and_overdue_counts_per_queue() {
     assert_eq!(
         board["queues"],
         json!([
-            {"colour": "red", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0},
-            {"colour": "yellow", "waiting": 1, "longest_wait_seconds": 900, "overdue": 0},
-            {"colour": "green", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0},
-            {"colour": "blue", "waiting": 1, "longest_wait_seconds": 900, "overdue": 0},
-            {"colour": null, "waiting": 1, "longest_wait_seconds": 900, "overdue": 1}
+            {"colour": "red", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0,
+             "next_due_at": null},
+            {"colour": "yellow", "waiting": 1, "longest_wait_seconds": 900, "overdue": 0,
+             "next_due_at": "2026-11-28T12:50:00Z"},
+            {"colour": "green", "waiting": 0, "longest_wait_seconds": 0, "overdue": 0,
+             "next_due_at": null},
+            {"colour": "blue", "waiting": 1, "longest_wait_seconds": 900, "overdue": 0,
+             "next_due_at": "2026-11-28T15:20:00Z"},
+            {"colour": null, "waiting": 1, "longest_wait_seconds": 900, "overdue": 1,
+             "next_due_at": "2026-11-28T12:30:00Z"}
         ])
     );
 }
@@ -163,4 +173,30 @@ async fn the_queue_listing_shows_live_waits_and_overdue_flags() {
     assert_eq!(p[0]["overdue"], true);
     assert_eq!(p[1]["waited_seconds"], 3600);
     assert_eq!(p[1]["overdue"], false);
+}
+
+/// The board's time left is on the colour's clock: a green patient who waited
+/// 1 h 40 min for triage and was classified 8 minutes ago is due in 1 h 52 min,
+/// not 20 minutes; and the earliest deadline wins whatever the arrival order.
+#[tokio::test]
+async fn the_boards_next_deadline_counts_on_the_colours_clock() {
+    let app = TestApp::spawn().await;
+    let early = protocol(&app.admit("Ana", None).await);
+    app.advance(TimeDelta::minutes(40));
+    let late = protocol(&app.admit("Bia", None).await);
+    app.advance(TimeDelta::minutes(52));
+    app.triage(&late, "green").await.expect(200); // 13:32, due 15:32
+    app.advance(TimeDelta::minutes(8));
+    app.triage(&early, "green").await.expect(200); // 13:40, due 15:40
+    app.advance(TimeDelta::minutes(8));
+    let board = app.board().await;
+    let green = &board["queues"][2];
+    assert_eq!(green["colour"], "green");
+    assert_eq!(green["longest_wait_seconds"], (108 * 60), "since arrival");
+    assert_eq!(
+        time(&green["next_due_at"]),
+        start_time() + TimeDelta::minutes(92) + TimeDelta::hours(2),
+        "the later arrival, triaged first, is due first"
+    );
+    assert_eq!(green["overdue"], 0);
 }
