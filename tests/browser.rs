@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::handler::viewport::Viewport;
@@ -60,13 +61,18 @@ struct Server {
 impl Server {
     /// `config/default.toml` as shipped, changed by `tweak`, on a fresh data dir.
     async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with("config/default.toml", tweak).await
+    }
+
+    /// A shipped config (`config/manchester.toml`, …), changed by `tweak`, on a fresh data dir.
+    async fn start_with(file: &str, tweak: impl FnOnce(&mut Config)) -> Self {
         let data = tempfile::Builder::new()
             .prefix("triagem-browser-")
             .tempdir()
             .expect("tempdir");
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let mut config = Config::from_toml(&std::fs::read_to_string(path).expect("read config"))
-            .expect("config/default.toml parses");
+            .unwrap_or_else(|e| panic!("{file} parses: {e}"));
         config.storage.data_dir = data.path().to_owned();
         tweak(&mut config);
         config.validate().expect("valid test config");
@@ -387,7 +393,14 @@ async fn screenshot(page: &Page, name: &str) {
         .expect("screenshot");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut dirs = vec![root.join("target/screenshots")];
-    let documented = ["display", "reception", "clinician", "receipt-print"].contains(&name);
+    let documented = [
+        "display",
+        "reception",
+        "clinician",
+        "clinician-triage",
+        "receipt-print",
+    ]
+    .contains(&name);
     if documented && std::env::var("TRIAGEM_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
         dirs.push(root.join("docs/screenshots"));
     }
@@ -401,6 +414,320 @@ fn minutes_ago(m: i64) -> String {
     (Utc::now() - chrono::TimeDelta::minutes(m))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+/// The sizes the pages are laid out for: a 720p ward TV or laptop, the
+/// common 1366×768 desk screen, and a 1080p TV.
+const SIZES: [(i64, i64); 3] = [(1280, 720), (1366, 768), (1920, 1080)];
+
+/// Resizes the page's viewport as a screen of that size would show it.
+async fn set_viewport(page: &Page, width: i64, height: i64) {
+    // A page in the background is not rendered, and gets its resize event late.
+    page.bring_to_front().await.expect("bring to front");
+    page.execute(SetDeviceMetricsOverrideParams::new(
+        width, height, 1.0, false,
+    ))
+    .await
+    .expect("set the device metrics");
+    wait_until(
+        page,
+        &format!("window.innerWidth === {width} && window.innerHeight === {height}"),
+        "the new viewport",
+    )
+    .await;
+    // The pages fit their text on resize (a page in the background gets no
+    // animation frames, so a timer, not requestAnimationFrame).
+    let _: bool = eval(page, "new Promise((r) => setTimeout(() => r(true), 150))").await;
+}
+
+/// axe-core 4.14.1 (`npm pack axe-core`), vendored so the tests need no
+/// network; MPL-2.0, its licence header kept at the top of the file.
+const AXE: &str = include_str!("vendor/axe.min.js");
+
+/// Runs axe-core on the page as it is now; returns its violations, one line
+/// each with the nodes at fault (empty when none).
+async fn axe(page: &Page, what: &str) -> Vec<String> {
+    let loaded: bool = eval(page, "typeof window.axe === 'object'").await;
+    if !loaded {
+        page.evaluate_expression(AXE)
+            .await
+            .expect("inject axe-core");
+    }
+    let (passed, found): (usize, Vec<String>) = eval(
+        page,
+        r#"axe.run(document, { resultTypes: ['violations'] }).then((r) => [r.passes.length, r.violations.map((v) =>
+             `${v.id} (${v.impact}): ${v.help}\n` + v.nodes.map((n) =>
+               `    ${n.target.join(' ')}: ${(n.failureSummary || '').replace(/\s+/g, ' ')} ${n.html.slice(0, 160)}`).join('\n'))])"#,
+    )
+    .await;
+    assert!(passed > 10, "axe-core ran only {passed} rules on {what}");
+    found.into_iter().map(|v| format!("{what}: {v}")).collect()
+}
+
+/// Portuguese words of the pages' own text that an English page must not
+/// show, in its text or its labels, titles and placeholders (the data, the
+/// configuration's names and labels, may be in any language).
+const PORTUGUESE: &str = r#"(() => {
+  const words = ['Chamar', 'Aguardando', 'Atrasado', 'atraso', 'Senha', 'Reconhecer', 'Ninguém', 'Nenhum',
+    'Últimas', 'Classificar', 'Desfecho', 'Tempo restante', 'faltam', 'chegou', 'Fila', 'Consultar', 'Admitir',
+    'Protocolo', 'Dirija', 'Buscar', 'Som ', 'Finalizar', 'Iniciar', 'Transferir', 'Voltar', 'Cancelar', 'Fechar',
+    'Sala', 'Cores', 'Visão', 'Atendimento', 'Alertas', 'Maior espera', 'aguardando', 'Nas salas'];
+  const texts = [document.title, document.body.innerText, ...[...document.querySelectorAll('[aria-label], [title], [placeholder]')]
+    .map((e) => ['aria-label', 'title', 'placeholder'].map((a) => e.getAttribute(a) || '').join(' '))];
+  // The unit's name and rooms come from the configuration.
+  const data = (t) => t.replaceAll('Pronto Atendimento', '').replaceAll('Consultório', '').replaceAll('Triagem', '');
+  return words.filter((w) => texts.some((t) => data(t).includes(w)));
+})()"#;
+
+/// The Portuguese words an English page shows (none on a Portuguese page,
+/// which is not checked).
+async fn portuguese_on(page: &Page, lang: &str, what: &str) -> Vec<String> {
+    if lang != "en" {
+        return Vec::new();
+    }
+    let found: Vec<String> = eval(page, PORTUGUESE).await;
+    found
+        .into_iter()
+        .map(|w| format!("{what}: the English page says `{w}`"))
+        .collect()
+}
+
+/// What sticks out or is cut on a desk page: sideways scrolling of the page
+/// or of a card, and elements (buttons above all) beyond their card or the
+/// viewport.
+const DESK_LAYOUT: &str = r#"(() => {
+  const bad = [];
+  const se = document.scrollingElement;
+  if (se.scrollWidth > innerWidth) bad.push(`the page scrolls sideways: ${se.scrollWidth} > ${innerWidth}`);
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const name = (el) => el.id ? '#' + el.id : `${el.tagName.toLowerCase()}.${[...el.classList].join('.')} "${(el.textContent || '').trim().slice(0, 40)}"`;
+  for (const card of document.querySelectorAll('.card, .table-wrap, .callbar, .topbar')) {
+    if (!visible(card)) continue;
+    if (card.scrollWidth > card.clientWidth + 1) bad.push(`${name(card)} scrolls sideways: ${card.scrollWidth} > ${card.clientWidth}`);
+    const r = card.getBoundingClientRect();
+    for (const el of card.querySelectorAll('*')) {
+      if (!visible(el) || el.closest('.sr-only, .colour-pop, dialog')) continue;
+      const b = el.getBoundingClientRect();
+      if (b.width === 0 && b.height === 0) continue;
+      if (b.left < r.left - 1 || b.right > r.right + 1) bad.push(`${name(el)} sticks out of ${name(card)}: [${b.left}, ${b.right}] vs [${r.left}, ${r.right}]`);
+    }
+  }
+  for (const el of document.querySelectorAll('button, select, input, a')) {
+    if (!visible(el) || el.closest('.sr-only') || el.classList.contains('skip')) continue;
+    const b = el.getBoundingClientRect();
+    if (b.left < 0 || b.right > innerWidth + 0.5) bad.push(`${name(el)} is beyond the viewport: [${b.left}, ${b.right}]`);
+  }
+  return bad;
+})()"#;
+
+/// What is cut on the ward display: the page scrolls, a child is outside its
+/// card, a card outside the screen or its list, or text is clipped.
+const DISPLAY_LAYOUT: &str = r#"(() => {
+  const bad = [];
+  const se = document.scrollingElement;
+  if (se.scrollWidth > innerWidth || se.scrollHeight > innerHeight) bad.push(`the page scrolls: ${se.scrollWidth}×${se.scrollHeight}`);
+  const visible = (el) => el.getClientRects().length > 0 && !el.closest('[hidden]');
+  const name = (el) => el.id ? '#' + el.id : `${el.tagName.toLowerCase()}.${[...el.classList].join('.')} "${(el.textContent || '').trim().slice(0, 30)}"`;
+  const inside = (b, r) => b.left >= r.left - 1 && b.right <= r.right + 1 && b.top >= r.top - 1 && b.bottom <= r.bottom + 1;
+  const screen = { left: 0, top: 0, right: innerWidth, bottom: innerHeight };
+  for (const card of document.querySelectorAll('.d-header, .d-now-card, .d-recent-item, .d-queue, .d-hint')) {
+    if (!visible(card)) continue;
+    const r = card.getBoundingClientRect();
+    if (!inside(r, screen)) bad.push(`${name(card)} is off the screen`);
+    for (const el of card.querySelectorAll('*')) {
+      if (!visible(el)) continue;
+      const b = el.getBoundingClientRect();
+      if (b.width === 0 && b.height === 0) continue;
+      if (!inside(b, r)) bad.push(`${name(el)} spills out of ${name(card)}: ${JSON.stringify(b)} vs ${JSON.stringify(r)}`);
+    }
+  }
+  const list = document.querySelector('#recent').getBoundingClientRect();
+  for (const li of document.querySelectorAll('#recent li')) {
+    if (visible(li) && !inside(li.getBoundingClientRect(), list)) bad.push(`${name(li)} is cut by the list's edge`);
+  }
+  for (const el of document.querySelectorAll('.d-ticket, .d-room, .d-recent-ticket, .d-recent-room, .chip, .d-unit-name, .d-queue-due .v')) {
+    if (!visible(el)) continue;
+    if (el.scrollWidth > el.clientWidth + 1) bad.push(`${name(el)} is clipped: ${el.scrollWidth} > ${el.clientWidth}`);
+    if (el.scrollHeight > el.clientHeight + 1 && getComputedStyle(el).overflowY !== 'visible') bad.push(`${name(el)} is clipped below: ${el.scrollHeight} > ${el.clientHeight}`);
+  }
+  return bad;
+})()"#;
+
+/// Patients of a realistic shift, as the screenshots and the layout and
+/// accessibility checks see it: a discharged and an admitted patient, one who
+/// left, one back in the queue after a no-show, one in treatment, one called
+/// (and called again), one in triage, three awaiting triage (one overdue,
+/// one nearly), an overdue red, and others waiting; seven calls in all.
+struct Shift {
+    /// The patient in treatment (Consultório 2).
+    in_treatment: String,
+    /// The patient called to Consultório 1.
+    called: String,
+    /// The patient who left.
+    left: String,
+}
+
+async fn seed_shift(server: &Server, manchester: bool) -> Shift {
+    let admit =
+        |name: &str, colour: Option<&str>, ago: i64, born: Option<&str>, complaint: &str| {
+            let mut body =
+                json!({"name": name, "arrived_at": minutes_ago(ago), "complaint": complaint});
+            if let Some(c) = colour {
+                body["colour"] = json!(c);
+            }
+            if let Some(b) = born {
+                body["birth_date"] = json!(b);
+            }
+            body
+        };
+    let protocol = |v: &Value| v["protocol"].as_str().expect("a protocol").to_owned();
+    let post = |path: String, body: Option<Value>| async move {
+        let (status, view) = server.api("POST", &path, body).await;
+        assert_eq!(status, 200, "POST {path}: {view}");
+        view
+    };
+    // Finished: discharged, and admitted to a ward.
+    server
+        .admit(admit(
+            "Beatriz Santos",
+            Some("green"),
+            95,
+            Some("1988-03-14"),
+            "dor lombar",
+        ))
+        .await;
+    let v = server.call("Consultório 1").await;
+    post(format!("/patients/{}/start", protocol(&v)), None).await;
+    post(
+        format!("/patients/{}/finish", protocol(&v)),
+        Some(json!({"outcome": "discharged"})),
+    )
+    .await;
+    server
+        .admit(admit(
+            "Sérgio Dias",
+            Some("yellow"),
+            50,
+            Some("1949-11-02"),
+            "dispneia",
+        ))
+        .await;
+    let v = server.call("Consultório 2").await;
+    post(
+        format!("/patients/{}/finish", protocol(&v)),
+        Some(json!({"outcome": "admitted"})),
+    )
+    .await;
+    // Left without being seen.
+    let left = server
+        .admit(admit("Marcos Vieira", None, 30, None, "corte na mão"))
+        .await;
+    let left = protocol(&left);
+    post(
+        format!("/patients/{left}/leave"),
+        Some(json!({"reason": "lwbs"})),
+    )
+    .await;
+    // Called, did not come: back in the queue with one no-show.
+    server
+        .admit(admit(
+            "Paula Ribeiro",
+            Some("green"),
+            70,
+            Some("1995-07-30"),
+            "tosse há 5 dias",
+        ))
+        .await;
+    let v = server.call("Consultório 1").await;
+    post(format!("/patients/{}/no-show", protocol(&v)), None).await;
+    // In treatment.
+    server
+        .admit(admit(
+            "Carlos Lima",
+            Some("yellow"),
+            35,
+            Some("1961-04-02"),
+            "dor torácica atípica, sem irradiação",
+        ))
+        .await;
+    let v = server.call("Consultório 2").await;
+    let in_treatment = protocol(&v);
+    post(format!("/patients/{in_treatment}/start"), None).await;
+    // Called, and called again.
+    server
+        .admit(admit(
+            "Luíza Almeida",
+            Some("yellow"),
+            20,
+            Some("2019-09-09"),
+            "febre e vômitos",
+        ))
+        .await;
+    let v = server.call("Consultório 1").await;
+    let called = protocol(&v);
+    post(format!("/patients/{called}/recall"), None).await;
+    // The triage queue: one called to triage, one overdue, one nearly, one new.
+    for (name, ago, born) in [
+        ("Pedro Henrique Rocha", 14, Some("1970-01-20")),
+        ("Fernanda Oliveira", 12, None),
+        ("Tiago Nunes", 9, Some("2001-05-05")),
+        ("Helena Martins", 3, Some("1936-12-24")),
+    ] {
+        server
+            .admit(admit(name, None, ago, born, "cefaleia intensa"))
+            .await;
+    }
+    let (status, view) = server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/call"),
+            Some(json!({"queue": "triage", "room": "Triagem 1"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    // Waiting for a clinician: a red (overdue from the start) and others.
+    server
+        .admit(admit(
+            "João Pereira",
+            Some("red"),
+            3,
+            Some("1958-08-15"),
+            "dor torácica intensa, sudorese",
+        ))
+        .await;
+    let second = if manchester { "orange" } else { "yellow" };
+    server
+        .admit(admit(
+            "Ana Souza",
+            Some(second),
+            41,
+            Some("1979-02-11"),
+            "crise asmática",
+        ))
+        .await;
+    server
+        .admit(admit(
+            "Rafael Costa",
+            Some("green"),
+            100,
+            Some("1990-10-10"),
+            "entorse de tornozelo direito ao descer escada, dor à deambulação, edema moderado, sem deformidade aparente; nega outras queixas",
+        ))
+        .await;
+    server
+        .admit(admit(
+            "Gabriel Moreira",
+            Some("blue"),
+            25,
+            Some("2012-06-01"),
+            "atestado",
+        ))
+        .await;
+    Shift {
+        in_treatment,
+        called,
+        left,
+    }
 }
 
 // ---------------------------------------------------------------- tests
@@ -602,7 +929,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
 
     // Screenshots, once the flash of the new call is over.
     tokio::time::sleep(Duration::from_millis(4200)).await;
-    screenshot(&display, "display").await;
+    screenshot(&display, "walk-display").await;
     // The reception desk with an admission's result and a looked-up patient.
     type_into(&reception, "#lookup", &protocol).await;
     click(&reception, "#lookup-form button[type=submit]").await;
@@ -612,7 +939,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the looked-up patient",
     )
     .await;
-    screenshot(&reception, "reception").await;
+    screenshot(&reception, "walk-reception").await;
     // Printed, the page is only the receipt.
     reception
         .emulate_media_type(MediaTypeParams::Print)
@@ -633,13 +960,13 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         receipt.contains(&protocol) && receipt.contains(name),
         "{receipt}"
     );
-    screenshot(&reception, "receipt-print").await;
+    screenshot(&reception, "walk-receipt-print").await;
     reception
         .emulate_media_type(MediaTypeParams::Screen)
         .await
         .expect("screen media");
     run(&clinician, "window.scrollTo(0, 0)").await;
-    screenshot(&clinician, "clinician").await;
+    screenshot(&clinician, "walk-clinician").await;
 
     // The server stops: the display says it is reconnecting; it comes back by itself.
     server.stop().await;
@@ -813,8 +1140,21 @@ async fn english_pages_and_unknown_unit() {
         "the leave form",
     )
     .await;
-    run(&reception, "window.confirm = () => true").await;
+    // The confirmation is an in-page dialog in the page's language that
+    // names the patient and the reason; answered yes.
     click(&reception, "form.leave button[type=submit]").await;
+    wait_until(
+        &reception,
+        "!!document.querySelector('dialog.leave-confirm[open]')",
+        "the leave confirmation",
+    )
+    .await;
+    let asked = text(&reception, "dialog.leave-confirm .confirm-text").await;
+    assert!(
+        asked.contains("Untriaged Person") && asked.contains("Left without being seen"),
+        "{asked}"
+    );
+    click(&reception, "dialog.leave-confirm button[value=ok]").await;
     wait_until(
         &reception,
         // The leave form's own reason list says "Left without being seen" too:
@@ -1344,6 +1684,1498 @@ async fn triage_rooms_come_from_the_config() {
         assert_eq!(rooms, ["Sala A", "Sala B"], "#{id}");
     }
 
+    drop(server);
+    chrome.close().await;
+}
+
+// ------------------------------------------------ a real shift (issue 12)
+
+/// Time against the target is on the target's clock: a patient who arrived
+/// 100 minutes ago and was classified green (2 h) just now has about 2 h
+/// left, not "1 h 40 min / 2 h"; the time since arrival is secondary. The
+/// same on the clinician's list, the display's green queue and the
+/// reception's lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_against_the_target_is_on_the_targets_clock() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let view = server
+        .admit(json!({"name": "Relógio Certo", "arrived_at": minutes_ago(100)}))
+        .await;
+    let protocol = view["protocol"].as_str().unwrap().to_owned();
+    let (status, view) = server
+        .api(
+            "POST",
+            &format!("/patients/{protocol}/triage"),
+            Some(json!({"colour": "green"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["overdue"], false, "{view}");
+
+    /// Minutes in "1 h 52 min", "2 h", "45 min", "1h 52m".
+    fn minutes(s: &str) -> Option<i64> {
+        let s = s.replace("h ", "h").replace(" min", "m").replace(' ', "");
+        let (h, rest) = match s.split_once('h') {
+            Some((h, rest)) => (h.parse::<i64>().ok()?, rest),
+            None => (0, s.as_str()),
+        };
+        let m = rest.trim_end_matches('m');
+        Some(
+            h * 60
+                + if m.is_empty() {
+                    0
+                } else {
+                    m.parse::<i64>().ok()?
+                },
+        )
+    }
+
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('#queue tbody tr .due .left')",
+        "the patient in the treatment queue",
+    )
+    .await;
+    let row = format!("#queue tr[data-protocol='{protocol}']");
+    let left = text(&clinician, &format!("{row} .due .left")).await;
+    let since = text(&clinician, &format!("{row} .due .since")).await;
+    eprintln!("clinician: {left:?} / {since:?}");
+    let left_minutes = left
+        .strip_suffix(" left")
+        .and_then(minutes)
+        .unwrap_or_else(|| panic!("time left, on the target's clock: {left:?}"));
+    assert!(
+        (110..=120).contains(&left_minutes),
+        "about 2 h left after a classification just now, not the wait since arrival: {left:?}"
+    );
+    let since_minutes = since
+        .strip_prefix("arrived ")
+        .and_then(|s| s.strip_suffix(" ago"))
+        .and_then(minutes)
+        .unwrap_or_else(|| panic!("time since arrival: {since:?}"));
+    assert!(
+        (100..=102).contains(&since_minutes),
+        "arrived 100 min ago: {since:?}"
+    );
+    let row_text: String = eval(
+        &clinician,
+        &format!("document.querySelector({row:?}).innerText"),
+    )
+    .await;
+    assert!(
+        !row_text.contains(" / 2 h") && !row_text.contains("Overdue"),
+        "no wait-against-target on two clocks, no overdue mark: {row_text:?}"
+    );
+
+    // The display's green queue: time left from next_due_at, the longest wait
+    // since arrival below it.
+    let display = chrome
+        .open(&server.url(&format!("/display/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &display,
+        "document.querySelector('.d-queue.c-green .d-queue-due .v')?.textContent.includes('h')",
+        "the green queue's time left",
+    )
+    .await;
+    let k = text(&display, ".d-queue.c-green .d-queue-due .k").await;
+    let v = text(&display, ".d-queue.c-green .d-queue-due .v").await;
+    let longest = text(&display, ".d-queue.c-green .d-queue-since").await;
+    eprintln!("display: {k:?} {v:?} / {longest:?}");
+    assert_eq!(k, "Time left");
+    let v_minutes = minutes(&v).unwrap_or_else(|| panic!("a duration: {v:?}"));
+    assert!((110..=120).contains(&v_minutes), "{v:?}");
+    let longest_minutes = longest
+        .strip_prefix("Longest wait: ")
+        .and_then(minutes)
+        .unwrap_or_else(|| panic!("{longest:?}"));
+    assert!((100..=102).contains(&longest_minutes), "{longest:?}");
+    assert!(
+        !eval::<String>(&display, "document.body.innerText")
+            .await
+            .contains("Target:"),
+        "no target beside the wait since arrival"
+    );
+
+    // The reception's lookup says the same.
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}?lang=en")))
+        .await;
+    wait_live(&reception, "the reception's event stream").await;
+    type_into(&reception, "#lookup", &protocol).await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#lookup-result')?.innerText.includes('left')",
+        "the looked-up patient's time left",
+    )
+    .await;
+    let facts: String = eval(
+        &reception,
+        "document.querySelector('#lookup-result .facts').innerText",
+    )
+    .await;
+    assert!(facts.contains("Target"), "{facts}");
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Who is in which room comes from the server, the same on every desk: a
+/// call made elsewhere shows on two clinician pages, an action on one shows
+/// on the other, and the per-desk actions work on those rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_and_who_is_in_them_on_every_desk() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let one = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    let two = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}?lang=en")))
+        .await;
+    for page in [&one, &two] {
+        wait_live(page, "the clinician's event stream").await;
+        wait_until(
+            page,
+            "document.querySelectorAll('#active .room').length === 3",
+            "the unit's three rooms",
+        )
+        .await;
+    }
+    // Every room listed, free.
+    let rooms: Vec<String> = eval(
+        &one,
+        "[...document.querySelectorAll('#active .room')].map(r => r.dataset.room)",
+    )
+    .await;
+    assert_eq!(rooms, ["Triagem 1", "Consultório 1", "Consultório 2"]);
+
+    // A call made by another client (not these pages) shows on both.
+    let v = server
+        .admit(json!({"name": "Paciente Da Sala", "colour": "yellow", "birth_date": "1961-04-02"}))
+        .await;
+    let protocol = v["protocol"].as_str().unwrap().to_owned();
+    server.call(ROOM).await;
+    let card =
+        format!("#active .room[data-room={ROOM:?}] .active-card[data-protocol='{protocol}']");
+    for page in [&one, &two] {
+        wait_until(
+            page,
+            &format!("!!document.querySelector({card:?})"),
+            "the called patient in Consultório 1",
+        )
+        .await;
+    }
+    let shown = text(&two, &card).await;
+    assert!(
+        shown.contains("Paciente Da Sala") && shown.contains("Called"),
+        "{shown}"
+    );
+    assert!(shown.contains("yrs"), "the age beside the name: {shown}");
+    // Start on the first page; the second sees it.
+    click(&one, &format!("{card} button[data-key$=':start']")).await;
+    wait_until(
+        &two,
+        &format!("document.querySelector({card:?})?.innerText.includes('In treatment')"),
+        "in treatment on the other desk",
+    )
+    .await;
+    // Finish on the second (an outcome chosen, confirmed): gone from both.
+    run(
+        &two,
+        &format!("const s = document.querySelector({:?}); s.value = 'discharged'; s.dispatchEvent(new Event('change'))", format!("{card} select")),
+    )
+    .await;
+    click(&two, &format!("{card} button[data-key$=':finish']")).await;
+    wait_until(
+        &two,
+        "!!document.querySelector('dialog.finish-confirm[open]')",
+        "the finish confirmation",
+    )
+    .await;
+    click(&two, "dialog.finish-confirm button[value=ok]").await;
+    for page in [&one, &two] {
+        wait_until(
+            page,
+            &format!("!document.querySelector({card:?})"),
+            "the finished patient gone from the rooms",
+        )
+        .await;
+    }
+    let (_, view) = server
+        .api("GET", &format!("/patients/{protocol}"), None)
+        .await;
+    assert_eq!(
+        (view["status"].as_str(), view["outcome"].as_str()),
+        (Some("finished"), Some("discharged"))
+    );
+    // A call to triage: the triage room shows it with its own actions.
+    server.admit(json!({"name": "Na Triagem"})).await;
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/call"),
+            Some(json!({"queue": "triage", "room": "Triagem 1"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(
+        &two,
+        "!!document.querySelector('#active .room[data-room=\"Triagem 1\"] button[data-key$=\":classify\"]')",
+        "the patient in triage, with Classify",
+    )
+    .await;
+    let actions: Vec<String> = eval(
+        &two,
+        "[...document.querySelectorAll('#active .room[data-room=\"Triagem 1\"] .actions button')].map(b => b.textContent)",
+    )
+    .await;
+    assert_eq!(actions, ["Classify", "Call again", "No-show"]);
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Finishing never preselects an outcome and confirms the one chosen in
+/// words; the no-show that reaches the unit's limit says the patient will be
+/// marked as left and asks first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn irreversible_actions_are_confirmed_in_words() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|c| c.units[0].max_no_shows = 2).await;
+    let v = server
+        .admit(json!({"name": "Desfecho Escolhido", "colour": "yellow"}))
+        .await;
+    let first = v["protocol"].as_str().unwrap().to_owned();
+    server.call(ROOM).await;
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_live(&clinician, "the clinician's event stream").await;
+    let card = format!("#active .active-card[data-protocol='{first}']");
+    wait_until(
+        &clinician,
+        &format!("!!document.querySelector({:?})", format!("{card} select")),
+        "the finish control",
+    )
+    .await;
+    // No outcome chosen: nothing preselected, and finishing asks for one.
+    let chosen: String = eval(
+        &clinician,
+        &format!(
+            "document.querySelector({:?}).value",
+            format!("{card} select")
+        ),
+    )
+    .await;
+    assert_eq!(chosen, "", "no outcome is preselected");
+    click(&clinician, &format!("{card} button[data-key$=':finish']")).await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#notice')?.textContent === 'Escolha o desfecho antes de finalizar.'",
+        "the request for an outcome",
+    )
+    .await;
+    let none_open: bool = eval(&clinician, "!document.querySelector('dialog[open]')").await;
+    assert!(none_open, "no confirmation without an outcome");
+    // Óbito chosen: the confirmation names it; going back changes nothing.
+    run(
+        &clinician,
+        &format!("const s = document.querySelector({:?}); s.value = 'deceased'; s.dispatchEvent(new Event('change'))", format!("{card} select")),
+    )
+    .await;
+    click(&clinician, &format!("{card} button[data-key$=':finish']")).await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.finish-confirm[open]')",
+        "the finish confirmation",
+    )
+    .await;
+    let asked = text(&clinician, "dialog.finish-confirm .confirm-text").await;
+    assert!(
+        asked.contains("Óbito") && asked.contains("A001") && asked.contains("Desfecho Escolhido"),
+        "{asked}"
+    );
+    assert_eq!(
+        text(&clinician, "dialog.finish-confirm button[value=ok]").await,
+        "Finalizar com “Óbito”"
+    );
+    click(&clinician, "dialog.finish-confirm button[value=cancel]").await;
+    wait_until(
+        &clinician,
+        "!document.querySelector('dialog.finish-confirm')",
+        "the dialog closed",
+    )
+    .await;
+    let (_, view) = server.api("GET", &format!("/patients/{first}"), None).await;
+    assert_eq!(view["status"], "called", "going back finishes nobody");
+    click(&clinician, &format!("{card} button[data-key$=':finish']")).await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.finish-confirm[open]')",
+        "the finish confirmation again",
+    )
+    .await;
+    click(&clinician, "dialog.finish-confirm button[value=ok]").await;
+    wait_until(
+        &clinician,
+        &format!("!document.querySelector({card:?})"),
+        "the finished patient gone",
+    )
+    .await;
+    let (_, view) = server.api("GET", &format!("/patients/{first}"), None).await;
+    assert_eq!(
+        (view["status"].as_str(), view["outcome"].as_str()),
+        (Some("finished"), Some("deceased"))
+    );
+
+    // No-shows with max_no_shows = 2: the first just returns the patient to
+    // the queue; the second warns that the patient will be marked as left.
+    let v = server
+        .admit(json!({"name": "Faltou Duas", "colour": "green"}))
+        .await;
+    let second = v["protocol"].as_str().unwrap().to_owned();
+    let card = format!("#active .active-card[data-protocol='{second}']");
+    server.call(ROOM).await;
+    wait_until(
+        &clinician,
+        &format!(
+            "!!document.querySelector({:?})",
+            format!("{card} button[data-key$=':no-show']")
+        ),
+        "the no-show button",
+    )
+    .await;
+    click(&clinician, &format!("{card} button[data-key$=':no-show']")).await;
+    wait_until(
+        &clinician,
+        &format!("!document.querySelector({card:?})"),
+        "the patient back in the queue",
+    )
+    .await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{second}"), None)
+        .await;
+    assert_eq!(
+        (view["status"].as_str(), view["no_shows"].as_i64()),
+        (Some("waiting"), Some(1))
+    );
+    server.call(ROOM).await;
+    wait_until(
+        &clinician,
+        &format!(
+            "!!document.querySelector({:?})",
+            format!("{card} button[data-key$=':no-show']")
+        ),
+        "the patient called again",
+    )
+    .await;
+    click(&clinician, &format!("{card} button[data-key$=':no-show']")).await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.noshow-confirm[open]')",
+        "the last no-show's warning",
+    )
+    .await;
+    let asked = text(&clinician, "dialog.noshow-confirm .confirm-text").await;
+    assert!(
+        asked.contains("saiu") && asked.contains("Faltou Duas") && asked.contains("nº 2"),
+        "{asked}"
+    );
+    click(&clinician, "dialog.noshow-confirm button[value=cancel]").await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{second}"), None)
+        .await;
+    assert_eq!(view["status"], "called", "going back records no no-show");
+    click(&clinician, &format!("{card} button[data-key$=':no-show']")).await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.noshow-confirm[open]')",
+        "the warning again",
+    )
+    .await;
+    click(&clinician, "dialog.noshow-confirm button[value=ok]").await;
+    wait_until(
+        &clinician,
+        &format!("!document.querySelector({card:?})"),
+        "the patient gone",
+    )
+    .await;
+    let (_, view) = server
+        .api("GET", &format!("/patients/{second}"), None)
+        .await;
+    assert_eq!(
+        (view["status"].as_str(), view["leave_reason"].as_str()),
+        (Some("left"), Some("no_show"))
+    );
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Alerts say their level in the page's words (the warning its own word,
+/// the ladder's levels their configured labels, never the internal names),
+/// the untriaged queue has one name everywhere, and acknowledging records
+/// the name the clinician gave once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_queues_in_the_pages_words() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    // From arrival, so a red patient who arrived 20 minutes ago has passed
+    // both ladder levels (0 s and 15 min after the deadline).
+    let server = Server::start(|c| {
+        c.protocol.clock_starts = triagem::domain::ClockStarts::Arrival;
+    })
+    .await;
+    server
+        .admit(json!({"name": "Vermelho Antigo", "colour": "red", "arrived_at": minutes_ago(20)}))
+        .await;
+    server
+        .admit(json!({"name": "Quase Atrasado", "arrived_at": minutes_ago(9)}))
+        .await;
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('#alerts li.alert').length === 2",
+        "the two alerts",
+    )
+    .await;
+    let alerts: String = eval(&clinician, "document.querySelector('#alerts').innerText").await;
+    assert!(alerts.contains("Médico plantonista"), "{alerts}");
+    assert!(alerts.contains("Aviso"), "{alerts}");
+    assert!(alerts.contains("Aguardando triagem"), "{alerts}");
+    for internal in [
+        "physician-on-duty",
+        "nursing-coordinator",
+        "warning",
+        "Sem classificação",
+    ] {
+        assert!(!alerts.contains(internal), "`{internal}` in {alerts}");
+    }
+    // Acknowledging asks for a name once, keeps it, and records it.
+    click(&clinician, "#alerts li.alert.breach button").await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.ask-dialog[open]')",
+        "the name dialog",
+    )
+    .await;
+    type_into(&clinician, "dialog.ask-dialog input", "Enf. Ana").await;
+    click(&clinician, "dialog.ask-dialog button[value=ok]").await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#alerts li.alert.breach')?.innerText.includes('reconhecido: Enf. Ana')",
+        "the acknowledged alert",
+    )
+    .await;
+    let (_, list) = server
+        .api("GET", &format!("/alerts?unit={UNIT}"), None)
+        .await;
+    let acked: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "acknowledged")
+        .collect();
+    assert_eq!(acked.len(), 1, "{list}");
+    assert_eq!(acked[0]["acknowledged_by"], "Enf. Ana");
+    let stored: Option<String> = eval(&clinician, "localStorage.getItem('triagem.ack-name')").await;
+    assert_eq!(stored.as_deref(), Some("Enf. Ana"));
+    assert!(text(&clinician, "#ack-as").await.contains("Enf. Ana"));
+    // The warning acknowledged without being asked again.
+    click(&clinician, "#alerts li.alert.warning button").await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#alerts li.alert.warning')?.innerText.includes('reconhecido: Enf. Ana')",
+        "the second acknowledgement",
+    )
+    .await;
+    let dialogs: usize = eval(&clinician, "document.querySelectorAll('dialog').length").await;
+    assert_eq!(dialogs, 0, "the name is asked for once");
+
+    // One name for the untriaged queue everywhere, in each language.
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    wait_until(
+        &display,
+        "document.querySelectorAll('.d-queue').length === 5",
+        "the display's queues",
+    )
+    .await;
+    assert_eq!(
+        text(&display, ".d-queue.c-none .chip").await,
+        "Aguardando triagem"
+    );
+    let en = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &en,
+        "document.querySelectorAll('#alerts li.alert').length === 2",
+        "the alerts in English",
+    )
+    .await;
+    let alerts: String = eval(&en, "document.querySelector('#alerts').innerText").await;
+    assert!(
+        alerts.contains("Warning") && alerts.contains("Awaiting triage"),
+        "{alerts}"
+    );
+    let display = chrome
+        .open(&server.url(&format!("/display/{UNIT}?lang=en")))
+        .await;
+    wait_until(
+        &display,
+        "document.querySelector('.d-queue.c-none .chip')?.textContent === 'Awaiting triage'",
+        "the triage queue's name in English",
+    )
+    .await;
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// The triage nurse's view: chosen by the token's role (or `?view=triage`,
+/// or the toggle, remembered), the triage call and queue come first and the
+/// treatment call is not offered to the triage role; names carry the age,
+/// long complaints open in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_triage_nurses_view() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let nurse_token = "triage-token-for-the-browser-test";
+    let admin_token = "admin-token-for-the-browser-test";
+    let mut server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = [
+            ("enf-triagem-1", "triage", nurse_token),
+            ("admin", "admin", admin_token),
+        ]
+        .into_iter()
+        .map(|(name, role, token)| Token {
+            name: name.into(),
+            role: role.parse().expect("a role"),
+            sha256: TokenHash::of(token),
+        })
+        .collect();
+    })
+    .await;
+    server.token = Some(admin_token.into());
+    seed_shift(&server, false).await;
+    let long = "entorse de tornozelo direito ao descer escada, dor à deambulação, edema moderado, sem deformidade aparente; nega outras queixas";
+
+    let page = chrome
+        .open_with_script(
+            &server.url(&format!("/clinician/{UNIT}")),
+            &format!("localStorage.setItem('triagem.token', {nurse_token:?})"),
+        )
+        .await;
+    set_viewport(&page, 1366, 768).await;
+    wait_until(
+        &page,
+        "document.body.classList.contains('view-triage') && document.querySelectorAll('#triage tbody tr').length === 3",
+        "the triage view with its queue",
+    )
+    .await;
+    wait_live(&page, "the nurse's event stream").await;
+    // The triage queue and its call first, on the first screen.
+    let (triage_top, queue_top): (f64, f64) = eval(
+        &page,
+        "[document.querySelector('#triage-card').getBoundingClientRect().top, document.querySelector('#treatment-card').getBoundingClientRect().top]",
+    )
+    .await;
+    assert!(
+        triage_top < queue_top && triage_top < 200.0,
+        "the triage queue starts at {triage_top} px (treatment queue at {queue_top})"
+    );
+    let first_row_bottom: f64 = eval(
+        &page,
+        "document.querySelector('#triage tbody tr').getBoundingClientRect().bottom",
+    )
+    .await;
+    assert!(
+        first_row_bottom < 768.0,
+        "the first patient to triage is on screen"
+    );
+    assert!(
+        eval::<bool>(
+            &page,
+            "document.querySelector('#triage-call-submit').classList.contains('primary') && document.querySelector('#call-form').hidden"
+        )
+        .await,
+        "calling to triage is the primary button; the treatment call is not offered to the triage role"
+    );
+    // Ages beside names.
+    let triage_rows: String = eval(&page, "document.querySelector('#triage').innerText").await;
+    assert!(
+        triage_rows.contains("Helena Martins") && triage_rows.contains("anos"),
+        "{triage_rows}"
+    );
+    // A long complaint opens in full, and its text is in the tooltip.
+    let tip: String = eval(
+        &page,
+        "document.querySelector('#queue details.complaint')?.getAttribute('title') ?? ''",
+    )
+    .await;
+    assert_eq!(tip, long);
+    click(&page, "#queue details.complaint summary").await;
+    wait_until(
+        &page,
+        &format!("document.querySelector('#queue details.complaint[open]')?.innerText.includes({long:?})"),
+        "the whole complaint",
+    )
+    .await;
+    // Nothing scrolls sideways at 1366×768 or 1280×720.
+    for (w, h) in [(1366, 768), (1280, 720)] {
+        set_viewport(&page, w, h).await;
+        let bad: Vec<String> = eval(&page, DESK_LAYOUT).await;
+        assert!(bad.is_empty(), "the triage view at {w}×{h}: {bad:#?}");
+    }
+    // Calling to triage from the view.
+    click(&page, "#triage-call-submit").await;
+    wait_until(
+        &page,
+        "document.querySelector('#active .room[data-room=\"Triagem 1\"]')?.innerText.includes('Fernanda Oliveira')",
+        "the next patient in the triage room",
+    )
+    .await;
+    set_viewport(&page, 1366, 768).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    screenshot(&page, "clinician-triage").await;
+    server.stop().await;
+
+    // Open mode: ?view=triage, and the toggle remembered across a reload.
+    let server = Server::start(|_| {}).await;
+    let page = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}?view=triage")))
+        .await;
+    wait_until(
+        &page,
+        "document.body.classList.contains('view-triage') && document.querySelector('#view-triage').getAttribute('aria-pressed') === 'true'",
+        "the triage view from the URL",
+    )
+    .await;
+    let page = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &page,
+        "!!document.querySelector('#call-room option') && !document.body.classList.contains('view-triage')",
+        "the treatment view by default",
+    )
+    .await;
+    click(&page, "#view-triage").await;
+    wait_until(
+        &page,
+        "document.body.classList.contains('view-triage')",
+        "the triage view",
+    )
+    .await;
+    page.reload().await.expect("reload");
+    wait_until(
+        &page,
+        "!!document.querySelector('#call-room option') && document.body.classList.contains('view-triage')",
+        "the triage view remembered",
+    )
+    .await;
+    let order: Vec<String> = eval(
+        &page,
+        "[...document.querySelectorAll('#queues > section')].map(s => s.id)",
+    )
+    .await;
+    assert_eq!(order, ["triage-card", "treatment-card"]);
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// A wall screen nobody touches stays silent when its browser blocks sound;
+/// the display says so, small, with how to enable it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_display_says_how_to_enable_sound() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    // As a browser started without --autoplay-policy=no-user-gesture-required:
+    // audio stays suspended until someone touches the page.
+    const SUSPENDED: &str = r#"(() => {
+      const Real = window.AudioContext;
+      window.AudioContext = class extends Real {
+        constructor() { super(); this._blocked = true; }
+        get state() { return this._blocked ? 'suspended' : super.state; }
+        resume() { return new Promise(() => {}); }
+      };
+    })();"#;
+    let display = chrome
+        .open_with_script(&server.url(&format!("/display/{UNIT}")), SUSPENDED)
+        .await;
+    wait_live(&display, "the display's event stream").await;
+    wait_until(
+        &display,
+        "!document.querySelector('#sound-hint').hidden",
+        "the sound hint",
+    )
+    .await;
+    let hint = text(&display, "#sound-hint").await;
+    assert!(
+        hint.contains("--autoplay-policy=no-user-gesture-required") && hint.contains("toque"),
+        "{hint}"
+    );
+    assert_eq!(text(&display, "#sound").await, "Toque para ativar o som");
+    for (w, h) in SIZES {
+        set_viewport(&display, w, h).await;
+        let bad: Vec<String> = eval(&display, DISPLAY_LAYOUT).await;
+        assert!(
+            bad.is_empty(),
+            "the display with the hint at {w}×{h}: {bad:#?}"
+        );
+    }
+    // With sound allowed (as the tests' Chromium is started) there is no hint.
+    let allowed = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    wait_live(&allowed, "the display's event stream").await;
+    assert!(eval::<bool>(&allowed, "document.querySelector('#sound-hint').hidden").await);
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// The protocol number never breaks across lines, is grouped for reading
+/// aloud, and copies as the plain 17 digits; patients are found by name
+/// (accents and case aside), document or ticket, at reception and on the
+/// clinician's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_numbers_and_patient_search() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    server
+        .admit(json!({"name": "José da Conceição", "document": "123.456.789-09", "arrived_at": minutes_ago(30)}))
+        .await;
+    server
+        .admit(json!({"name": "Maria José Conceição Prado", "arrived_at": minutes_ago(5)}))
+        .await;
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    set_viewport(&reception, 1280, 720).await;
+    wait_live(&reception, "the reception's event stream").await;
+    type_into(&reception, "#name", "Protocolo Agrupado").await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    let protocol = text(&reception, "#result-protocol").await;
+    assert!(
+        protocol.len() == 17 && protocol.chars().all(|c| c.is_ascii_digit()),
+        "{protocol:?}"
+    );
+    // Grouped on screen: year, 9 digits, last 4, spaced by CSS only.
+    let groups: Vec<String> = eval(
+        &reception,
+        "[...document.querySelectorAll('#result-protocol .pg')].map(g => g.textContent)",
+    )
+    .await;
+    assert_eq!(
+        groups,
+        [&protocol[..4], &protocol[4..13], &protocol[13..]],
+        "grouped for reading aloud"
+    );
+    let gap: f64 = eval(
+        &reception,
+        "(() => { const g = document.querySelectorAll('#result-protocol .pg'); return g[1].getBoundingClientRect().left - g[0].getBoundingClientRect().right; })()",
+    )
+    .await;
+    assert!(gap > 4.0, "a visible gap between groups: {gap}");
+    // Never across lines, nor cut, at 1280×720 and in a narrow window.
+    for (w, h) in [(1280, 720), (1366, 768), (800, 720)] {
+        set_viewport(&reception, w, h).await;
+        let (lines, cut): (usize, bool) = eval(
+            &reception,
+            "(() => { const p = document.querySelector('#result-protocol .protocol');
+               const tops = new Set([...p.querySelectorAll('.pg')].map(g => Math.round(g.getBoundingClientRect().top)));
+               const box = document.querySelector('#result').getBoundingClientRect(); const r = p.getBoundingClientRect();
+               return [tops.size, r.right > box.right || r.left < box.left]; })()",
+        )
+        .await;
+        assert_eq!((lines, cut), (1, false), "the protocol at {w}×{h}");
+    }
+    set_viewport(&reception, 1280, 720).await;
+    // Selected, it is the plain number.
+    let selected: String = eval(
+        &reception,
+        "(() => { const r = document.createRange(); r.selectNodeContents(document.querySelector('#result-protocol'));
+           const s = getSelection(); s.removeAllRanges(); s.addRange(r); return s.toString(); })()",
+    )
+    .await;
+    assert_eq!(selected, protocol);
+    // A copy of the selection puts the plain number on the clipboard.
+    let copied: String = eval(
+        &reception,
+        "new Promise((resolve) => {
+           const r = document.createRange(); r.selectNodeContents(document.querySelector('#result-protocol'));
+           const s = getSelection(); s.removeAllRanges(); s.addRange(r);
+           const data = new DataTransfer();
+           const ev = new ClipboardEvent('copy', { clipboardData: data, bubbles: true, cancelable: true });
+           document.querySelector('#result-protocol').dispatchEvent(ev);
+           resolve(ev.defaultPrevented ? data.getData('text/plain') : s.toString());
+         })",
+    )
+    .await;
+    assert_eq!(copied, protocol);
+    // The copy button gives the plain number too.
+    run(
+        &reception,
+        "window.copiedText = null; navigator.clipboard.writeText = (t) => { window.copiedText = t; return Promise.resolve(); }",
+    )
+    .await;
+    click(&reception, "#result-copy button").await;
+    wait_until(&reception, "window.copiedText !== null", "the copy").await;
+    let copied: String = eval(&reception, "window.copiedText").await;
+    assert_eq!(copied, protocol);
+
+    // Search by name, accents and case aside; most recent arrival first.
+    type_into(&reception, "#lookup", "jose conceicao").await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#lookup-result li.result-item').length === 2",
+        "two patients found by name",
+    )
+    .await;
+    let found: Vec<String> = eval(
+        &reception,
+        "[...document.querySelectorAll('#lookup-result li.result-item .name')].map(n => n.textContent)",
+    )
+    .await;
+    assert_eq!(found, ["Maria José Conceição Prado", "José da Conceição"]);
+    // By document, as typed with punctuation.
+    run(&reception, "document.querySelector('#lookup').value = ''").await;
+    type_into(&reception, "#lookup", "12345678909").await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#lookup-result li.result-item').length === 1 && document.querySelector('#lookup-result').innerText.includes('José da Conceição')",
+        "the patient found by document",
+    )
+    .await;
+    // Opened: the patient's facts, with the protocol grouped.
+    click(&reception, "#lookup-result li.result-item button").await;
+    wait_until(
+        &reception,
+        "!!document.querySelector('#lookup-result .facts')",
+        "the patient's facts",
+    )
+    .await;
+    assert_eq!(
+        eval::<usize>(
+            &reception,
+            "document.querySelectorAll('#lookup-result h3 .pg').length"
+        )
+        .await,
+        3
+    );
+    // By today's ticket.
+    run(&reception, "document.querySelector('#lookup').value = ''").await;
+    type_into(&reception, "#lookup", "a003").await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#lookup-result')?.innerText.includes('Protocolo Agrupado')",
+        "the patient found by ticket",
+    )
+    .await;
+
+    // The clinician's page searches too.
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}?lang=en")))
+        .await;
+    wait_live(&clinician, "the clinician's event stream").await;
+    type_into(&clinician, "#search", "CONCEICAO").await;
+    click(&clinician, "#search-form button[type=submit]").await;
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('dialog.search-dialog[open] li.result-item').length === 2",
+        "the clinician's search results",
+    )
+    .await;
+    assert!(text(&clinician, "dialog.search-dialog")
+        .await
+        .contains("2 found"));
+
+    drop(server);
+    chrome.close().await;
+}
+
+/// Risk classification is the nurses': the reception desk offers a colour
+/// only to a role that may triage (and in open mode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_colour_is_offered_only_to_roles_that_triage() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let desk = "reception-token-colour-test";
+    let nurse = "triage-token-colour-test";
+    let server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = [
+            ("recepcao-1", "reception", desk),
+            ("enf-1", "triage", nurse),
+        ]
+        .into_iter()
+        .map(|(name, role, token)| Token {
+            name: name.into(),
+            role: role.parse().expect("a role"),
+            sha256: TokenHash::of(token),
+        })
+        .collect();
+    })
+    .await;
+    for (token, offered) in [(desk, false), (nurse, true)] {
+        let page = chrome
+            .open_with_script(
+                &server.url(&format!("/reception/{UNIT}")),
+                &format!("localStorage.setItem('triagem.token', {token:?})"),
+            )
+            .await;
+        wait_until(
+            &page,
+            "document.querySelectorAll('#colour option').length === 5",
+            "the colour list",
+        )
+        .await;
+        wait_live(&page, "the reception's event stream").await;
+        let shown: bool = eval(&page, "!document.querySelector('#colour-field').hidden").await;
+        assert_eq!(shown, offered, "colour offered with the {token} token");
+        page.close().await.expect("close");
+    }
+    drop(server);
+    chrome.close().await;
+}
+
+/// Problems are said in the page's language from their `code` and `field`,
+/// never with the API's English `detail` pasted in (which goes to a tooltip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problems_are_said_in_the_pages_language() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = vec![Token {
+            name: "recepcao-1".into(),
+            role: "reception".parse().expect("a role"),
+            sha256: TokenHash::of("a-reception-token-for-problems"),
+        }];
+    })
+    .await;
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    wait_until(
+        &reception,
+        "!!document.querySelector('dialog.token-dialog[open]')",
+        "the token dialog",
+    )
+    .await;
+    let said = text(&reception, "dialog.token-dialog .error").await;
+    assert_eq!(said, "Token ausente ou inválido");
+    type_into(&reception, "#token-input", "a-reception-token-for-problems").await;
+    click(&reception, "dialog.token-dialog button.primary").await;
+    wait_live(&reception, "the reception's event stream").await;
+
+    // A birth date after today: the field is named, in Portuguese.
+    type_into(&reception, "#name", "Nascido Amanhã").await;
+    run(
+        &reception,
+        "document.querySelector('#birth').value = '2999-01-01'",
+    )
+    .await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#admit-error').hidden",
+        "the admission's problem",
+    )
+    .await;
+    let said = text(&reception, "#admit-error").await;
+    assert_eq!(
+        said,
+        "Data de nascimento inválida: não pode ser depois de hoje"
+    );
+    assert_eq!(
+        eval::<String>(
+            &reception,
+            "document.querySelector('#birth').getAttribute('aria-invalid') ?? ''"
+        )
+        .await,
+        "true"
+    );
+    assert_eq!(
+        eval::<String>(&reception, "document.activeElement.id").await,
+        "birth"
+    );
+    let tip: String = eval(&reception, "document.querySelector('#admit-error').title").await;
+    assert!(
+        tip.starts_with("Detalhe técnico"),
+        "the server's words only in the tooltip: {tip:?}"
+    );
+    // An arrival more than 24 h ago.
+    run(&reception, "document.querySelector('#birth').value = ''").await;
+    run(
+        &reception,
+        "(() => { const d = new Date(Date.now() - 3 * 86400000); d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
+           document.querySelector('#arrived').value = d.toISOString().slice(0, 16); })()",
+    )
+    .await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#admit-error').textContent.startsWith('Hora de chegada')",
+        "the arrival's problem",
+    )
+    .await;
+    // Nothing on the page is the API's English.
+    let body: String = eval(&reception, "document.body.innerText").await;
+    for english in [
+        "send `Authorization",
+        "must",
+        "cannot",
+        "after today",
+        "Bearer",
+    ] {
+        assert!(
+            !body.contains(english),
+            "`{english}` on a Portuguese page: {body}"
+        );
+    }
+    drop(server);
+    chrome.close().await;
+}
+
+/// The pages' main states, each checked by axe-core: the display with calls
+/// and queues; reception after an admission, a search, an opened patient and
+/// the leave confirmation; the clinician's queues, rooms, alerts, search,
+/// classification and finish dialogs, and the triage view.
+async fn accessibility_of_every_page(file: &str, manchester: bool) {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start_with(file, |_| {}).await;
+    let shift = seed_shift(&server, manchester).await;
+    let mut violations = Vec::new();
+    for lang in ["pt-BR", "en"] {
+        let what = |page: &str, state: &str| format!("{file} {lang} {page} ({state})");
+        let display = chrome
+            .open(&server.url(&format!("/display/{UNIT}?lang={lang}")))
+            .await;
+        wait_live(&display, "the display's event stream").await;
+        wait_until(
+            &display,
+            "document.querySelectorAll('.d-recent-item').length === 6 && !!document.querySelector('.d-queue')",
+            "the display's calls and queues",
+        )
+        .await;
+        // After the flash of the current call.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        violations.extend(axe(&display, &what("display", "calls and queues")).await);
+        violations
+            .extend(portuguese_on(&display, lang, &what("display", "calls and queues")).await);
+        display.close().await.expect("close");
+
+        let reception = chrome
+            .open(&server.url(&format!("/reception/{UNIT}?lang={lang}")))
+            .await;
+        wait_live(&reception, "the reception's event stream").await;
+        violations.extend(axe(&reception, &what("reception", "empty form")).await);
+        violations.extend(portuguese_on(&reception, lang, &what("reception", "empty form")).await);
+        type_into(&reception, "#name", "Rosa Acessível").await;
+        click(&reception, "#admit-submit").await;
+        wait_until(
+            &reception,
+            "!document.querySelector('#result').hidden",
+            "the admission result",
+        )
+        .await;
+        type_into(&reception, "#lookup", "souza").await;
+        click(&reception, "#lookup-form button[type=submit]").await;
+        wait_until(
+            &reception,
+            "document.querySelectorAll('#lookup-result li.result-item').length >= 1",
+            "the search results",
+        )
+        .await;
+        violations.extend(axe(&reception, &what("reception", "result and search")).await);
+        violations
+            .extend(portuguese_on(&reception, lang, &what("reception", "result and search")).await);
+        click(&reception, "#lookup-result li.result-item button").await;
+        wait_until(
+            &reception,
+            "!!document.querySelector('form.leave')",
+            "the opened patient",
+        )
+        .await;
+        click(&reception, "form.leave button[type=submit]").await;
+        wait_until(
+            &reception,
+            "!!document.querySelector('dialog.leave-confirm[open]')",
+            "the leave confirmation",
+        )
+        .await;
+        violations.extend(axe(&reception, &what("reception", "leave confirmation")).await);
+        violations.extend(
+            portuguese_on(&reception, lang, &what("reception", "leave confirmation")).await,
+        );
+        click(&reception, "dialog.leave-confirm button[value=cancel]").await;
+        // A patient who left, looked up.
+        run(&reception, "document.querySelector('#lookup').value = ''").await;
+        type_into(&reception, "#lookup", &shift.left).await;
+        click(&reception, "#lookup-form button[type=submit]").await;
+        wait_until(
+            &reception,
+            "!!document.querySelector('#lookup-result .facts') && !document.querySelector('form.leave')",
+            "the patient who left",
+        )
+        .await;
+        violations.extend(axe(&reception, &what("reception", "a patient who left")).await);
+        violations.extend(
+            portuguese_on(&reception, lang, &what("reception", "a patient who left")).await,
+        );
+        reception.close().await.expect("close");
+
+        let clinician = chrome
+            .open(&server.url(&format!("/clinician/{UNIT}?lang={lang}")))
+            .await;
+        wait_live(&clinician, "the clinician's event stream").await;
+        wait_until(
+            &clinician,
+            &format!(
+                "!!document.querySelector('#active .active-card[data-protocol=\"{}\"]') && document.querySelectorAll('#alerts li.alert').length > 0 && document.querySelectorAll('#queue tbody tr').length > 0",
+                shift.in_treatment
+            ),
+            "the clinician's queues, rooms and alerts",
+        )
+        .await;
+        violations.extend(axe(&clinician, &what("clinician", "queues, rooms, alerts")).await);
+        violations.extend(
+            portuguese_on(
+                &clinician,
+                lang,
+                &what("clinician", "queues, rooms, alerts"),
+            )
+            .await,
+        );
+        click(&clinician, "#colour-filter summary").await;
+        violations.extend(axe(&clinician, &what("clinician", "colour filter open")).await);
+        violations.extend(
+            portuguese_on(&clinician, lang, &what("clinician", "colour filter open")).await,
+        );
+        click(&clinician, "#colour-filter summary").await;
+        let card = format!("#active .active-card[data-protocol='{}']", shift.called);
+        run(
+            &clinician,
+            &format!("const s = document.querySelector({:?}); s.value = 'discharged'; s.dispatchEvent(new Event('change'))", format!("{card} select")),
+        )
+        .await;
+        click(&clinician, &format!("{card} button[data-key$=':finish']")).await;
+        wait_until(
+            &clinician,
+            "!!document.querySelector('dialog.finish-confirm[open]')",
+            "the finish confirmation",
+        )
+        .await;
+        violations.extend(axe(&clinician, &what("clinician", "finish confirmation")).await);
+        violations.extend(
+            portuguese_on(&clinician, lang, &what("clinician", "finish confirmation")).await,
+        );
+        click(&clinician, "dialog.finish-confirm button[value=cancel]").await;
+        click(&clinician, "#triage tbody tr button[data-key$=':triage']").await;
+        wait_until(
+            &clinician,
+            "!!document.querySelector('dialog.action-dialog[open]')",
+            "the classification dialog",
+        )
+        .await;
+        violations.extend(axe(&clinician, &what("clinician", "classification dialog")).await);
+        violations.extend(
+            portuguese_on(
+                &clinician,
+                lang,
+                &what("clinician", "classification dialog"),
+            )
+            .await,
+        );
+        run(
+            &clinician,
+            "document.querySelector('dialog.action-dialog').close()",
+        )
+        .await;
+        type_into(&clinician, "#search", "Pereira").await;
+        click(&clinician, "#search-form button[type=submit]").await;
+        wait_until(
+            &clinician,
+            "!!document.querySelector('dialog.search-dialog[open] li.result-item')",
+            "the search dialog",
+        )
+        .await;
+        violations.extend(axe(&clinician, &what("clinician", "search dialog")).await);
+        violations
+            .extend(portuguese_on(&clinician, lang, &what("clinician", "search dialog")).await);
+        run(
+            &clinician,
+            "document.querySelector('dialog.search-dialog').close()",
+        )
+        .await;
+        click(&clinician, "#view-triage").await;
+        wait_until(
+            &clinician,
+            "document.body.classList.contains('view-triage')",
+            "the triage view",
+        )
+        .await;
+        violations.extend(axe(&clinician, &what("clinician", "triage view")).await);
+        violations.extend(portuguese_on(&clinician, lang, &what("clinician", "triage view")).await);
+        // Back to the treatment view for the next language (the choice is kept).
+        click(&clinician, "#view-treatment").await;
+        clinician.close().await.expect("close");
+    }
+    assert!(
+        violations.is_empty(),
+        "axe-core found {} violations:\n{}",
+        violations.len(),
+        violations.join("\n")
+    );
+    drop(server);
+    chrome.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessibility_with_the_brazilian_scale() {
+    accessibility_of_every_page("config/default.toml", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessibility_with_the_manchester_scale() {
+    accessibility_of_every_page("config/manchester.toml", true).await;
+}
+
+/// At 1280×720, 1366×768 and 1920×1080, in both languages and both scales:
+/// the desk pages never scroll sideways and nothing sticks out of its card;
+/// on the display nothing spills out of its card, no ticket or room is
+/// clipped, and all six recent calls fit.
+async fn layout_of_every_page(file: &str, manchester: bool) {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start_with(file, |_| {}).await;
+    seed_shift(&server, manchester).await;
+    let mut bad = Vec::new();
+    for lang in ["pt-BR", "en"] {
+        let display = chrome
+            .open(&server.url(&format!("/display/{UNIT}?lang={lang}")))
+            .await;
+        wait_until(
+            &display,
+            "document.querySelectorAll('.d-recent-item').length === 6 && !!document.querySelector('.d-queue')",
+            "the display's calls and queues",
+        )
+        .await;
+        let reception = chrome
+            .open(&server.url(&format!("/reception/{UNIT}?lang={lang}")))
+            .await;
+        wait_live(&reception, "the reception's event stream").await;
+        type_into(
+            &reception,
+            "#name",
+            "Paciente Com Nome Bem Comprido da Silva Santos",
+        )
+        .await;
+        click(&reception, "#admit-submit").await;
+        wait_until(
+            &reception,
+            "!document.querySelector('#result').hidden",
+            "the admission result",
+        )
+        .await;
+        type_into(&reception, "#lookup", "a").await;
+        click(&reception, "#lookup-form button[type=submit]").await;
+        wait_until(
+            &reception,
+            "document.querySelectorAll('#lookup-result li.result-item').length >= 3",
+            "the search results",
+        )
+        .await;
+        let clinician = chrome
+            .open(&server.url(&format!("/clinician/{UNIT}?lang={lang}")))
+            .await;
+        wait_until(
+            &clinician,
+            "document.querySelectorAll('#active .active-card').length >= 3 && document.querySelectorAll('#queue tbody tr').length > 0 && document.querySelectorAll('#alerts li.alert').length > 0",
+            "the clinician's queues, rooms and alerts",
+        )
+        .await;
+        for (w, h) in SIZES {
+            let at = format!("{file} {lang} {w}×{h}");
+            set_viewport(&display, w, h).await;
+            let found: Vec<String> = eval(&display, DISPLAY_LAYOUT).await;
+            bad.extend(found.into_iter().map(|b| format!("display {at}: {b}")));
+            let recent: usize = eval(
+                &display,
+                "[...document.querySelectorAll('#recent li')].filter(li => !li.hidden).length",
+            )
+            .await;
+            if recent != 6 {
+                bad.push(format!("display {at}: {recent} of 6 recent calls fit"));
+            }
+            for (name, page) in [("reception", &reception), ("clinician", &clinician)] {
+                set_viewport(page, w, h).await;
+                let found: Vec<String> = eval(page, DESK_LAYOUT).await;
+                bad.extend(found.into_iter().map(|b| format!("{name} {at}: {b}")));
+            }
+            click(&clinician, "#view-triage").await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let found: Vec<String> = eval(&clinician, DESK_LAYOUT).await;
+            bad.extend(
+                found
+                    .into_iter()
+                    .map(|b| format!("clinician (triage view) {at}: {b}")),
+            );
+            click(&clinician, "#view-treatment").await;
+        }
+        screenshot(
+            &display,
+            &format!(
+                "layout-display-{lang}-{}",
+                if manchester { "manchester" } else { "default" }
+            ),
+        )
+        .await;
+        for page in [display, reception, clinician] {
+            page.close().await.expect("close");
+        }
+    }
+    assert!(bad.is_empty(), "layout problems:\n{}", bad.join("\n"));
+    drop(server);
+    chrome.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layout_with_the_brazilian_scale() {
+    layout_of_every_page("config/default.toml", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layout_with_the_manchester_scale() {
+    layout_of_every_page("config/manchester.toml", true).await;
+}
+
+/// The screenshots in docs/screenshots (with TRIAGEM_UPDATE_SCREENSHOTS=1):
+/// a realistic shift, the desk pages at 1366×768 and the display at
+/// 1920×1080; printed, the reception page is only the receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_of_a_shift() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let shift = seed_shift(&server, false).await;
+
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    set_viewport(&display, 1920, 1080).await;
+    wait_until(
+        &display,
+        "document.querySelectorAll('.d-recent-item').length === 6 && !!document.querySelector('.d-queue')",
+        "the display's calls and queues",
+    )
+    .await;
+    wait_live(&display, "the display's event stream").await;
+
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    set_viewport(&reception, 1366, 768).await;
+    wait_live(&reception, "the reception's event stream").await;
+    type_into(&reception, "#name", "Marta Regina Fonseca").await;
+    type_into(&reception, "#complaint", "dor abdominal há 6 horas").await;
+    run(
+        &reception,
+        "document.querySelector('#birth').value = '1972-05-19'",
+    )
+    .await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    type_into(&reception, "#lookup", &shift.in_treatment).await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#lookup-result')?.innerText.includes('Em atendimento')",
+        "the looked-up patient",
+    )
+    .await;
+    run(
+        &reception,
+        "document.activeElement.blur(); window.scrollTo(0, 0)",
+    )
+    .await;
+    screenshot(&reception, "reception").await;
+    reception
+        .emulate_media_type(MediaTypeParams::Print)
+        .await
+        .expect("print media");
+    let printed: Vec<bool> = eval(
+        &reception,
+        "['#receipt', '#admit-form', '#lookup-form', 'header'].map(s => document.querySelector(s).getClientRects().length > 0)",
+    )
+    .await;
+    assert_eq!(
+        printed,
+        [true, false, false, false],
+        "only the receipt is printed"
+    );
+    screenshot(&reception, "receipt-print").await;
+
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    set_viewport(&clinician, 1366, 768).await;
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('#active .active-card').length === 3 && document.querySelectorAll('#alerts li.alert').length >= 3 && document.querySelectorAll('#queue tbody tr').length === 5",
+        "the clinician's queues, rooms and alerts",
+    )
+    .await;
+    run(
+        &clinician,
+        "document.activeElement.blur(); window.scrollTo(0, 0)",
+    )
+    .await;
+    screenshot(&clinician, "clinician").await;
+
+    // The display once the flash of the last call is over.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    screenshot(&display, "display").await;
     drop(server);
     chrome.close().await;
 }

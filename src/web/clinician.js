@@ -1,34 +1,38 @@
-/* Clinician's queue: the treatment and triage queues with names, colours,
- * waits and overdue marks, live; call next; act on the patients this screen
- * called (start, finish, no-show, recall, classify); re-triage and transfer
- * from the lists; active alerts with acknowledgement. */
+/* Clinician's queue: the treatment and triage queues with names, ages,
+ * colours and time against the target on the target's own clock, live; call
+ * next; the unit's rooms and who is in them (from the server, the same on
+ * every desk), with start, finish, no-show, recall and classify; re-triage
+ * and transfer from the lists; patient search; active alerts with
+ * acknowledgement by a named person. A triage view puts the triage queue
+ * and its call first. */
 "use strict";
 
 (() => {
   const { t, h, api, unit, unitName, storage } = Triagem;
   const $ = (id) => document.getElementById(id);
   const U = encodeURIComponent(unit);
-  const ACTIVE_KEY = `triagem.active.${unit}`;
   const ROOM_KEY = `triagem.room.${unit}`;
   const TRIAGE_ROOM_KEY = `triagem.triage-room.${unit}`;
+  const VIEW_KEY = `triagem.view.${unit}`;
+  const ACK_NAME_KEY = "triagem.ack-name";
+  /** Statuses of a patient who is in a room. */
+  const IN_ROOM = ["in_triage", "called", "in_treatment"];
+  const OUTCOMES = ["discharged", "admitted", "transferred", "deceased"];
 
   const state = {
     queue: null, triage: null, alerts: null,
     queueError: null, triageError: null, alertsForbidden: false,
-    active: new Map(), // protocol -> patient view, for patients this screen called
-    fetchedAt: Date.now(),
-    offset: 0, // server clock minus this machine's
+    rooms: null, roomsError: null, // patient views of the unit's patients in a room
+    view: "treatment",
   };
+  const openComplaints = new Set(); // protocols whose long complaint is expanded
 
   Triagem.setupHeader();
   document.title = `${unitName} · ${t("clinician.title")} · Triagem`;
 
-  const loadActive = () => { try { return JSON.parse(storage.get(ACTIVE_KEY) || "[]"); } catch (_) { return []; } };
-  const saveActive = () => storage.set(ACTIVE_KEY, JSON.stringify([...state.active.keys()]));
-
-  const serverNow = () => Date.now() + state.offset;
-  const waitedNow = (p) => p.waited_seconds + (Date.now() - state.fetchedAt) / 1000;
-  const isOverdue = (p) => p.overdue || serverNow() > Date.parse(p.due_at);
+  const unitInfo = () => Triagem.units.find((u) => u.id === unit) || { rooms: [], triage_rooms: [], max_no_shows: 3 };
+  const isLate = (p) => p.overdue || Triagem.due(p.due_at).late;
+  const sinceArrival = (p) => t("since.arrival", { d: Triagem.duration(Triagem.since(p.arrived_at)) });
 
   // ---- dialog for re-triage and transfer ----
   function openDialog(title, fields, submitLabel, onSubmit) {
@@ -37,19 +41,18 @@
     const form = h("form", { method: "dialog" },
       h("h2", { id: "dlg-title" }, title), fields, err,
       h("div", { class: "actions" }, submit,
-        h("button", { type: "button", onclick: () => dlg.close() }, t("token.cancel"))));
+        h("button", { type: "button", onclick: () => dlg.close() }, t("cancel"))));
     const dlg = h("dialog", { class: "action-dialog", "aria-labelledby": "dlg-title" }, form);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       submit.disabled = true;
-      err.hidden = true;
+      Triagem.errorTo(err, null);
       try {
         await onSubmit(form);
         dlg.close();
         refreshSoon();
       } catch (e) {
-        err.textContent = e.describe ? e.describe() : String(e);
-        err.hidden = false;
+        Triagem.errorTo(err, e);
         submit.disabled = false;
       }
     });
@@ -60,12 +63,13 @@
     if (first) first.focus();
   }
 
+  /** The colours to choose from; none is chosen for a first classification. */
   function colourRadios(current) {
     return h("fieldset", { class: "field colours" },
       h("legend", {}, t("col.colour")),
-      h("div", { class: "radios" }, Triagem.protocol.colours.map((c, i) =>
+      h("div", { class: "radios" }, Triagem.protocol.colours.map((c) =>
         h("label", { class: "radio" },
-          h("input", { type: "radio", name: "colour", value: c.id, required: true, checked: c.id === current || (!current && i === 0) }),
+          h("input", { type: "radio", name: "colour", value: c.id, required: true, checked: c.id === current }),
           Triagem.chip(c.id), h("small", {}, `${t("target")} ${Triagem.targetText(c.max_wait_seconds)}`)))));
   }
 
@@ -79,7 +83,7 @@
       const note = form.elements.note.value.trim();
       if (note) body.note = note;
       const v = await api("POST", `/patients/${p.protocol}/triage`, body);
-      if (state.active.has(v.protocol)) state.active.set(v.protocol, v);
+      place(v);
       Triagem.notify(`${v.ticket}: ${Triagem.colourLabel(v.colour)}`, "ok");
     });
   }
@@ -92,42 +96,65 @@
         h("select", { id: "dlg-unit", name: "unit" }, others.map((u) => h("option", { value: u.id }, u.name))))],
     t("transfer.submit"), async (form) => {
       const v = await api("POST", `/patients/${p.protocol}/transfer`, { unit: form.elements.unit.value });
+      place(v);
       Triagem.notify(`${v.ticket} → ${(Triagem.units.find((u) => u.id === v.unit) || {}).name || v.unit}`, "ok");
     });
   }
 
   // ---- queues ----
-  function waitCell(p) {
-    const late = isOverdue(p);
-    return h("td", { class: "wait" },
-      h("strong", { "data-wait": "" }, Triagem.duration(waitedNow(p))),
-      h("span", { class: "target" }, ` / ${Triagem.targetText(p.max_wait_seconds)}`),
-      late ? h("span", { class: "badge late" }, "⚠ " + t("overdue")) : null);
+  /** The name with the age beside it, and the complaint readable in full. */
+  function patientCell(p) {
+    const age = Triagem.age(p.birth_date);
+    return h("td", { class: "patient" },
+      h("div", { class: "who" }, h("span", { class: "name" }, p.name), age ? h("span", { class: "age" }, age) : null),
+      complaint(p));
+  }
+
+  /** A complaint in full; a long one opens on demand (and stays open across refreshes). */
+  function complaint(p) {
+    const text = p.complaint;
+    if (!text) return null;
+    if (text.length <= 90) return h("div", { class: "complaint" }, text);
+    const box = h("details", { class: "complaint", open: openComplaints.has(p.protocol), title: text },
+      h("summary", {}, text.slice(0, 70).trimEnd() + "… ", h("span", { class: "more" }, t("complaint.more"))),
+      h("p", {}, text));
+    box.addEventListener("toggle", () => { if (box.open) openComplaints.add(p.protocol); else openComplaints.delete(p.protocol); });
+    return box;
+  }
+
+  /** Time against the target on the target's clock (left, or overdue by),
+   *  and the time since arrival below it. */
+  function dueCell(p) {
+    const d = Triagem.due(p.due_at);
+    return h("td", { class: "due" },
+      h("span", { class: "left" + (d.late ? " late" : ""), "data-due": "" },
+        h("span", { class: "ico i-warn", "aria-hidden": "true" }), h("span", { class: "txt" }, d.text)),
+      h("span", { class: "since", "data-since": "" }, sinceArrival(p)));
   }
 
   function queueTable(page, error, kind) {
-    if (error) return h("p", { class: "error" }, error);
+    if (error) return h("p", { class: "error", title: error.hint ? error.hint() : null }, error.describe ? error.describe() : String(error));
     if (!page) return h("p", { class: "muted" }, t("loading"));
     if (!page.patients.length) return h("p", { class: "empty" }, t("queue.empty"));
-    return h("table", { class: "queue" },
+    const canTriage = Triagem.may("triage");
+    const canTransfer = Triagem.may("treatment");
+    return h("table", { class: "queue " + kind },
       h("thead", {}, h("tr", {},
         h("th", { scope: "col", class: "num" }, t("col.pos")),
         h("th", { scope: "col" }, t("col.ticket")),
-        h("th", { scope: "col" }, t("col.name")),
+        h("th", { scope: "col" }, t("col.patient")),
         kind === "treatment" ? h("th", { scope: "col" }, t("col.colour")) : null,
-        h("th", { scope: "col" }, t("col.complaint")),
-        h("th", { scope: "col" }, t("col.wait")),
-        h("th", { scope: "col" }, h("span", { class: "sr-only" }, t("col.actions"))))),
-      h("tbody", {}, page.patients.map((p) => h("tr", { class: isOverdue(p) ? "overdue" : "", dataset: { protocol: p.protocol } },
+        h("th", { scope: "col" }, t("col.due")),
+        h("th", { scope: "col", class: "acts" }, h("span", { class: "sr-only" }, t("col.actions"))))),
+      h("tbody", {}, page.patients.map((p) => h("tr", { class: isLate(p) ? "overdue" : "", dataset: { protocol: p.protocol } },
         h("td", { class: "num" }, p.position),
         h("td", { class: "ticket mono" }, p.ticket),
-        h("td", { class: "name" }, p.name),
-        kind === "treatment" ? h("td", {}, Triagem.chip(p.colour)) : null,
-        h("td", { class: "complaint" }, p.complaint || "—"),
-        waitCell(p),
-        h("td", { class: "row-actions" },
-          h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":triage" }, onclick: () => triageDialog(p) }, t(kind === "treatment" ? "retriage" : "active.classify")),
-          h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":transfer" }, onclick: () => transferDialog(p) }, t("transfer")))))));
+        patientCell(p),
+        kind === "treatment" ? h("td", { class: "colour" }, Triagem.chip(p.colour)) : null,
+        dueCell(p),
+        h("td", { class: "row-actions" }, h("div", { class: "stack" },
+          canTriage ? h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":triage" }, onclick: () => triageDialog(p) }, t(kind === "treatment" ? "retriage" : "active.classify")) : null,
+          canTransfer ? h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":transfer" }, onclick: () => transferDialog(p) }, t("transfer")) : null))))));
   }
 
   function renderQueues() {
@@ -137,7 +164,7 @@
     $("triage-total").textContent = state.triage ? t("queue.total", { n: state.triage.total }) : "";
   }
 
-  /** Waits move every second without a fetch; a row that just turned
+  /** Times move every second without a fetch; a row that just turned
    *  overdue needs its mark, which a single re-render after the loop gives
    *  (one inside it would rebuild the tables once per such row). */
   function tick() {
@@ -148,129 +175,269 @@
       page.patients.forEach((p, i) => {
         const row = rows[i];
         if (!row) return;
-        row.querySelector("[data-wait]").textContent = Triagem.duration(waitedNow(p));
-        if (isOverdue(p) && !row.classList.contains("overdue")) late = true;
+        const d = Triagem.due(p.due_at);
+        row.querySelector("[data-due] .txt").textContent = d.text;
+        row.querySelector("[data-since]").textContent = sinceArrival(p);
+        if ((d.late || p.overdue) && !row.classList.contains("overdue")) late = true;
       });
     }
     if (late) renderQueues();
+    document.querySelectorAll("#active [data-called-at]").forEach((el) => {
+      el.textContent = t("since.call", { d: Triagem.duration(Triagem.since(el.dataset.calledAt)) });
+    });
   }
 
-  // ---- patients called from this screen ----
-  const DONE = new Set(["finished", "left", "waiting", "awaiting_triage"]);
+  // ---- the unit's rooms ----
+  /** Puts a changed patient view into the rooms list at once (the server's
+   *  list follows on the next refresh). */
+  function place(v) {
+    if (!state.rooms) state.rooms = [];
+    state.rooms = state.rooms.filter((p) => p.protocol !== v.protocol);
+    if (IN_ROOM.includes(v.status) && v.unit === unit) state.rooms.push(v);
+    renderRooms();
+  }
 
   function act(p, path, body, message) {
     return async (ev) => {
-      const button = ev.currentTarget;
-      button.disabled = true;
+      const button = ev && ev.currentTarget;
+      if (button) button.disabled = true;
       try {
         const v = await api("POST", `/patients/${p.protocol}/${path}`, body);
-        track(v);
+        place(v);
         Triagem.notify(message ? message(v) : t("active.gone", { ticket: v.ticket, status: t("status." + v.status) }), "ok");
         refreshSoon();
       } catch (e) {
         Triagem.showError(e);
       } finally {
-        button.disabled = false;
+        if (button && button.isConnected) button.disabled = false;
       }
     };
   }
 
+  /** Finishing needs an outcome chosen on purpose, and a confirmation that names it. */
+  async function finish(p, select, ev) {
+    const button = ev.currentTarget;
+    const outcome = select.value;
+    if (!outcome) {
+      select.setAttribute("aria-invalid", "true");
+      Triagem.notify(t("active.outcome.missing"), "error");
+      select.focus();
+      return;
+    }
+    select.removeAttribute("aria-invalid");
+    const label = t("outcome." + outcome);
+    const ok = await Triagem.confirmDialog({
+      title: t("finish.title", { ticket: p.ticket }),
+      message: t("finish.confirm", { ticket: p.ticket, name: p.name, outcome: label }),
+      ok: t("finish.ok", { outcome: label }),
+      danger: outcome === "deceased",
+      cls: "finish-confirm",
+    });
+    if (ok) await act(p, "finish", { outcome })({ currentTarget: button });
+  }
+
+  /** The no-show that reaches the unit's limit makes the patient leave: said, and confirmed. */
+  async function noShow(p, ev) {
+    const button = ev.currentTarget;
+    const max = unitInfo().max_no_shows || 3;
+    const n = (p.no_shows || 0) + 1;
+    if (n >= max) {
+      const ok = await Triagem.confirmDialog({
+        title: t("noshow.title", { ticket: p.ticket }),
+        message: t("noshow.confirm", { n, ticket: p.ticket, name: p.name }),
+        ok: t("noshow.ok"),
+        cls: "noshow-confirm",
+      });
+      if (!ok) return;
+    }
+    await act(p, "no-show")({ currentTarget: button });
+  }
+
   function activeCard(p) {
     const actions = [];
-    if (p.status === "called") actions.push(h("button", { type: "button", class: "primary", dataset: { key: p.protocol + ":start" }, onclick: act(p, "start") }, t("active.start")));
-    if (p.status === "called" || p.status === "in_treatment") {
-      const outcome = h("select", { "aria-label": t("active.outcome"), dataset: { key: p.protocol + ":outcome" } },
-        ["discharged", "admitted", "transferred", "deceased"].map((o) => h("option", { value: o }, t("outcome." + o))));
+    const treat = Triagem.may("treatment");
+    const triage = Triagem.may("triage");
+    if (p.status === "called" && treat) actions.push(h("button", { type: "button", class: "primary", dataset: { key: p.protocol + ":start" }, onclick: act(p, "start") }, t("active.start")));
+    if ((p.status === "called" || p.status === "in_treatment") && treat) {
+      const outcome = h("select", { "aria-label": t("active.outcome.label", { ticket: p.ticket }), dataset: { key: p.protocol + ":outcome" }, required: true },
+        h("option", { value: "", selected: true }, t("active.outcome.choose")),
+        OUTCOMES.map((o) => h("option", { value: o }, t("outcome." + o))));
+      outcome.addEventListener("change", () => outcome.removeAttribute("aria-invalid"));
       actions.push(h("span", { class: "finish" }, outcome,
-        h("button", { type: "button", dataset: { key: p.protocol + ":finish" }, onclick: (ev) => act(p, "finish", { outcome: outcome.value })(ev) }, t("active.finish"))));
+        h("button", { type: "button", dataset: { key: p.protocol + ":finish" }, onclick: (ev) => finish(p, outcome, ev) }, t("active.finish"))));
     }
-    if (p.status === "in_triage") actions.push(h("button", { type: "button", class: "primary", dataset: { key: p.protocol + ":classify" }, onclick: () => triageDialog(p) }, t("active.classify")));
-    if (p.status === "called" || p.status === "in_triage") {
+    if (p.status === "in_triage" && triage) actions.push(h("button", { type: "button", class: "primary", dataset: { key: p.protocol + ":classify" }, onclick: () => triageDialog(p) }, t("active.classify")));
+    if ((p.status === "called" || p.status === "in_triage") && triage) {
       actions.push(h("button", { type: "button", dataset: { key: p.protocol + ":recall" }, onclick: act(p, "recall", undefined, (v) => t("call.done", { ticket: v.ticket, room: v.room })) }, t("active.recall")));
-      actions.push(h("button", { type: "button", class: "warn", dataset: { key: p.protocol + ":no-show" }, onclick: act(p, "no-show") }, t("active.noshow")));
+      actions.push(h("button", { type: "button", class: "warn", dataset: { key: p.protocol + ":no-show" }, onclick: (ev) => noShow(p, ev) }, t("active.noshow")));
     }
-    return h("article", { class: "active-card " + Triagem.colourClass(p.colour), dataset: { protocol: p.protocol } },
+    const age = Triagem.age(p.birth_date);
+    const max = unitInfo().max_no_shows || 3;
+    return h("article", { class: "active-card " + Triagem.colourClass(p.colour), dataset: { protocol: p.protocol }, "aria-label": `${p.ticket} ${p.name}` },
       h("div", { class: "active-head" },
         h("span", { class: "ticket-mid mono" }, p.ticket),
-        h("div", {},
-          h("div", { class: "name" }, p.name),
-          h("div", { class: "meta" }, Triagem.chip(p.colour), " ", t("status." + p.status), p.room ? ` · ${p.room}` : ""))),
-      p.complaint ? h("p", { class: "complaint" }, p.complaint) : null,
-      h("div", { class: "actions" }, actions));
+        h("div", { class: "who-box" },
+          h("div", { class: "who" }, h("span", { class: "name" }, p.name), age ? h("span", { class: "age" }, age) : null),
+          h("div", { class: "meta" }, Triagem.chip(p.colour), h("span", { class: "status" }, t("status." + p.status)),
+            p.called_at ? h("span", { class: "since", dataset: { calledAt: p.called_at } }, t("since.call", { d: Triagem.duration(Triagem.since(p.called_at)) })) : null,
+            p.no_shows ? h("span", { class: "noshows" }, t("noshow.count", { n: p.no_shows, max })) : null))),
+      complaint(p),
+      actions.length ? h("div", { class: "actions" }, actions) : null);
+  }
+
+  /** The room this desk calls to in its view (highlighted as its own). */
+  const myRooms = () => [(state.view === "triage" ? $("triage-room") : $("call-room")).value].filter(Boolean);
+
+  /** The unit's rooms, each with who is in it; the triage rooms first in the
+   *  triage view. Patients in a room the configuration no longer lists are
+   *  shown under that room too. */
+  function roomOrder() {
+    const u = unitInfo();
+    const triage = u.triage_rooms || [];
+    const rooms = [...(u.rooms || [])];
+    if (state.view === "triage") rooms.sort((a, b) => triage.includes(b) - triage.includes(a));
+    for (const p of state.rooms || []) if (p.room && !rooms.includes(p.room)) rooms.push(p.room);
+    return rooms;
   }
 
   // A card is rebuilt only when what it shows changed, so a live update never
   // resets a chosen outcome or moves the keyboard focus.
   const cards = new Map(); // protocol -> { key, el }
-  function renderActive() {
-    const list = [...state.active.values()].filter(Boolean);
-    const els = list.map((p) => {
-      const key = JSON.stringify([p.status, p.room, p.colour, p.ticket, p.name, p.complaint]);
-      let c = cards.get(p.protocol);
-      if (!c || c.key !== key) {
-        c = { key, el: activeCard(p) };
-        cards.set(p.protocol, c);
-      }
-      return c.el;
-    });
-    for (const k of [...cards.keys()]) if (!state.active.get(k)) cards.delete(k);
+  function cardFor(p) {
+    const key = JSON.stringify([p.status, p.room, p.colour, p.ticket, p.name, p.complaint, p.no_shows, p.called_at, p.birth_date]);
+    let c = cards.get(p.protocol);
+    if (!c || c.key !== key) {
+      c = { key, el: activeCard(p) };
+      cards.set(p.protocol, c);
+    }
+    return c.el;
+  }
+
+  const roomBlocks = new Map(); // room -> element
+  function renderRooms() {
     const box = $("active");
-    const children = els.length ? els : [h("p", { class: "empty" }, t("active.none"))];
+    if (state.rooms === null) {
+      const msg = state.roomsError
+        ? h("p", { class: "error", title: state.roomsError.hint ? state.roomsError.hint() : null }, state.roomsError.describe())
+        : h("p", { class: "muted" }, t("loading"));
+      box.replaceChildren(msg);
+      return;
+    }
+    const mine = myRooms();
+    const byRoom = new Map(roomOrder().map((r) => [r, []]));
+    const seen = new Set();
+    for (const p of state.rooms) {
+      seen.add(p.protocol);
+      if (!byRoom.has(p.room)) byRoom.set(p.room, []);
+      byRoom.get(p.room).push(p);
+    }
+    for (const k of [...cards.keys()]) if (!seen.has(k)) cards.delete(k);
+    const children = [];
+    for (const [room, patients] of byRoom) {
+      patients.sort((a, b) => Date.parse(a.called_at || 0) - Date.parse(b.called_at || 0));
+      const els = patients.map(cardFor);
+      const head = h("div", { class: "room-head" },
+        h("h3", { class: "room-name" }, room || "—"),
+        mine.includes(room) ? h("span", { class: "mine" }, t("rooms.mine")) : null,
+        patients.length ? null : h("span", { class: "free" }, t("rooms.free")));
+      const headKey = JSON.stringify([room, mine.includes(room), patients.length > 0]);
+      let block = roomBlocks.get(room);
+      if (!block || block.dataset.head !== headKey) {
+        block = h("div", { class: "room" + (patients.length ? "" : " empty") + (mine.includes(room) ? " is-mine" : ""), dataset: { room: room || "", head: headKey } }, head);
+        roomBlocks.set(room, block);
+      }
+      const current = [...block.children].slice(1);
+      if (current.length !== els.length || current.some((el, i) => el !== els[i])) {
+        const active = document.activeElement;
+        const hadFocus = active && block.contains(active) ? active : null;
+        block.replaceChildren(block.firstChild, ...els);
+        if (hadFocus && hadFocus.isConnected) hadFocus.focus({ preventScroll: true });
+      }
+      children.push(block);
+    }
+    for (const k of [...roomBlocks.keys()]) if (!byRoom.has(k)) roomBlocks.delete(k);
     const same = children.length === box.children.length && children.every((el, i) => box.children[i] === el);
     if (!same) Triagem.rerender(box, children);
+    $("rooms-total").textContent = t("rooms.count", { n: state.rooms.length });
   }
 
-  /** Keeps a patient this screen called on its panel until it is done or gone. */
-  function track(v) {
-    if (DONE.has(v.status) || v.unit !== unit) {
-      if (state.active.delete(v.protocol)) {
-        Triagem.notify(t("active.gone", { ticket: v.ticket, status: t("status." + v.status) }), "info");
-      }
-    } else {
-      state.active.set(v.protocol, v);
+  async function fetchRooms() {
+    try {
+      const r = await api("GET", `/patients?unit=${U}&status=${IN_ROOM.join(",")}&limit=50`);
+      state.rooms = r.patients.filter((p) => p.unit === unit && IN_ROOM.includes(p.status));
+      state.roomsError = null;
+    } catch (e) {
+      if (e.code === "network" || e.status === 503) throw e;
+      state.roomsError = e;
     }
-    saveActive();
-    renderActive();
-  }
-
-  async function refreshActive() {
-    await Promise.all([...state.active.keys()].map(async (protocol) => {
-      try {
-        track(await api("GET", `/patients/${protocol}`));
-      } catch (e) {
-        if (e.status === 404) { state.active.delete(protocol); saveActive(); renderActive(); }
-      }
-    }));
+    renderRooms();
   }
 
   // ---- alerts ----
+  const ackName = () => storage.get(ACK_NAME_KEY);
+  async function askAckName() {
+    const name = await Triagem.askText({
+      title: t("who.title"), intro: t("who.intro"), label: t("who.label"), value: ackName() || "",
+      maxlength: 100, submit: t("who.submit"), missing: t("who.missing"),
+    });
+    if (name) storage.set(ACK_NAME_KEY, name);
+    renderAckAs();
+    return name;
+  }
+  function renderAckAs() {
+    const box = $("ack-as");
+    const name = ackName();
+    box.hidden = !name || state.alertsForbidden;
+    if (!name) return;
+    box.replaceChildren(t("alerts.by", { name }), " · ",
+      h("button", { type: "button", class: "link", onclick: askAckName }, t("alerts.by.change")));
+  }
+
+  /** The patient of an alert, from the queues, for the deadline. */
+  function patientOf(protocol) {
+    for (const page of [state.queue, state.triage]) for (const p of page?.patients || []) if (p.protocol === protocol) return p;
+    for (const p of state.rooms || []) if (p.protocol === protocol) return p;
+    return null;
+  }
+
+  /** The level in the page's words: the warning is ours, the ladder's levels
+   *  are the configuration's labels (never the internal level names). */
+  function levelText(a) {
+    if (a.level === 0 || a.kind === "warning") return t("alerts.warning");
+    return `${t("alerts.breach")} · ${a.level_label || t("alerts.level", { n: a.level })}`;
+  }
+
   function renderAlerts() {
     const box = $("alerts");
+    renderAckAs();
     if (state.alertsForbidden) { box.replaceChildren(h("p", { class: "muted" }, t("alerts.forbidden"))); return; }
     if (!state.alerts) { box.replaceChildren(h("p", { class: "muted" }, t("loading"))); return; }
     $("alerts-total").textContent = state.alerts.length ? String(state.alerts.length) : "";
     if (!state.alerts.length) { box.replaceChildren(h("p", { class: "empty" }, t("alerts.none"))); return; }
-    const names = new Map();
-    for (const page of [state.queue, state.triage]) for (const p of page?.patients || []) names.set(p.protocol, p.name);
-    for (const p of state.active.values()) if (p) names.set(p.protocol, p.name);
     const list = [...state.alerts].sort((a, b) => (b.level - a.level) || Date.parse(a.arrived_at) - Date.parse(b.arrived_at));
     Triagem.rerender(box, [h("ul", { class: "alerts" }, list.map((a) => {
-      const kind = a.kind === "warning" ? t("alerts.warning") : `${t("alerts.breach")} · ${t("alerts.level", { n: a.level })}`;
       const acked = a.state === "acknowledged";
+      const p = patientOf(a.protocol);
+      const d = p ? Triagem.due(p.due_at) : null;
       return h("li", { class: `alert ${a.kind} ${acked ? "acked" : ""}` },
         h("div", { class: "alert-main" },
           h("span", { class: "ticket-sm mono" }, a.ticket),
           Triagem.chip(a.colour),
-          h("span", { class: "alert-name" }, names.get(a.protocol) || "")),
-        h("div", { class: "alert-kind" }, (a.kind === "warning" ? "⏱ " : "⚠ ") + kind, a.level_name ? ` — ${a.level_name}` : "",
+          h("span", { class: "alert-name" }, p ? p.name : "")),
+        h("div", { class: "alert-kind" },
+          h("span", { class: "ico " + (a.kind === "warning" ? "i-clock" : "i-warn"), "aria-hidden": "true" }),
+          levelText(a),
           acked ? ` (${t("alerts.acknowledged")}${a.acknowledged_by ? ": " + a.acknowledged_by : ""})` : ""),
-        h("div", { class: "alert-wait" }, `${Triagem.duration(a.waited_seconds)} / ${Triagem.targetText(a.max_wait_seconds)}`),
+        h("div", { class: "alert-wait" }, [d ? d.text : null, t("since.arrival", { d: Triagem.duration(Triagem.since(a.arrived_at)) })].filter(Boolean).join(" · ")),
         acked ? null : h("button", {
-          type: "button", class: "small", dataset: { key: "alert:" + a.id },
+          type: "button", class: "small", dataset: { key: "alert:" + a.id }, "aria-label": t("alerts.ack.label", { ticket: a.ticket }),
           onclick: async (ev) => {
-            ev.currentTarget.disabled = true;
-            try { await api("POST", `/alerts/${a.id}/ack`); } catch (e) { Triagem.showError(e); }
-            refreshAlerts();
+            const button = ev.currentTarget;
+            const by = ackName() || await askAckName();
+            if (!by) return;
+            button.disabled = true;
+            try { await api("POST", `/alerts/${a.id}/ack`, { by }); } catch (e) { Triagem.showError(e); }
+            refreshAlerts().catch(() => {});
           },
         }, t("alerts.ack")));
     }))]);
@@ -278,6 +445,7 @@
 
   async function refreshAlerts() {
     if (state.alertsForbidden) return;
+    if (!Triagem.may("alerts")) { state.alertsForbidden = true; renderAlerts(); return; }
     try {
       state.alerts = await api("GET", `/alerts?unit=${U}`);
     } catch (e) {
@@ -294,22 +462,53 @@
       const page = await api("GET", `/units/${U}/queue?queue=${kind}&limit=200`);
       state[key] = page;
       state[key + "Error"] = null;
-      const p = page.patients[0];
-      if (p) state.offset = Date.parse(p.arrived_at) + p.waited_seconds * 1000 - Date.now();
     } catch (e) {
       if (e.code === "network" || e.status === 503) throw e;
-      state[key + "Error"] = e.describe();
+      state[key + "Error"] = e;
     }
   }
 
   async function refresh() {
-    const started = Date.now();
-    await Promise.all([fetchQueue("treatment"), fetchQueue("triage")]);
-    state.fetchedAt = started;
+    await Promise.all([fetchQueue("treatment"), fetchQueue("triage"), fetchRooms()]);
     renderQueues();
-    await Promise.all([refreshAlerts(), refreshActive()]);
+    await refreshAlerts();
   }
   const refreshSoon = Triagem.throttle(() => refresh().catch(() => {}), 120);
+
+  // ---- search ----
+  async function search(ev) {
+    ev.preventDefault();
+    const q = $("search").value.trim();
+    if (!q) { $("search").focus(); return; }
+    let found;
+    try {
+      found = await api("GET", `/patients?q=${encodeURIComponent(q)}&unit=${U}&limit=50`);
+    } catch (e) { Triagem.showError(e); return; }
+    const list = found.patients || [];
+    const id = "search-title";
+    const dlg = h("dialog", { class: "search-dialog", "aria-labelledby": id },
+      h("form", { method: "dialog" },
+        h("h2", { id }, t("search.title", { q })),
+        h("p", { class: "muted", role: "status" }, list.length ? (list.length === 1 ? t("lookup.result.one") : t("lookup.results", { n: list.length })) : t("lookup.none", { q })),
+        list.length >= 50 ? h("p", { class: "muted" }, t("lookup.more")) : null,
+        list.length ? h("ul", { class: "results" }, list.map((p) => {
+          const age = Triagem.age(p.birth_date);
+          const canTriage = Triagem.may("triage") && ["awaiting_triage", "in_triage", "waiting"].includes(p.status);
+          return h("li", { class: "result-item" },
+            h("span", { class: "ticket-sm mono" }, p.ticket),
+            h("div", { class: "result-who" },
+              h("div", { class: "who" }, h("span", { class: "name" }, p.name), age ? h("span", { class: "age" }, age) : null),
+              h("div", { class: "meta" }, Triagem.chip(p.colour), h("span", {}, t("status." + p.status)),
+                p.room ? h("span", {}, p.room) : null,
+                h("span", {}, `${t("patient.arrived")} ${Triagem.fmtDateTime(p.arrived_at)}`),
+                Triagem.protocolEl(p.protocol, "small"))),
+            canTriage ? h("button", { type: "button", class: "small", onclick: () => { dlg.close(); triageDialog(p); } }, t(p.colour ? "retriage" : "active.classify")) : null);
+        })) : null,
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, t("close")))));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+  }
 
   // ---- calling ----
   /** The rooms for each kind of call, from the unit's configuration: its
@@ -317,7 +516,7 @@
    *  queue. Without triage rooms (or when every room is one) any room may
    *  make either call. */
   function callRooms() {
-    const u = Triagem.units.find((x) => x.id === unit) || {};
+    const u = unitInfo();
     const rooms = u.rooms || [];
     const triage = (u.triage_rooms || []).filter((r) => rooms.includes(r));
     const others = rooms.filter((r) => !triage.includes(r));
@@ -332,7 +531,13 @@
     const saved = storage.get(key);
     const chosen = rooms.includes(saved) ? saved : rooms[0];
     select.replaceChildren(...rooms.map((r) => h("option", { value: r, selected: r === chosen }, r)));
-    select.addEventListener("change", () => storage.set(key, select.value));
+    select.addEventListener("change", () => { storage.set(key, select.value); renderRooms(); });
+  }
+
+  function colourSummary() {
+    const chosen = [...document.querySelectorAll("#call-colours input:checked")].map((i) => Triagem.colourLabel(i.value));
+    $("colour-summary").textContent = chosen.length ? chosen.join(", ") : t("call.colours.all");
+    $("colour-filter").classList.toggle("filtered", chosen.length > 0);
   }
 
   async function call(ev, queue) {
@@ -348,7 +553,7 @@
       const v = await api("POST", `/units/${U}/call`, body);
       if (!v) Triagem.notify(t("call.nobody"), "info");
       else {
-        track(v);
+        place(v);
         Triagem.notify(t("call.done", { ticket: v.ticket, room: v.room }), "ok");
       }
       refreshSoon();
@@ -359,9 +564,47 @@
     }
   }
 
+  // ---- views ----
+  /** The triage view puts the triage call and queue first and makes the
+   *  treatment call secondary; chosen by `?view=`, else the last choice on
+   *  this browser, else the caller's role. */
+  function initialView() {
+    const asked = new URLSearchParams(location.search).get("view");
+    if (asked === "triage" || asked === "treatment") return asked;
+    const saved = storage.get(VIEW_KEY);
+    if (saved === "triage" || saved === "treatment") return saved;
+    return Triagem.session && Triagem.session.role === "triage" ? "triage" : "treatment";
+  }
+
+  function setView(view, remember) {
+    state.view = view;
+    if (remember) storage.set(VIEW_KEY, view);
+    const triage = view === "triage";
+    document.body.classList.toggle("view-triage", triage);
+    $("view-triage").setAttribute("aria-pressed", String(triage));
+    $("view-treatment").setAttribute("aria-pressed", String(!triage));
+    const groups = $("call-groups");
+    const queues = $("queues");
+    if (triage) {
+      groups.prepend($("triage-call-form"));
+      queues.prepend($("triage-card"));
+    } else {
+      groups.prepend($("call-form"));
+      queues.prepend($("treatment-card"));
+    }
+    $("call-submit").className = triage ? "secondary" : "primary big";
+    $("triage-call-submit").className = triage ? "primary big" : "secondary";
+    $("skip").href = triage ? "#triage-call-submit" : "#call-submit";
+    $("skip").textContent = t(triage ? "call.triage.submit" : "call.submit");
+    // The triage role may not call the treatment queue: no button for it.
+    $("call-form").hidden = !Triagem.may("treatment");
+    $("triage-call-form").hidden = !Triagem.may("triage");
+    renderRooms();
+  }
+
   async function start() {
     for (;;) {
-      try { await Triagem.loadInfo(); break; } catch (e) {
+      try { await Promise.all([Triagem.loadInfo(), Triagem.loadSession()]); break; } catch (e) {
         Triagem.showError(e);
         if (e.status === 401) return;
         await new Promise((r) => setTimeout(r, 2000));
@@ -372,11 +615,18 @@
     roomSelect($("triage-room"), TRIAGE_ROOM_KEY, rooms.triage);
     $("call-colours").replaceChildren(...Triagem.protocol.colours.map((c) =>
       h("label", { class: "check" }, h("input", { type: "checkbox", value: c.id }), Triagem.chip(c.id))));
+    $("call-colours").addEventListener("change", colourSummary);
+    document.addEventListener("click", (ev) => {
+      const f = $("colour-filter");
+      if (f.open && !f.contains(ev.target)) f.open = false;
+    });
     $("call-form").addEventListener("submit", (ev) => call(ev, "treatment"));
     $("triage-call-form").addEventListener("submit", (ev) => call(ev, "triage"));
-    // Patients called before a reload come back once their views are fetched.
-    for (const p of loadActive()) state.active.set(p, null);
-    renderActive();
+    $("search-form").addEventListener("submit", search);
+    $("view-triage").addEventListener("click", () => setView("triage", true));
+    $("view-treatment").addEventListener("click", () => setView("treatment", true));
+    setView(initialView(), false);
+    renderRooms();
     renderAlerts();
     setInterval(tick, 1000);
     setInterval(() => { if ($("reconnecting").hidden) refresh().catch(() => {}); }, 30000);

@@ -1,8 +1,11 @@
 /* Triagem web pages: what the three pages share.
  * Strings in both languages, the API client (bearer token asked for on a 401
  * and kept in localStorage), storage that survives a browser blocking it,
- * problem+json errors in words, the live event stream with reconnection, a
- * throttle for refreshes, and formatting of colours, waits and times.
+ * problems said in the page's own words (by `code` and `field`, never the
+ * API's English `detail`, which goes to a tooltip and the console), in-page
+ * dialogs for confirmations and names, the live event stream with
+ * reconnection, a throttle for refreshes, the server's clock, and formatting
+ * of colours, deadlines, ages, protocol numbers and times.
  * Plain browser JavaScript, no build step, no framework. */
 "use strict";
 
@@ -22,8 +25,9 @@ const Triagem = (() => {
       "offline": "Sem conexão com o servidor",
       "loading": "Carregando…",
       "close": "Fechar",
-      "triage.queue": "Triagem",
-      "unclassified": "Sem classificação",
+      "cancel": "Cancelar",
+      "back": "Voltar",
+      "queue.untriaged": "Aguardando triagem",
       "immediate": "imediato",
       "min": "min",
       "hm.compact": "{h}h{m}",
@@ -32,9 +36,15 @@ const Triagem = (() => {
       "overdue": "Atrasado",
       "overdue.one": "1 atrasado",
       "overdue.n": "{n} atrasados",
+      "due.left": "faltam {d}",
+      "due.over": "{d} de atraso",
+      "since.arrival": "chegou há {d}",
+      "since.call": "chamado há {d}",
+      "age.years": "{n} anos",
+      "age.year": "1 ano",
+      "age.months": "{n} meses",
+      "age.month": "1 mês",
       "waiting.n": "aguardando",
-      "longest": "Maior espera",
-      "target.label": "Meta",
       "status.awaiting_triage": "Aguardando triagem",
       "status.in_triage": "Em triagem",
       "status.waiting": "Aguardando atendimento",
@@ -57,12 +67,27 @@ const Triagem = (() => {
       "err.rate_limited": "Muitos pedidos seguidos; aguarde um instante",
       "err.not_found": "Não encontrado",
       "err.method_not_allowed": "Operação não permitida",
-      "err.invalid_transition": "A situação do paciente não permite esta ação",
+      "err.invalid_transition": "A situação do paciente não permite esta ação (talvez outra estação já a tenha mudado)",
       "err.too_large": "Dados grandes demais",
       "err.unsupported_media_type": "Formato de dados não aceito",
       "err.invalid": "Dados inválidos",
+      "err.invalid.name": "Nome inválido: escreva de 1 a 200 caracteres",
+      "err.invalid.colour": "Classificação de risco desconhecida neste protocolo",
+      "err.invalid.colours": "Escolha cores do protocolo",
+      "err.invalid.room": "Sala desconhecida nesta unidade",
+      "err.invalid.arrived_at": "Hora de chegada fora do aceito: no máximo 24 h atrás e não no futuro",
+      "err.invalid.birth_date": "Data de nascimento inválida: não pode ser depois de hoje",
+      "err.invalid.complaint": "Queixa longa demais: no máximo 1000 caracteres",
+      "err.invalid.document": "Documento longo demais: no máximo 32 caracteres",
+      "err.invalid.note": "Observação longa demais: no máximo 1000 caracteres",
+      "err.invalid.by": "Nome inválido: escreva de 1 a 100 caracteres",
+      "err.invalid.outcome": "Escolha um desfecho",
+      "err.invalid.reason": "Escolha um motivo",
+      "err.invalid.unit": "Unidade de destino inválida",
+      "err.invalid.q": "Escreva o que procurar",
       "err.unavailable": "O serviço não pode registrar alterações agora; nada foi alterado, tente de novo em instantes",
-      "err.other": "Erro do servidor",
+      "err.other": "Erro do servidor ({status})",
+      "err.details": "Detalhe técnico (para o suporte): {detail}",
       // Display
       "display.title": "Painel de chamadas",
       "display.now": "Chamando agora",
@@ -73,14 +98,19 @@ const Triagem = (() => {
       "display.sound.on": "Som ligado",
       "display.sound.off": "Som desligado",
       "display.sound.blocked": "Toque para ativar o som",
+      "display.sound.hint": "O navegador bloqueou o som: toque na tela uma vez, ou inicie-o com --autoplay-policy=no-user-gesture-required para tocar sem toque.",
       "display.say": "Senha {ticket}, {room}",
-      "display.nobody": "ninguém",
+      "display.left": "Tempo restante",
+      "display.over": "Atraso",
+      "display.longest": "Maior espera: {d}",
+      "display.empty": "Ninguém",
       // Reception
       "reception.title": "Recepção",
       "admit.title": "Nova admissão",
       "admit.name": "Nome do paciente",
       "admit.colour": "Classificação de risco",
-      "admit.colour.none": "Aguardar triagem (sem classificação)",
+      "admit.colour.none": "Aguardando triagem (sem cor)",
+      "admit.colour.hint": "a classificação é da enfermagem",
       "admit.complaint": "Queixa principal",
       "admit.arrived": "Hora de chegada",
       "admit.arrived.hint": "Em branco: agora",
@@ -95,6 +125,9 @@ const Triagem = (() => {
       "admit.print": "Imprimir comprovante",
       "admit.new": "Nova admissão",
       "admit.future": "A hora de chegada não pode estar no futuro.",
+      "admit.name.missing": "Escreva o nome do paciente.",
+      "protocol.copy": "Copiar protocolo",
+      "protocol.copied": "Protocolo {protocol} copiado.",
       "receipt.title": "Comprovante de atendimento",
       "receipt.keep": "Guarde este número: ele comprova o seu atendimento.",
       "receipt.wait": "Aguarde ser chamado pela sua senha no painel.",
@@ -102,10 +135,21 @@ const Triagem = (() => {
       "receipt.arrived": "Chegada",
       "receipt.colour": "Classificação",
       "receipt.printed": "Emitido em",
-      "lookup.title": "Consultar protocolo",
-      "lookup.label": "Número do protocolo (17 dígitos)",
+      "lookup.title": "Consultar paciente",
+      "lookup.label": "Protocolo, nome, documento ou senha de hoje",
       "lookup.submit": "Consultar",
-      "lookup.bad": "O protocolo tem exatamente 17 dígitos.",
+      "lookup.bad": "Escreva um protocolo (17 dígitos), um nome, um documento ou uma senha.",
+      "lookup.notfound": "Não encontrado: nenhum paciente tem este protocolo.",
+      "lookup.none": "Nenhum paciente encontrado para “{q}”.",
+      "lookup.results": "{n} encontrados (os de chegada mais recente primeiro)",
+      "lookup.result.one": "1 encontrado",
+      "lookup.more": "Mostrando os 50 mais recentes; refine a busca.",
+      "lookup.open": "Abrir",
+      "lookup.open.label": "Abrir {ticket} ({name})",
+      "search.label": "Buscar paciente",
+      "search.placeholder": "Nome, documento ou senha",
+      "search.submit": "Buscar",
+      "search.title": "Busca: “{q}”",
       "patient.status": "Situação",
       "patient.unit": "Unidade",
       "patient.arrived": "Chegada",
@@ -115,31 +159,53 @@ const Triagem = (() => {
       "patient.outcome": "Desfecho",
       "patient.reason": "Motivo da saída",
       "patient.complaint": "Queixa",
+      "patient.age": "Idade",
+      "patient.document": "Documento",
+      "patient.protocol": "Protocolo",
+      "patient.due": "Meta",
       "leave.reason": "Motivo",
       "leave.submit": "Marcar como saiu",
-      "leave.confirm": "Confirmar que {ticket} ({name}) saiu?",
+      "leave.title": "Marcar como saiu",
+      "leave.confirm": "{ticket} ({name}) sairá da fila com o motivo “{reason}”. Isto não pode ser desfeito.",
+      "leave.ok": "Confirmar saída",
       "leave.done": "{ticket} marcado como saiu.",
       // Clinician
       "clinician.title": "Atendimento",
+      "callbar.label": "Chamar pacientes",
+      "view.label": "Visão",
+      "view.treatment": "Atendimento",
+      "view.triage": "Triagem",
       "call.title": "Chamar próximo",
       "call.room": "Sala",
-      "call.colours": "Somente as cores",
+      "call.colours": "Cores",
+      "call.colours.all": "todas",
       "call.colours.hint": "nenhuma marcada: todas",
       "call.submit": "Chamar próximo",
       "call.triage.title": "Triagem",
       "call.triage.submit": "Chamar para triagem",
       "call.nobody": "Ninguém aguardando nesta fila.",
       "call.done": "{ticket} chamado para {room}.",
-      "active.title": "Chamados por mim",
-      "active.none": "Nenhum paciente chamado. Use “Chamar próximo”.",
+      "rooms.title": "Nas salas",
+      "rooms.free": "livre",
+      "rooms.mine": "sua sala",
+      "rooms.count": "{n} em sala",
       "active.start": "Iniciar atendimento",
       "active.finish": "Finalizar",
       "active.outcome": "Desfecho",
+      "active.outcome.choose": "Escolha o desfecho…",
+      "active.outcome.missing": "Escolha o desfecho antes de finalizar.",
+      "active.outcome.label": "Desfecho de {ticket}",
       "active.noshow": "Não compareceu",
       "active.recall": "Chamar de novo",
       "active.classify": "Classificar",
-      "active.forget": "Remover do painel",
       "active.gone": "{ticket}: {status}.",
+      "finish.title": "Finalizar {ticket}",
+      "finish.confirm": "Finalizar o atendimento de {ticket} ({name}) com o desfecho “{outcome}”? Isto não pode ser desfeito.",
+      "finish.ok": "Finalizar com “{outcome}”",
+      "noshow.title": "Última falta de {ticket}",
+      "noshow.confirm": "Esta é a falta nº {n} de {ticket} ({name}), o limite da unidade. O paciente será marcado como “saiu” (não compareceu às chamadas) e deixará a fila. Isto não pode ser desfeito.",
+      "noshow.ok": "Marcar falta e saída",
+      "noshow.count": "faltas: {n} de {max}",
       "queue.title": "Fila de atendimento",
       "queue.triage.title": "Fila de triagem",
       "queue.empty": "Ninguém aguardando.",
@@ -147,10 +213,12 @@ const Triagem = (() => {
       "col.pos": "Nº",
       "col.ticket": "Senha",
       "col.name": "Nome",
+      "col.patient": "Paciente",
       "col.colour": "Cor",
       "col.complaint": "Queixa",
-      "col.wait": "Espera / meta",
+      "col.due": "Meta",
       "col.actions": "Ações",
+      "complaint.more": "ver queixa completa",
       "retriage": "Reclassificar",
       "retriage.title": "Reclassificar {ticket} ({name})",
       "classify.title": "Classificar {ticket} ({name})",
@@ -165,10 +233,18 @@ const Triagem = (() => {
       "alerts.none": "Nenhum alerta ativo.",
       "alerts.forbidden": "Seu perfil não pode ver alertas.",
       "alerts.ack": "Reconhecer",
+      "alerts.ack.label": "Reconhecer o alerta de {ticket}",
       "alerts.warning": "Aviso",
       "alerts.breach": "Tempo estourado",
       "alerts.level": "nível {n}",
       "alerts.acknowledged": "reconhecido",
+      "alerts.by": "Reconhecendo como {name}",
+      "alerts.by.change": "trocar nome",
+      "who.title": "Quem reconhece os alertas?",
+      "who.intro": "Seu nome fica registrado em cada alerta que você reconhecer. Ele é guardado neste navegador.",
+      "who.label": "Seu nome",
+      "who.submit": "Salvar",
+      "who.missing": "Escreva seu nome para reconhecer alertas.",
       "done": "Feito.",
     },
     "en": {
@@ -185,8 +261,9 @@ const Triagem = (() => {
       "offline": "No connection to the server",
       "loading": "Loading…",
       "close": "Close",
-      "triage.queue": "Triage",
-      "unclassified": "Not classified",
+      "cancel": "Cancel",
+      "back": "Go back",
+      "queue.untriaged": "Awaiting triage",
       "immediate": "immediate",
       "min": "min",
       "hm.compact": "{h}h {m}m",
@@ -195,9 +272,15 @@ const Triagem = (() => {
       "overdue": "Overdue",
       "overdue.one": "1 overdue",
       "overdue.n": "{n} overdue",
+      "due.left": "{d} left",
+      "due.over": "overdue by {d}",
+      "since.arrival": "arrived {d} ago",
+      "since.call": "called {d} ago",
+      "age.years": "{n} yrs",
+      "age.year": "1 yr",
+      "age.months": "{n} mo",
+      "age.month": "1 mo",
       "waiting.n": "waiting",
-      "longest": "Longest wait",
-      "target.label": "Target",
       "status.awaiting_triage": "Awaiting triage",
       "status.in_triage": "In triage",
       "status.waiting": "Waiting for a clinician",
@@ -220,12 +303,27 @@ const Triagem = (() => {
       "err.rate_limited": "Too many requests; wait a moment",
       "err.not_found": "Not found",
       "err.method_not_allowed": "Operation not allowed",
-      "err.invalid_transition": "The patient's status does not allow this action",
+      "err.invalid_transition": "The patient's status does not allow this action (another desk may have changed it)",
       "err.too_large": "Data too large",
       "err.unsupported_media_type": "Unsupported data format",
       "err.invalid": "Invalid data",
+      "err.invalid.name": "Invalid name: write 1 to 200 characters",
+      "err.invalid.colour": "This protocol has no such risk colour",
+      "err.invalid.colours": "Choose colours of the protocol",
+      "err.invalid.room": "This unit has no such room",
+      "err.invalid.arrived_at": "Arrival time out of range: at most 24 h ago and not in the future",
+      "err.invalid.birth_date": "Invalid date of birth: it cannot be after today",
+      "err.invalid.complaint": "Complaint too long: at most 1000 characters",
+      "err.invalid.document": "Document too long: at most 32 characters",
+      "err.invalid.note": "Note too long: at most 1000 characters",
+      "err.invalid.by": "Invalid name: write 1 to 100 characters",
+      "err.invalid.outcome": "Choose an outcome",
+      "err.invalid.reason": "Choose a reason",
+      "err.invalid.unit": "Invalid destination unit",
+      "err.invalid.q": "Write what to look for",
       "err.unavailable": "The service cannot record changes right now; nothing was changed, try again shortly",
-      "err.other": "Server error",
+      "err.other": "Server error ({status})",
+      "err.details": "Technical detail (for support): {detail}",
       "display.title": "Call board",
       "display.now": "Now calling",
       "display.none": "Waiting for calls",
@@ -235,13 +333,18 @@ const Triagem = (() => {
       "display.sound.on": "Sound on",
       "display.sound.off": "Sound off",
       "display.sound.blocked": "Click to enable sound",
+      "display.sound.hint": "The browser blocked sound: touch the screen once, or start it with --autoplay-policy=no-user-gesture-required to play without a touch.",
       "display.say": "Ticket {ticket}, {room}",
-      "display.nobody": "nobody",
+      "display.left": "Time left",
+      "display.over": "Overdue by",
+      "display.longest": "Longest wait: {d}",
+      "display.empty": "Nobody",
       "reception.title": "Reception",
       "admit.title": "New admission",
       "admit.name": "Patient name",
       "admit.colour": "Risk classification",
-      "admit.colour.none": "Wait for triage (not classified)",
+      "admit.colour.none": "Awaiting triage (no colour)",
+      "admit.colour.hint": "classification is the nurses' call",
       "admit.complaint": "Chief complaint",
       "admit.arrived": "Arrival time",
       "admit.arrived.hint": "Blank: now",
@@ -256,6 +359,9 @@ const Triagem = (() => {
       "admit.print": "Print receipt",
       "admit.new": "New admission",
       "admit.future": "The arrival time cannot be in the future.",
+      "admit.name.missing": "Write the patient's name.",
+      "protocol.copy": "Copy protocol",
+      "protocol.copied": "Protocol {protocol} copied.",
       "receipt.title": "Visit receipt",
       "receipt.keep": "Keep this number: it is the proof of your visit.",
       "receipt.wait": "Wait for your ticket to be called on the screen.",
@@ -263,10 +369,21 @@ const Triagem = (() => {
       "receipt.arrived": "Arrival",
       "receipt.colour": "Classification",
       "receipt.printed": "Issued at",
-      "lookup.title": "Look up a protocol",
-      "lookup.label": "Protocol number (17 digits)",
+      "lookup.title": "Find a patient",
+      "lookup.label": "Protocol, name, document or today's ticket",
       "lookup.submit": "Look up",
-      "lookup.bad": "A protocol number has exactly 17 digits.",
+      "lookup.bad": "Write a protocol number (17 digits), a name, a document or a ticket.",
+      "lookup.notfound": "Not found: no patient has this protocol number.",
+      "lookup.none": "No patient found for “{q}”.",
+      "lookup.results": "{n} found (latest arrival first)",
+      "lookup.result.one": "1 found",
+      "lookup.more": "Showing the latest 50; narrow the search.",
+      "lookup.open": "Open",
+      "lookup.open.label": "Open {ticket} ({name})",
+      "search.label": "Find a patient",
+      "search.placeholder": "Name, document or ticket",
+      "search.submit": "Search",
+      "search.title": "Search: “{q}”",
       "patient.status": "Status",
       "patient.unit": "Unit",
       "patient.arrived": "Arrival",
@@ -276,30 +393,52 @@ const Triagem = (() => {
       "patient.outcome": "Outcome",
       "patient.reason": "Reason for leaving",
       "patient.complaint": "Complaint",
+      "patient.age": "Age",
+      "patient.document": "Document",
+      "patient.protocol": "Protocol",
+      "patient.due": "Target",
       "leave.reason": "Reason",
       "leave.submit": "Mark as left",
-      "leave.confirm": "Confirm that {ticket} ({name}) left?",
+      "leave.title": "Mark as left",
+      "leave.confirm": "{ticket} ({name}) will leave the queue with the reason “{reason}”. This cannot be undone.",
+      "leave.ok": "Confirm leaving",
       "leave.done": "{ticket} marked as left.",
       "clinician.title": "Clinician",
+      "callbar.label": "Call patients",
+      "view.label": "View",
+      "view.treatment": "Treatment",
+      "view.triage": "Triage",
       "call.title": "Call next",
       "call.room": "Room",
-      "call.colours": "Only these colours",
+      "call.colours": "Colours",
+      "call.colours.all": "all",
       "call.colours.hint": "none ticked: all",
       "call.submit": "Call next",
       "call.triage.title": "Triage",
       "call.triage.submit": "Call to triage",
       "call.nobody": "Nobody is waiting in this queue.",
       "call.done": "{ticket} called to {room}.",
-      "active.title": "Called by me",
-      "active.none": "No patient called. Use “Call next”.",
+      "rooms.title": "In the rooms",
+      "rooms.free": "free",
+      "rooms.mine": "your room",
+      "rooms.count": "{n} in rooms",
       "active.start": "Start treatment",
       "active.finish": "Finish",
       "active.outcome": "Outcome",
+      "active.outcome.choose": "Choose the outcome…",
+      "active.outcome.missing": "Choose the outcome before finishing.",
+      "active.outcome.label": "Outcome for {ticket}",
       "active.noshow": "No-show",
       "active.recall": "Call again",
       "active.classify": "Classify",
-      "active.forget": "Remove from panel",
       "active.gone": "{ticket}: {status}.",
+      "finish.title": "Finish {ticket}",
+      "finish.confirm": "Finish {ticket} ({name}) with the outcome “{outcome}”? This cannot be undone.",
+      "finish.ok": "Finish as “{outcome}”",
+      "noshow.title": "Last no-show of {ticket}",
+      "noshow.confirm": "This is no-show {n} of {ticket} ({name}), the unit's limit. The patient will be marked as left (did not answer the calls) and leave the queue. This cannot be undone.",
+      "noshow.ok": "Record no-show and leaving",
+      "noshow.count": "no-shows: {n} of {max}",
       "queue.title": "Treatment queue",
       "queue.triage.title": "Triage queue",
       "queue.empty": "Nobody waiting.",
@@ -307,10 +446,12 @@ const Triagem = (() => {
       "col.pos": "#",
       "col.ticket": "Ticket",
       "col.name": "Name",
+      "col.patient": "Patient",
       "col.colour": "Colour",
       "col.complaint": "Complaint",
-      "col.wait": "Wait / target",
+      "col.due": "Target",
       "col.actions": "Actions",
+      "complaint.more": "show the whole complaint",
       "retriage": "Re-triage",
       "retriage.title": "Re-triage {ticket} ({name})",
       "classify.title": "Classify {ticket} ({name})",
@@ -325,10 +466,18 @@ const Triagem = (() => {
       "alerts.none": "No active alerts.",
       "alerts.forbidden": "Your role may not see alerts.",
       "alerts.ack": "Acknowledge",
+      "alerts.ack.label": "Acknowledge the alert of {ticket}",
       "alerts.warning": "Warning",
       "alerts.breach": "Wait exceeded",
       "alerts.level": "level {n}",
       "alerts.acknowledged": "acknowledged",
+      "alerts.by": "Acknowledging as {name}",
+      "alerts.by.change": "change name",
+      "who.title": "Who acknowledges the alerts?",
+      "who.intro": "Your name is recorded on each alert you acknowledge. It is kept in this browser.",
+      "who.label": "Your name",
+      "who.submit": "Save",
+      "who.missing": "Write your name to acknowledge alerts.",
       "done": "Done.",
     },
   };
@@ -343,6 +492,7 @@ const Triagem = (() => {
     if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
     return s;
   }
+  const has = (key) => key in STRINGS[lang];
 
   /** Fills `data-i18n*` attributes under `root`. */
   function translate(root = document) {
@@ -427,7 +577,7 @@ const Triagem = (() => {
           if (tb) tb.hidden = false;
           resolve(value);
         }
-        else reject(new ApiError(401, "unauthorized", t("token.required")));
+        else reject(new ApiError(401, "unauthorized", null, null, null, t("token.required")));
       });
       dlg.showModal();
       input.focus();
@@ -436,20 +586,51 @@ const Triagem = (() => {
   }
 
   // ---- API ----
+  /** A failed request. `describe()` says it in the page's language from the
+   *  problem's `code` and `field`; the server's `detail` (English, for
+   *  integrators) is only kept for a tooltip and the console. */
   class ApiError extends Error {
-    constructor(status, code, detail, title) {
+    constructor(status, code, detail, title, field, words) {
       super(detail || title || code);
       this.status = status;
       this.code = code;
       this.detail = detail;
       this.title = title;
+      this.field = field || null;
+      this.words = words || null; // our own message, when we made the error
     }
-    /** The error in words, in the page's language, with the server's detail. */
     describe() {
+      if (this.words) return this.words;
       if (this.code === "network") return t("err.network");
-      const head = STRINGS[lang]["err." + this.code] ? t("err." + this.code) : `${t("err.other")} (${this.status})`;
-      return this.detail && this.detail !== head ? `${head}: ${this.detail}` : head;
+      if (this.code === "invalid" && this.field && has("err.invalid." + this.field)) return t("err.invalid." + this.field);
+      if (has("err." + this.code) && this.code !== "other") return t("err." + this.code);
+      return t("err.other", { status: this.status });
     }
+    /** The server's own words, for a tooltip: never shown as the message. */
+    hint() {
+      return this.detail ? t("err.details", { detail: this.detail }) : null;
+    }
+  }
+
+  /** The server's clock minus this machine's, from the `Date` of answers
+   *  (kept steady: a change under 1.5 s is the header's resolution). */
+  let clockOffset = 0;
+  let clockKnown = false;
+  function learnClock(res, sentAt) {
+    const d = Date.parse(res.headers.get("Date") || "");
+    if (isNaN(d)) return;
+    const local = (sentAt + Date.now()) / 2;
+    const offset = d + 500 - local; // the header drops the milliseconds
+    if (!clockKnown || Math.abs(offset - clockOffset) > 1500) clockOffset = offset;
+    clockKnown = true;
+  }
+  /** Now, on the server's clock (ms). */
+  const now = () => Date.now() + clockOffset;
+  /** Sets the server clock from a time the server just gave (ms). */
+  function setServerTime(serverMs, localMs) {
+    const offset = serverMs - localMs;
+    if (!clockKnown || Math.abs(offset - clockOffset) > 1500) clockOffset = offset;
+    clockKnown = true;
   }
 
   /** Calls the API: JSON in and out; a problem becomes an ApiError; a 401
@@ -461,6 +642,7 @@ const Triagem = (() => {
       if (token) headers.Authorization = "Bearer " + token;
       if (body !== undefined) headers["Content-Type"] = "application/json";
       let res;
+      const sentAt = Date.now();
       try {
         res = await fetch("/api/v1" + path, {
           method, headers, cache: "no-store",
@@ -469,13 +651,16 @@ const Triagem = (() => {
       } catch (_) {
         throw new ApiError(0, "network", null);
       }
+      learnClock(res, sentAt);
       if (res.status === 204) return null;
       const text = await res.text();
       let data = null;
       try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
       if (res.ok) return data;
       const p = data || {};
-      const error = new ApiError(res.status, p.code || "other", p.detail || text.slice(0, 200), p.title);
+      const error = new ApiError(res.status, p.code || "other", p.detail || text.slice(0, 200), p.title, p.field);
+      // For integrators: the service's own words, which the page never shows as its message.
+      console.info(`Triagem API ${method} ${path}: ${res.status} ${error.code}${error.field ? " (" + error.field + ")" : ""}: ${error.detail || ""}`);
       if (res.status === 401 && attempt < 3) {
         if (token) setToken(null);
         await askToken(error.describe());
@@ -492,20 +677,110 @@ const Triagem = (() => {
     return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   }
 
+  /** The caller's name and role (`GET /session`); role null in open mode,
+   *  and also when the server is too old to say (then the pages offer all). */
+  let session = null;
+  async function loadSession() {
+    try {
+      session = await api("GET", "/session");
+    } catch (e) {
+      if (e.status === 404 || e.status === 405) session = { name: null, role: null };
+      else throw e;
+    }
+    return session;
+  }
+  /** Whether the caller's role may do `what` ("triage", "treatment", "alerts"). */
+  function may(what) {
+    const role = session && session.role;
+    if (!role || role === "admin") return true;
+    if (what === "triage") return role === "triage" || role === "clinician";
+    if (what === "treatment" || what === "alerts") return role === "clinician";
+    return false;
+  }
+
   // ---- messages ----
+  /** Puts an error (ApiError or text) into `el`, in words; the server's detail
+   *  goes to the element's tooltip only. Empty `e` clears it. */
+  function errorTo(el, e) {
+    if (!el) return;
+    if (!e) { el.textContent = ""; el.hidden = true; el.removeAttribute("title"); return; }
+    el.textContent = e instanceof ApiError ? e.describe() : String(e && e.message || e);
+    const hint = e instanceof ApiError ? e.hint() : null;
+    if (hint) el.title = hint; else el.removeAttribute("title");
+    el.hidden = false;
+  }
+
   let toastTimer = null;
   /** A message in the page's live region; errors stay until replaced. */
-  function notify(message, kind = "info") {
+  function notify(message, kind = "info", hint) {
     const box = document.getElementById("notice");
     if (!box) return;
     box.className = "notice " + kind;
     box.textContent = message;
+    if (hint) box.title = hint; else box.removeAttribute("title");
     box.hidden = false;
     clearTimeout(toastTimer);
     if (kind !== "error") toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
   }
   function showError(e) {
-    notify(e instanceof ApiError ? e.describe() : String(e && e.message || e), "error");
+    if (e instanceof ApiError) notify(e.describe(), "error", e.hint());
+    else notify(String(e && e.message || e), "error");
+  }
+
+  // ---- dialogs ----
+  let dialogs = 0;
+  /** A modal dialog in the page's language: `body` (nodes), a confirm button
+   *  and a cancel one. Resolves true when confirmed, false otherwise. */
+  function confirmDialog({ title, message, ok, danger = true, cls = "" }) {
+    return new Promise((resolve) => {
+      const id = "confirm-title-" + (++dialogs);
+      const yes = h("button", { type: "submit", value: "ok", class: danger ? "danger" : "primary" }, ok);
+      const no = h("button", { type: "submit", value: "cancel", class: "cancel" }, t("back"));
+      const dlg = h("dialog", { class: "confirm-dialog " + cls, "aria-labelledby": id, "aria-describedby": id + "-text" },
+        h("form", { method: "dialog" },
+          h("h2", { id }, title),
+          h("p", { id: id + "-text", class: "confirm-text" }, message),
+          h("div", { class: "actions" }, yes, no)));
+      document.body.append(dlg);
+      dlg.addEventListener("close", () => {
+        dlg.remove();
+        resolve(dlg.returnValue === "ok");
+      });
+      dlg.showModal();
+      no.focus(); // the safe choice is the default one
+    });
+  }
+
+  /** Asks for a line of text in a modal dialog; resolves the trimmed text or null. */
+  function askText({ title, intro, label, value = "", maxlength = 100, submit, missing }) {
+    return new Promise((resolve) => {
+      const n = ++dialogs;
+      const input = h("input", { id: `ask-${n}`, name: "value", value, maxlength, autocomplete: "name", required: true });
+      const err = h("p", { class: "error", role: "alert", hidden: true });
+      const form = h("form", { method: "dialog", novalidate: true },
+        h("h2", { id: `ask-title-${n}` }, title),
+        intro ? h("p", {}, intro) : null,
+        h("label", { for: `ask-${n}` }, label), input, err,
+        h("div", { class: "actions" },
+          h("button", { type: "submit", value: "ok", class: "primary" }, submit),
+          h("button", { type: "submit", value: "cancel", formnovalidate: true }, t("cancel"))));
+      const dlg = h("dialog", { class: "ask-dialog", "aria-labelledby": `ask-title-${n}` }, form);
+      form.addEventListener("submit", (ev) => {
+        if (ev.submitter && ev.submitter.value === "ok" && !input.value.trim()) {
+          ev.preventDefault();
+          errorTo(err, missing);
+          input.setAttribute("aria-invalid", "true");
+          input.focus();
+        }
+      });
+      document.body.append(dlg);
+      dlg.addEventListener("close", () => {
+        dlg.remove();
+        resolve(dlg.returnValue === "ok" && input.value.trim() ? input.value.trim() : null);
+      });
+      dlg.showModal();
+      input.focus();
+    });
   }
 
   // ---- live events ----
@@ -635,7 +910,8 @@ const Triagem = (() => {
     return { protocol, units };
   }
   const colourInfo = (id) => protocol.colours.find((c) => c.id === id);
-  const colourLabel = (id) => (id ? (colourInfo(id)?.label ?? id) : t("unclassified"));
+  /** A colour's label; the triage queue (no colour) has one name everywhere. */
+  const colourLabel = (id) => (id ? (colourInfo(id)?.label ?? id) : t("queue.untriaged"));
   const targetSeconds = (id) => (id ? (colourInfo(id)?.max_wait_seconds ?? 0) : protocol.triage_max_wait_seconds);
   const KNOWN = ["red", "orange", "yellow", "green", "blue", "white", "black", "purple"];
 
@@ -658,6 +934,80 @@ const Triagem = (() => {
     return compact ? t("hm.compact", { h: hh, m: mm }) : `${hh} h ${mm} ${t("min")}`;
   }
   const targetText = (seconds, compact) => (seconds === 0 ? t("immediate") : duration(seconds, compact));
+
+  /** Time against a deadline, on the deadline's own clock: how long is left
+   *  until `dueAt`, or how long ago it passed: `{ late, seconds, d, text }`
+   *  (`d` the duration alone, `text` it in a phrase). */
+  function due(dueAt, compact) {
+    const left = (Date.parse(dueAt) - now()) / 1000;
+    const late = left <= 0;
+    const seconds = Math.abs(left);
+    // Counted down like a timer: a minute shows until it is over ("2 h left"
+    // until 1 h 59 min is left); the time overdue counts up like a wait.
+    const shown = late ? seconds : Math.ceil(seconds / 60) * 60;
+    const d = duration(shown, compact);
+    return { late, seconds, d, text: t(late ? "due.over" : "due.left", { d }) };
+  }
+  /** Seconds since an instant, on the server's clock. */
+  const since = (iso) => Math.max(0, (now() - Date.parse(iso)) / 1000);
+
+  /** Age in whole years (months under one) from a `YYYY-MM-DD` birth date. */
+  function age(birthDate) {
+    if (!birthDate) return null;
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(birthDate);
+    if (!m) return null;
+    const today = new Date(now());
+    let months = (today.getFullYear() - Number(m[1])) * 12 + (today.getMonth() + 1 - Number(m[2]));
+    if (today.getDate() < Number(m[3])) months -= 1;
+    if (months < 0) return null;
+    if (months < 12) return months === 1 ? t("age.month") : t("age.months", { n: months });
+    const years = Math.floor(months / 12);
+    return years === 1 ? t("age.year") : t("age.years", { n: years });
+  }
+
+  /** A protocol number grouped for reading aloud (year, 9 digits, last 4) by
+   *  spacing in CSS, not in the text: selecting and copying it gives the
+   *  plain 17 digits, and it never breaks across lines. */
+  function protocolEl(number, extra) {
+    const n = String(number);
+    const parts = n.length === 17 ? [n.slice(0, 4), n.slice(4, 13), n.slice(13)] : [n];
+    return h("span", { class: "protocol " + (extra || ""), dataset: { protocol: n } },
+      parts.map((p) => h("span", { class: "pg" }, p)));
+  }
+  /** Copies text to the clipboard, also where the async clipboard is not
+   *  offered (plain http on a ward network). */
+  async function copyText(text) {
+    try {
+      if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); return true; }
+    } catch (_) { /* fall back */ }
+    const area = h("textarea", { class: "copy-buffer", readonly: true, "aria-hidden": "true", tabindex: "-1" });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+    area.remove();
+    return ok;
+  }
+  /** A copy button for a protocol number: copies the plain 17 digits. */
+  function copyButton(number) {
+    return h("button", { type: "button", class: "small copy", dataset: { copy: number }, "aria-label": t("protocol.copy") + " " + number,
+      onclick: async () => {
+        if (await copyText(number)) notify(t("protocol.copied", { protocol: number }), "ok");
+      } }, h("span", { class: "ico i-copy", "aria-hidden": "true" }), t("protocol.copy"));
+  }
+  // Copying any part of a grouped protocol gives its digits only.
+  document.addEventListener("copy", (ev) => {
+    const sel = document.getSelection();
+    if (!sel || sel.isCollapsed) return;
+    const text = sel.toString();
+    const digits = text.replace(/\s+/g, "");
+    if (/^\d{17}$/.test(digits) && text !== digits) {
+      ev.clipboardData.setData("text/plain", digits);
+      ev.preventDefault();
+    }
+  });
+
   const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }) : "—");
   const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString(lang, { dateStyle: "short", timeStyle: "short" }) : "—");
 
@@ -684,8 +1034,10 @@ const Triagem = (() => {
 
   return {
     lang, unit, unitName, t, translate, h, api, ApiError, askToken, getToken, randomKey,
-    notify, showError, live, throttle, storage, rerender, loadInfo, chip, colourClass, colourLabel, colourInfo,
-    targetSeconds, targetText, duration, fmtTime, fmtDateTime, setupHeader,
-    get protocol() { return protocol; }, get units() { return units; },
+    notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, loadInfo,
+    loadSession, may, chip, colourClass, colourLabel, colourInfo,
+    targetSeconds, targetText, duration, due, since, age, now, setServerTime, protocolEl, copyText, copyButton,
+    fmtTime, fmtDateTime, setupHeader,
+    get protocol() { return protocol; }, get units() { return units; }, get session() { return session; },
   };
 })();

@@ -1,6 +1,9 @@
-/* Ward display screen: the call being made now, the last calls and the
- * waiting per colour. Reads only the board and the event stream, which never
- * carry a name or a protocol number. */
+/* Ward display screen: the call being made now, the last calls and, per
+ * colour, how many wait, the time left to (or overdue past) the earliest
+ * deadline on the target's own clock, and the longest wait since arrival.
+ * Reads only the board and the event stream, which never carry a name or a
+ * protocol number. Text is fitted to its box: nothing is cut at 720p or
+ * 1080p, and the recent calls shown are those that fit whole. */
 "use strict";
 
 (() => {
@@ -38,6 +41,9 @@
     const label = blocked() ? "display.sound.blocked" : soundOn ? "display.sound.on" : "display.sound.off";
     b.replaceChildren(speakerIcon(soundOn && !blocked()), t(label));
     b.classList.toggle("off", !soundOn || blocked());
+    // A wall screen nobody touches stays silent unless its browser was
+    // started to allow sound: say so, small, with how.
+    $("sound-hint").hidden = !blocked();
   }
   function speakerIcon(on) {
     const ns = "http://www.w3.org/2000/svg";
@@ -70,6 +76,10 @@
     if (soundOn) audioContext(); // a user gesture lets the browser play sound
     else if (window.speechSynthesis) speechSynthesis.cancel();
     renderSound();
+  });
+  // Any touch of the screen is the gesture the browser waits for.
+  document.addEventListener("pointerdown", (e) => {
+    if (blocked() && !$("sound").contains(e.target)) { audioContext(); }
   });
   document.addEventListener("keydown", (e) => {
     if ((e.key === "s" || e.key === "S") && !e.ctrlKey && !e.metaKey && !e.altKey) $("sound").click();
@@ -118,11 +128,62 @@
   }
 
   // ---- rendering ----
-  function callChip(call) {
-    if (call.colour) return Triagem.chip(call.colour);
-    return h("span", { class: "chip c-none" }, h("span", { class: "dot", "aria-hidden": "true" }), t("triage.queue"));
-  }
   const colourClass = Triagem.colourClass;
+
+  /** Shrinks the text of `el` (font scale `--fit`, 1 down to `min`) until
+   *  it fits its box on one line; below that it may wrap. */
+  function fit(el, min = 0.35) {
+    if (!el || !el.isConnected) return;
+    el.classList.remove("wrap");
+    let scale = 1;
+    el.style.setProperty("--fit", "1");
+    while (el.scrollWidth > el.clientWidth + 0.5 && scale > min) {
+      scale = Math.max(min, scale - 0.05);
+      el.style.setProperty("--fit", String(scale));
+    }
+    if (el.scrollWidth > el.clientWidth + 0.5) el.classList.add("wrap");
+  }
+
+  /** The current call: each line fitted to the card's width, then the
+   *  ticket made smaller until the whole card's content fits its height. */
+  function fitNow() {
+    const card = $("now");
+    const ticket = $("now-ticket");
+    fit(ticket);
+    fit($("now-room"));
+    let scale = Number(ticket.style.getPropertyValue("--fit")) || 1;
+    while (card.scrollHeight > card.clientHeight + 0.5 && scale > 0.3) {
+      scale = Math.max(0.3, scale - 0.05);
+      ticket.style.setProperty("--fit", String(scale));
+    }
+  }
+
+  /** The recent calls: made smaller (--rs) until all fit their column; if
+   *  even the smallest do not, the oldest are left out rather than cut. */
+  function fitRecent() {
+    const list = $("recent");
+    const items = [...list.children];
+    items.forEach((li) => { li.hidden = false; });
+    let scale = 1;
+    list.style.setProperty("--rs", "1");
+    const fitLines = () => items.forEach((li) => { fit(li.querySelector(".d-recent-room"), 0.6); fit(li.querySelector(".d-recent-ticket"), 0.6); });
+    fitLines();
+    while (list.scrollHeight > list.clientHeight + 0.5 && scale > 0.6) {
+      scale = Math.max(0.6, scale - 0.05);
+      list.style.setProperty("--rs", String(scale));
+      fitLines();
+    }
+    for (let i = items.length - 1; i > 0 && list.scrollHeight > list.clientHeight + 0.5; i--) items[i].hidden = true;
+  }
+
+  function fitAll() {
+    fitNow();
+    fitRecent();
+  }
+
+  function callChip(call) {
+    return Triagem.chip(call.colour || null);
+  }
 
   function showNow(call, fresh) {
     const card = $("now");
@@ -131,6 +192,7 @@
     $("now-room").textContent = call ? call.room : "";
     card.querySelector(".d-room-line").hidden = !call;
     $("now-colour").replaceChildren(call ? callChip(call) : "");
+    fitNow();
     if (fresh) {
       card.classList.remove("flash");
       void card.offsetWidth; // restart the animation
@@ -142,29 +204,36 @@
     showNow(calls[0] || null, false);
     $("recent").replaceChildren(...calls.slice(1, 7).map((c) =>
       h("li", { class: "d-recent-item " + colourClass(c.colour) },
-        h("span", { class: "d-recent-ticket" }, c.ticket),
-        h("span", { class: "d-recent-room" }, c.room),
+        h("span", { class: "d-recent-ticket fit" }, c.ticket),
+        h("span", { class: "d-recent-room fit" }, c.room),
         callChip(c),
         h("span", { class: "d-recent-time" }, Triagem.fmtTime(c.called_at)))));
+    fitRecent();
   }
 
+  /** Per queue: how many wait; the time left to the earliest deadline, or
+   *  how long it is overdue (both on the target's clock, from `next_due_at`);
+   *  below, the longest wait since arrival. */
   function renderQueues() {
     if (!board) return;
     const elapsed = (Date.now() - fetchedAt) / 1000;
     $("queues").replaceChildren(...board.queues.map((q) => {
       const longest = q.waiting > 0 ? q.longest_wait_seconds + elapsed : 0;
-      const target = Triagem.targetSeconds(q.colour);
-      const late = q.overdue > 0;
-      const label = q.colour ? Triagem.chip(q.colour, "big") :
-        h("span", { class: "chip c-none big" }, h("span", { class: "dot", "aria-hidden": "true" }), t("triage.queue"));
-      return h("div", { class: "d-queue " + colourClass(q.colour) + (late ? " late" : "") },
-        h("div", { class: "d-queue-head" }, label),
+      const d = q.waiting > 0 && q.next_due_at ? Triagem.due(q.next_due_at, true) : null;
+      const late = q.overdue > 0 || (d && d.late);
+      return h("div", { class: "d-queue " + colourClass(q.colour) + (late ? " late" : "") + (q.waiting ? "" : " none") },
+        h("div", { class: "d-queue-head" }, Triagem.chip(q.colour || null, "big")),
         h("div", { class: "d-queue-count" }, h("span", { class: "n" }, q.waiting), h("span", { class: "w" }, t("waiting.n"))),
-        h("div", { class: "d-queue-wait" },
-          h("span", { class: "k" }, t("longest")), h("strong", {}, q.waiting > 0 ? Triagem.duration(longest, true) : "—")),
-        h("div", { class: "d-queue-target" }, `${t("target.label")}: ${Triagem.targetText(target, true)}`),
-        h("div", { class: "d-queue-late", hidden: !late }, "⚠ " + t(q.overdue === 1 ? "overdue.one" : "overdue.n", { n: q.overdue })));
+        h("div", { class: "d-queue-due" + (d && d.late ? " over" : "") },
+          h("span", { class: "k" }, t(d && d.late ? "display.over" : "display.left")),
+          h("strong", { class: "v" }, d ? d.d : "—")),
+        h("div", { class: "d-queue-since", hidden: !(q.waiting > 0) }, t("display.longest", { d: Triagem.duration(longest, true) })),
+        h("div", { class: "d-queue-late", hidden: !(q.overdue > 0) },
+          h("span", { class: "ico i-warn", "aria-hidden": "true" }),
+          t(q.overdue === 1 ? "overdue.one" : "overdue.n", { n: q.overdue })));
     }));
+    // The queues' height decides how much room the calls above them get.
+    fitAll();
   }
 
   async function refresh() {
@@ -172,6 +241,7 @@
     board = b;
     fetchedAt = Date.now();
     serverOffset = Date.parse(b.generated_at) - fetchedAt;
+    Triagem.setServerTime(Date.parse(b.generated_at), fetchedAt);
     renderCalls(b.calls);
     renderQueues();
     return b;
@@ -193,6 +263,8 @@
   }
 
   async function start() {
+    window.addEventListener("resize", fitAll);
+    if (document.fonts) document.fonts.ready.then(fitAll);
     if (soundOn) audioContext();
     renderSound();
     tickClock();
