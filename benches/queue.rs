@@ -83,6 +83,7 @@ impl Fixture {
     fn admission(&mut self, colour: &str) -> Admission {
         self.admitted += 1;
         Admission {
+            contact: None,
             name: format!("Paciente B{}", self.admitted),
             colour: Some(colour_id(colour)),
             complaint: None,
@@ -251,6 +252,7 @@ impl Admissions {
                 self.count += 1;
                 self.now += TimeDelta::microseconds(1);
                 let admission = Admission {
+                    contact: None,
                     name: format!("Paciente {}", self.count),
                     colour: Some(colour_id("green")),
                     complaint: None,

@@ -89,6 +89,7 @@ impl Scheduler {
 
 fn red_admission(i: u64) -> Admission {
     Admission {
+        contact: None,
         name: format!("Paciente R{i}"),
         colour: Some(colour_id("red")),
         complaint: None,

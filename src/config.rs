@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthMode, Token};
 use crate::domain::{
-    ClockStarts, Colour, ColourId, Ladder, Level, Settings, TriageScale, UnitSettings,
+    ClockStarts, Colour, ColourId, Ladder, Level, NotifyEvent, NotifySettings, Settings,
+    TriageScale, UnitSettings,
 };
 
 pub const ENV_BIND: &str = "TRIAGEM_BIND";
@@ -59,6 +60,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub web: WebConfig,
+    pub portal: PortalConfig,
+    pub notifications: NotificationsConfig,
 }
 
 impl Default for Config {
@@ -74,6 +77,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             web: WebConfig::default(),
+            portal: PortalConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -86,6 +91,9 @@ pub struct ServerConfig {
     /// Origins whose pages may call the API from a browser; empty (the
     /// default) sends no CORS headers at all.
     pub cors_origins: Vec<Origin>,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names
+    /// the client; from anyone else the peer's own address counts.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +102,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 16 * 1024,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -374,7 +383,139 @@ pub struct WebConfig {
     pub lang: Lang,
 }
 
+/// The patient's follow-up of their case (`/p/{protocol}`, `/api/v1/track`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Off: the follow-up route and page answer 404 (the staff view still has the check code).
+    pub enabled: bool,
+    /// What receipts and messages link to; `http://{server.bind}` when left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<HttpUrl>,
+    /// Follow-up lookups one client address may make per clock minute.
+    pub lookups_per_minute: u32,
+    /// The secret check codes are derived with; generated on first start and
+    /// kept in the journal when left out. Changing it changes every code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public_url: None,
+            lookups_per_minute: 20,
+            secret: None,
+        }
+    }
+}
+
+/// Messages to patients who consented (`contact.consent`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    pub on: Vec<NotifyEvent>,
+    pub lang: Lang,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsConfig>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            on: vec![NotifyEvent::Admitted, NotifyEvent::Called],
+            lang: Lang::PtBr,
+            email: None,
+            sms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (plain, or STARTTLS with `?tls=required`), `smtps://host:port`
+    /// (TLS); `user:pass@` allowed.
+    pub smtp_url: SmtpUrl,
+    /// The sender, `Name <address>` or a plain address.
+    pub from: Mailbox,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The HTTP SMS gateway messages are POSTed to.
+    pub url: HttpUrl,
+    /// Signs each request like the alert webhooks (`X-Triagem-Signature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// An `smtp://` or `smtps://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SmtpUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match url::Url::parse(&s) {
+            Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some() => Ok(Self(s)),
+            _ => Err(format!("{s:?} is not an smtp:// or smtps:// URL")),
+        }
+    }
+}
+
+impl From<SmtpUrl> for String {
+    fn from(u: SmtpUrl) -> Self {
+        u.0
+    }
+}
+
+/// An e-mail sender or recipient: `Name <user@host>` or `user@host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Mailbox(String);
+
+impl Mailbox {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Mailbox {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse::<lettre::message::Mailbox>()
+            .map(|_| Self(s.clone()))
+            .map_err(|e| format!("{s:?} is not an e-mail address: {e}"))
+    }
+}
+
+impl From<Mailbox> for String {
+    fn from(m: Mailbox) -> Self {
+        m.0
+    }
+}
+
 impl Config {
+    /// What receipts and messages link to.
+    pub fn public_url(&self) -> String {
+        match &self.portal.public_url {
+            Some(u) => u.as_url().as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.bind),
+        }
+    }
+
     /// Reads the file, applies the environment overrides and validates the result.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -482,6 +623,13 @@ impl Config {
             units: self.units.clone(),
             time_zone: self.timezone,
             retention: TimeDelta::days(i64::from(self.storage.retention_days)),
+            public_url: self.public_url(),
+            check_secret: self.portal.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            notify: NotifySettings {
+                on: self.notifications.on.clone(),
+                email: self.notifications.email.is_some(),
+                sms: self.notifications.sms.is_some(),
+            },
         }
     }
 

@@ -12,7 +12,11 @@ use prometheus::{
 use crate::config::Config;
 use crate::domain::escalation::{AlertEvent, AlertKind};
 use crate::domain::patient::QueueKind;
-use crate::domain::{Change, ColourId, DeliveryOutcome, Department, UnitId};
+use strum::VariantArray;
+
+use crate::domain::{
+    Change, Channel, ColourId, DeliveryOutcome, Department, NotifyEvent, Outbox, UnitId,
+};
 
 pub const PATIENTS_WAITING: &str = "triagem_patients_waiting";
 pub const OLDEST_WAIT: &str = "triagem_oldest_wait_seconds";
@@ -25,6 +29,8 @@ pub const ALERTS: &str = "triagem_alerts_total";
 pub const DELIVERIES: &str = "triagem_webhook_deliveries_total";
 pub const OUTBOX_PENDING: &str = "triagem_webhook_outbox_pending";
 pub const COMMIT: &str = "triagem_journal_commit_seconds";
+pub const NOTIFICATIONS: &str = "triagem_notifications_total";
+pub const NOTIFICATIONS_PENDING: &str = "triagem_notifications_pending";
 pub const HTTP_REQUESTS: &str = "triagem_http_requests_total";
 pub const HTTP_DURATION: &str = "triagem_http_request_duration_seconds";
 
@@ -53,6 +59,8 @@ pub struct Metrics {
     alerts: IntCounterVec,
     deliveries: IntCounterVec,
     outbox_pending: IntGauge,
+    notifications: IntCounterVec,
+    notifications_pending: IntGaugeVec,
     commit: Histogram,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -109,6 +117,14 @@ impl Metrics {
             outbox_pending: register(&r, IntGauge::new(
                 OUTBOX_PENDING, "Webhook notifications waiting to be delivered.",
             ).expect("valid metric")),
+            notifications: register(&r, IntCounterVec::new(
+                Opts::new(NOTIFICATIONS, "Messages to patients that ended, per channel, event and result."),
+                &["channel", "event", "result"],
+            ).expect("valid metric")),
+            notifications_pending: register(&r, IntGaugeVec::new(
+                Opts::new(NOTIFICATIONS_PENDING, "Messages to patients waiting to be sent, per channel."),
+                &["channel"],
+            ).expect("valid metric")),
             commit: register(&r, Histogram::with_opts(
                 HistogramOpts::new(COMMIT, "Duration in seconds of one journal group commit (fsync included).")
                     .buckets(COMMIT_BUCKETS.to_vec()),
@@ -161,6 +177,19 @@ impl Metrics {
         for result in ["ok", "failed"] {
             self.deliveries.with_label_values(&[result]);
         }
+        for channel in configured_channels(config) {
+            self.notifications_pending
+                .with_label_values(&[channel.as_str()]);
+            for event in NotifyEvent::VARIANTS {
+                for result in ["ok", "failed"] {
+                    self.notifications.with_label_values(&[
+                        channel.as_str(),
+                        event.as_str(),
+                        result,
+                    ]);
+                }
+            }
+        }
     }
 
     /// Counts what a commit made durable.
@@ -209,14 +238,33 @@ impl Metrics {
                     self.outbox_pending.add(receivers as i64);
                 }
                 Change::Notify(_) => self.outbox_pending.add(receivers as i64),
-                Change::Delivery { outcome, .. } => {
+                Change::Message(m) => self
+                    .notifications_pending
+                    .with_label_values(&[m.channel.as_str()])
+                    .inc(),
+                Change::Delivery {
+                    outbox, outcome, ..
+                } => {
                     let result = match outcome {
                         DeliveryOutcome::Delivered => "ok",
                         DeliveryOutcome::Failed => "failed",
                         DeliveryOutcome::Pending => continue,
                     };
-                    self.deliveries.with_label_values(&[result]).inc();
-                    self.outbox_pending.dec();
+                    match outbox {
+                        Outbox::Webhook => {
+                            self.deliveries.with_label_values(&[result]).inc();
+                            self.outbox_pending.dec();
+                        }
+                        Outbox::Message { channel, event } => {
+                            let channel = channel.as_str();
+                            self.notifications
+                                .with_label_values(&[channel, event.as_str(), result])
+                                .inc();
+                            self.notifications_pending
+                                .with_label_values(&[channel])
+                                .dec();
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -225,6 +273,12 @@ impl Metrics {
 
     pub fn set_outbox_pending(&self, n: u64) {
         self.outbox_pending.set(n as i64);
+    }
+
+    pub fn set_notifications_pending(&self, channel: Channel, n: u64) {
+        self.notifications_pending
+            .with_label_values(&[channel.as_str()])
+            .set(n as i64);
     }
 
     pub fn http(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -284,4 +338,16 @@ impl QueueGauges {
         }
         Self(out)
     }
+}
+
+/// The message channels the config sets up.
+pub fn configured_channels(config: &Config) -> Vec<Channel> {
+    let n = &config.notifications;
+    [
+        (Channel::Email, n.email.is_some()),
+        (Channel::Sms, n.sms.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(c, on)| on.then_some(c))
+    .collect()
 }

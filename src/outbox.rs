@@ -1,9 +1,15 @@
-//! Webhook delivery from the journal's durable outbox: one task per receiver
-//! sends that receiver's notifications in order (so an alert's notifications
-//! arrive in order), signing each body, retrying with exponential backoff and
-//! jitter on 5xx, timeouts and refused connections, and giving up on a 4xx.
-//! A dead receiver only delays its own queue, never admissions or calls.
+//! Delivery from the journal's durable outboxes: the alert webhooks (one task
+//! per receiver) and the messages to patients (one task per channel: e-mail
+//! over SMTP, SMS through an HTTP gateway). Each task sends its entries in
+//! order, retries with exponential backoff and jitter while the failure is
+//! transient (HTTP 5xx, timeouts, refused connections, SMTP 4xx), and gives up
+//! on a final one (HTTP 4xx, SMTP 5xx). Every attempt at an entry carries the
+//! same `delivery_id`, also after a restart. A dead receiver only delays its
+//! own queue, never admissions or calls.
 
+pub mod messages;
+
+use std::future::Future;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -13,9 +19,9 @@ use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhookConfig;
-use crate::domain::{Change, DeliveryOutcome};
+use crate::domain::{Change, DeliveryOutcome, Outbox};
 use crate::journal::OutboxEntry;
-use crate::service::Service;
+use crate::service::{Service, ServiceError};
 
 pub const SIGNATURE_HEADER: &str = "X-Triagem-Signature";
 
@@ -27,32 +33,19 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The body POSTed for one outbox entry; identical on every retry.
-pub fn body(entry: &OutboxEntry) -> Vec<u8> {
-    let payload = json!({
-        "event": entry.event,
-        "delivery_id": entry.delivery_id,
-        "alert": entry.alert,
-    });
-    serde_json::to_vec(&payload).unwrap_or_default()
-}
-
-enum Attempt {
+/// How one attempt went.
+pub(crate) enum Attempt {
     Delivered,
+    /// Final: never tried again.
     Refused(String),
+    /// Transient: tried again later.
     Retry(String),
 }
 
-async fn attempt(client: &reqwest::Client, hook: &WebhookConfig, entry: &OutboxEntry) -> Attempt {
-    let body = body(entry);
-    let mut req = client
-        .post(hook.url.as_url().clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-Triagem-Delivery", &entry.delivery_id);
-    if let Some(secret) = &hook.secret {
-        req = req.header(SIGNATURE_HEADER, signature(secret, &body));
-    }
-    match req.body(body).send().await {
+/// An HTTP answer (or its absence) as an attempt: 2xx delivered, 4xx final,
+/// anything else transient.
+pub(crate) fn http_attempt(result: Result<reqwest::Response, reqwest::Error>) -> Attempt {
+    match result {
         Ok(res) if res.status().is_success() => Attempt::Delivered,
         Ok(res) if res.status().is_client_error() => {
             Attempt::Refused(format!("HTTP {}", res.status()))
@@ -60,6 +53,28 @@ async fn attempt(client: &reqwest::Client, hook: &WebhookConfig, entry: &OutboxE
         Ok(res) => Attempt::Retry(format!("HTTP {}", res.status())),
         Err(e) => Attempt::Retry(e.to_string()),
     }
+}
+
+/// One entry taken from an outbox.
+pub(crate) struct Entry<T> {
+    pub id: u64,
+    pub delivery_id: String,
+    pub attempts: u32,
+    pub outbox: Outbox,
+    pub item: T,
+}
+
+/// One outbox and how its entries are sent.
+pub(crate) trait Sender: Send + Sync {
+    type Item: Send + Sync;
+    /// The oldest entry still to send.
+    fn next(
+        &self,
+        service: &Service,
+    ) -> impl Future<Output = Result<Option<Entry<Self::Item>>, ServiceError>> + Send;
+    /// Resolves when a commit has queued something for this outbox.
+    fn woken(&self, service: &Service) -> impl Future<Output = ()> + Send;
+    fn attempt(&self, entry: &Entry<Self::Item>) -> impl Future<Output = Attempt> + Send;
 }
 
 /// Exponential backoff with ±50 % jitter, capped.
@@ -70,20 +85,15 @@ fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
         .min(max)
 }
 
-/// Delivers one receiver's notifications until stopped. An attempt cut short
-/// by the stop is sent again after the restart, with the same `delivery_id`.
-pub async fn run(service: Service, receiver: usize, stop: CancellationToken) {
-    let Some(hook) = service.config().alerts.webhooks.get(receiver).cloned() else {
-        return;
-    };
+/// Sends an outbox's entries until stopped. An attempt cut short by the stop
+/// is made again after the restart, with the same `delivery_id`.
+pub(crate) async fn run<S: Sender>(
+    service: Service,
+    sender: S,
+    name: &str,
+    stop: CancellationToken,
+) {
     let cfg = service.config().alerts.clone();
-    let client = match reqwest::Client::builder().timeout(cfg.timeout).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook client");
-            return;
-        }
-    };
     // Sleeps `d`; false when stopped meanwhile.
     let pause = |d: Duration| {
         let stop = stop.clone();
@@ -95,12 +105,12 @@ pub async fn run(service: Service, receiver: usize, stop: CancellationToken) {
         }
     };
     loop {
-        let entry = match service.outbox_next(receiver).await {
+        let entry = match sender.next(&service).await {
             Ok(Some(entry)) => entry,
             Ok(None) => {
                 // Nothing pending: wait for a commit that queues something.
                 tokio::select! {
-                    _ = service.outbox_woken(receiver) => continue,
+                    _ = sender.woken(&service) => continue,
                     _ = stop.cancelled() => return,
                 }
             }
@@ -110,7 +120,7 @@ pub async fn run(service: Service, receiver: usize, stop: CancellationToken) {
         let mut attempts = entry.attempts;
         loop {
             let result = tokio::select! {
-                r = attempt(&client, &hook, &entry) => r,
+                r = sender.attempt(&entry) => r,
                 _ = stop.cancelled() => return,
             };
             attempts += 1;
@@ -120,9 +130,10 @@ pub async fn run(service: Service, receiver: usize, stop: CancellationToken) {
                 Attempt::Retry(e) => (DeliveryOutcome::Pending, Some(e)),
             };
             if let Some(e) = &error {
-                tracing::warn!(delivery_id = %entry.delivery_id, attempts, error = %e, "webhook delivery not accepted");
+                tracing::warn!(outbox = name, delivery_id = %entry.delivery_id, attempts, error = %e, "delivery not accepted");
             }
             let change = Change::Delivery {
+                outbox: entry.outbox,
                 id: entry.id,
                 outcome,
                 attempts,
@@ -137,6 +148,70 @@ pub async fn run(service: Service, receiver: usize, stop: CancellationToken) {
                 return;
             }
         }
+    }
+}
+
+/// One alert webhook receiver.
+pub(crate) struct Webhook {
+    receiver: usize,
+    hook: WebhookConfig,
+    client: reqwest::Client,
+}
+
+impl Webhook {
+    pub fn new(service: &Service, receiver: usize) -> Option<Self> {
+        let hook = service.config().alerts.webhooks.get(receiver)?.clone();
+        let client = reqwest::Client::builder()
+            .timeout(service.config().alerts.timeout)
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cannot build the webhook client"))
+            .ok()?;
+        Some(Self {
+            receiver,
+            hook,
+            client,
+        })
+    }
+}
+
+/// The body POSTed for one alert notification; identical on every retry.
+pub fn body(entry: &OutboxEntry) -> Vec<u8> {
+    let payload = json!({
+        "event": entry.event,
+        "delivery_id": entry.delivery_id,
+        "alert": entry.alert,
+    });
+    serde_json::to_vec(&payload).unwrap_or_default()
+}
+
+impl Sender for Webhook {
+    type Item = OutboxEntry;
+
+    async fn next(&self, service: &Service) -> Result<Option<Entry<OutboxEntry>>, ServiceError> {
+        Ok(service.outbox_next(self.receiver).await?.map(|e| Entry {
+            id: e.id,
+            delivery_id: e.delivery_id.clone(),
+            attempts: e.attempts,
+            outbox: Outbox::Webhook,
+            item: e,
+        }))
+    }
+
+    async fn woken(&self, service: &Service) {
+        service.outbox_woken(self.receiver).await;
+    }
+
+    async fn attempt(&self, entry: &Entry<OutboxEntry>) -> Attempt {
+        let body = body(&entry.item);
+        let mut req = self
+            .client
+            .post(self.hook.url.as_url().clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Triagem-Delivery", &entry.delivery_id);
+        if let Some(secret) = &self.hook.secret {
+            req = req.header(SIGNATURE_HEADER, signature(secret, &body));
+        }
+        http_attempt(req.body(body).send().await)
     }
 }
 

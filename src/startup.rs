@@ -208,9 +208,30 @@ impl Tasks {
             scheduler::run(service.clone(), stop)
         })];
         for receiver in 0..service.config().alerts.webhooks.len() {
-            tasks.push(Task::spawn(format!("webhooks[{receiver}]"), |stop| {
-                outbox::run(service.clone(), receiver, stop)
-            }));
+            if let Some(hook) = outbox::Webhook::new(service, receiver) {
+                let name = format!("webhooks[{receiver}]");
+                tasks.push(Task::spawn(name.clone(), |stop| {
+                    let service = service.clone();
+                    async move { outbox::run(service, hook, &name, stop).await }
+                }));
+            }
+        }
+        let notifications = &service.config().notifications;
+        if let Some(config) = &notifications.email {
+            match outbox::messages::Email::new(service, config) {
+                Ok(email) => tasks.push(Task::spawn("email", |stop| {
+                    outbox::run(service.clone(), email, "email", stop)
+                })),
+                Err(e) => tracing::error!(error = %e, "cannot send e-mail"),
+            }
+        }
+        if let Some(config) = &notifications.sms {
+            match outbox::messages::Sms::new(service, config) {
+                Ok(sms) => tasks.push(Task::spawn("sms", |stop| {
+                    outbox::run(service.clone(), sms, "sms", stop)
+                })),
+                Err(e) => tracing::error!(error = %e, "cannot send SMS"),
+            }
         }
         tasks.push(Task::spawn("maintenance", |stop| {
             maintenance::run(service.clone(), stop)

@@ -78,6 +78,8 @@ pub fn waiting_department(
                 leave_reason: None,
                 triage_note: None,
                 closed_at: None,
+                contact: None,
+                updated_at: None,
             }
         })
         .collect();

@@ -8,7 +8,9 @@ use serde_json::json;
 use super::change::{Applied, Change, IdempotencyRecord};
 use super::ids::{ColourId, UnitId};
 use super::numbering::format_ticket;
-use super::patient::{Patient, PatientName, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS};
+use super::patient::{
+    Contact, Patient, PatientName, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS,
+};
 use super::{Department, DomainError};
 
 /// How far in the future an `arrived_at` may be (clock skew between desk and server).
@@ -28,6 +30,8 @@ pub struct Admission {
     pub arrived_at: Option<DateTime<Utc>>,
     pub birth_date: Option<NaiveDate>,
     pub document: Option<String>,
+    /// Checked where it came in ([`Contact::parse`]).
+    pub contact: Option<Contact>,
 }
 
 impl Department {
@@ -145,6 +149,8 @@ impl Department {
             leave_reason: None,
             triage_note: None,
             closed_at: None,
+            contact: admission.contact,
+            updated_at: Some(now),
         };
         self.patients.insert(protocol, patient);
         self.enqueue(protocol);

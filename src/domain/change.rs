@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::escalation::{Alert, AlertKind, AlertState, Notification};
 use super::ids::{ColourId, UnitId};
+use super::notify::{Channel, Message, NotifyEvent};
 use super::numbering::{ProtocolSequence, TicketCounter};
 use super::patient::{Patient, Protocol, QueueKind, Status};
 use super::view::BoardCall;
@@ -30,10 +31,13 @@ pub enum Change {
     },
     Idempotency(IdempotencyRecord),
     Alert(Box<Alert>),
+    /// A message to a patient, for the outbox of its channel.
+    Message(Box<Message>),
     /// An alert notification to send to every webhook receiver.
     Notify(Box<Notification>),
     /// The result of delivering one outbox entry.
     Delivery {
+        outbox: Outbox,
         id: u64,
         outcome: DeliveryOutcome,
         attempts: u32,
@@ -43,6 +47,16 @@ pub enum Change {
         protocols: Vec<Protocol>,
         alerts: Vec<u64>,
         idempotency_before: DateTime<Utc>,
+    },
+}
+
+/// Which outbox an entry is in: the alert webhooks', or the patients' messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    Webhook,
+    Message {
+        channel: Channel,
+        event: NotifyEvent,
     },
 }
 
@@ -117,4 +131,19 @@ pub struct Snapshot {
     pub alerts: Vec<Alert>,
     pub last_alert_id: u64,
     pub last_event_id: u64,
+    /// The check codes' secret the journal keeps.
+    pub check_secret: Vec<u8>,
+    /// Recent calls and entries per unit, oldest first, for wait estimates.
+    pub recent: Vec<(String, DateTime<Utc>, RecentFact)>,
+}
+
+/// A past event as wait estimates need it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecentFact {
+    Called {
+        queue: QueueKind,
+        colour: Option<ColourId>,
+    },
+    /// A classified patient joined the treatment queue.
+    Entered { colour: ColourId },
 }

@@ -7,9 +7,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use super::change::{Applied, AuditEvent, Change, DisplayEvent, IdempotencyRecord, Snapshot};
+use super::change::{
+    Applied, AuditEvent, Change, DisplayEvent, IdempotencyRecord, RecentFact, Snapshot,
+};
 use super::escalation::{Alert, Escalation, Notification, WaitContext};
-use super::ids::UnitId;
+use super::ids::{ColourId, UnitId};
+use super::notify::{NotifyEvent, NotifySettings};
 use super::numbering::ProtocolSequence;
 use super::patient::{Patient, Protocol, QueueKind, Status};
 use super::registry::Patients;
@@ -30,6 +33,10 @@ pub struct Department {
     pub(super) idempotency: HashMap<String, IdempotencyRecord>,
     pub(super) escalation: Escalation,
     pub(super) last_event_id: u64,
+    /// The key check codes are derived with.
+    pub(super) check_key: Vec<u8>,
+    pub(super) public_url: String,
+    pub(super) notify: NotifySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +70,21 @@ impl Department {
             idempotency: HashMap::new(),
             escalation: Escalation::new(settings.ladder.clone()),
             last_event_id: 0,
+            check_key: settings.check_secret.clone().unwrap_or_default(),
+            public_url: settings.public_url.clone(),
+            notify: settings.notify.clone(),
         }
     }
 
     /// Rebuilds memory from the journal: the same patients in the same queues and order.
     pub fn restore(settings: &Settings, snapshot: Snapshot) -> Result<Self, RestoreError> {
         let mut d = Self::new(settings);
+        if settings.check_secret.is_none() {
+            d.check_key = snapshot.check_secret.clone();
+        }
+        for (unit, at, fact) in &snapshot.recent {
+            d.replay(unit, *at, fact);
+        }
         if let Some(seq) = snapshot.sequence {
             d.sequence = seq;
         }
@@ -302,12 +318,79 @@ impl Department {
         details: serde_json::Value,
         now: DateTime<Utc>,
     ) -> Vec<Change> {
-        let p = self.patients[&protocol].clone();
+        let Some(p) = self.patients.get_mut(&protocol) else {
+            return Vec::new();
+        };
+        p.updated_at = Some(now);
+        let p = p.clone();
         // The event stream says `called` for a recall too: the screen announces it again.
         let shown = if event == "recalled" { "called" } else { event };
         let display = self.display(&p, shown, now);
         let audit = self.audit(&p, event, actor, details, Some(display), now);
-        vec![Change::Patient(Box::new(p)), audit]
+        self.remember(&p, shown, now);
+        let mut changes = vec![Change::Patient(Box::new(p.clone())), audit];
+        let notify = match shown {
+            "admitted" => Some(NotifyEvent::Admitted),
+            "called" => Some(NotifyEvent::Called),
+            "finished" => Some(NotifyEvent::Finished),
+            _ => None,
+        };
+        if let Some(event) = notify {
+            changes.extend(self.messages(&p, event));
+        }
+        changes
+    }
+
+    /// Wait estimates' history, read back from the journal at start-up.
+    fn replay(&mut self, unit: &str, at: DateTime<Utc>, fact: &RecentFact) {
+        let rank = |c: &ColourId| self.scale.rank(c);
+        let rank = match fact {
+            RecentFact::Called {
+                colour: Some(c), ..
+            }
+            | RecentFact::Entered { colour: c } => rank(c),
+            RecentFact::Called { colour: None, .. } => None,
+        };
+        let Some(u) = self
+            .unit_index
+            .get(unit)
+            .and_then(|&i| self.units.get_mut(i))
+        else {
+            return;
+        };
+        match (fact, rank) {
+            (
+                RecentFact::Called {
+                    queue: QueueKind::Triage,
+                    ..
+                },
+                _,
+            ) => u.recent.called_triage(at),
+            (RecentFact::Called { .. }, Some(r)) => u.recent.called_treatment(at, r),
+            (RecentFact::Entered { .. }, Some(r)) => u.recent.entered_treatment(at, r),
+            _ => {}
+        }
+    }
+
+    /// What wait estimates learn from an event: a call, or a classified
+    /// patient joining the treatment queue.
+    fn remember(&mut self, p: &Patient, event: &str, now: DateTime<Utc>) {
+        let rank = p.colour.as_deref().and_then(|c| self.scale.rank(c));
+        let Some(unit) = self
+            .unit_index
+            .get(p.unit.as_str())
+            .and_then(|&i| self.units.get_mut(i))
+        else {
+            return;
+        };
+        match (event, p.status, rank) {
+            ("called", Status::InTriage, _) => unit.recent.called_triage(now),
+            ("called", Status::Called, Some(rank)) => unit.recent.called_treatment(now, rank),
+            ("admitted" | "triaged", Status::Waiting, Some(rank)) => {
+                unit.recent.entered_treatment(now, rank)
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn applied_view(

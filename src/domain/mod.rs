@@ -12,8 +12,11 @@ mod alerts;
 mod change;
 mod department;
 pub mod escalation;
+mod estimate;
+mod follow;
 pub mod ids;
 mod lifecycle;
+mod notify;
 pub mod numbering;
 pub mod patient;
 pub mod queue;
@@ -26,10 +29,16 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 
 pub use admission::Admission;
-pub use change::{Applied, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Snapshot};
+pub use change::{
+    Applied, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Outbox, RecentFact, Snapshot,
+};
 pub use department::Department;
 pub use escalation::{Ladder, Level};
+pub use estimate::WaitEstimate;
+pub use follow::FollowView;
 pub use ids::{ColourId, IdError, UnitId};
+pub use notify::{Channel, Message, NotifyEvent, NotifySettings};
+pub use numbering::CheckCode;
 pub use scale::{ClockStarts, Colour, TriageScale};
 pub use unit::{UnitSettings, BOARD_CALLS};
 pub use view::{Board, BoardCall, PatientView};
@@ -50,6 +59,11 @@ pub struct Settings {
     pub time_zone: Tz,
     /// How long finished and left patients are kept.
     pub retention: TimeDelta,
+    /// What follow-up links start with (`https://triagem.hospital.example`).
+    pub public_url: String,
+    /// The check codes' secret when the config sets one; else the journal's.
+    pub check_secret: Option<Vec<u8>>,
+    pub notify: NotifySettings,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -78,6 +78,63 @@ pub fn format_ticket(prefix: &str, n: u32) -> String {
     format!("{prefix}{n:03}")
 }
 
+/// Crockford's base32: no I, L, O or U, so a code read aloud or typed is not
+/// mistaken for another.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub const CHECK_CODE_LEN: usize = 6;
+
+/// The code that proves the holder has the receipt: 6 base32 characters of an
+/// HMAC-SHA256 of the protocol number under the installation's secret, so it
+/// cannot be computed from the (sequential) protocol number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCode(String);
+
+impl CheckCode {
+    pub fn derive(secret: &[u8], protocol: Protocol) -> Self {
+        use hmac::{Hmac, Mac};
+        // HMAC takes keys of any length, so this cannot fail.
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap_or_else(|_| {
+            Hmac::<sha2::Sha256>::new_from_slice(&[0]).expect("a one-byte key")
+        });
+        mac.update(protocol.to_string().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let bits = u64::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ]);
+        let code = (0..CHECK_CODE_LEN)
+            .map(|i| CROCKFORD[((bits >> (59 - 5 * i)) & 31) as usize] as char)
+            .collect();
+        Self(code)
+    }
+
+    /// What a person typed, as the code it stands for: case aside, and `I`/`L`
+    /// read as `1`, `O` as `0` (Crockford's decoding); `None` if it cannot be one.
+    pub fn parse(typed: &str) -> Option<Self> {
+        let code: String = typed
+            .trim()
+            .chars()
+            .map(|c| match c.to_ascii_uppercase() {
+                'I' | 'L' => '1',
+                'O' => '0',
+                c => c,
+            })
+            .collect();
+        let ok = code.len() == CHECK_CODE_LEN && code.bytes().all(|b| CROCKFORD.contains(&b));
+        ok.then_some(Self(code))
+    }
+
+    /// Compared in constant time, so the time taken says nothing about how
+    /// many characters were right.
+    pub fn matches(&self, other: &CheckCode) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.as_bytes().ct_eq(other.0.as_bytes()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +167,33 @@ mod tests {
             last: 9_999_999_999_999,
         };
         assert_eq!(s.peek_next(2026), Err(SequenceExhausted(2026)));
+    }
+
+    #[test]
+    fn check_codes_are_keyed_short_and_read_forgivingly() {
+        let p = Protocol::new(2026, 42).unwrap();
+        let a = CheckCode::derive(b"one secret", p);
+        assert_eq!(a.as_str().len(), 6);
+        assert!(a.as_str().bytes().all(|b| CROCKFORD.contains(&b)));
+        assert_eq!(
+            a,
+            CheckCode::derive(b"one secret", p),
+            "the same every time"
+        );
+        assert_ne!(a, CheckCode::derive(b"another secret", p), "keyed");
+        assert_ne!(
+            a,
+            CheckCode::derive(b"one secret", Protocol::new(2026, 43).unwrap())
+        );
+        let typed = CheckCode::parse(&a.as_str().to_lowercase()).unwrap();
+        assert!(typed.matches(&a));
+        assert_eq!(CheckCode::parse("oil23x").unwrap().as_str(), "01123X");
+        assert_eq!(CheckCode::parse("ABC"), None);
+        assert_eq!(
+            CheckCode::parse("ABCDEU"),
+            None,
+            "no U in Crockford's alphabet"
+        );
     }
 
     #[test]

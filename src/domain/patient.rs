@@ -128,6 +128,87 @@ impl PatientName {
     }
 }
 
+/// How to reach a patient, and whether they agreed to be messaged. Staff see
+/// it; it never reaches a display, an event, a metric or a log, and it goes
+/// with the patient's record when that is purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Contact {
+    /// E.164: `+`, country code and number, 8 to 15 digits (`+5511987654321`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "+5511987654321")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "maria@example.com")]
+    pub email: Option<String>,
+    /// Messages are sent only with consent.
+    #[serde(default)]
+    pub consent: bool,
+}
+
+/// Why a contact was refused: the field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {message}")]
+pub struct ContactError {
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+impl Contact {
+    /// Checks a contact as given at admission; blank values count as left out.
+    pub fn parse(
+        phone: Option<&str>,
+        email: Option<&str>,
+        consent: bool,
+    ) -> Result<Self, ContactError> {
+        let phone = phone.map(str::trim).filter(|p| !p.is_empty());
+        let email = email.map(str::trim).filter(|e| !e.is_empty());
+        if let Some(p) = phone {
+            let digits = p.strip_prefix('+').unwrap_or("");
+            let ok = (8..=15).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !digits.starts_with('0');
+            if !ok {
+                return Err(ContactError {
+                    field: "contact.phone",
+                    message: "must be in E.164 form: +, country code and number, 8 to 15 digits",
+                });
+            }
+        }
+        if let Some(e) = email {
+            if !is_email(e) {
+                return Err(ContactError {
+                    field: "contact.email",
+                    message: "must be an e-mail address such as maria@example.com",
+                });
+            }
+        }
+        Ok(Self {
+            phone: phone.map(str::to_owned),
+            email: email.map(str::to_owned),
+            consent,
+        })
+    }
+}
+
+/// `local@domain.tld`, without spaces or angle brackets, at most 254 characters.
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let clean = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>()[],;:\\\"@".contains(c))
+    };
+    s.len() <= 254
+        && clean(local)
+        && clean(domain)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+}
+
 /// Text as a search compares it: accents dropped, lower case, single spaces
 /// (`José  da Conceição` → `jose da conceicao`).
 pub fn search_key(text: &str) -> String {
@@ -287,4 +368,9 @@ pub struct Patient {
     pub triage_note: Option<String>,
     /// When the patient reached a terminal status; retention counts from here.
     pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    /// The last change to the record (journaled before this field existed: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
 }

@@ -36,6 +36,7 @@ fn mins(m: i64) -> DateTime<Utc> {
 
 fn admission(name: &str, colour: Option<&str>) -> Admission {
     Admission {
+        contact: None,
         name: name.into(),
         colour: colour.map(colour_id),
         complaint: None,

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::estimate::Recent;
 use super::ids::UnitId;
 use super::numbering::TicketCounter;
 use super::patient::QueueKind;
@@ -45,6 +46,8 @@ pub struct Unit {
     pub(super) tickets: TicketCounter,
     /// Newest first, at most [`BOARD_CALLS`].
     pub(super) calls: VecDeque<BoardCall>,
+    /// Recent calls and entries, for wait estimates.
+    pub(super) recent: Recent,
 }
 
 impl Unit {
@@ -55,6 +58,7 @@ impl Unit {
             treatment: TreatmentQueue::new(colours),
             tickets: TicketCounter::new(),
             calls: VecDeque::with_capacity(BOARD_CALLS),
+            recent: Recent::default(),
         }
     }
 

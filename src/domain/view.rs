@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ColourId, UnitId};
-use super::patient::{LeaveReason, Outcome, Patient, Protocol, QueueKind, Status};
+use super::patient::{Contact, LeaveReason, Outcome, Patient, Protocol, QueueKind, Status};
 use super::queue::ArrivalQueue;
 use super::scale::ClockStarts;
 use super::{Department, DomainError};
@@ -34,6 +34,11 @@ pub struct PatientView {
     pub outcome: Option<Outcome>,
     pub leave_reason: Option<LeaveReason>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Proves the holder has the receipt (`/p/{protocol}`); staff views only.
+    pub check_code: String,
+    /// The follow-up page's address, the code in its fragment.
+    pub follow_url: String,
+    pub contact: Option<Contact>,
 }
 
 /// One announcement on the ward screen; never a name or protocol number.
@@ -112,6 +117,9 @@ impl Department {
             outcome: p.outcome,
             leave_reason: p.leave_reason,
             closed_at: p.closed_at,
+            check_code: self.check_code(p.protocol).as_str().to_owned(),
+            follow_url: self.follow_url(p.protocol),
+            contact: p.contact.clone(),
         }
     }
 

@@ -18,8 +18,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// `retry_after`: seconds until the limit's window turns.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after: u32 },
     #[error("{0}")]
     NotFound(String),
     /// `allow` is the one method the resource answers (sent as `Allow`).
@@ -115,7 +116,9 @@ impl Kind {
                  `arrived_at` too far in the future or past, a field of the wrong type, a missing \
                  required field, a value out of range)"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests",
-                "more admissions per minute than `auth.admissions_per_minute` allows this caller"),
+                "more requests this minute than allowed: admissions per token \
+                 (`auth.admissions_per_minute`), follow-up lookups per address \
+                 (`portal.lookups_per_minute`)"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable",
                 "the journal cannot be written (or is being recovered); nothing was changed"),
         }
@@ -158,7 +161,7 @@ impl ApiError {
             ApiError::Malformed(_) => Kind::Malformed,
             ApiError::Unauthorized(_) => Kind::Unauthorized,
             ApiError::Forbidden(_) => Kind::Forbidden,
-            ApiError::TooManyRequests(_) => Kind::RateLimited,
+            ApiError::TooManyRequests { .. } => Kind::RateLimited,
             ApiError::NotFound(_) => Kind::NotFound,
             ApiError::MethodNotAllowed { .. } => Kind::MethodNotAllowed,
             ApiError::InvalidTransition(_) => Kind::InvalidTransition,
@@ -205,7 +208,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.content_type(PROBLEM_JSON);
-        if let Some(seconds) = self.kind().retry_after() {
+        let retry_after = match self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => self.kind().retry_after(),
+        };
+        if let Some(seconds) = retry_after {
             res.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
         }
         match self {

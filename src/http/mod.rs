@@ -10,6 +10,7 @@ mod extract;
 mod openapi;
 mod pages;
 mod patients;
+mod portal;
 mod routes;
 mod status;
 mod units;
@@ -32,6 +33,7 @@ pub struct Api {
     service: Service,
     auth: web::Data<Authenticator>,
     admissions: web::Data<RateLimiter>,
+    lookups: web::Data<portal::Lookups>,
 }
 
 impl Api {
@@ -40,6 +42,9 @@ impl Api {
         Self {
             auth: web::Data::new(Authenticator::new(config.auth.mode, &config.auth.tokens)),
             admissions: web::Data::new(RateLimiter::new(config.auth.admissions_per_minute)),
+            lookups: web::Data::new(portal::Lookups(RateLimiter::new(
+                config.portal.lookups_per_minute,
+            ))),
             service,
         }
     }
@@ -50,6 +55,7 @@ impl Api {
         cfg.app_data(web::ThinData(self.service.clone()))
             .app_data(self.auth.clone())
             .app_data(self.admissions.clone())
+            .app_data(self.lookups.clone())
             .app_data(extract::json_config(limit))
             .app_data(extract::payload_config(limit));
         routes::configure(cfg);
@@ -95,10 +101,11 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one request of `key` at `now`; false when over the limit.
-    pub fn allow(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    /// Counts one request of `key` at `now`; over the limit, the error says
+    /// how many seconds until the next minute starts.
+    pub fn allow(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
         if self.per_minute == 0 {
-            return true;
+            return Ok(());
         }
         let minute = now.timestamp().div_euclid(60);
         let mut guard = self.windows.lock();
@@ -109,7 +116,13 @@ impl RateLimiter {
         }
         let count = counts.entry(key.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
-        *count <= self.per_minute
+        if *count <= self.per_minute {
+            return Ok(());
+        }
+        Err(ApiError::TooManyRequests {
+            detail: format!("at most {} a minute", self.per_minute),
+            retry_after: (60 - now.timestamp().rem_euclid(60)) as u32,
+        })
     }
 }
 

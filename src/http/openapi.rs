@@ -69,6 +69,7 @@ impl Modify for BearerAuth {
         (name = "patients", description = "Admission and the status transitions of one patient"),
         (name = "units", description = "Units, their queues, calls, boards and event streams"),
         (name = "alerts", description = "Escalation alerts"),
+        (name = "portal", description = "The patient's follow-up of their own case"),
         (name = "service", description = "The protocol, this document, metrics and health"),
     )
 )]

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{OptionalJson, ProtocolPath, UnitPath};
 use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
-use crate::domain::patient::{LeaveReason, Outcome, Status};
+use crate::domain::patient::{Contact, LeaveReason, Outcome, Status};
 use crate::domain::{Admission, PatientView};
 use crate::domain::{ColourId, UnitId};
 use crate::journal::HistoryEntry;
@@ -48,6 +48,24 @@ pub struct AdmitBody {
     #[serde(default)]
     #[schema(max_length = 32)]
     document: Option<String>,
+    /// How to reach the patient: messages are sent only with `consent`.
+    #[serde(default)]
+    contact: Option<ContactBody>,
+}
+
+/// A contact as the desk typed it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactBody {
+    /// E.164: `+`, country code and number (`+5511987654321`).
+    #[serde(default)]
+    #[schema(example = "+5511987654321")]
+    phone: Option<String>,
+    #[serde(default)]
+    #[schema(example = "maria@example.com")]
+    email: Option<String>,
+    /// The patient agreed to be sent messages.
+    #[serde(default)]
+    consent: bool,
 }
 
 /// Admits a patient
@@ -80,6 +98,10 @@ pub async fn admit(
     req: HttpRequest,
     body: web::Json<AdmitBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // Counted before anything is checked. Tokens mode only: in open mode every desk is the same `anonymous`.
+    if caller.role().is_some() {
+        limiter.allow(caller.name(), service.now())?;
+    }
     let b = body.0;
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         Some(v) => Some(
@@ -89,7 +111,15 @@ pub async fn admit(
         ),
         None => None,
     };
+    let contact = match b.contact {
+        Some(c) => Some(
+            Contact::parse(c.phone.as_deref(), c.email.as_deref(), c.consent)
+                .map_err(|e| ApiError::invalid(e.field, e.to_string()))?,
+        ),
+        None => None,
+    };
     let admission = Admission {
+        contact,
         name: b.name,
         colour: b.colour,
         complaint: b.complaint,
@@ -97,13 +127,6 @@ pub async fn admit(
         birth_date: b.birth_date,
         document: b.document,
     };
-    // Tokens mode only: in open mode every desk is the same `anonymous`.
-    if caller.role().is_some() && !limiter.allow(caller.name(), service.now()) {
-        return Err(ApiError::TooManyRequests(format!(
-            "at most {} admissions per minute per token",
-            service.config().auth.admissions_per_minute
-        )));
-    }
     let actor = caller.name();
     let view = service
         .execute(|d, now| d.admit(&unit, admission, key.as_deref(), actor, now))

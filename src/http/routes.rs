@@ -14,7 +14,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use utoipa::openapi::path::HttpMethod;
 
 use super::errors::{ApiError, Kind};
-use super::{alerts, events, openapi, pages, patients, status, units};
+use super::{alerts, events, openapi, pages, patients, portal, status, units};
 use crate::auth::{Authenticator, Denied, Role};
 
 pub const API_BASE: &str = "/api/v1";
@@ -164,6 +164,16 @@ pub(crate) fn routes() -> &'static [Route] {
                 patients::__path_transfer
             )
             .problems(&[InvalidTransition]),
+            documented!(Roles(DESK), portal::qr, portal::__path_qr).problems(&[Unavailable]),
+            documented!(Roles(DESK), portal::messages, portal::__path_messages)
+                .problems(&[Unavailable]),
+            // The patient's own case: the check code, not a token, guards it.
+            documented!(Public, portal::track, portal::__path_track).problems(&[
+                Malformed,
+                NotFound,
+                RateLimited,
+                Unavailable,
+            ]),
             documented!(Roles(QUEUE), units::queue, units::__path_queue).problems(&[
                 Malformed,
                 Invalid,
@@ -310,6 +320,7 @@ mod tests {
         assert_eq!(
             public,
             [
+                "/api/v1/track/{protocol}",
                 "/healthz",
                 "/readyz",
                 "/display/{unit}",

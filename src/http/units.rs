@@ -195,7 +195,7 @@ pub struct QueuePage {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum QueueEntry {
-    Patient(PatientView),
+    Patient(Box<PatientView>),
     Anonymous(AnonymousEntry),
 }
 
@@ -261,7 +261,7 @@ pub async fn queue(
     let entry = if caller.is_display() {
         |v: PatientView| QueueEntry::Anonymous(v.into())
     } else {
-        QueueEntry::Patient
+        |v: PatientView| QueueEntry::Patient(Box::new(v))
     };
     let patients = patients.into_iter().map(entry).collect();
     Ok(HttpResponse::Ok().json(QueuePage { total, patients }))

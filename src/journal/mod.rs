@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
 use crate::domain::patient::{document_key, search_key, Patient, Protocol, Status};
-use crate::domain::UnitId;
 use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS};
+use crate::domain::{Channel, Message, RecentFact, UnitId};
 
 pub const DB_FILE: &str = "triagem.sqlite3";
 /// Upper bound on commands in one transaction, so one commit's latency stays bounded.
@@ -88,6 +88,34 @@ pub struct PatientSearch {
     pub tickets_since: DateTime<Utc>,
     pub limit: usize,
 }
+
+/// One unsent message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageEntry {
+    pub id: u64,
+    /// The same on every attempt, also after a restart.
+    pub delivery_id: String,
+    pub message: Message,
+    pub attempts: u32,
+}
+
+/// How one message to a patient went (`GET /patients/{protocol}/messages`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MessageStatus {
+    pub delivery_id: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// `admitted`, `called` or `finished`.
+    pub event: String,
+    /// `pending` (not sent yet, or being retried), `delivered` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How many recent events start-up reads back for wait estimates (more than
+/// two hours of a busy unit).
+const RECENT_EVENTS: i64 = 20_000;
 
 /// One pending webhook delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -409,6 +437,76 @@ impl Journal {
         Ok(n as u64)
     }
 
+    /// The oldest unsent message of a channel. Blocking.
+    pub fn message_next(&self, channel: Channel) -> Result<Option<MessageEntry>, JournalError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, body, attempts FROM messages
+             WHERE channel = ?1 AND state = 'pending' ORDER BY id LIMIT 1",
+        )?;
+        let row = stmt
+            .query_row(params![channel.as_str()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(id, body, attempts)| {
+            Ok(MessageEntry {
+                id: id as u64,
+                delivery_id: format!("{}-m{id}", self.instance),
+                message: parse_json("message", &body)?,
+                attempts: attempts as u32,
+            })
+        })
+        .transpose()
+    }
+
+    /// The messages of a patient and how each went, oldest first (never the
+    /// address or the text). Blocking.
+    pub fn messages_of(&self, protocol: Protocol) -> Result<Vec<MessageStatus>, JournalError> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, channel, event, state, attempts, created_at FROM messages
+             WHERE protocol = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![protocol.as_u64() as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, channel, event, state, attempts, created_at) = row?;
+            Ok(MessageStatus {
+                delivery_id: format!("{}-m{id}", self.instance),
+                channel,
+                event,
+                state,
+                attempts: attempts as u32,
+                created_at: from_millis(created_at)?,
+            })
+        })
+        .collect()
+    }
+
+    /// How many messages of each channel wait to be sent. Blocking.
+    pub fn messages_pending(&self, channel: Channel) -> Result<u64, JournalError> {
+        let conn = self.reader.lock();
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM messages WHERE channel = ?1 AND state = 'pending'",
+            params![channel.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// A unit's stream events after `after`, oldest first, at most `limit`. Blocking.
     pub fn stream_events(
         &self,
@@ -593,6 +691,47 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<
     serde_json::from_str(text).map_err(|e| JournalError::Corrupt(format!("{what}: {e}")))
 }
 
+/// The recent calls and entries wait estimates learn from, oldest first.
+fn load_recent(
+    conn: &Connection,
+) -> Result<Vec<(String, DateTime<Utc>, RecentFact)>, JournalError> {
+    let mut stmt = conn.prepare(
+        "SELECT unit, at, event, details FROM (
+             SELECT id, unit, at, event, details FROM events
+             WHERE event IN ('admitted', 'triaged', 'called')
+             ORDER BY id DESC LIMIT ?1)
+         ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![RECENT_EVENTS], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (unit, at, event, details) = row?;
+        let details: serde_json::Value = parse_json("details", &details)?;
+        let colour = details["colour"]
+            .as_str()
+            .and_then(|c| crate::domain::ColourId::parse(c).ok());
+        let fact = match event.as_str() {
+            "called" => RecentFact::Called {
+                queue: serde_json::from_value(details["queue"].clone()).unwrap_or_default(),
+                colour,
+            },
+            _ => match colour {
+                Some(colour) => RecentFact::Entered { colour },
+                None => continue,
+            },
+        };
+        out.push((unit, from_millis(at)?, fact));
+    }
+    Ok(out)
+}
+
 /// Everything recovery needs, as committed.
 fn load_snapshot(conn: &Connection) -> Result<Snapshot, JournalError> {
     let mut snapshot = Snapshot::default();
@@ -686,6 +825,14 @@ fn load_snapshot(conn: &Connection) -> Result<Snapshot, JournalError> {
         Ok(n.unwrap_or(0) as u64)
     };
     snapshot.last_event_id = last_id("events")?;
+    let secret: String = conn.query_row(
+        "SELECT value FROM counters WHERE name = 'check_secret'",
+        [],
+        |r| r.get(0),
+    )?;
+    snapshot.check_secret =
+        hex::decode(secret).map_err(|e| JournalError::Corrupt(format!("check secret: {e}")))?;
+    snapshot.recent = load_recent(conn)?;
     snapshot.last_alert_id = last_id("alerts")?;
     Ok(snapshot)
 }

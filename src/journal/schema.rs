@@ -5,9 +5,9 @@ use rusqlite::{params, Connection, Transaction};
 
 use super::JournalError;
 use crate::domain::patient::{document_key, search_key, Patient};
-use crate::domain::Change;
+use crate::domain::{Change, Outbox};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -60,6 +60,19 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
              last_error      TEXT
          );
          CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, state, id);
+         CREATE TABLE IF NOT EXISTS messages (
+             id         INTEGER PRIMARY KEY AUTOINCREMENT,
+             protocol   INTEGER NOT NULL,
+             channel    TEXT NOT NULL,
+             event      TEXT NOT NULL,
+             body       TEXT NOT NULL,
+             state      TEXT NOT NULL DEFAULT 'pending',
+             attempts   INTEGER NOT NULL DEFAULT 0,
+             created_at INTEGER NOT NULL,
+             last_error TEXT
+         );
+         CREATE INDEX IF NOT EXISTS messages_pending ON messages(channel, state, id);
+         CREATE INDEX IF NOT EXISTS messages_by_protocol ON messages(protocol, id);
          CREATE TABLE IF NOT EXISTS idempotency (
              key        TEXT PRIMARY KEY,
              created_at INTEGER NOT NULL,
@@ -76,6 +89,12 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     conn.execute(
         "INSERT OR IGNORE INTO counters(name, value) VALUES ('instance', ?1)",
         params![hex::encode(instance)],
+    )?;
+    // The secret check codes are derived with, made once per installation.
+    let secret: [u8; 32] = rand::random();
+    conn.execute(
+        "INSERT OR IGNORE INTO counters(name, value) VALUES ('check_secret', ?1)",
+        params![hex::encode(secret)],
     )?;
     Ok(())
 }
@@ -224,15 +243,33 @@ pub(super) fn apply(
                 ])?;
             }
         }
+        Change::Message(m) => {
+            tx.prepare_cached(
+                "INSERT INTO messages(protocol, channel, event, body, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                m.protocol.as_u64() as i64,
+                m.channel.as_str(),
+                m.event.as_str(),
+                json(m)?,
+                chrono::Utc::now().timestamp_millis(),
+            ])?;
+        }
         Change::Delivery {
+            outbox,
             id,
             outcome,
             attempts,
             error,
         } => {
-            tx.prepare_cached(
-                "UPDATE outbox SET state = ?2, attempts = ?3, last_error = ?4 WHERE id = ?1",
-            )?
+            let table = match outbox {
+                Outbox::Webhook => "outbox",
+                Outbox::Message { .. } => "messages",
+            };
+            tx.prepare_cached(&format!(
+                "UPDATE {table} SET state = ?2, attempts = ?3, last_error = ?4 WHERE id = ?1"
+            ))?
             .execute(params![
                 *id as i64,
                 outcome.as_str(),
@@ -272,9 +309,12 @@ pub(super) fn apply(
             }
             let mut patients = tx.prepare_cached("DELETE FROM patients WHERE protocol = ?1")?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE protocol = ?1")?;
+            // Messages hold the contact: they go with the patient, sent or not.
+            let mut messages = tx.prepare_cached("DELETE FROM messages WHERE protocol = ?1")?;
             for p in protocols {
                 patients.execute(params![p.as_u64() as i64])?;
                 events.execute(params![p.as_u64() as i64])?;
+                messages.execute(params![p.as_u64() as i64])?;
             }
             tx.execute(
                 "DELETE FROM idempotency WHERE created_at < ?1",

@@ -23,9 +23,10 @@ use tokio::sync::{watch, Notify};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::patient::Protocol;
-use crate::domain::{Applied, Change, Department, DomainError, PatientView, Settings};
+use crate::domain::{Applied, Change, Channel, Department, DomainError, PatientView, Settings};
 use crate::journal::{
-    HistoryEntry, Journal, JournalOptions, OutboxEntry, PatientSearch, PendingCommit,
+    HistoryEntry, Journal, JournalOptions, MessageEntry, MessageStatus, OutboxEntry, PatientSearch,
+    PendingCommit,
 };
 use crate::metrics::Metrics;
 pub use events::{EventHub, REPLAY_EVENTS};
@@ -73,6 +74,8 @@ struct Shared {
     scheduler: Notify,
     /// One per webhook receiver; poked by a commit that queues a notification.
     outbox: Arc<[Notify]>,
+    /// One per message channel (e-mail, SMS); poked by a commit that queues a message.
+    messages: Arc<[(Channel, Notify)]>,
     /// Poked when the service turns `Failed`; the recovery task waits on it.
     failed: Notify,
     /// Turns true when the service starts stopping; event streams end on it.
@@ -102,6 +105,10 @@ impl Service {
             metrics: Arc::new(Metrics::new(&config)),
             scheduler: Notify::new(),
             outbox: (0..receivers).map(|_| Notify::new()).collect(),
+            messages: [Channel::Email, Channel::Sms]
+                .into_iter()
+                .map(|c| (c, Notify::new()))
+                .collect(),
             failed: Notify::new(),
             stopping: watch::Sender::new(false),
             settings,
@@ -272,6 +279,22 @@ impl Service {
         }
     }
 
+    /// Waits until a commit queues a message for `channel`.
+    pub async fn messages_woken(&self, channel: Channel) {
+        match self.shared.messages.iter().find(|(c, _)| *c == channel) {
+            Some((_, n)) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The oldest unsent message of a channel.
+    pub async fn message_next(
+        &self,
+        channel: Channel,
+    ) -> Result<Option<MessageEntry>, ServiceError> {
+        self.blocking_read(move |j| j.message_next(channel)).await
+    }
+
     /// The oldest undelivered notification of a webhook receiver.
     pub async fn outbox_next(&self, receiver: usize) -> Result<Option<OutboxEntry>, ServiceError> {
         self.blocking_read(move |j| j.outbox_next(receiver)).await
@@ -324,6 +347,12 @@ impl Service {
         })
     }
 
+    /// How the messages to a patient went; 404 for an unknown protocol.
+    pub async fn messages(&self, protocol: Protocol) -> Result<Vec<MessageStatus>, ServiceError> {
+        self.read(|d, _| d.patient(protocol).map(|_| ()))?;
+        self.blocking_read(move |j| j.messages_of(protocol)).await
+    }
+
     /// A journal read on a blocking thread, never under the domain lock.
     async fn blocking_read<T: Send + 'static>(
         &self,
@@ -365,10 +394,11 @@ impl Service {
     pub fn recover(&self) -> anyhow::Result<()> {
         let config = &self.shared.config;
         let receivers = config.alerts.webhooks.len();
-        let (events, metrics, outbox) = (
+        let (events, metrics, outbox, messages) = (
             self.shared.events.clone(),
             self.shared.metrics.clone(),
             self.shared.outbox.clone(),
+            self.shared.messages.clone(),
         );
         let options = JournalOptions {
             receivers,
@@ -380,6 +410,13 @@ impl Service {
                 if changes.iter().any(|c| matches!(c, Change::Notify(_))) {
                     outbox.iter().for_each(Notify::notify_one);
                 }
+                for (channel, wake) in messages.iter() {
+                    let queued =
+                        |c: &&Change| matches!(c, Change::Message(m) if m.channel == *channel);
+                    if changes.iter().any(queued) {
+                        wake.notify_one();
+                    }
+                }
             })),
         };
         let data_dir = &config.storage.data_dir;
@@ -389,6 +426,12 @@ impl Service {
         self.shared
             .metrics
             .set_outbox_pending(journal.outbox_pending()?);
+        for channel in crate::metrics::configured_channels(config) {
+            let pending = journal.messages_pending(channel)?;
+            self.shared
+                .metrics
+                .set_notifications_pending(channel, pending);
+        }
         for unit in &config.units {
             let recent = journal.stream_events(&unit.id, 0, REPLAY_EVENTS)?;
             self.shared.events.preload(&unit.id, recent);

@@ -10,6 +10,7 @@ use crate::domain::Admission;
 
 fn admission(name: &str) -> Admission {
     Admission {
+        contact: None,
         name: name.into(),
         colour: Some(colour_id("green")),
         complaint: None,

@@ -1,0 +1,225 @@
+//! Messages to patients: their words (in `notifications.lang`), and the two
+//! channels that carry them, e-mail over SMTP and SMS through an HTTP gateway.
+
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::{AsyncTransport, Tokio1Executor};
+use serde_json::json;
+
+use super::{http_attempt, signature, Attempt, Entry, Sender, SIGNATURE_HEADER};
+use crate::config::{EmailConfig, Lang, SmsConfig};
+use crate::domain::{Channel, Message, NotifyEvent, Outbox};
+use crate::service::{Service, ServiceError};
+
+/// What a message says: a subject (for e-mail) and a text short enough for
+/// one SMS (160 characters with a usual follow-up address).
+pub fn words(m: &Message, lang: Lang) -> (String, String) {
+    let room = m.room.as_deref().unwrap_or_default();
+    let (p, t, url) = (m.protocol, &m.ticket, &m.follow_url);
+    match (lang, m.event) {
+        (Lang::PtBr, NotifyEvent::Admitted) => (
+            format!("Protocolo {p}: senha {t}"),
+            format!("Triagem: protocolo {p}, senha {t}. Acompanhe: {url}"),
+        ),
+        (Lang::PtBr, NotifyEvent::Called) => (
+            format!("Protocolo {p}: senha {t} chamada"),
+            format!("Senha {t}: dirija-se ao {room}"),
+        ),
+        (Lang::PtBr, NotifyEvent::Finished) => (
+            format!("Protocolo {p}: atendimento concluído"),
+            format!("Atendimento concluído. Protocolo {p}: guarde-o como comprovante."),
+        ),
+        (Lang::En, NotifyEvent::Admitted) => (
+            format!("Protocol {p}: ticket {t}"),
+            format!("Triagem: protocol {p}, ticket {t}. Follow: {url}"),
+        ),
+        (Lang::En, NotifyEvent::Called) => (
+            format!("Protocol {p}: ticket {t} called"),
+            format!("Ticket {t}: please go to {room}"),
+        ),
+        (Lang::En, NotifyEvent::Finished) => (
+            format!("Protocol {p}: visit complete"),
+            format!("Your visit is complete. Protocol {p}: keep it as proof of attendance."),
+        ),
+    }
+}
+
+async fn next_message(
+    service: &Service,
+    channel: Channel,
+) -> Result<Option<Entry<Message>>, ServiceError> {
+    Ok(service.message_next(channel).await?.map(|e| Entry {
+        id: e.id,
+        delivery_id: e.delivery_id,
+        attempts: e.attempts,
+        outbox: Outbox::Message {
+            channel,
+            event: e.message.event,
+        },
+        item: e.message,
+    }))
+}
+
+/// E-mail over SMTP.
+pub(crate) struct Email {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    lang: Lang,
+}
+
+impl Email {
+    pub fn new(service: &Service, config: &EmailConfig) -> Result<Self, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.as_str())
+            .map_err(|e| format!("notifications.email.smtp_url: {e}"))?
+            .timeout(Some(service.config().alerts.timeout))
+            .build();
+        let from = config
+            .from
+            .as_str()
+            .parse()
+            .map_err(|e| format!("notifications.email.from: {e}"))?;
+        Ok(Self {
+            transport,
+            from,
+            lang: service.config().notifications.lang,
+        })
+    }
+}
+
+impl Sender for Email {
+    type Item = Message;
+
+    async fn next(&self, service: &Service) -> Result<Option<Entry<Message>>, ServiceError> {
+        next_message(service, Channel::Email).await
+    }
+
+    async fn woken(&self, service: &Service) {
+        service.messages_woken(Channel::Email).await;
+    }
+
+    async fn attempt(&self, entry: &Entry<Message>) -> Attempt {
+        let (subject, text) = words(&entry.item, self.lang);
+        let Ok(to) = entry.item.to.parse::<lettre::message::Mailbox>() else {
+            return Attempt::Refused("the address is not one SMTP takes".into());
+        };
+        let email = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            // The same on every attempt, so a receiver can tell a repeat.
+            .message_id(Some(format!("<{}@triagem>", entry.delivery_id)))
+            .header(ContentType::TEXT_PLAIN)
+            .body(text);
+        let email = match email {
+            Ok(e) => e,
+            Err(e) => return Attempt::Refused(e.to_string()),
+        };
+        match self.transport.send(email).await {
+            Ok(_) => Attempt::Delivered,
+            // 5xx: the server will never take it.
+            Err(e) if e.is_permanent() => Attempt::Refused(e.to_string()),
+            // 4xx, a refused connection, a timeout: later.
+            Err(e) => Attempt::Retry(e.to_string()),
+        }
+    }
+}
+
+/// SMS through an HTTP gateway: `POST {"to", "text", "delivery_id", "event"}`,
+/// signed like the alert webhooks when a secret is set.
+pub(crate) struct Sms {
+    config: SmsConfig,
+    client: reqwest::Client,
+    lang: Lang,
+}
+
+impl Sms {
+    pub fn new(service: &Service, config: &SmsConfig) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(service.config().alerts.timeout)
+            .build()
+            .map_err(|e| format!("cannot build the SMS client: {e}"))?;
+        Ok(Self {
+            config: config.clone(),
+            client,
+            lang: service.config().notifications.lang,
+        })
+    }
+}
+
+impl Sender for Sms {
+    type Item = Message;
+
+    async fn next(&self, service: &Service) -> Result<Option<Entry<Message>>, ServiceError> {
+        next_message(service, Channel::Sms).await
+    }
+
+    async fn woken(&self, service: &Service) {
+        service.messages_woken(Channel::Sms).await;
+    }
+
+    async fn attempt(&self, entry: &Entry<Message>) -> Attempt {
+        let (_, text) = words(&entry.item, self.lang);
+        let body = json!({
+            "to": entry.item.to,
+            "text": text,
+            "delivery_id": entry.delivery_id,
+            "event": entry.item.event.as_str(),
+        });
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let mut req = self
+            .client
+            .post(self.config.url.as_url().clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Triagem-Delivery", &entry.delivery_id);
+        if let Some(secret) = &self.config.secret {
+            req = req.header(SIGNATURE_HEADER, signature(secret, &body));
+        }
+        http_attempt(req.body(body).send().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::patient::Protocol;
+    use crate::domain::UnitId;
+
+    fn message(event: NotifyEvent) -> Message {
+        Message {
+            protocol: Protocol::new(2026, 42).unwrap(),
+            unit: UnitId::parse("pa").unwrap(),
+            channel: Channel::Sms,
+            to: "+5511987654321".into(),
+            event,
+            ticket: "A012".into(),
+            room: Some("Consultório 2".into()),
+            follow_url: "https://triagem.hospital.example/p/20260000000000042#7KQ2MZ".into(),
+        }
+    }
+
+    #[test]
+    fn a_call_names_the_ticket_and_the_room() {
+        let (_, text) = words(&message(NotifyEvent::Called), Lang::PtBr);
+        assert_eq!(text, "Senha A012: dirija-se ao Consultório 2");
+        let (_, text) = words(&message(NotifyEvent::Called), Lang::En);
+        assert_eq!(text, "Ticket A012: please go to Consultório 2");
+    }
+
+    #[test]
+    fn an_admission_fits_one_sms_and_its_subject_carries_the_protocol() {
+        for lang in [Lang::PtBr, Lang::En] {
+            let (subject, text) = words(&message(NotifyEvent::Admitted), lang);
+            assert!(subject.contains("20260000000000042"), "{subject}");
+            assert!(
+                text.contains("20260000000000042") && text.contains("A012"),
+                "{text}"
+            );
+            assert!(text.contains("#7KQ2MZ"), "the follow link: {text}");
+            assert!(
+                text.chars().count() <= 160,
+                "{} characters: {text}",
+                text.len()
+            );
+        }
+    }
+}
