@@ -2166,6 +2166,18 @@ async fn alerts_and_queues_in_the_pages_words() {
     ] {
         assert!(!alerts.contains(internal), "`{internal}` in {alerts}");
     }
+    // Icons are SVG masks, not glyphs a font may lack (⏱ is a box with Debian's fonts).
+    assert!(!alerts.contains('⏱') && !alerts.contains('⚠'), "{alerts}");
+    let icons: Vec<String> = eval(
+        &clinician,
+        "[...document.querySelectorAll('#alerts .alert-kind .ico')].map(i => getComputedStyle(i).maskImage.slice(0, 23))",
+    )
+    .await;
+    assert_eq!(
+        icons,
+        ["url(\"data:image/svg+xml", "url(\"data:image/svg+xml"],
+        "{icons:?}"
+    );
     // Acknowledging asks for a name once, keeps it, and records it.
     click(&clinician, "#alerts li.alert.breach button").await;
     wait_until(
@@ -2353,7 +2365,11 @@ async fn the_triage_nurses_view() {
     )
     .await;
     set_viewport(&page, 1366, 768).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    run(
+        &page,
+        "document.querySelector('#notice').hidden = true; window.scrollTo(0, 0)",
+    )
+    .await;
     screenshot(&page, "clinician-triage").await;
     server.stop().await;
 

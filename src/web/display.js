@@ -177,6 +177,7 @@
   }
 
   function fitAll() {
+    fit($("unit-name"), 0.5);
     fitNow();
     fitRecent();
   }
