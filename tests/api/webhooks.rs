@@ -3,194 +3,23 @@
 //! outbox across a restart. The receiver is a real HTTP server inside the test that
 //! records what it gets and answers from a programmable list of statuses.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use triagem::clock::ManualClock;
 use triagem::config::{Config, WebhookConfig};
 
 use crate::helpers::{protocol, start_time, time, TestApp, PATIENCE, POLL, ROOM};
+use crate::receivers::{free_port, Received, Receiver};
 
 const SECRET: &str = "s3cret";
 const FAILED: &str = "triagem_webhook_deliveries_total{result=\"failed\"}";
 const OK: &str = "triagem_webhook_deliveries_total{result=\"ok\"}";
 const PENDING: &str = "triagem_webhook_outbox_pending";
-
-/// One request as the receiver got it, and the status it answered.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    /// Lower-case names.
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-    answered: u16,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {:?}", self.body))
-    }
-
-    fn delivery_id(&self) -> String {
-        self.json()["delivery_id"]
-            .as_str()
-            .expect("delivery_id is a string")
-            .to_owned()
-    }
-}
-
-struct Shared {
-    received: Mutex<Vec<Received>>,
-    /// Statuses to answer first, in order; then `then`.
-    plan: Mutex<VecDeque<u16>>,
-    then: AtomicU16,
-}
-
-/// A webhook receiver on 127.0.0.1.
-struct Receiver {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(plan: &[u16], then: u16) -> Self {
-        Self::start_on(0, plan, then).await
-    }
-
-    async fn start_on(port: u16, plan: &[u16], then: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind the receiver");
-        let addr = listener.local_addr().expect("receiver address");
-        let shared = Arc::new(Shared {
-            received: Mutex::new(Vec::new()),
-            plan: Mutex::new(plan.iter().copied().collect()),
-            then: AtomicU16::new(then),
-        });
-        let s = shared.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let _ = serve(conn, &s).await;
-                });
-            }
-        });
-        Self { addr, shared, task }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hooks/triagem", self.addr)
-    }
-
-    fn answer_from_now_on(&self, status: u16) {
-        self.shared.plan.lock().unwrap().clear();
-        self.shared.then.store(status, Ordering::SeqCst);
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().unwrap().clone()
-    }
-
-    /// Waits until at least `n` requests have arrived; returns all of them.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the receiver got {} of {n} requests: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Reads one HTTP/1.1 request, records it, answers and closes the connection.
-async fn serve(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let path = request_line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    let status = shared
-        .plan
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| shared.then.load(Ordering::SeqCst));
-    shared.received.lock().unwrap().push(Received {
-        path,
-        headers,
-        body,
-        answered: status,
-    });
-    let response =
-        format!("HTTP/1.1 {status} Test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    conn.write_all(response.as_bytes()).await?;
-    conn.shutdown().await
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn hooked(url: String) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {

@@ -1,0 +1,273 @@
+//! Messages to patients (docs/api.md, Messages to patients): e-mail to a real
+//! SMTP conversation and SMS to an HTTP gateway, both run by the test; only
+//! with consent; at least once across a restart, once per `delivery_id`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use triagem::clock::ManualClock;
+use triagem::config::Config;
+
+use crate::helpers::{protocol, start_time, TestApp, ROOM, UNIT};
+use crate::receivers::{free_port, text_at, Receiver, SmtpSink};
+
+const SECRET: &str = "gateway secret";
+const PUBLIC: &str = "https://triagem.hospital.example";
+
+fn channels(smtp: Option<String>, sms: Option<String>) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        let toml = format!(
+            "{}{}",
+            smtp.map(|url| format!(
+                "[email]\nsmtp_url = \"{url}\"\nfrom = \"Triagem <triagem@hospital.example>\"\n"
+            ))
+            .unwrap_or_default(),
+            sms.map(|url| format!("[sms]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n"))
+                .unwrap_or_default(),
+        );
+        c.notifications = toml::from_str(&toml).expect("notifications config");
+        c.portal.public_url = Some(PUBLIC.to_owned().try_into().expect("a URL"));
+        c.alerts.retry_initial = Duration::from_millis(50);
+        c.alerts.retry_max = Duration::from_millis(200);
+        c.alerts.timeout = Duration::from_secs(2);
+    }
+}
+
+async fn spawn(smtp: Option<String>, sms: Option<String>) -> TestApp {
+    TestApp::spawn_with(
+        channels(smtp, sms),
+        Arc::new(ManualClock::new(start_time())),
+    )
+    .await
+}
+
+fn maria(consent: bool) -> Value {
+    json!({
+        "name": "Maria Silva",
+        "colour": "green",
+        "contact": {"phone": "+5511987654321", "email": "maria@example.com", "consent": consent}
+    })
+}
+
+async fn messages(app: &TestApp, p: &str) -> Vec<Value> {
+    match app
+        .get(&format!("/patients/{p}/messages"))
+        .await
+        .expect(200)
+    {
+        Value::Array(v) => v,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_consenting_patient_gets_the_protocol_and_link_by_email_and_the_room_by_sms() {
+    let sink = SmtpSink::start(&[]).await;
+    let gateway = Receiver::start(&[], 200).await;
+    let app = spawn(Some(sink.url()), Some(gateway.url())).await;
+    let view = app.admit_raw(UNIT, &maria(true)).await.expect(201);
+    let p = protocol(&view);
+    let follow = view["follow_url"].as_str().unwrap().to_owned();
+    assert!(follow.starts_with(&format!("{PUBLIC}/p/{p}#")), "{follow}");
+    assert_eq!(view["contact"]["email"], "maria@example.com");
+
+    let mail = sink.wait_for(1).await.remove(0);
+    assert!(mail.to[0].contains("maria@example.com"), "{:?}", mail.to);
+    assert!(
+        mail.header("subject").unwrap().contains(&p),
+        "{}",
+        mail.data
+    );
+    assert!(
+        mail.body().contains(&follow),
+        "the follow link: {}",
+        mail.body()
+    );
+
+    let sms = gateway.wait_for(1).await.remove(0);
+    let body = sms.json();
+    assert_eq!(body["to"], "+5511987654321");
+    assert_eq!(body["event"], "admitted");
+    assert!(text_at(&body, "/text").contains(&p));
+    assert!(text_at(&body, "/text").chars().count() <= 160);
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&sms.body);
+    assert_eq!(
+        sms.headers["x-triagem-signature"],
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+
+    app.call(ROOM).await.expect(200);
+    let called = gateway.wait_for(2).await.remove(1).json();
+    assert_eq!(called["event"], "called");
+    assert_eq!(called["text"], format!("Senha A001: dirija-se ao {ROOM}"));
+    sink.wait_for(2).await;
+
+    let sent = messages(&app, &p).await;
+    let states: Vec<(String, String, String)> = sent
+        .iter()
+        .map(|m| {
+            (
+                text_at(m, "/channel"),
+                text_at(m, "/event"),
+                text_at(m, "/state"),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 4, "{sent:?}");
+    for (channel, event) in [
+        ("email", "admitted"),
+        ("sms", "admitted"),
+        ("email", "called"),
+        ("sms", "called"),
+    ] {
+        let delivered = (channel.to_owned(), event.to_owned(), "delivered".to_owned());
+        assert!(states.contains(&delivered), "{channel} {event}: {states:?}");
+    }
+    assert!(
+        !sent.iter().any(|m| m.to_string().contains("maria@")),
+        "never the address"
+    );
+    let ok = "triagem_notifications_total{channel=\"sms\",event=\"called\",result=\"ok\"}";
+    assert_eq!(app.metric(ok).await, 1.0);
+}
+
+#[tokio::test]
+async fn without_consent_nothing_is_sent() {
+    let sink = SmtpSink::start(&[]).await;
+    let gateway = Receiver::start(&[], 200).await;
+    let app = spawn(Some(sink.url()), Some(gateway.url())).await;
+    let p = protocol(&app.admit_raw(UNIT, &maria(false)).await.expect(201));
+    app.call(ROOM).await.expect(200);
+    // A consenting admission afterwards proves the channels work and are drained.
+    app.admit_raw(UNIT, &maria(true)).await.expect(201);
+    sink.wait_for(1).await;
+    gateway.wait_for(1).await;
+    assert!(messages(&app, &p).await.is_empty());
+    assert_eq!(sink.mails().len(), 1);
+    assert_eq!(gateway.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_gateway_down_then_up_across_a_restart_gets_each_message_once() {
+    let port = free_port();
+    let app = spawn(None, Some(format!("http://127.0.0.1:{port}/sms"))).await;
+    let p = protocol(&app.admit_raw(UNIT, &maria(true)).await.expect(201));
+    app.call(ROOM).await.expect(200);
+    // Refused connections: retried, still pending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let pending = loop {
+        let sent = messages(&app, &p).await;
+        if sent.len() == 2 && sent.iter().all(|m| m["attempts"].as_u64() > Some(0)) {
+            break sent;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never tried: {sent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        pending.iter().all(|m| m["state"] == "pending"),
+        "{pending:?}"
+    );
+    assert!(pending.iter().any(|m| m["attempts"].as_u64() > Some(0)));
+    let pending_ids: Vec<String> = pending.iter().map(|m| text_at(m, "/delivery_id")).collect();
+
+    let app = app.restart().await;
+    let gateway = Receiver::start_on(port, &[], 200).await;
+    let got = gateway.wait_for(2).await;
+    let ids: Vec<String> = got.iter().map(|r| r.delivery_id()).collect();
+    assert_eq!(ids, pending_ids, "the same delivery ids, in order");
+    let events: Vec<Value> = got.iter().map(|r| r.json()["event"].clone()).collect();
+    assert_eq!(events, ["admitted", "called"]);
+    // A quiet moment in which a duplicate would show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gateway.received().len(), 2, "each once");
+    assert!(messages(&app, &p)
+        .await
+        .iter()
+        .all(|m| m["state"] == "delivered"));
+}
+
+#[tokio::test]
+async fn an_smtp_4xx_is_tried_again_and_a_5xx_is_final() {
+    let sink = SmtpSink::start(&[451, 550]).await;
+    let app = spawn(Some(sink.url()), None).await;
+    let p = protocol(&app.admit_raw(UNIT, &maria(true)).await.expect(201));
+    let failed =
+        "triagem_notifications_total{channel=\"email\",event=\"admitted\",result=\"failed\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while app.metric(failed).await != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never failed: {:?}",
+            sink.mails()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let tried: Vec<u16> = sink.mails().iter().map(|m| m.answered).collect();
+    assert_eq!(
+        tried,
+        [451, 550],
+        "once more after the 451, never after the 550"
+    );
+    let ids: Vec<Option<String>> = sink
+        .mails()
+        .iter()
+        .map(|m| m.header("message-id"))
+        .collect();
+    assert_eq!(ids[0], ids[1], "the same Message-ID on every attempt");
+    let sent = messages(&app, &p).await;
+    assert_eq!(sent[0]["state"], "failed");
+    assert_eq!(sent[0]["attempts"], 2);
+    assert_eq!(
+        app.metric("triagem_notifications_pending{channel=\"email\"}")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn a_bad_phone_or_email_is_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+    for (contact, field) in [
+        (
+            json!({"phone": "11987654321", "consent": true}),
+            "contact.phone",
+        ),
+        (
+            json!({"phone": "+55 11 9876", "consent": true}),
+            "contact.phone",
+        ),
+        (
+            json!({"email": "maria.example.com", "consent": true}),
+            "contact.email",
+        ),
+        (
+            json!({"email": "maria@localhost", "consent": true}),
+            "contact.email",
+        ),
+    ] {
+        let p = app
+            .admit_raw(UNIT, &json!({"name": "Ana", "contact": contact}))
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(p["field"], field, "{contact}");
+    }
+    let ok = app
+        .admit_raw(
+            UNIT,
+            &json!({"name": "Ana", "contact": {"email": " ", "consent": false}}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        ok["contact"],
+        json!({"consent": false}),
+        "blank is left out"
+    );
+}
