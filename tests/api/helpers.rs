@@ -487,6 +487,22 @@ impl TestApp {
             .parse()
             .unwrap_or_else(|e| panic!("sample `{sample}` is not a number: {e}"))
     }
+
+    /// Polls `/metrics` until `sample` reads `value`.
+    pub async fn wait_for_metric(&self, sample: &str, value: f64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = self.metric(sample).await;
+            if now == value {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sample} stayed at {now}, expected {value}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
 }
 
 impl Drop for TestApp {

@@ -290,7 +290,7 @@ async fn smtp_session(conn: TcpStream, sink: &Sink) -> std::io::Result<()> {
         }
         let command = line.trim_end().to_owned();
         let verb = command
-            .split(|c: char| c == ' ' || c == ':')
+            .split([' ', ':'])
             .next()
             .unwrap_or_default()
             .to_ascii_uppercase();
@@ -299,8 +299,8 @@ async fn smtp_session(conn: TcpStream, sink: &Sink) -> std::io::Result<()> {
             "HELO" => "250 sink.test\r\n".into(),
             "MAIL" => {
                 from = command
-                    .splitn(2, ':')
-                    .nth(1)
+                    .split_once(':')
+                    .map(|x| x.1)
                     .unwrap_or_default()
                     .trim()
                     .into();
@@ -309,8 +309,8 @@ async fn smtp_session(conn: TcpStream, sink: &Sink) -> std::io::Result<()> {
             "RCPT" => {
                 to.push(
                     command
-                        .splitn(2, ':')
-                        .nth(1)
+                        .split_once(':')
+                        .map(|x| x.1)
                         .unwrap_or_default()
                         .trim()
                         .into(),

@@ -37,22 +37,6 @@ async fn spawn_hooked(url: String) -> TestApp {
     TestApp::spawn_with(hooked(url), Arc::new(ManualClock::new(start_time()))).await
 }
 
-/// Polls `/metrics` until `sample` reads `value`.
-async fn wait_for_metric(app: &TestApp, sample: &str, value: f64) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let now = app.metric(sample).await;
-        if now == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sample} stayed at {now}, expected {value}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(body);
@@ -138,7 +122,7 @@ async fn a_firing_alert_is_posted_as_signed_json_with_the_alert_fields() {
     // The same alert the API shows (the clock has not moved).
     assert_eq!(app.alerts("").await, vec![a.clone()]);
     assert_eq!(r.answered, 200);
-    wait_for_metric(&app, OK, 1.0).await;
+    app.wait_for_metric(OK, 1.0).await;
     assert_eq!(app.metric(PENDING).await, 0.0);
 }
 
@@ -148,8 +132,8 @@ async fn a_delivery_answered_503_is_retried_with_the_same_id_and_body_until_deli
     let app = spawn_hooked(hook.url()).await;
     app.admit("Ana", Some("red")).await;
     let got = hook.wait_for(3).await;
-    wait_for_metric(&app, OK, 1.0).await;
-    wait_for_metric(&app, PENDING, 0.0).await;
+    app.wait_for_metric(OK, 1.0).await;
+    app.wait_for_metric(PENDING, 0.0).await;
     let got_after = hook.received();
     assert_eq!(
         got_after.len(),
@@ -176,7 +160,7 @@ async fn a_delivery_answered_400_is_not_retried_and_counts_as_failed() {
     assert_eq!(app.metric(FAILED).await, 0.0);
     let p = protocol(&app.admit("Ana", Some("red")).await);
     hook.wait_for(1).await;
-    wait_for_metric(&app, FAILED, 1.0).await;
+    app.wait_for_metric(FAILED, 1.0).await;
     assert_eq!(app.metric(PENDING).await, 0.0);
     // Longer than a few retry_max (200 ms): a retry would have come by now.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -198,7 +182,7 @@ async fn a_delivery_answered_400_is_not_retried_and_counts_as_failed() {
             entry("alert.resolved", "resolved", 1)
         ]
     );
-    wait_for_metric(&app, OK, 1.0).await;
+    app.wait_for_metric(OK, 1.0).await;
 }
 
 #[tokio::test]
@@ -219,7 +203,7 @@ async fn the_notifications_of_one_alert_arrive_in_order_even_through_retries() {
     app.call(ROOM).await.expect(200);
 
     hook.wait_for(5).await;
-    wait_for_metric(&app, PENDING, 0.0).await;
+    app.wait_for_metric(PENDING, 0.0).await;
     let got = hook.received();
     let delivered: Vec<Received> = got.iter().filter(|r| r.answered == 200).cloned().collect();
     assert_eq!(
@@ -284,7 +268,7 @@ async fn a_receiver_that_was_down_gets_every_notification_once_it_is_up() {
 
     let hook = Receiver::start_on(port, &[], 200).await;
     hook.wait_for(3).await;
-    wait_for_metric(&app, PENDING, 0.0).await;
+    app.wait_for_metric(PENDING, 0.0).await;
     let got = hook.received();
     assert_eq!(
         trail(&got),
@@ -331,13 +315,13 @@ async fn pending_deliveries_survive_a_restart_and_are_delivered_after_it() {
         .received()
         .iter()
         .all(|r| r.delivery_id() == first.delivery_id()));
-    wait_for_metric(&app, PENDING, 0.0).await;
+    app.wait_for_metric(PENDING, 0.0).await;
 
     // Level 1 is not notified again; level 2, due later, is.
     app.advance_and_wake(TimeDelta::minutes(15));
     app.wait_for_alert(&p, |a| a["level"] == 2).await;
-    wait_for_metric(&app, OK, 2.0).await;
-    wait_for_metric(&app, PENDING, 0.0).await;
+    app.wait_for_metric(OK, 2.0).await;
+    app.wait_for_metric(PENDING, 0.0).await;
     let ok: Vec<Received> = hook
         .received()
         .into_iter()
