@@ -23,12 +23,17 @@ const PAGES: [(&str, &str); 3] = [
     ("clinician", include_str!("../web/clinician.html")),
 ];
 
+/// The patient's follow-up page (`/p`, `/p/{protocol}`), for a phone.
+const FOLLOW: &str = include_str!("../web/follow.html");
+
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file under `/assets/`: name, body, content type.
-const ASSETS: [(&str, &str, &str); 5] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     ("app.css", include_str!("../web/app.css"), CSS),
+    ("follow.css", include_str!("../web/follow.css"), CSS),
+    ("follow.js", include_str!("../web/follow.js"), JS),
     ("common.js", include_str!("../web/common.js"), JS),
     ("display.js", include_str!("../web/display.js"), JS),
     ("reception.js", include_str!("../web/reception.js"), JS),
@@ -55,6 +60,23 @@ pub(super) async fn unit_page(
         .map(|(_, t)| *t)
         .ok_or_else(|| ApiError::NotFound(format!("no such page: {name}")))?;
     page(&service, &unit, &req, template)
+}
+
+/// The patient's follow-up page: `/p` (a form for the number and the code) and
+/// `/p/{protocol}` (the code comes from the URL's fragment, which the browser
+/// never sends here). 404 with the portal off.
+pub(super) async fn follow(service: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let config = service.config();
+    if !config.portal.enabled {
+        return Err(ApiError::NotFound(format!(
+            "no such resource: {}",
+            req.path()
+        )));
+    }
+    let html = FOLLOW
+        .replace("{{lang}}", language(&req, config.web.lang).tag())
+        .replace("{{v}}", assets_version());
+    Ok(html_response(html))
 }
 
 /// The page's language: `?lang=` when it names one the pages speak
@@ -90,14 +112,20 @@ fn page(
         .replace("{{unit}}", &escape(&u.id))
         .replace("{{unit_name}}", &escape(&u.name))
         .replace("{{v}}", assets_version());
-    Ok(HttpResponse::Ok()
+    Ok(html_response(html))
+}
+
+/// A page with the headers every page gets: not cached by others, not
+/// framed, no script from elsewhere, and no referrer (a follow-up URL holds a code).
+fn html_response(html: String) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .body(html))
+        .body(html)
 }
 
 /// A short hash of all the assets, appended to their URLs so a browser
@@ -189,7 +217,7 @@ mod tests {
 
     #[test]
     fn every_page_names_only_existing_assets() {
-        for (_, page) in PAGES {
+        for page in PAGES.iter().map(|(_, p)| *p).chain([FOLLOW]) {
             for part in page.split("/assets/").skip(1) {
                 let name = part.split(['?', '"']).next().unwrap();
                 assert!(

@@ -203,6 +203,9 @@ pub(crate) fn routes() -> &'static [Route] {
             Route::page("/reception/{unit}", |r| r.to(pages::unit_page)),
             Route::page("/clinician/{unit}", |r| r.to(pages::unit_page)),
             Route::page("/assets/{file}", |r| r.to(pages::asset)),
+            // The patient's own page: its data call needs the check code, not a token.
+            Route::page("/p", |r| r.to(pages::follow)),
+            Route::page("/p/{protocol}", |r| r.to(pages::follow)),
         ]
     })
 }
@@ -326,7 +329,9 @@ mod tests {
                 "/display/{unit}",
                 "/reception/{unit}",
                 "/clinician/{unit}",
-                "/assets/{file}"
+                "/assets/{file}",
+                "/p",
+                "/p/{protocol}"
             ]
         );
     }

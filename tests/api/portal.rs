@@ -254,3 +254,22 @@ async fn the_wait_estimate_is_a_range_once_the_queue_has_history_and_never_for_r
         "red is called at once"
     );
 }
+
+#[tokio::test]
+async fn the_follow_up_page_is_served_without_a_token_and_not_with_the_portal_off() {
+    let app = TestApp::spawn().await;
+    for path in ["/p", "/p/20260000000000001"] {
+        let r = app.get_abs(path).await;
+        assert_eq!(r.status.as_u16(), 200, "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert!(r.text.contains("/assets/follow.js"), "{path}");
+    }
+    let off = TestApp::spawn_with(
+        |c| c.portal.enabled = false,
+        Arc::new(ManualClock::new(start_time())),
+    )
+    .await;
+    off.get_abs("/p/20260000000000001")
+        .await
+        .expect_problem(404, "not_found");
+}
