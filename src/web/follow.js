@@ -164,8 +164,10 @@
         : t("estimate.none");
     }
     // After the visit, the times are the proof of attendance.
+    // Grouped for reading aloud (2026 000000000 0042); never broken across lines.
+    $("protocol-number").textContent =
+      `${v.protocol.slice(0, 4)} ${v.protocol.slice(4, 13)} ${v.protocol.slice(13)}`;
     const rows = [
-      ["time.protocol", v.protocol],
       ["time.arrived", v.arrived_at && fmtDateTime(v.arrived_at)],
       ["time.triaged", v.triaged_at && fmtDateTime(v.triaged_at)],
       ["time.called", v.called_at && fmtDateTime(v.called_at)],
@@ -178,7 +180,6 @@
       dt.textContent = t(key);
       const dd = document.createElement("dd");
       dd.textContent = value;
-      if (key === "time.protocol") dd.className = "f-protocol";
       list.append(dt, dd);
     }
     $("updated").textContent = t("updated", { time: fmtTime(new Date().toISOString()) });
