@@ -3074,6 +3074,10 @@ async fn layout_of_every_page(file: &str, manchester: bool) {
                     .map(|b| format!("clinician (triage view) {at}: {b}")),
             );
             click(&clinician, "#view-treatment").await;
+            if lang == "en" && manchester {
+                screenshot(&clinician, &format!("layout-clinician-{w}")).await;
+                screenshot(&reception, &format!("layout-reception-{w}")).await;
+            }
         }
         screenshot(
             &display,

@@ -278,7 +278,8 @@
         h("span", { class: "ticket-mid mono" }, p.ticket),
         h("div", { class: "who-box" },
           h("div", { class: "who" }, h("span", { class: "name" }, p.name), age ? h("span", { class: "age" }, age) : null),
-          h("div", { class: "meta" }, Triagem.chip(p.colour), h("span", { class: "status" }, t("status." + p.status)),
+          // Without a colour the status ("in triage") says it all.
+          h("div", { class: "meta" }, p.colour ? Triagem.chip(p.colour) : null, h("span", { class: "status" }, t("status." + p.status)),
             p.called_at ? h("span", { class: "since", dataset: { calledAt: p.called_at } }, t("since.call", { d: Triagem.duration(Triagem.since(p.called_at)) })) : null,
             p.no_shows ? h("span", { class: "noshows" }, t("noshow.count", { n: p.no_shows, max })) : null))),
       complaint(p),
