@@ -10,6 +10,8 @@
 //!   department behind one lock, the journal, the event streams and metrics.
 //!   A change runs under the lock, queues its changes on the journal before
 //!   releasing it, and is answered once they are committed.
+//! - [`reports`]: the standard ED measures, from what the journal keeps of
+//!   each visit, read on a connection of their own.
 //! - [`scheduler`], [`outbox`], [`maintenance`]: the background tasks
 //!   (escalation deadlines, webhook deliveries, purge and failure recovery);
 //!   and [`http`]: one route table from which the routes, the role check and
@@ -29,6 +31,7 @@ pub mod journal;
 pub(crate) mod maintenance;
 pub(crate) mod metrics;
 pub(crate) mod outbox;
+pub mod reports;
 pub(crate) mod scheduler;
 pub mod service;
 pub mod startup;

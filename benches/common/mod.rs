@@ -80,6 +80,10 @@ pub fn waiting_department(
                 closed_at: None,
                 contact: None,
                 updated_at: None,
+                admitted_unit: None,
+                first_triaged_at: None,
+                classified_max_wait_seconds: None,
+                first_call: None,
             }
         })
         .collect();

@@ -75,6 +75,7 @@ impl Department {
             }
             None => None,
         };
+        let max_wait = colour.as_deref().and_then(|c| self.max_wait_seconds(c));
         let arrived_at = match admission.arrived_at {
             Some(at) if at > now + ARRIVAL_FUTURE_TOLERANCE => {
                 return Err(DomainError::invalid(
@@ -151,6 +152,10 @@ impl Department {
             closed_at: None,
             contact: admission.contact,
             updated_at: Some(now),
+            admitted_unit: Some(unit_id.clone()),
+            first_triaged_at: colour.as_ref().map(|_| now),
+            classified_max_wait_seconds: max_wait,
+            first_call: None,
         };
         self.patients.insert(protocol, patient);
         self.enqueue(protocol);

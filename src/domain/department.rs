@@ -177,6 +177,12 @@ impl Department {
         self.patients.len()
     }
 
+    /// A colour's maximum wait in seconds, as configured now.
+    pub(super) fn max_wait_seconds(&self, colour: &str) -> Option<i64> {
+        let rank = self.scale.rank(colour)?;
+        Some(self.scale.colour(rank)?.max_wait.num_seconds())
+    }
+
     pub(super) fn rank(&self, colour: &str) -> Result<Rank, DomainError> {
         self.scale
             .rank(colour)

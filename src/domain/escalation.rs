@@ -102,6 +102,10 @@ pub struct Alert {
     pub max_wait_seconds: i64,
     pub arrived_at: DateTime<Utc>,
     pub fired_at: DateTime<Utc>,
+    /// When the wait first reached its maximum (level 1); reports time the
+    /// acknowledgement from here.
+    #[serde(default)]
+    pub breached_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub acknowledged_by: Option<String>,
     /// The level that was acknowledged; later levels are silenced only if it was a breach.
@@ -433,6 +437,9 @@ impl Escalation {
             a.level_label = level_label;
             a.state = AlertState::Firing;
             a.fired_at = now;
+            if kind == AlertKind::Breach && a.breached_at.is_none() {
+                a.breached_at = Some(now);
+            }
             a.waited_seconds = waited(a.arrived_at, now);
             // A breach after an acknowledged warning is a new fact, unacknowledged.
             a.acknowledged_at = None;
@@ -456,6 +463,7 @@ impl Escalation {
             max_wait_seconds: wait.max_wait_ms / 1000,
             arrived_at: wait.arrived_at,
             fired_at: now,
+            breached_at: (kind == AlertKind::Breach).then_some(now),
             acknowledged_at: None,
             acknowledged_by: None,
             acknowledged_level: None,

@@ -9,7 +9,9 @@ use super::admission::IDEMPOTENCY_WINDOW;
 use super::change::{Applied, Change};
 use super::escalation::Notification;
 use super::ids::{ColourId, UnitId};
-use super::patient::{LeaveReason, Outcome, Protocol, QueueKind, Status, NOTE_MAX_CHARS};
+use super::patient::{
+    FirstCall, LeaveReason, Outcome, Protocol, QueueKind, Status, NOTE_MAX_CHARS,
+};
 use super::scale::Rank;
 use super::view::{BoardCall, PatientView};
 use super::{Department, DomainError, SYSTEM_ACTOR};
@@ -36,12 +38,15 @@ impl Department {
             }
         }
         let was_queued = self.patient(protocol)?.status.queue().is_some();
+        let max_wait = self.max_wait_seconds(colour);
         self.unfile(protocol);
         let colour_id = colour.clone();
         let p = self.patient_mut(protocol)?;
         let from = p.colour.replace(colour_id.clone());
         p.status = Waiting;
         p.triaged_at = Some(now);
+        p.first_triaged_at.get_or_insert(now);
+        p.classified_max_wait_seconds = max_wait;
         p.room = None;
         p.called_from = None;
         p.wait_ended_at = None;
@@ -113,9 +118,19 @@ impl Department {
                 changes: Vec::new(),
             });
         };
-        self.patient(protocol)?;
+        let (max_wait, due) = self.deadline(self.patient(protocol)?);
         self.unfile(protocol);
         let p = self.patient_mut(protocol)?;
+        if kind == QueueKind::Treatment && p.first_call.is_none() {
+            p.first_call = Some(FirstCall {
+                at: now,
+                colour: p.colour.clone(),
+                clock_start: due - max_wait,
+                max_wait_seconds: p
+                    .classified_max_wait_seconds
+                    .unwrap_or(max_wait.num_seconds()),
+            });
+        }
         p.status = match kind {
             QueueKind::Triage => Status::InTriage,
             QueueKind::Treatment => Status::Called,

@@ -209,6 +209,16 @@ fn is_email(s: &str) -> bool {
         && !domain.ends_with('.')
 }
 
+/// The first call of a visit to the treatment queue: when, the colour then, when
+/// that colour's clock had started, and the maximum wait in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstCall {
+    pub at: DateTime<Utc>,
+    pub colour: Option<ColourId>,
+    pub clock_start: DateTime<Utc>,
+    pub max_wait_seconds: i64,
+}
+
 /// Text as a search compares it: accents dropped, lower case, single spaces
 /// (`José  da Conceição` → `jose da conceicao`).
 pub fn search_key(text: &str) -> String {
@@ -370,6 +380,19 @@ pub struct Patient {
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
+    /// The unit of admission: reports count the visit there, wherever it went later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_unit: Option<UnitId>,
+    /// The first classification (door-to-triage); `triaged_at` is the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_triaged_at: Option<DateTime<Utc>>,
+    /// The maximum wait, in seconds, of the colour given at the last
+    /// classification, as the config said then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classified_max_wait_seconds: Option<i64>,
+    /// The first call to the treatment queue, as reports need it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_call: Option<FirstCall>,
     /// The last change to the record (journaled before this field existed: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,

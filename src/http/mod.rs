@@ -11,6 +11,7 @@ mod openapi;
 mod pages;
 mod patients;
 mod portal;
+mod reports;
 mod routes;
 mod status;
 mod units;

@@ -70,6 +70,7 @@ impl Modify for BearerAuth {
         (name = "units", description = "Units, their queues, calls, boards and event streams"),
         (name = "alerts", description = "Escalation alerts"),
         (name = "portal", description = "The patient's follow-up of their own case"),
+        (name = "reports", description = "The standard ED measures of a period"),
         (name = "service", description = "The protocol, this document, metrics and health"),
     )
 )]

@@ -14,7 +14,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use utoipa::openapi::path::HttpMethod;
 
 use super::errors::{ApiError, Kind};
-use super::{alerts, events, openapi, pages, patients, portal, status, units};
+use super::{alerts, events, openapi, pages, patients, portal, reports, status, units};
 use crate::auth::{Authenticator, Denied, Role};
 
 pub const API_BASE: &str = "/api/v1";
@@ -39,6 +39,8 @@ const SCREENS: &[Role] = &[Reception, Triage, Clinician, Display];
 const QUEUE: &[Role] = &[Triage, Clinician, Display];
 const ALERTS: &[Role] = &[Clinician, Monitor];
 const MONITOR: &[Role] = &[Monitor];
+/// Reports are for managers' dashboards: monitor (and admin).
+const REPORTS: &[Role] = &[Monitor];
 const ANY: &[Role] = Role::ALL;
 
 /// Adds a documented route's operation (and the schemas it uses) to the document.
@@ -190,6 +192,24 @@ pub(crate) fn routes() -> &'static [Route] {
             ]),
             documented!(Roles(CLINICIAN), alerts::ack, alerts::__path_ack)
                 .problems(&[InvalidTransition]),
+            documented!(Roles(REPORTS), reports::summary, reports::__path_summary).problems(&[
+                Malformed,
+                NotFound,
+                Invalid,
+                Unavailable,
+            ]),
+            documented!(
+                Roles(REPORTS),
+                reports::summary_csv,
+                reports::__path_summary_csv
+            )
+            .problems(&[Malformed, NotFound, Invalid, Unavailable]),
+            documented!(Roles(REPORTS), reports::daily, reports::__path_daily).problems(&[
+                Malformed,
+                NotFound,
+                Invalid,
+                Unavailable,
+            ]),
             documented!(Roles(SCREENS), units::list, units::__path_list),
             documented!(Roles(SCREENS), units::protocol, units::__path_protocol),
             documented!(Roles(ANY), status::session, status::__path_session),

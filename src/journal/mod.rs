@@ -22,10 +22,13 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::domain::escalation::Alert;
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
-use crate::domain::patient::{document_key, search_key, Patient, Protocol, Status};
+use crate::domain::patient::{
+    document_key, search_key, FirstCall, LeaveReason, Outcome, Patient, Protocol, Status,
+};
 use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS};
-use crate::domain::{Channel, Message, RecentFact, UnitId};
+use crate::domain::{Channel, ColourId, Message, RecentFact, UnitId};
 
 pub const DB_FILE: &str = "triagem.sqlite3";
 /// Upper bound on commands in one transaction, so one commit's latency stays bounded.
@@ -88,6 +91,46 @@ pub struct PatientSearch {
     pub tickets_since: DateTime<Utc>,
     pub limit: usize,
 }
+
+/// What reports read of one visit (kept beside each patient's record).
+/// Visits journaled before these facts existed are approximated from the
+/// record: the last classification for the first, and so on.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReportFacts {
+    /// The unit of admission.
+    pub unit: UnitId,
+    pub arrived_at: DateTime<Utc>,
+    pub first_triaged_at: Option<DateTime<Utc>>,
+    /// The colour now (or when the visit ended).
+    pub colour: Option<ColourId>,
+    /// The maximum wait in force at the last classification.
+    pub classified_max_wait_seconds: Option<i64>,
+    pub first_call: Option<FirstCall>,
+    pub status: Status,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub outcome: Option<Outcome>,
+    pub leave_reason: Option<LeaveReason>,
+}
+
+impl ReportFacts {
+    pub fn of(p: &Patient) -> Self {
+        Self {
+            unit: p.admitted_unit.clone().unwrap_or_else(|| p.unit.clone()),
+            arrived_at: p.arrived_at,
+            first_triaged_at: p.first_triaged_at.or(p.triaged_at),
+            colour: p.colour.clone(),
+            classified_max_wait_seconds: p.classified_max_wait_seconds,
+            first_call: p.first_call.clone(),
+            status: p.status,
+            closed_at: p.closed_at,
+            outcome: p.outcome,
+            leave_reason: p.leave_reason,
+        }
+    }
+}
+
+/// The visits of a report's cohort and their alerts.
+pub type ReportData = (Vec<ReportFacts>, Vec<Alert>);
 
 /// One unsent message.
 #[derive(Debug, Clone, PartialEq)]
@@ -435,6 +478,37 @@ impl Journal {
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+
+    /// What reports read: the visits that arrived in `[from, to)` (in their
+    /// unit of admission, or all units) and the alerts of those visits. On a
+    /// connection of its own, so a long report holds up no other reader and
+    /// never the writer (WAL). Blocking.
+    pub fn report_data(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        unit: Option<&UnitId>,
+    ) -> Result<ReportData, JournalError> {
+        let conn = open_connection(&self.path)?;
+        conn.pragma_update(None, "query_only", true)?;
+        let unit = unit.map(|u| u.to_string());
+        let cohort = "FROM patients p WHERE p.arrived_at >= ?1 AND p.arrived_at < ?2
+                      AND (?3 IS NULL OR p.admitted_unit = ?3)";
+        let args = params![from.timestamp_millis(), to.timestamp_millis(), unit];
+        let mut stmt = conn.prepare(&format!("SELECT p.facts {cohort}"))?;
+        let visits = stmt
+            .query_map(args, |r| r.get::<_, String>(0))?
+            .map(|f| parse_json("report facts", &f?))
+            .collect::<Result<Vec<ReportFacts>, _>>()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT a.body FROM alerts a WHERE a.protocol IN (SELECT p.protocol {cohort})"
+        ))?;
+        let alerts = stmt
+            .query_map(args, |r| r.get::<_, String>(0))?
+            .map(|b| parse_json("alert", &b?))
+            .collect::<Result<Vec<Alert>, _>>()?;
+        Ok((visits, alerts))
     }
 
     /// The oldest unsent message of a channel. Blocking.

@@ -3,11 +3,11 @@
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::JournalError;
+use super::{JournalError, ReportFacts};
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::{Change, Outbox};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -83,6 +83,9 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     if version < 2 {
         add_search_columns(conn)?;
     }
+    if version < 4 {
+        add_report_columns(conn)?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     // Prefixes webhook delivery ids, so two databases never issue the same one.
     let instance: [u8; 8] = rand::random();
@@ -147,6 +150,37 @@ fn add_search_columns(conn: &Connection) -> Result<(), JournalError> {
     Ok(())
 }
 
+/// Version 4: what reports read of each visit, beside its record (a small JSON
+/// of [`ReportFacts`] and the unit of admission), so a 90-day report reads
+/// neither the whole records nor the events. Existing rows are filled in.
+fn add_report_columns(conn: &Connection) -> Result<(), JournalError> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('patients')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let tx = conn.unchecked_transaction()?;
+    for column in ["admitted_unit", "facts"] {
+        if !columns.iter().any(|c| c == column) {
+            tx.execute_batch(&format!("ALTER TABLE patients ADD COLUMN {column} TEXT"))?;
+        }
+    }
+    let rows: Vec<(i64, String)> = tx
+        .prepare("SELECT protocol, body FROM patients WHERE facts IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    {
+        let mut update =
+            tx.prepare("UPDATE patients SET admitted_unit = ?2, facts = ?3 WHERE protocol = ?1")?;
+        for (protocol, body) in rows {
+            let p: Patient = super::parse_json("patient", &body)?;
+            let facts = ReportFacts::of(&p);
+            update.execute(params![protocol, facts.unit.as_str(), json(&facts)?])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// The search columns of a patient's row.
 struct SearchColumns {
     name_key: String,
@@ -178,10 +212,12 @@ pub(super) fn apply(
     match change {
         Change::Patient(p) => {
             let s = SearchColumns::of(p);
+            let facts = ReportFacts::of(p);
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO patients(protocol, unit, status, closed_at, body,
-                     name_key, document_key, ticket, arrived_at, admitted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     name_key, document_key, ticket, arrived_at, admitted_at,
+                     admitted_unit, facts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 p.protocol.as_u64() as i64,
@@ -194,6 +230,8 @@ pub(super) fn apply(
                 p.ticket,
                 s.arrived_at,
                 s.admitted_at,
+                facts.unit.as_str(),
+                json(&facts)?,
             ])?;
         }
         Change::Event(e) => {

@@ -353,6 +353,26 @@ impl Service {
         self.blocking_read(move |j| j.messages_of(protocol)).await
     }
 
+    /// What a report reads of `period` (see [`crate::reports`]); never under
+    /// the department lock.
+    pub async fn report_data(
+        &self,
+        period: crate::reports::Period,
+        unit: Option<crate::domain::UnitId>,
+    ) -> Result<crate::journal::ReportData, ServiceError> {
+        if let Some(u) = &unit {
+            self.read(|d, _| d.unit(u).map(|_| ()))?;
+        }
+        let (from, to) = period.instants(self.shared.settings.time_zone);
+        self.blocking_read(move |j| j.report_data(from, to, unit.as_ref()))
+            .await
+    }
+
+    /// The department's settings (scale, time zone, …), as the config made them.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
     /// A journal read on a blocking thread, never under the domain lock.
     async fn blocking_read<T: Send + 'static>(
         &self,

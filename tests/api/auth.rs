@@ -206,6 +206,7 @@ fn problem_mismatch(r: &Resp, status: u16, code: &str) -> Option<String> {
 /// queue, the queue once per queue), plus the routes outside `/api/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ep {
+    Report,
     Admit,
     Search,
     Session,
@@ -233,7 +234,8 @@ enum Ep {
     Readyz,
 }
 
-const ENDPOINTS: [Ep; 25] = [
+const ENDPOINTS: [Ep; 26] = [
+    Ep::Report,
     Ep::Admit,
     Ep::Search,
     Ep::Session,
@@ -283,8 +285,8 @@ fn contract_allows(role: &str, ep: Ep) -> bool {
     let clinician_extra = [CallTreatment, Start, Finish, Transfer, Alerts, Ack];
     // "board, events, units, protocol, and the queue without names…"
     let display = [Board, Events, Units, Protocol, QueueTreatment, QueueTriage];
-    // "/metrics, alerts (read only)"
-    let monitor = [Metrics, Alerts];
+    // "/metrics, alerts (read only), reports"
+    let monitor = [Metrics, Alerts, Report];
     // Who the caller is: any token may ask.
     if matches!(ep, Healthz | Readyz | Session) {
         return true;
@@ -435,6 +437,7 @@ async fn prepare(app: &TestApp, admin: &str, alert: u64, ep: Ep) -> Prepared {
         Ep::Units => simple(Method::GET, api("/units".into())),
         Ep::Search => simple(Method::GET, api("/patients?q=Aguardando".into())),
         Ep::Session => simple(Method::GET, api("/session".into())),
+        Ep::Report => simple(Method::GET, api("/reports/summary".into())),
         Ep::Protocol => simple(Method::GET, api("/protocol".into())),
         Ep::Metrics => simple(Method::GET, "/metrics".into()),
         Ep::Healthz => simple(Method::GET, "/healthz".into()),

@@ -21,6 +21,7 @@ mod openapi;
 mod portal;
 mod queues;
 mod receivers;
+mod reports;
 mod restart;
 mod search;
 mod timing;

@@ -14,7 +14,10 @@ use triagem::clock::ManualClock;
 use crate::helpers::{protocol, start_time, TestApp, API, UNIT};
 
 /// Every endpoint under `/api/v1`, and those outside it.
-const CONTRACT: [(&str, &str); 27] = [
+const CONTRACT: [(&str, &str); 30] = [
+    ("get", "/api/v1/reports/summary"),
+    ("get", "/api/v1/reports/summary.csv"),
+    ("get", "/api/v1/reports/daily"),
     ("get", "/api/v1/track/{protocol}"),
     ("get", "/api/v1/patients/{protocol}/qr"),
     ("get", "/api/v1/patients/{protocol}/messages"),
