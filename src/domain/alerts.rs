@@ -19,10 +19,12 @@ impl Department {
         now: DateTime<Utc>,
     ) -> Vec<Change> {
         let mut changes = Vec::with_capacity(notes.len() * 4);
-        for n in notes {
+        for mut n in notes {
             let Some(p) = self.patients.get(&n.alert.protocol).cloned() else {
                 continue;
             };
+            // As `GET /alerts` shows it: receivers get the deadline too.
+            n.alert = self.alert_view(n.alert, now);
             let a = &n.alert;
             let details = json!({
                 "alert": a.id, "kind": a.kind, "level": a.level,
@@ -99,6 +101,11 @@ impl Department {
         if alert.level_label.is_empty() {
             alert.level_label.clone_from(&alert.level_name);
         }
+        alert.due_at = self
+            .patients
+            .get(&alert.protocol)
+            .filter(|p| alert.is_active() && p.status.queue().is_some())
+            .map(|p| self.deadline(p).1);
         if alert.is_active() {
             alert.waited_seconds = (now - alert.arrived_at).num_seconds().max(0);
         }

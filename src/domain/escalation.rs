@@ -111,6 +111,11 @@ pub struct Alert {
     /// The level that was acknowledged; later levels are silenced only if it was a breach.
     pub acknowledged_level: Option<u32>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// While the alert is active and the patient waits: their deadline, on the
+    /// colour's clock (as the patient view's `due_at`). Not kept: worked out
+    /// when the alert is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 impl Alert {
@@ -468,6 +473,7 @@ impl Escalation {
             acknowledged_by: None,
             acknowledged_level: None,
             resolved_at: None,
+            due_at: None,
         };
         self.alerts.insert(alert.id, alert.clone());
         alert

@@ -149,6 +149,9 @@ pub struct Summary {
     pub length_of_stay_seconds: LengthOfStay,
     pub left_without_being_seen: LeftWithoutBeingSeen,
     pub time_to_acknowledge_seconds: Stat,
+    /// Arrivals by local weekday (Monday first) and hour of day (0–23), for
+    /// staffing.
+    pub arrivals_by_hour: Vec<Vec<usize>>,
 }
 
 /// One day of `GET /api/v1/reports/daily`.
@@ -274,7 +277,19 @@ pub fn summary(
             rate: ratio(unseen.len(), arrivals),
         },
         time_to_acknowledge_seconds: Stat::of(acknowledged),
+        arrivals_by_hour: by_hour(visits, tz),
     }
+}
+
+fn by_hour(visits: &[ReportFacts], tz: Tz) -> Vec<Vec<usize>> {
+    use chrono::{Datelike, Timelike};
+    let mut grid = vec![vec![0; 24]; 7];
+    for v in visits {
+        let local = v.arrived_at.with_timezone(&tz);
+        let day = local.weekday().num_days_from_monday() as usize;
+        grid[day][local.hour() as usize] += 1;
+    }
+    grid
 }
 
 /// One entry per local day of the period, days without arrivals included.

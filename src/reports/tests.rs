@@ -130,6 +130,7 @@ fn alert(id: u64, breached: Option<i64>, acknowledged: Option<(i64, u32)>) -> Al
         acknowledged_by: None,
         acknowledged_level: acknowledged.map(|(_, l)| l),
         resolved_at: None,
+        due_at: None,
     }
 }
 
@@ -235,6 +236,10 @@ fn a_synthetic_day_gives_the_hand_counted_measures() {
         (1, 1, Some(0.2857))
     );
     assert_eq!(s.time_to_acknowledge_seconds, stat(1, 120, 120, 120));
+    // A Saturday; arrivals from 09:00 to 10:00 local.
+    let saturday = &s.arrivals_by_hour[5];
+    assert_eq!((saturday[9], saturday[10]), (6, 1));
+    assert_eq!(s.arrivals_by_hour.iter().flatten().sum::<usize>(), 7);
 }
 
 #[test]
