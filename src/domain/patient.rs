@@ -317,8 +317,20 @@ impl QueueKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Discharged,
     Admitted,
@@ -326,10 +338,28 @@ pub enum Outcome {
     Deceased,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
 )]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum LeaveReason {
     #[default]
     Lwbs,
@@ -341,12 +371,7 @@ pub enum LeaveReason {
 
 impl LeaveReason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            LeaveReason::Lwbs => "lwbs",
-            LeaveReason::Cancelled => "cancelled",
-            LeaveReason::Error => "error",
-            LeaveReason::NoShow => "no_show",
-        }
+        self.into()
     }
 }
 

@@ -129,6 +129,61 @@ impl ReportFacts {
     }
 }
 
+/// A row of the `visits` table, as read.
+struct VisitRow {
+    unit: String,
+    arrived_at: i64,
+    first_triaged_at: Option<i64>,
+    colour: Option<String>,
+    classified_max: Option<i64>,
+    call_at: Option<i64>,
+    call_colour: Option<String>,
+    call_clock_start: Option<i64>,
+    call_max: Option<i64>,
+    status: String,
+    closed_at: Option<i64>,
+    outcome: Option<String>,
+    leave_reason: Option<String>,
+}
+
+impl VisitRow {
+    fn facts(self) -> Result<ReportFacts, JournalError> {
+        let corrupt = |what: &str| JournalError::Corrupt(format!("visit {what}"));
+        let time = |ms: Option<i64>| ms.map(from_millis).transpose();
+        let colour = |c: Option<String>| {
+            c.map(|c| ColourId::try_from(c).map_err(|_| corrupt("colour")))
+                .transpose()
+        };
+        let first_call = match (self.call_at, self.call_clock_start, self.call_max) {
+            (Some(at), Some(start), Some(max)) => Some(FirstCall {
+                at: from_millis(at)?,
+                colour: colour(self.call_colour)?,
+                clock_start: from_millis(start)?,
+                max_wait_seconds: max,
+            }),
+            _ => None,
+        };
+        Ok(ReportFacts {
+            unit: UnitId::try_from(self.unit).map_err(|_| corrupt("unit"))?,
+            arrived_at: from_millis(self.arrived_at)?,
+            first_triaged_at: time(self.first_triaged_at)?,
+            colour: colour(self.colour)?,
+            classified_max_wait_seconds: self.classified_max,
+            first_call,
+            status: self.status.parse().map_err(|_| corrupt("status"))?,
+            closed_at: time(self.closed_at)?,
+            outcome: self
+                .outcome
+                .map(|o| o.parse().map_err(|_| corrupt("outcome")))
+                .transpose()?,
+            leave_reason: self
+                .leave_reason
+                .map(|r| r.parse().map_err(|_| corrupt("leave reason")))
+                .transpose()?,
+        })
+    }
+}
+
 /// The visits of a report's cohort and their alerts.
 pub type ReportData = (Vec<ReportFacts>, Vec<Alert>);
 
@@ -493,17 +548,38 @@ impl Journal {
         let conn = open_connection(&self.path)?;
         conn.pragma_update(None, "query_only", true)?;
         let unit = unit.map(|u| u.to_string());
-        let cohort = "FROM patients p WHERE p.arrived_at >= ?1 AND p.arrived_at < ?2
-                      AND (?3 IS NULL OR p.admitted_unit = ?3)";
+        let cohort = "FROM visits v WHERE v.arrived_at >= ?1 AND v.arrived_at < ?2
+                      AND (?3 IS NULL OR v.unit = ?3)";
         let args = params![from.timestamp_millis(), to.timestamp_millis(), unit];
-        let mut stmt = conn.prepare(&format!("SELECT p.facts {cohort}"))?;
-        let visits = stmt
-            .query_map(args, |r| r.get::<_, String>(0))?
-            .map(|f| parse_json("report facts", &f?))
-            .collect::<Result<Vec<ReportFacts>, _>>()?;
         let mut stmt = conn.prepare(&format!(
-            "SELECT a.body FROM alerts a WHERE a.protocol IN (SELECT p.protocol {cohort})"
+            "SELECT v.unit, v.arrived_at, v.first_triaged_at, v.colour, v.classified_max,
+                    v.call_at, v.call_colour, v.call_clock_start, v.call_max, v.status,
+                    v.closed_at, v.outcome, v.leave_reason {cohort}"
         ))?;
+        let visits = stmt
+            .query_map(args, |r| {
+                Ok(VisitRow {
+                    unit: r.get(0)?,
+                    arrived_at: r.get(1)?,
+                    first_triaged_at: r.get(2)?,
+                    colour: r.get(3)?,
+                    classified_max: r.get(4)?,
+                    call_at: r.get(5)?,
+                    call_colour: r.get(6)?,
+                    call_clock_start: r.get(7)?,
+                    call_max: r.get(8)?,
+                    status: r.get(9)?,
+                    closed_at: r.get(10)?,
+                    outcome: r.get(11)?,
+                    leave_reason: r.get(12)?,
+                })
+            })?
+            .map(|row| row?.facts())
+            .collect::<Result<Vec<ReportFacts>, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT a.body FROM alerts a JOIN visits v ON v.protocol = a.protocol
+             WHERE v.arrived_at >= ?1 AND v.arrived_at < ?2 AND (?3 IS NULL OR v.unit = ?3)",
+        )?;
         let alerts = stmt
             .query_map(args, |r| r.get::<_, String>(0))?
             .map(|b| parse_json("alert", &b?))

@@ -84,7 +84,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
         add_search_columns(conn)?;
     }
     if version < 4 {
-        add_report_columns(conn)?;
+        add_visits(conn)?;
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     // Prefixes webhook delivery ids, so two databases never issue the same one.
@@ -150,34 +150,74 @@ fn add_search_columns(conn: &Connection) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Version 4: what reports read of each visit, beside its record (a small JSON
-/// of [`ReportFacts`] and the unit of admission), so a 90-day report reads
-/// neither the whole records nor the events. Existing rows are filled in.
-fn add_report_columns(conn: &Connection) -> Result<(), JournalError> {
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('patients')")?
+/// Version 4: what reports read of each visit, in a narrow table of its own
+/// beside the records, so a 90-day report over half a million visits reads
+/// small rows and no JSON. Existing visits are filled in from their records.
+fn add_visits(conn: &Connection) -> Result<(), JournalError> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS visits (
+             protocol          INTEGER NOT NULL,
+             unit              TEXT NOT NULL,
+             arrived_at        INTEGER NOT NULL,
+             first_triaged_at  INTEGER,
+             colour            TEXT,
+             classified_max    INTEGER,
+             call_at           INTEGER,
+             call_colour       TEXT,
+             call_clock_start  INTEGER,
+             call_max          INTEGER,
+             status            TEXT NOT NULL,
+             closed_at         INTEGER,
+             outcome           TEXT,
+             leave_reason      TEXT,
+             -- Kept in arrival order: a period is one sequential range.
+             PRIMARY KEY (arrived_at, protocol)
+         ) WITHOUT ROWID;
+         CREATE UNIQUE INDEX IF NOT EXISTS visits_by_protocol ON visits(protocol);",
+    )?;
+    let bodies: Vec<String> = tx
+        .prepare("SELECT body FROM patients WHERE protocol NOT IN (SELECT protocol FROM visits)")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let tx = conn.unchecked_transaction()?;
-    for column in ["admitted_unit", "facts"] {
-        if !columns.iter().any(|c| c == column) {
-            tx.execute_batch(&format!("ALTER TABLE patients ADD COLUMN {column} TEXT"))?;
-        }
-    }
-    let rows: Vec<(i64, String)> = tx
-        .prepare("SELECT protocol, body FROM patients WHERE facts IS NULL")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    {
-        let mut update =
-            tx.prepare("UPDATE patients SET admitted_unit = ?2, facts = ?3 WHERE protocol = ?1")?;
-        for (protocol, body) in rows {
-            let p: Patient = super::parse_json("patient", &body)?;
-            let facts = ReportFacts::of(&p);
-            update.execute(params![protocol, facts.unit.as_str(), json(&facts)?])?;
-        }
+    for body in bodies {
+        let p: Patient = super::parse_json("patient", &body)?;
+        write_visit(&tx, &p)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+fn millis(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+/// A visit's row of the `visits` table, from its record.
+fn write_visit(tx: &Connection, p: &Patient) -> Result<(), JournalError> {
+    let f = ReportFacts::of(p);
+    let call = f.first_call.as_ref();
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO visits(protocol, unit, arrived_at, first_triaged_at, colour,
+             classified_max, call_at, call_colour, call_clock_start, call_max, status,
+             closed_at, outcome, leave_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        p.protocol.as_u64() as i64,
+        f.unit.as_str(),
+        f.arrived_at.timestamp_millis(),
+        millis(f.first_triaged_at),
+        f.colour.as_deref(),
+        f.classified_max_wait_seconds,
+        millis(call.map(|c| c.at)),
+        call.and_then(|c| c.colour.as_deref()),
+        millis(call.map(|c| c.clock_start)),
+        call.map(|c| c.max_wait_seconds),
+        f.status.as_str(),
+        millis(f.closed_at),
+        f.outcome.map(|o| o.as_str()),
+        f.leave_reason.map(|r| r.as_str()),
+    ])?;
     Ok(())
 }
 
@@ -212,12 +252,10 @@ pub(super) fn apply(
     match change {
         Change::Patient(p) => {
             let s = SearchColumns::of(p);
-            let facts = ReportFacts::of(p);
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO patients(protocol, unit, status, closed_at, body,
-                     name_key, document_key, ticket, arrived_at, admitted_at,
-                     admitted_unit, facts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     name_key, document_key, ticket, arrived_at, admitted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 p.protocol.as_u64() as i64,
@@ -230,9 +268,8 @@ pub(super) fn apply(
                 p.ticket,
                 s.arrived_at,
                 s.admitted_at,
-                facts.unit.as_str(),
-                json(&facts)?,
             ])?;
+            write_visit(tx, p)?;
         }
         Change::Event(e) => {
             let display = e.display.as_ref().map(json).transpose()?;
@@ -349,7 +386,9 @@ pub(super) fn apply(
             let mut events = tx.prepare_cached("DELETE FROM events WHERE protocol = ?1")?;
             // Messages hold the contact: they go with the patient, sent or not.
             let mut messages = tx.prepare_cached("DELETE FROM messages WHERE protocol = ?1")?;
+            let mut visits = tx.prepare_cached("DELETE FROM visits WHERE protocol = ?1")?;
             for p in protocols {
+                visits.execute(params![p.as_u64() as i64])?;
                 patients.execute(params![p.as_u64() as i64])?;
                 events.execute(params![p.as_u64() as i64])?;
                 messages.execute(params![p.as_u64() as i64])?;
