@@ -798,6 +798,10 @@ impl Writer {
         if self.inject_failure {
             return Err(JournalError::Corrupt("injected commit failure".into()));
         }
+        #[cfg(feature = "planted-fault")]
+        if planted_fault_skips(batch) {
+            return Ok(()); // acknowledged, never written: what the soak's checker must catch
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -835,6 +839,22 @@ impl Writer {
         tracing::info!("journal writable again; state reloaded");
         Ok(snapshot)
     }
+}
+
+/// A planted fault for the chaos soak (`benches/soak.rs`, feature
+/// `planted-fault`, never in a normal build): once per process, the first batch
+/// from the 500th on that admits someone is acknowledged without being committed.
+#[cfg(feature = "planted-fault")]
+fn planted_fault_skips(batch: &[(Vec<Change>, Reply)]) -> bool {
+    use std::sync::atomic::AtomicU64;
+    static BATCHES: AtomicU64 = AtomicU64::new(0);
+    static PLANTED: AtomicBool = AtomicBool::new(false);
+    let n = BATCHES.fetch_add(1, Ordering::Relaxed) + 1;
+    let admits = batch
+        .iter()
+        .flat_map(|(changes, _)| changes)
+        .any(|c| matches!(c, Change::Sequence(_)));
+    n >= 500 && admits && !PLANTED.swap(true, Ordering::Relaxed)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, JournalError> {
