@@ -491,10 +491,7 @@ impl Sim {
             .dept
             .admit(&self.unit, admission, None, ACTOR, now)
             .expect("admit");
-        let protocol = applied.value["protocol"]
-            .as_str()
-            .and_then(|p| Protocol::parse(p).ok())
-            .expect("the admission answers with its protocol");
+        let protocol = applied.value.protocol;
         self.by_protocol.insert(protocol, i);
         let p = &mut self.patients[i];
         p.protocol = Some(protocol);

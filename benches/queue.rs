@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 
 use triagem::config::Config;
 use triagem::domain::patient::{LeaveReason, Protocol, QueueKind};
-use triagem::domain::{Admission, Change, Department};
+use triagem::domain::{Admission, Admitted, Change, Department};
 use triagem::journal::Journal;
 
 mod common;
@@ -104,11 +104,8 @@ impl Fixture {
     }
 }
 
-fn protocol_of(view: &serde_json::Value) -> Protocol {
-    view["protocol"]
-        .as_str()
-        .and_then(|p| Protocol::parse(p).ok())
-        .expect("the admission answers with its protocol")
+fn protocol_of(admitted: &Admitted) -> Protocol {
+    admitted.protocol
 }
 
 fn bench_department(c: &mut Criterion, config: &Config, n: usize, label: &str) {

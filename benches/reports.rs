@@ -39,7 +39,7 @@ fn visit(i: usize, rng: &mut StdRng) -> (Patient, Option<Alert>) {
     let triaged = arrived + TimeDelta::seconds(rng.gen_range(60..900));
     let called = triaged + TimeDelta::seconds(rng.gen_range(0..2 * max_wait.max(300)));
     let closed = called + TimeDelta::seconds(rng.gen_range(600..14_400));
-    let unit = UnitId::parse(if i % 3 == 0 { "obs" } else { "pa" }).unwrap();
+    let unit = UnitId::parse(if i.is_multiple_of(3) { "obs" } else { "pa" }).unwrap();
     let colour = ColourId::parse(colour).unwrap();
     let protocol = Protocol::new(2026, i as u64 + 1).unwrap();
     let left = rng.gen_range(0..100) < 3;
@@ -61,7 +61,7 @@ fn visit(i: usize, rng: &mut StdRng) -> (Patient, Option<Alert>) {
         room: None,
         called_from: None,
         no_shows: 0,
-        outcome: (!left).then_some(if i % 7 == 0 {
+        outcome: (!left).then_some(if i.is_multiple_of(7) {
             Outcome::Admitted
         } else {
             Outcome::Discharged

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 
 use triagem::clock::{Clock, ManualClock};
 use triagem::config::Config;
-use triagem::domain::patient::{LeaveReason, Protocol, QueueKind};
+use triagem::domain::patient::{LeaveReason, QueueKind};
 use triagem::domain::{Admission, Department};
 
 mod common;
@@ -99,12 +99,6 @@ fn red_admission(i: u64) -> Admission {
     }
 }
 
-fn protocol_of(view: &serde_json::Value) -> Protocol {
-    view["protocol"]
-        .as_str()
-        .and_then(|p| Protocol::parse(p).ok())
-        .expect("the admission answers with its protocol")
-}
 
 fn bench_wake(c: &mut Criterion, config: &Config, n: usize, label: &str) {
     let build = Instant::now();
@@ -168,7 +162,7 @@ fn bench_wake(c: &mut Criterion, config: &Config, n: usize, label: &str) {
                     .lock()
                     .admit(&unit(), red_admission(admitted), None, ACTOR, now)
                     .expect("admit");
-                let protocol = protocol_of(&applied.value);
+                let protocol = applied.value.protocol;
                 let start = Instant::now();
                 let (fired, sleep) = s.wake();
                 total += start.elapsed();

@@ -3,6 +3,9 @@
 //! start-up does), because admitting them one by one would cost O(n) each for
 //! the position in the admission's answer.
 
+// Each bench uses some of these helpers; the rest are dead code in its crate.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};

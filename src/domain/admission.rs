@@ -9,8 +9,9 @@ use super::change::{Applied, Change, IdempotencyRecord};
 use super::ids::{ColourId, UnitId};
 use super::numbering::format_ticket;
 use super::patient::{
-    Contact, Patient, PatientName, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS,
+    Contact, Patient, PatientName, Protocol, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS,
 };
+use super::view::PatientView;
 use super::{Department, DomainError};
 
 /// How far in the future an `arrived_at` may be (clock skew between desk and server).
@@ -34,6 +35,32 @@ pub struct Admission {
     pub contact: Option<Contact>,
 }
 
+/// What an admission answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub protocol: Protocol,
+    pub answer: Answer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// A new patient; serialized by the caller, outside the department's lock.
+    New(Box<PatientView>),
+    /// An `Idempotency-Key` seen within its window: the first answer's JSON.
+    Replay(String),
+}
+
+impl Admitted {
+    /// The answer's JSON body.
+    pub fn to_json(&self) -> String {
+        match &self.answer {
+            // A view is plain data: serializing it cannot fail.
+            Answer::New(view) => serde_json::to_string(view).unwrap_or_default(),
+            Answer::Replay(json) => json.clone(),
+        }
+    }
+}
+
 impl Department {
     /// Registers an arrival: a protocol number and ticket at once, then the queue.
     pub fn admit(
@@ -43,7 +70,7 @@ impl Department {
         idempotency_key: Option<&str>,
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<Applied<serde_json::Value>, DomainError> {
+    ) -> Result<Applied<Admitted>, DomainError> {
         let ui = self.unit_idx(unit_id)?;
         if let Some(key) = idempotency_key {
             if key.is_empty()
@@ -60,7 +87,10 @@ impl Department {
             if let Some(rec) = self.idempotency.get(key) {
                 if rec.created_at + IDEMPOTENCY_WINDOW > now {
                     return Ok(Applied {
-                        value: rec.response.clone(),
+                        value: Admitted {
+                            protocol: rec.protocol,
+                            answer: Answer::Replay(rec.response.clone()),
+                        },
                         changes: Vec::new(),
                     });
                 }
@@ -174,20 +204,22 @@ impl Department {
             json!({"ticket": ticket, "colour": colour, "arrived_at": arrived_at}),
             now,
         ));
-        let response = serde_json::to_value(self.view(&self.patients[&protocol], now))
-            .unwrap_or(serde_json::Value::Null);
+        let admitted = Admitted {
+            protocol,
+            answer: Answer::New(Box::new(self.view(&self.patients[&protocol], now))),
+        };
         if let Some(key) = idempotency_key {
             let rec = IdempotencyRecord {
                 key: key.to_owned(),
                 created_at: now,
                 protocol,
-                response: response.clone(),
+                response: admitted.to_json(),
             };
             self.idempotency.insert(key.to_owned(), rec.clone());
             changes.push(Change::Idempotency(rec));
         }
         Ok(Applied {
-            value: response,
+            value: admitted,
             changes,
         })
     }

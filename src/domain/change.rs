@@ -23,7 +23,7 @@ pub struct Applied<T> {
 #[derive(Debug, Clone)]
 pub enum Change {
     Patient(Box<Patient>),
-    Event(AuditEvent),
+    Event(Box<AuditEvent>),
     Sequence(ProtocolSequence),
     Tickets {
         unit: UnitId,
@@ -115,7 +115,8 @@ pub struct IdempotencyRecord {
     pub key: String,
     pub created_at: DateTime<Utc>,
     pub protocol: Protocol,
-    pub response: serde_json::Value,
+    /// The first answer's JSON, as sent: a replay sends the same bytes.
+    pub response: String,
 }
 
 /// What the journal hands back at start-up.

@@ -303,7 +303,7 @@ impl Department {
         now: DateTime<Utc>,
     ) -> Change {
         self.last_event_id += 1;
-        Change::Event(AuditEvent {
+        Change::Event(Box::new(AuditEvent {
             id: self.last_event_id,
             protocol: p.protocol,
             unit: p.unit.clone(),
@@ -312,7 +312,7 @@ impl Department {
             actor: actor.to_owned(),
             details,
             display,
-        })
+        }))
     }
 
     /// The patient's record and an audit entry, the two changes every transition makes.

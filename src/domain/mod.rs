@@ -22,13 +22,14 @@ pub mod patient;
 pub mod queue;
 mod registry;
 mod scale;
+mod stored_time;
 mod unit;
 mod view;
 
 use chrono::TimeDelta;
 use chrono_tz::Tz;
 
-pub use admission::Admission;
+pub use admission::{Admission, Admitted, Answer};
 pub use change::{
     Applied, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Outbox, RecentFact, Snapshot,
 };

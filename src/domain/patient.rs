@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ids::{ColourId, UnitId};
+use super::stored_time;
 
 /// Digits of the per-year sequence inside a protocol number.
 pub const SEQUENCE_DIGITS: u32 = 13;
@@ -213,8 +214,10 @@ fn is_email(s: &str) -> bool {
 /// that colour's clock had started, and the maximum wait in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstCall {
+    #[serde(with = "stored_time")]
     pub at: DateTime<Utc>,
     pub colour: Option<ColourId>,
+    #[serde(with = "stored_time")]
     pub clock_start: DateTime<Utc>,
     pub max_wait_seconds: i64,
 }
@@ -375,33 +378,70 @@ impl LeaveReason {
     }
 }
 
-/// Everything the service knows about one visit. Stored whole in the journal.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Everything the service knows about one visit. Stored whole in the journal,
+/// as compact JSON: times in milliseconds, absent fields left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Patient {
     pub protocol: Protocol,
     pub ticket: String,
     pub unit: UnitId,
     pub name: PatientName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colour: Option<ColourId>,
     pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complaint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<String>,
+    #[serde(with = "stored_time")]
     pub arrived_at: DateTime<Utc>,
+    #[serde(with = "stored_time")]
     pub admitted_at: DateTime<Utc>,
+    #[serde(
+        with = "stored_time::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub triaged_at: Option<DateTime<Utc>>,
     /// The last call to a room (triage or treatment); recalls do not move it.
+    #[serde(
+        with = "stored_time::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub called_at: Option<DateTime<Utc>>,
     /// When the patient last left a queue; `None` while in one.
+    #[serde(
+        with = "stored_time::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub wait_ended_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
     /// The queue the patient was last called from, while called or in triage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub called_from: Option<QueueKind>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub no_shows: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leave_reason: Option<LeaveReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triage_note: Option<String>,
     /// When the patient reached a terminal status; retention counts from here.
+    #[serde(
+        with = "stored_time::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<Contact>,
@@ -409,7 +449,11 @@ pub struct Patient {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_unit: Option<UnitId>,
     /// The first classification (door-to-triage); `triaged_at` is the last.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "stored_time::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_triaged_at: Option<DateTime<Utc>>,
     /// The maximum wait, in seconds, of the colour given at the last
     /// classification, as the config said then.
@@ -419,6 +463,10 @@ pub struct Patient {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_call: Option<FirstCall>,
     /// The last change to the record (journaled before this field existed: none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "stored_time::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub updated_at: Option<DateTime<Utc>>,
 }

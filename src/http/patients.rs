@@ -128,17 +128,16 @@ pub async fn admit(
         document: b.document,
     };
     let actor = caller.name();
-    let view = service
+    let admitted = service
         .execute(|d, now| d.admit(&unit, admission, key.as_deref(), actor, now))
         .await?;
-    let location = view
-        .get("protocol")
-        .and_then(|p| p.as_str())
-        .map(|p| format!("{API_BASE}/patients/{p}"))
-        .unwrap_or_default();
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, location))
-        .json(view))
+        .insert_header((
+            header::LOCATION,
+            format!("{API_BASE}/patients/{}", admitted.protocol),
+        ))
+        .content_type(actix_web::mime::APPLICATION_JSON)
+        .body(admitted.to_json()))
 }
 
 /// A patient by protocol number

@@ -805,11 +805,11 @@ impl Writer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (changes, _) in batch {
-            for change in changes {
-                schema::apply(&tx, change, self.receivers)?;
-            }
-        }
+        schema::apply_all(
+            &tx,
+            batch.iter().flat_map(|(changes, _)| changes),
+            self.receivers,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -951,7 +951,7 @@ fn load_snapshot(conn: &Connection) -> Result<Snapshot, JournalError> {
                 key: row.get(0)?,
                 created_at: from_millis(row.get(1)?)?,
                 protocol,
-                response: parse_json("idempotency response", &row.get::<_, String>(3)?)?,
+                response: row.get(3)?,
             });
         }
     }

@@ -244,11 +244,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, JournalError> {
     serde_json::to_string(v).map_err(|e| JournalError::Corrupt(e.to_string()))
 }
 
-pub(super) fn apply(
-    tx: &Transaction<'_>,
-    change: &Change,
-    receivers: usize,
-) -> Result<(), JournalError> {
+fn apply(tx: &Transaction<'_>, change: &Change, receivers: usize) -> Result<(), JournalError> {
     match change {
         Change::Patient(p) => {
             let s = SearchColumns::of(p);
@@ -367,7 +363,7 @@ pub(super) fn apply(
                 rec.key,
                 rec.created_at.timestamp_millis(),
                 rec.protocol.as_u64() as i64,
-                json(&rec.response)?,
+                rec.response,
             ])?;
         }
         Change::Purge {
@@ -398,6 +394,36 @@ pub(super) fn apply(
                 params![idempotency_before.timestamp_millis()],
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Writes a group commit's changes. The counters move with nearly every
+/// admission and only their last values matter, so each is written once per
+/// commit (the counters table is read by nothing else, so order does not).
+pub(super) fn apply_all<'a>(
+    tx: &Transaction<'_>,
+    changes: impl Iterator<Item = &'a Change>,
+    receivers: usize,
+) -> Result<(), JournalError> {
+    let mut sequence = None;
+    let mut tickets: Vec<&'a Change> = Vec::new();
+    for change in changes {
+        match change {
+            Change::Sequence(_) => sequence = Some(change),
+            Change::Tickets { unit, .. } => {
+                let same =
+                    |c: &&mut &Change| matches!(c, Change::Tickets { unit: u, .. } if u == unit);
+                match tickets.iter_mut().find(same) {
+                    Some(last) => *last = change,
+                    None => tickets.push(change),
+                }
+            }
+            _ => apply(tx, change, receivers)?,
+        }
+    }
+    for change in sequence.into_iter().chain(tickets) {
+        apply(tx, change, receivers)?;
     }
     Ok(())
 }

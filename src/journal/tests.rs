@@ -153,7 +153,8 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
         .admit(&unit_id("pa"), admission("D", None), None, "desk", now())
         .unwrap();
     assert_eq!(
-        next.value["protocol"], "20260000000000002",
+        next.value.protocol.to_string(),
+        "20260000000000002",
         "no number skipped"
     );
     journal.submit(next.changes).wait_blocking().unwrap();
@@ -167,7 +168,7 @@ fn history_lists_a_patients_events_oldest_first() {
     let a = d
         .admit(&unit_id("pa"), admission("A", None), None, "desk", now())
         .unwrap();
-    let protocol = Protocol::parse(a.value["protocol"].as_str().unwrap()).unwrap();
+    let protocol = a.value.protocol;
     journal.submit(a.changes).wait_blocking().unwrap();
     let t = d
         .triage(protocol, &colour_id("yellow"), None, "nurse", now())
@@ -196,7 +197,7 @@ fn purge_removes_patients_and_their_history() {
             now(),
         )
         .unwrap();
-    let protocol = Protocol::parse(a.value["protocol"].as_str().unwrap()).unwrap();
+    let protocol = a.value.protocol;
     journal.submit(a.changes).wait_blocking().unwrap();
     let l = d
         .leave(

@@ -32,10 +32,10 @@ fn service() -> (Service, tempfile::TempDir) {
 }
 
 async fn admit(service: &Service, name: &str) -> Result<String, ServiceError> {
-    let view = service
+    let admitted = service
         .execute(|d, now| d.admit(&unit_id("pa"), admission(name), None, "desk", now))
         .await?;
-    Ok(view["protocol"].as_str().unwrap().to_owned())
+    Ok(admitted.protocol.to_string())
 }
 
 fn waiting(service: &Service) -> Result<usize, ServiceError> {
