@@ -99,7 +99,6 @@ fn red_admission(i: u64) -> Admission {
     }
 }
 
-
 fn bench_wake(c: &mut Criterion, config: &Config, n: usize, label: &str) {
     let build = Instant::now();
     let s = Scheduler {
