@@ -52,8 +52,8 @@
 //! of src/domain/estimate.rs, [`estimate`]), to find parameters that cover
 //! 80 % for green and blue without absurd ranges. The copy is checked
 //! against the domain's answers on every observation: it must match
-//! [`CURRENT`] or [`RECOMMENDED`]; after a change to src/domain/estimate.rs,
-//! update them here.
+//! [`CURRENT`] (or [`BEFORE`]); after a change to src/domain/estimate.rs,
+//! update it here.
 //!
 //! Options (after `--`): `--seed N` replays other days (the figures in
 //! RESULTS.md use 0); `--diagnose` shows where the domain's formula misses
@@ -729,9 +729,9 @@ struct Params {
     colour_pace: bool,
 }
 
-/// The constants of src/domain/estimate.rs at the time of writing.
-const CURRENT: Params = Params {
-    name: "current: 2 h, SPREAD 1.5, MIN_RELATIVE_SPREAD 0.35, MAX_URGENT_SHARE 0.75",
+/// The constants src/domain/estimate.rs had when this bench was written.
+const BEFORE: Params = Params {
+    name: "before: 2 h, SPREAD 1.5, MIN_RELATIVE_SPREAD 0.35, MAX_URGENT_SHARE 0.75",
     window: 2 * 3600,
     min_calls: 5,
     spread: 1.5,
@@ -742,12 +742,13 @@ const CURRENT: Params = Params {
     colour_pace: false,
 };
 
-/// The change recommended in benches/RESULTS.md: two constants.
-const RECOMMENDED: Params = Params {
-    name: "recommended: MAX_URGENT_SHARE 0.5, MIN_RELATIVE_SPREAD 0.8",
+/// The constants of src/domain/estimate.rs now: the change this bench
+/// recommended (benches/RESULTS.md, section 7), two constants.
+const CURRENT: Params = Params {
+    name: "current: MAX_URGENT_SHARE 0.5, MIN_RELATIVE_SPREAD 0.8",
     max_urgent_share: 0.5,
     min_relative_spread: 0.8,
-    ..CURRENT
+    ..BEFORE
 };
 
 /// The other variants tried (benches/RESULTS.md says what they showed).
@@ -756,54 +757,54 @@ fn tried() -> Vec<Params> {
         Params {
             name: "calls / time someone waited",
             rate: Rate::WhileWaiting,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "busy gaps",
             rate: Rate::BusyGaps { min: 5 },
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "room cycles",
             rate: Rate::RoomCycles { min: 3 },
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "capacity (rooms / mean visit)",
             rate: Rate::Capacity { min: 3 },
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "leaves count as progress",
             leaves: true,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "capacity + leaves",
             rate: Rate::Capacity { min: 3 },
             leaves: true,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "colour's own pace",
             colour_pace: true,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "MIN_RELATIVE_SPREAD 0.8 alone",
             min_relative_spread: 0.8,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "MAX_URGENT_SHARE 0.5 alone",
             max_urgent_share: 0.5,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "MAX_URGENT_SHARE 0.4, MIN_RELATIVE_SPREAD 0.8",
             max_urgent_share: 0.4,
             min_relative_spread: 0.8,
-            ..CURRENT
+            ..BEFORE
         },
         Params {
             name: "capacity, 3 h, MAX_URGENT_SHARE 0.5, MIN_RELATIVE_SPREAD 0.8",
@@ -811,7 +812,7 @@ fn tried() -> Vec<Params> {
             window: 3 * 3600,
             max_urgent_share: 0.5,
             min_relative_spread: 0.8,
-            ..CURRENT
+            ..BEFORE
         },
     ]
 }
@@ -1297,7 +1298,7 @@ fn grid(runs: &[Run], out: &mut String) {
                                 max_urgent_share,
                                 rate,
                                 leaves,
-                                ..CURRENT
+                                ..BEFORE
                             };
                             let cells: Vec<(f64, f64)> = runs
                                 .iter()
@@ -1366,7 +1367,7 @@ fn main() {
     ];
 
     // Which formula does the domain use? The copy must match it on every look.
-    let domain = [CURRENT, RECOMMENDED]
+    let domain = [CURRENT, BEFORE]
         .into_iter()
         .find(|p| {
             runs.iter().all(|run| {
@@ -1375,7 +1376,7 @@ fn main() {
                     .all(|o| estimate(p, &run.logs, o) == o.domain)
             })
         })
-        .expect("src/domain/estimate.rs matches neither CURRENT nor RECOMMENDED: update them here");
+        .expect("src/domain/estimate.rs matches neither CURRENT nor BEFORE: update CURRENT here");
 
     let mut out = String::new();
     writeln!(
@@ -1388,14 +1389,18 @@ fn main() {
     accuracy(&runs, None, false, &mut out);
     writeln!(out, "### Department::estimate, on joining the queue only\n").unwrap();
     accuracy(&runs, None, true, &mut out);
-    if domain.name != RECOMMENDED.name {
-        writeln!(out, "### {}, every look\n", RECOMMENDED.name).unwrap();
-        accuracy(&runs, Some(&RECOMMENDED), false, &mut out);
-        writeln!(out, "### {}, on joining the queue only\n", RECOMMENDED.name).unwrap();
-        accuracy(&runs, Some(&RECOMMENDED), true, &mut out);
-    }
+    // The other of the two, for comparison.
+    let other = if domain.name == CURRENT.name {
+        BEFORE
+    } else {
+        CURRENT
+    };
+    writeln!(out, "### {}, every look\n", other.name).unwrap();
+    accuracy(&runs, Some(&other), false, &mut out);
+    writeln!(out, "### {}, on joining the queue only\n", other.name).unwrap();
+    accuracy(&runs, Some(&other), true, &mut out);
     writeln!(out, "### Variants tried, same looks\n").unwrap();
-    let mut list = vec![CURRENT, RECOMMENDED];
+    let mut list = vec![CURRENT, BEFORE];
     list.extend(tried());
     variants(&runs, &list, &mut out);
     if flag("--diagnose") {
