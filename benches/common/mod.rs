@@ -56,7 +56,7 @@ pub fn waiting_department(
 ) -> Department {
     let now = base_time();
     let step = span / n as i32;
-    let patients = (0..n)
+    let patients: Vec<Patient> = (0..n)
         .map(|i| {
             let arrived_at = now - span + step * i as i32;
             Patient {
@@ -91,7 +91,7 @@ pub fn waiting_department(
         })
         .collect();
     let snapshot = Snapshot {
-        patients,
+        patients: patients.into(),
         sequence: Some(ProtocolSequence {
             year: 2026,
             last: n as u64,

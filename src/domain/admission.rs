@@ -72,6 +72,8 @@ impl Department {
         now: DateTime<Utc>,
     ) -> Result<Applied<Admitted>, DomainError> {
         let ui = self.unit_idx(unit_id)?;
+        // The config's copy, shared by every patient of the unit (see `ids`).
+        let unit_id = &self.units[ui].settings.id.clone();
         if let Some(key) = idempotency_key {
             if key.is_empty()
                 || key.len() > IDEMPOTENCY_KEY_MAX_LEN
@@ -99,10 +101,7 @@ impl Department {
         let name = PatientName::parse(&admission.name)
             .map_err(|e| DomainError::invalid("name", e.to_string()))?;
         let colour = match admission.colour {
-            Some(c) => {
-                self.rank(&c)?;
-                Some(c)
-            }
+            Some(c) => Some(self.colour_id(&c)?),
             None => None,
         };
         let max_wait = colour.as_deref().and_then(|c| self.max_wait_seconds(c));

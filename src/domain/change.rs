@@ -122,7 +122,7 @@ pub struct IdempotencyRecord {
 /// What the journal hands back at start-up.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub patients: Vec<Patient>,
+    pub patients: PatientFeed,
     pub sequence: Option<ProtocolSequence>,
     pub tickets: Vec<(String, TicketCounter)>,
     pub idempotency: Vec<IdempotencyRecord>,
@@ -136,6 +136,61 @@ pub struct Snapshot {
     pub check_secret: Vec<u8>,
     /// Recent calls and entries per unit, oldest first, for wait estimates.
     pub recent: Vec<(String, DateTime<Utc>, RecentFact)>,
+}
+
+/// A snapshot's patients: a list, or batches read and decoded on another
+/// thread while the caller rebuilds the queues from the batches before
+/// (start-up with a million waiting is then about as long as the slower of the
+/// two, not their sum).
+#[derive(Debug)]
+pub struct PatientFeed(Feed);
+
+#[derive(Debug)]
+enum Feed {
+    List(Vec<Patient>),
+    Batches(std::sync::mpsc::Receiver<Result<Vec<Patient>, String>>),
+}
+
+impl PatientFeed {
+    /// Batches as they arrive; an error (the reader's message) ends the feed.
+    pub fn from_batches(rx: std::sync::mpsc::Receiver<Result<Vec<Patient>, String>>) -> Self {
+        Self(Feed::Batches(rx))
+    }
+
+    pub fn batches(self) -> impl Iterator<Item = Result<Vec<Patient>, String>> {
+        let (list, rx) = match self.0 {
+            Feed::List(list) => (Some(Ok(list)), None),
+            Feed::Batches(rx) => (None, Some(rx)),
+        };
+        list.into_iter().chain(rx.into_iter().flatten())
+    }
+
+    /// Every patient (tests, tools).
+    pub fn into_vec(self) -> Result<Vec<Patient>, String> {
+        let mut all = Vec::new();
+        for batch in self.batches() {
+            all.extend(batch?);
+        }
+        Ok(all)
+    }
+}
+
+impl Default for PatientFeed {
+    fn default() -> Self {
+        Self(Feed::List(Vec::new()))
+    }
+}
+
+impl FromIterator<Patient> for PatientFeed {
+    fn from_iter<I: IntoIterator<Item = Patient>>(iter: I) -> Self {
+        Self(Feed::List(iter.into_iter().collect()))
+    }
+}
+
+impl From<Vec<Patient>> for PatientFeed {
+    fn from(list: Vec<Patient>) -> Self {
+        Self(Feed::List(list))
+    }
 }
 
 /// A past event as wait estimates need it.

@@ -43,6 +43,8 @@ pub struct Department {
 pub enum RestoreError {
     #[error("the journal holds patient {protocol} in unit `{unit}`, which is not in the config; put the unit back or transfer its patients first")]
     UnknownUnit { protocol: Protocol, unit: UnitId },
+    #[error("cannot read the journal's patients: {0}")]
+    Read(String),
 }
 
 impl Department {
@@ -107,38 +109,63 @@ impl Department {
         }
         d.escalation.restore_alerts(snapshot.alerts);
         d.escalation.set_last_alert_id(snapshot.last_alert_id);
-        for mut p in snapshot.patients {
-            if !d.unit_index.contains_key(&p.unit) {
-                return Err(RestoreError::UnknownUnit {
-                    protocol: p.protocol,
-                    unit: p.unit,
-                });
-            }
-            // A colour removed from the config must not drop a patient from the
-            // queue: treat it as the most urgent so a clinician sees it first.
-            if let Some(c) = &p.colour {
-                if d.scale.rank(c).is_none() {
-                    let most_urgent = d.scale.colours.first().map(|c| c.id.clone());
-                    tracing::warn!(protocol = %p.protocol, colour = %c, "colour no longer configured; queued as most urgent");
-                    p.colour = most_urgent;
-                }
-            }
-            let protocol = p.protocol;
-            let queued = p.status.queue().is_some();
-            d.patients.insert(protocol, p);
-            d.file(protocol);
-            if queued {
-                let wait = d.wait_context(&d.patients[&protocol]);
-                match active.get(&protocol) {
-                    Some(alert) => d.escalation.resume(protocol, wait, alert),
-                    None => d.escalation.enter(protocol, wait),
-                }
+        for batch in snapshot.patients.batches() {
+            for p in batch.map_err(RestoreError::Read)? {
+                d.restore_patient(p, &active)?;
             }
         }
         for rec in snapshot.idempotency {
             d.idempotency.insert(rec.key.clone(), rec);
         }
         Ok(d)
+    }
+
+    /// One patient of a snapshot, into its queue and under escalation.
+    fn restore_patient(
+        &mut self,
+        mut p: Patient,
+        active: &HashMap<Protocol, Alert>,
+    ) -> Result<(), RestoreError> {
+        if !self.unit_index.contains_key(&p.unit) {
+            return Err(RestoreError::UnknownUnit {
+                protocol: p.protocol,
+                unit: p.unit,
+            });
+        }
+        // A colour removed from the config must not drop a patient from the
+        // queue: treat it as the most urgent so a clinician sees it first.
+        if let Some(c) = &p.colour {
+            match self.scale.rank(c) {
+                Some(rank) => p.colour = Some(self.scale.colours[rank].id.clone()),
+                None => {
+                    let most_urgent = self.scale.colours.first().map(|c| c.id.clone());
+                    tracing::warn!(protocol = %p.protocol, colour = %c, "colour no longer configured; queued as most urgent");
+                    p.colour = most_urgent;
+                }
+            }
+        }
+        // The config's copies of the ids, shared (see `ids`).
+        p.unit = self.units[self.unit_index[p.unit.as_str()]]
+            .settings
+            .id
+            .clone();
+        if let Some(admitted) = &p.admitted_unit {
+            if let Some(&i) = self.unit_index.get(admitted.as_str()) {
+                p.admitted_unit = Some(self.units[i].settings.id.clone());
+            }
+        }
+        let protocol = p.protocol;
+        let queued = p.status.queue().is_some();
+        self.patients.insert(protocol, p);
+        self.file(protocol);
+        if queued {
+            let wait = self.wait_context(&self.patients[&protocol]);
+            match active.get(&protocol) {
+                Some(alert) => self.escalation.resume(protocol, wait, alert),
+                None => self.escalation.enter(protocol, wait),
+            }
+        }
+        Ok(())
     }
 
     pub fn scale(&self) -> &TriageScale {
@@ -181,6 +208,13 @@ impl Department {
     pub(super) fn max_wait_seconds(&self, colour: &str) -> Option<i64> {
         let rank = self.scale.rank(colour)?;
         Some(self.scale.colour(rank)?.max_wait.num_seconds())
+    }
+
+    /// The config's own copy of a colour id, which every patient of that
+    /// colour then shares (see `ids`).
+    pub(super) fn colour_id(&self, colour: &str) -> Result<ColourId, DomainError> {
+        let rank = self.rank(colour)?;
+        Ok(self.scale.colours[rank].id.clone())
     }
 
     pub(super) fn rank(&self, colour: &str) -> Result<Rank, DomainError> {

@@ -28,7 +28,7 @@ impl Department {
     ) -> Result<Applied<PatientView>, DomainError> {
         use Status::*;
         self.require(protocol, "triage", &[AwaitingTriage, InTriage, Waiting])?;
-        self.rank(colour)?;
+        let colour = &self.colour_id(colour)?;
         if let Some(n) = &note {
             if n.chars().count() > NOTE_MAX_CHARS {
                 return Err(DomainError::invalid(
@@ -282,7 +282,7 @@ impl Department {
     ) -> Result<Applied<PatientView>, DomainError> {
         use Status::*;
         let p = self.require(protocol, "transfer", &[AwaitingTriage, Waiting, Called])?;
-        self.unit_idx(to_unit)?;
+        let to_unit = &self.units[self.unit_idx(to_unit)?].settings.id.clone();
         if p.unit == *to_unit {
             return Err(DomainError::invalid(
                 "unit",

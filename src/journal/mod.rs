@@ -27,7 +27,7 @@ use crate::domain::numbering::{ProtocolSequence, TicketCounter};
 use crate::domain::patient::{
     document_key, search_key, FirstCall, LeaveReason, Outcome, Patient, Protocol, Status,
 };
-use crate::domain::{BoardCall, Change, IdempotencyRecord, Snapshot, BOARD_CALLS};
+use crate::domain::{BoardCall, Change, IdempotencyRecord, PatientFeed, Snapshot, BOARD_CALLS};
 use crate::domain::{Channel, ColourId, Message, RecentFact, UnitId};
 
 pub const DB_FILE: &str = "triagem.sqlite3";
@@ -303,7 +303,7 @@ impl Journal {
         let path = data_dir.join(DB_FILE);
         let conn = open_connection(&path)?;
         schema::migrate(&conn)?;
-        let snapshot = load_snapshot(&conn)?;
+        let snapshot = load_snapshot(&conn, &path)?;
         let reader = open_connection(&path)?;
         reader.pragma_update(None, "query_only", true)?;
         let instance: String = conn.query_row(
@@ -326,7 +326,10 @@ impl Journal {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || Writer::new(conn, writer_shared, observer, receivers).run(rx))
+            .spawn({
+                let path = path.clone();
+                move || Writer::new(conn, path, writer_shared, observer, receivers).run(rx)
+            })
             .map_err(|e| JournalError::Corrupt(format!("cannot start writer thread: {e}")))?;
         Ok((
             Self {
@@ -709,6 +712,7 @@ type Reply = oneshot::Sender<Result<(), JournalError>>;
 
 struct Writer {
     conn: Connection,
+    path: PathBuf,
     shared: Arc<Shared>,
     observer: Option<CommitObserver>,
     receivers: usize,
@@ -720,12 +724,14 @@ struct Writer {
 impl Writer {
     fn new(
         conn: Connection,
+        path: PathBuf,
         shared: Arc<Shared>,
         observer: Option<CommitObserver>,
         receivers: usize,
     ) -> Self {
         Self {
             conn,
+            path,
             shared,
             observer,
             receivers,
@@ -833,7 +839,7 @@ impl Writer {
             "INSERT OR REPLACE INTO counters(name, value) VALUES ('last_write_probe', ?1)",
             params![now.to_rfc3339()],
         )?;
-        let snapshot = load_snapshot(&self.conn)?;
+        let snapshot = load_snapshot(&self.conn, &self.path)?;
         self.failed = false;
         self.shared.healthy.store(true, Ordering::Release);
         tracing::info!("journal writable again; state reloaded");
@@ -902,19 +908,78 @@ fn load_recent(
     Ok(out)
 }
 
-/// Everything recovery needs, as committed.
-fn load_snapshot(conn: &Connection) -> Result<Snapshot, JournalError> {
-    let mut snapshot = Snapshot::default();
-    {
-        let mut stmt = conn.prepare("SELECT body FROM patients ORDER BY protocol")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let body: String = row.get(0)?;
-            snapshot
-                .patients
-                .push(parse_json::<Patient>("patient", &body)?);
-        }
+/// Patients per batch of the start-up feed.
+const FEED_BATCH: usize = 4096;
+/// Batches decoded ahead of the queues' rebuilding, at most.
+const FEED_AHEAD: usize = 8;
+
+type Batches = mpsc::SyncSender<Result<Vec<Patient>, String>>;
+type Started = mpsc::Sender<Result<(), JournalError>>;
+
+/// Reads and decodes the patients on a thread of its own, in protocol order.
+/// Returns once its read transaction has begun, so the feed and the rest of
+/// the snapshot see the same committed state.
+fn patient_feed(path: &Path) -> Result<PatientFeed, JournalError> {
+    let (batches, rx) = mpsc::sync_channel(FEED_AHEAD);
+    let (started, is_started) = mpsc::channel();
+    let path = path.to_owned();
+    std::thread::Builder::new()
+        .name("journal-read".into())
+        .spawn(move || {
+            let mut started = Some(started);
+            if let Err(e) = feed_patients(&path, &batches, &mut started) {
+                // Before the start the opener hears of it; after, the rebuild.
+                match started.take() {
+                    Some(started) => drop(started.send(Err(e))),
+                    None => drop(batches.send(Err(e.to_string()))),
+                }
+            }
+        })
+        .map_err(|e| JournalError::Corrupt(format!("cannot start the reader thread: {e}")))?;
+    match is_started.recv() {
+        Ok(Ok(())) => Ok(PatientFeed::from_batches(rx)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(JournalError::Stopped),
     }
+}
+
+fn feed_patients(
+    path: &Path,
+    batches: &Batches,
+    started: &mut Option<Started>,
+) -> Result<(), JournalError> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "query_only", true)?;
+    let tx = conn.unchecked_transaction()?;
+    let mut stmt = tx.prepare("SELECT body FROM patients ORDER BY protocol")?;
+    let mut rows = stmt.query([])?;
+    // The first step takes the read snapshot.
+    let mut row = rows.next()?;
+    if let Some(started) = started.take() {
+        let _ = started.send(Ok(()));
+    }
+    let mut batch = Vec::with_capacity(FEED_BATCH);
+    while let Some(r) = row {
+        let body = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        batch.push(parse_json::<Patient>("patient", body)?);
+        if batch.len() == FEED_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(FEED_BATCH));
+            if batches.send(Ok(full)).is_err() {
+                return Ok(()); // nobody is rebuilding any more
+            }
+        }
+        row = rows.next()?;
+    }
+    let _ = batches.send(Ok(batch));
+    Ok(())
+}
+
+/// Everything recovery needs, as committed.
+fn load_snapshot(conn: &Connection, path: &Path) -> Result<Snapshot, JournalError> {
+    let mut snapshot = Snapshot {
+        patients: patient_feed(path)?,
+        ..Snapshot::default()
+    };
     let sequence: Option<String> = conn
         .query_row(
             "SELECT value FROM counters WHERE name = 'sequence'",
@@ -956,8 +1021,17 @@ fn load_snapshot(conn: &Connection) -> Result<Snapshot, JournalError> {
         }
     }
     {
+        // The units that have calls, one index step each (not a scan of every event).
         let units: Vec<String> = conn
-            .prepare("SELECT DISTINCT unit FROM events")?
+            .prepare(
+                "WITH RECURSIVE u(unit) AS (
+                     SELECT MIN(unit) FROM events WHERE event IN ('called', 'recalled')
+                     UNION ALL
+                     SELECT (SELECT MIN(unit) FROM events
+                             WHERE event IN ('called', 'recalled') AND unit > u.unit)
+                     FROM u WHERE u.unit IS NOT NULL)
+                 SELECT unit FROM u WHERE unit IS NOT NULL",
+            )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare(

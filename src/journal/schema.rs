@@ -7,7 +7,9 @@ use super::{JournalError, ReportFacts};
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::{Change, Outbox};
 
-const SCHEMA_VERSION: i64 = 4;
+/// 5: records hold times as nanoseconds, which older versions cannot read;
+/// the index of calls the board is restored from.
+const SCHEMA_VERSION: i64 = 5;
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -36,6 +38,10 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
          );
          CREATE INDEX IF NOT EXISTS events_by_protocol ON events(protocol, id);
          CREATE INDEX IF NOT EXISTS events_by_unit ON events(unit, id);
+         -- Only calls: the board's last calls at start-up without reading
+         -- every admission's event.
+         CREATE INDEX IF NOT EXISTS events_calls ON events(unit, id)
+             WHERE event IN ('called', 'recalled');
          CREATE TABLE IF NOT EXISTS counters (
              name  TEXT PRIMARY KEY,
              value TEXT NOT NULL

@@ -38,7 +38,7 @@ fn committed_changes_come_back_after_reopening() {
     let mut d = Department::new(&c.department_settings());
     {
         let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-        assert!(snapshot.patients.is_empty());
+        assert!(snapshot.patients.into_vec().unwrap().is_empty());
         for (i, colour) in [Some("green"), None, Some("red")].into_iter().enumerate() {
             let key = format!("key-{i}");
             let applied = d
@@ -65,7 +65,9 @@ fn committed_changes_come_back_after_reopening() {
         journal.submit(applied.changes).wait_blocking().unwrap();
     }
     let (_journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    assert_eq!(snapshot.patients.len(), 3);
+    let r = Department::restore(&c.department_settings(), snapshot).unwrap();
+    assert_eq!(r.patient_count(), 3);
+    let (_journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     assert_eq!(snapshot.idempotency.len(), 3);
     assert_eq!(snapshot.calls.len(), 1);
     assert_eq!(snapshot.sequence.unwrap().last, 3);
@@ -114,7 +116,7 @@ fn concurrent_commands_share_commits() {
     assert!(n < 500, "500 commands took {n} commits");
     drop(journal);
     let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    assert_eq!(snapshot.patients.len(), 500);
+    assert_eq!(snapshot.patients.into_vec().unwrap().len(), 500);
 }
 
 #[test]
@@ -145,9 +147,11 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
         .unwrap();
     assert!(journal.submit(refused.changes).wait_blocking().is_err());
 
-    let snapshot = journal.reload().unwrap();
+    let mut snapshot = journal.reload().unwrap();
     assert!(journal.is_healthy());
-    assert_eq!(snapshot.patients.len(), 1);
+    let patients = std::mem::take(&mut snapshot.patients).into_vec().unwrap();
+    assert_eq!(patients.len(), 1);
+    snapshot.patients = patients.into();
     let mut d = Department::restore(&c.department_settings(), snapshot).unwrap();
     let next = d
         .admit(&unit_id("pa"), admission("D", None), None, "desk", now())
@@ -213,7 +217,7 @@ fn purge_removes_patients_and_their_history() {
     assert!(journal.history(protocol).unwrap().is_empty());
     drop(journal);
     let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    assert!(snapshot.patients.is_empty());
+    assert!(snapshot.patients.into_vec().unwrap().is_empty());
     assert_eq!(
         snapshot.sequence.unwrap().last,
         1,
@@ -249,7 +253,8 @@ fn a_journal_of_the_first_schema_gets_the_search_columns_filled_in() {
         .unwrap();
     }
     let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    assert_eq!(snapshot.patients.len(), 1);
+    let patients = snapshot.patients.into_vec().unwrap();
+    assert_eq!(patients.len(), 1);
     let search = |q: &str| {
         journal
             .search(&PatientSearch {
@@ -259,6 +264,68 @@ fn a_journal_of_the_first_schema_gets_the_search_columns_filled_in() {
             })
             .unwrap()
     };
-    assert_eq!(search("jose conceicao"), [snapshot.patients[0].protocol]);
-    assert_eq!(search("A001"), [snapshot.patients[0].protocol]);
+    assert_eq!(search("jose conceicao"), [patients[0].protocol]);
+    assert_eq!(search("A001"), [patients[0].protocol]);
+}
+
+#[test]
+fn patients_come_back_in_protocol_order_across_feed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    let n = FEED_BATCH * 2 + 7;
+    {
+        let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+        let pending: Vec<_> = (0..n)
+            .map(|i| {
+                let applied = d
+                    .admit(
+                        &unit_id("pa"),
+                        admission(&format!("P {i}"), Some("green")),
+                        None,
+                        "desk",
+                        now(),
+                    )
+                    .unwrap();
+                journal.submit(applied.changes)
+            })
+            .collect();
+        pending.into_iter().for_each(|p| p.wait_blocking().unwrap());
+    }
+    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let batches: Vec<Vec<Patient>> = snapshot.patients.batches().map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 3, "two full batches and the rest");
+    let protocols: Vec<Protocol> = batches.concat().iter().map(|p| p.protocol).collect();
+    assert_eq!(protocols.len(), n);
+    assert!(protocols.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn a_record_that_cannot_be_read_stops_the_rebuild_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    {
+        let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+        for name in ["A", "B"] {
+            let applied = d
+                .admit(&unit_id("pa"), admission(name, None), None, "desk", now())
+                .unwrap();
+            journal.submit(applied.changes).wait_blocking().unwrap();
+        }
+    }
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute(
+            "UPDATE patients SET body = '{\"protocol\": 1' WHERE protocol = (SELECT MAX(protocol) FROM patients)",
+            [],
+        )
+        .unwrap();
+    }
+    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let err = Department::restore(&c.department_settings(), snapshot).unwrap_err();
+    assert!(
+        err.to_string().contains("patient"),
+        "names what it could not read: {err}"
+    );
 }

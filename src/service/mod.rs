@@ -442,7 +442,6 @@ impl Service {
         let data_dir = &config.storage.data_dir;
         let (journal, snapshot) = Journal::open(data_dir, options)
             .with_context(|| format!("cannot open the journal in {}", data_dir.display()))?;
-        let patients = snapshot.patients.len();
         self.shared
             .metrics
             .set_outbox_pending(journal.outbox_pending()?);
@@ -457,6 +456,7 @@ impl Service {
             self.shared.events.preload(&unit.id, recent);
         }
         let department = Department::restore(&self.shared.settings, snapshot)?;
+        let patients = department.patient_count();
         if self.shared.journal.set(journal).is_err() {
             anyhow::bail!("journal opened twice");
         }
