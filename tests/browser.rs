@@ -35,6 +35,17 @@ use triagem::config::Config;
 use triagem::startup::StopHandle;
 use triagem::Application;
 
+/// The SMTP sink of the API tests, to read the patient's e-mail.
+#[path = "api/receivers.rs"]
+#[allow(dead_code)]
+mod receivers;
+
+/// What `receivers` takes from the API tests' helpers.
+mod helpers {
+    pub const PATIENCE: std::time::Duration = super::PATIENCE;
+    pub const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+}
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const UNIT: &str = "pa";
 const ROOM: &str = "Consultório 1";
@@ -74,10 +85,12 @@ impl Server {
         let mut config = Config::from_toml(&std::fs::read_to_string(path).expect("read config"))
             .unwrap_or_else(|e| panic!("{file} parses: {e}"));
         config.storage.data_dir = data.path().to_owned();
-        tweak(&mut config);
-        config.validate().expect("valid test config");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
+        // The address it really serves: receipts, QR codes and messages link to it.
+        config.server.bind = listener.local_addr().expect("addr");
+        tweak(&mut config);
+        config.validate().expect("valid test config");
         let mut server = Self {
             port,
             config,
@@ -386,9 +399,18 @@ async fn click(page: &Page, selector: &str) {
 }
 
 async fn screenshot(page: &Page, name: &str) {
+    shoot(page, name, false).await;
+}
+
+/// The whole page, beyond the viewport too.
+async fn screenshot_full(page: &Page, name: &str) {
+    shoot(page, name, true).await;
+}
+
+async fn shoot(page: &Page, name: &str, full: bool) {
     page.bring_to_front().await.expect("bring to front");
     let png = page
-        .screenshot(ScreenshotParams::builder().build())
+        .screenshot(ScreenshotParams::builder().full_page(full).build())
         .await
         .expect("screenshot");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -399,6 +421,9 @@ async fn screenshot(page: &Page, name: &str) {
         "clinician",
         "clinician-triage",
         "receipt-print",
+        "follow-phone-waiting",
+        "follow-phone-called",
+        "reports",
     ]
     .contains(&name);
     if documented && std::env::var("TRIAGEM_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
@@ -3196,6 +3221,613 @@ async fn screenshots_of_a_shift() {
     // The display once the flash of the last call is over.
     tokio::time::sleep(Duration::from_millis(4200)).await;
     screenshot(&display, "display").await;
+    drop(server);
+    chrome.close().await;
+}
+
+// ---------------------------------------------------------------- the patient's side
+
+/// A phone's screen: 360×740 CSS pixels at twice the density, as a phone
+/// (touch, the page's own viewport meta) shows the page.
+async fn open_on_a_phone(chrome: &Chromium, url: &str) -> Page {
+    let page = chrome
+        .browser
+        .new_page("about:blank")
+        .await
+        .expect("open page");
+    page.bring_to_front().await.expect("bring to front");
+    page.execute(SetDeviceMetricsOverrideParams::new(360, 740, 2.0, true))
+        .await
+        .expect("a phone's metrics");
+    page.goto(url).await.expect("navigate");
+    page.wait_for_navigation().await.expect("page loads");
+    wait_until(&page, "window.innerWidth === 360", "the phone's viewport").await;
+    page
+}
+
+/// The number of pages of a PDF as Chromium prints it.
+fn pdf_pages(pdf: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(pdf);
+    text.match_indices("/Type /Page")
+        .filter(|(i, _)| !text[i + 11..].starts_with('s'))
+        .count()
+}
+
+/// The page's size in PDF points (1/72 in) from its first MediaBox.
+fn pdf_page_size(pdf: &[u8]) -> (f64, f64) {
+    let text = String::from_utf8_lossy(pdf);
+    let at = text.find("/MediaBox [").expect("a MediaBox") + 11;
+    let nums: Vec<f64> = text[at..]
+        .split(']')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    (nums[2] - nums[0], nums[3] - nums[1])
+}
+
+/// Issue 13: reception admits a patient with an e-mail and consent; the
+/// receipt carries the protocol, ticket, check code and the QR code of the
+/// follow-up link (the same SVG the API gives), and prints on one small
+/// page; the e-mail carries the link; opened on a phone, the page shows the
+/// wait, and a call made through the API shows the room within 5 s; the desk
+/// sees both messages go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_follows_the_visit_on_a_phone() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let sink = receivers::SmtpSink::start(&[]).await;
+    let smtp = sink.url();
+    let server = Server::start(move |c| {
+        c.notifications.email = Some(triagem::config::EmailConfig {
+            smtp_url: smtp.try_into().expect("an smtp:// URL"),
+            from: "Triagem <triagem@hospital.example>"
+                .to_owned()
+                .try_into()
+                .expect("a mailbox"),
+        });
+        c.alerts.retry_initial = Duration::from_millis(50);
+        c.alerts.retry_max = Duration::from_millis(200);
+    })
+    .await;
+    // Two patients before her, more urgent or earlier.
+    server
+        .admit(json!({"name": "Paciente Vermelho", "colour": "red", "arrived_at": minutes_ago(5)}))
+        .await;
+    server
+        .admit(
+            json!({"name": "Paciente Amarelo", "colour": "yellow", "arrived_at": minutes_ago(20)}),
+        )
+        .await;
+
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    set_viewport(&reception, 1366, 768).await;
+    wait_live(&reception, "the reception's event stream").await;
+    type_into(&reception, "#name", "Maria Aparecida Lopes").await;
+    type_into(&reception, "#complaint", "dor abdominal há 6 horas").await;
+    // A phone typed as people write it, then taken out again: a bad one is said in words.
+    type_into(&reception, "#phone", "11 98765").await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#admit-error').textContent.startsWith('Celular inválido')",
+        "the phone's problem in words",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&reception, "document.activeElement.id").await,
+        "phone"
+    );
+    run(&reception, "document.querySelector('#phone').value = ''").await;
+    type_into(&reception, "#email", "maria.lopes@example.com").await;
+    click(&reception, "#consent").await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    let protocol = text(&reception, "#result-protocol").await;
+    let (status, view) = server
+        .api("GET", &format!("/patients/{protocol}"), None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["contact"]["email"], "maria.lopes@example.com");
+    assert_eq!(view["contact"]["consent"], true);
+    let ticket = view["ticket"].as_str().unwrap().to_owned();
+    let code = view["check_code"].as_str().unwrap().to_owned();
+    let follow_url = view["follow_url"].as_str().unwrap().to_owned();
+    assert_eq!(text(&reception, "#result-code").await, code);
+
+    // The receipt: protocol, ticket, code, and the QR code the API gives.
+    assert_eq!(text(&reception, "#rc-protocol").await, protocol);
+    assert_eq!(text(&reception, "#rc-ticket").await, ticket);
+    assert_eq!(text(&reception, "#rc-code").await, code);
+    let same_qr = format!(
+        "(async () => {{ const img = document.querySelector('#rc-qr');
+            if (!img.complete || !img.naturalWidth || !img.src.startsWith('data:image/svg+xml;base64,')) return false;
+            const svg = await (await fetch('/api/v1/patients/{protocol}/qr')).text();
+            return new TextDecoder().decode(Uint8Array.from(atob(img.src.split(',')[1]), (c) => c.charCodeAt(0))) === svg; }})()"
+    );
+    wait_until(&reception, &same_qr, "the receipt's QR code").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#result-qr').naturalWidth > 0",
+        "the QR code on the screen",
+    )
+    .await;
+    // The admission's e-mail went out: the desk sees it.
+    wait_until(
+        &reception,
+        "!!document.querySelector('#result-messages li.msg.delivered[data-event=admitted][data-channel=email]')",
+        "the admission's e-mail delivered, at the desk",
+    )
+    .await;
+    assert!(text(&reception, "#result-messages")
+        .await
+        .contains("E-mail · protocolo e link"));
+    run(
+        &reception,
+        "document.activeElement.blur(); window.scrollTo(0, 0)",
+    )
+    .await;
+    screenshot(&reception, "follow-reception").await;
+
+    // Printed: only the receipt, on one small page (80 mm wide).
+    reception
+        .emulate_media_type(MediaTypeParams::Print)
+        .await
+        .expect("print media");
+    let printed: Vec<bool> = eval(
+        &reception,
+        "['#receipt', '#rc-qr', '#rc-code', '#admit-form', 'header'].map(s => document.querySelector(s).getClientRects().length > 0)",
+    )
+    .await;
+    assert_eq!(
+        printed,
+        [true, true, true, false, false],
+        "the receipt only"
+    );
+    let tall: f64 = eval(
+        &reception,
+        "document.querySelector('#receipt').getBoundingClientRect().height",
+    )
+    .await;
+    eprintln!("the receipt is {:.0} mm long", tall / 96.0 * 25.4);
+    screenshot(&reception, "follow-receipt-print").await;
+    let pdf = reception
+        .pdf(
+            chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams::builder()
+                .prefer_css_page_size(true)
+                .print_background(true)
+                .build(),
+        )
+        .await
+        .expect("print to PDF");
+    let (w, h) = pdf_page_size(&pdf);
+    eprintln!(
+        "the receipt prints on {} page(s) of {w:.0}×{h:.0} pt",
+        pdf_pages(&pdf)
+    );
+    assert_eq!(pdf_pages(&pdf), 1, "the receipt fits one page");
+    assert!(
+        (w - 80.0 / 25.4 * 72.0).abs() < 2.0 && h <= 148.0 / 25.4 * 72.0,
+        "an 80 mm receipt no longer than A6: {w}×{h} pt"
+    );
+    reception
+        .emulate_media_type(MediaTypeParams::Screen)
+        .await
+        .expect("screen media");
+
+    // The e-mail carries the follow-up link, the code in its fragment.
+    let mail = sink.wait_for(1).await.remove(0);
+    assert!(
+        mail.to[0].contains("maria.lopes@example.com"),
+        "{:?}",
+        mail.to
+    );
+    let body = mail.body();
+    let start = body
+        .find(&server.url("/p/"))
+        .unwrap_or_else(|| panic!("no follow-up link in the e-mail: {body}"));
+    let link: String = body[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '<' && *c != '"')
+        .collect();
+    assert_eq!(link, follow_url);
+    assert!(link.ends_with(&format!("#{code}")), "{link}");
+
+    // On her phone: the ticket, the colour and who is ahead once classified.
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/patients/{protocol}/triage"),
+            Some(json!({"colour": "yellow"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let phone = open_on_a_phone(&chrome, &link).await;
+    wait_until(
+        &phone,
+        &format!("document.querySelector('#ticket').textContent === {ticket:?}"),
+        "the ticket on the phone",
+    )
+    .await;
+    assert_eq!(text(&phone, "#status").await, "Aguardando atendimento");
+    assert_eq!(text(&phone, "#colour").await, "Amarelo");
+    assert_eq!(text(&phone, "#ahead").await, "2 pessoas na sua frente");
+    assert_eq!(
+        text(&phone, "#protocol-number").await.replace(' ', ""),
+        protocol
+    );
+    let body: String = eval(&phone, "document.body.innerText").await;
+    assert!(
+        !body.contains("Maria") && !body.contains("Lopes") && !body.contains("Paciente Amarelo"),
+        "no name on the phone: {body}"
+    );
+    let wide: bool = eval(
+        &phone,
+        "document.scrollingElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    assert!(wide, "the phone page scrolls sideways");
+    violations_none(axe(&phone, "the follow-up page (waiting)").await);
+    screenshot(&phone, "follow-phone-waiting").await;
+
+    // The two before her are called; then a clinician calls her through the
+    // API: the room is on her phone within 5 s.
+    server.call("Consultório 2").await;
+    server.call("Consultório 2").await;
+    let called_at = Instant::now();
+    let view = server.call(ROOM).await;
+    assert_eq!(view["protocol"], protocol.as_str());
+    wait_until(
+        &phone,
+        &format!(
+            "!document.querySelector('#called').hidden && document.querySelector('#room').textContent === {ROOM:?}"
+        ),
+        "the room on the phone",
+    )
+    .await;
+    let took = called_at.elapsed();
+    eprintln!("the call reached the phone {took:?} after it was made");
+    assert!(took < Duration::from_secs(5), "the room took {took:?}");
+    assert_eq!(text(&phone, "#status").await, "Chamado para atendimento");
+    violations_none(axe(&phone, "the follow-up page (called)").await);
+    screenshot(&phone, "follow-phone-called").await;
+
+    // The call's e-mail went out too, and the desk's view of her says so.
+    let mails = sink.wait_for(2).await;
+    assert!(
+        mails[1].body().contains(&format!("Senha {ticket}")),
+        "{}",
+        mails[1].body()
+    );
+    wait_until(
+        &reception,
+        "!!document.querySelector('#result-messages li.msg.delivered[data-event=called]')",
+        "the call's e-mail delivered, at the desk",
+    )
+    .await;
+    type_into(&reception, "#lookup", &protocol).await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "document.querySelectorAll('#lookup-result li.msg.delivered').length === 2",
+        "both messages on the looked-up patient",
+    )
+    .await;
+    let found = text(&reception, "#lookup-result").await;
+    assert!(
+        found.contains("maria.lopes@example.com") && found.contains("aceita mensagens"),
+        "{found}"
+    );
+    drop(server);
+    chrome.close().await;
+}
+
+/// Fails with every violation axe-core found.
+fn violations_none(found: Vec<String>) {
+    assert!(
+        found.is_empty(),
+        "axe-core found {} violations:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------- reports
+
+/// Every chart of the reports page has drawn marks for its data.
+const CHARTS_DRAWN: &str = "['#chart-target', '#chart-waits', '#chart-daily', '#chart-heatmap']
+  .every((c) => document.querySelector(`${c} svg[role=img]`) && document.querySelectorAll(`${c} svg .mark`).length > 0)";
+
+/// Issue 14: the nurse manager's reports in tokens mode. A desk's token is
+/// refused in words; a monitor's token (asked for once, like every page)
+/// shows the measures as cards with their definitions, a chart per question,
+/// each an SVG with data; the CSV link answers text/csv and downloads; the
+/// period picker asks for the days it names; axe-core finds nothing in
+/// either language; it prints on A4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reports_page_for_a_nurse_manager() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let (admin, monitor, desk) = (
+        "admin-token-for-reports",
+        "monitor-token-for-reports",
+        "reception-token-for-reports",
+    );
+    let mut server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = [
+            ("admin-1", "admin", admin),
+            ("gestao-1", "monitor", monitor),
+            ("recepcao-1", "reception", desk),
+        ]
+        .into_iter()
+        .map(|(name, role, token)| Token {
+            name: name.into(),
+            role: role.parse().expect("a role"),
+            sha256: TokenHash::of(token),
+        })
+        .collect();
+    })
+    .await;
+    server.token = Some(admin.into());
+    seed_shift(&server, false).await;
+    // Yesterday evening too, so the days and hours differ.
+    for (name, colour, ago) in [
+        ("Ontem Um", "green", 20 * 60),
+        ("Ontem Dois", "yellow", 22 * 60),
+        ("Ontem Três", "blue", 23 * 60),
+    ] {
+        server
+            .admit(json!({"name": name, "colour": colour, "arrived_at": minutes_ago(ago)}))
+            .await;
+    }
+    server.call("Consultório 1").await;
+
+    let downloads = tempfile::Builder::new()
+        .prefix("triagem-downloads-")
+        .tempdir()
+        .expect("download dir");
+    chrome
+        .browser
+        .execute(
+            chromiumoxide::cdp::browser_protocol::browser::SetDownloadBehaviorParams::builder()
+                .behavior(chromiumoxide::cdp::browser_protocol::browser::SetDownloadBehaviorBehavior::Allow)
+                .download_path(downloads.path().to_string_lossy().into_owned())
+                .build()
+                .expect("download behaviour"),
+        )
+        .await
+        .expect("allow downloads");
+
+    let page = chrome.open(&server.url(&format!("/reports/{UNIT}"))).await;
+    set_viewport(&page, 1366, 768).await;
+    // A reception token may not read reports: said in words.
+    wait_until(
+        &page,
+        "!!document.querySelector('dialog.token-dialog[open]')",
+        "the token dialog",
+    )
+    .await;
+    type_into(&page, "#token-input", desk).await;
+    click(&page, "dialog.token-dialog button.primary").await;
+    wait_until(
+        &page,
+        "document.querySelector('#rp-error').textContent.startsWith('Seu perfil não pode ver relatórios')",
+        "the forbidden reports in words",
+    )
+    .await;
+    // Another token, through the header's button.
+    click(&page, "#token-button").await;
+    wait_until(
+        &page,
+        "!!document.querySelector('dialog.token-dialog[open]')",
+        "the token dialog again",
+    )
+    .await;
+    type_into(&page, "#token-input", monitor).await;
+    click(&page, "dialog.token-dialog button.primary").await;
+    wait_until(
+        &page,
+        "document.body.dataset.loaded === 'yes'",
+        "the report",
+    )
+    .await;
+    wait_until(&page, CHARTS_DRAWN, "every chart drawn").await;
+    let cards: usize = eval(
+        &page,
+        "document.querySelectorAll('#measures .measure').length",
+    )
+    .await;
+    assert_eq!(cards, 8, "a card per measure");
+    // Today: the cards say what the summary says.
+    let res = server
+        .client
+        .get(server.url(&format!("/api/v1/reports/summary?unit={UNIT}")))
+        .bearer_auth(monitor)
+        .send()
+        .await
+        .expect("summary");
+    let summary: Value = res.json().await.expect("JSON");
+    assert_eq!(
+        text(&page, "#measures [data-measure=arrivals] .m-value").await,
+        summary["arrivals"].to_string()
+    );
+    // A definition on focus (and hover), hidden by Escape.
+    run(
+        &page,
+        "document.querySelector('#measures [data-measure=provider]').focus()",
+    )
+    .await;
+    let shown: String = eval(
+        &page,
+        "getComputedStyle(document.querySelector('#measures [data-measure=provider] .m-def')).visibility",
+    )
+    .await;
+    assert_eq!(shown, "visible");
+    assert!(text(&page, "#measures [data-measure=provider] .m-def")
+        .await
+        .contains("CMS OP-20"));
+    page.find_element("#measures [data-measure=provider]")
+        .await
+        .expect("the card")
+        .press_key("Escape")
+        .await
+        .expect("Escape");
+    let hidden: String = eval(
+        &page,
+        "getComputedStyle(document.querySelector('#measures [data-measure=provider] .m-def')).visibility",
+    )
+    .await;
+    assert_eq!(hidden, "hidden");
+
+    // The last 7 days: seven days asked for, seven bars.
+    click(&page, "label[for=p-7d]").await;
+    wait_until(
+        &page,
+        "document.body.dataset.loaded === 'yes' && document.querySelectorAll('#chart-daily svg rect.bar-arrivals.mark').length === 7",
+        "seven days",
+    )
+    .await;
+    wait_until(&page, CHARTS_DRAWN, "every chart drawn for 7 days").await;
+    assert!(eval::<String>(&page, "location.search")
+        .await
+        .contains("period=7d"));
+    // Every colour is written out beside its bars.
+    let labels: String = text(&page, "#chart-target svg").await;
+    for colour in ["Vermelho", "Amarelo", "Verde", "Azul"] {
+        assert!(labels.contains(colour), "{colour} written out: {labels}");
+    }
+
+    // The CSV link: its address answers text/csv, and clicking it downloads.
+    let href: String = eval(&page, "document.querySelector('#csv').href").await;
+    let res = server
+        .client
+        .get(&href)
+        .bearer_auth(monitor)
+        .send()
+        .await
+        .expect("GET the CSV");
+    assert_eq!(res.status().as_u16(), 200, "{href}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"),
+        "{:?}",
+        res.headers()["content-type"]
+    );
+    let csv = res.text().await.expect("CSV");
+    assert!(
+        csv.starts_with("measure,colour,count,value,median,p90,p95"),
+        "{csv}"
+    );
+    click(&page, "#csv").await;
+    let name: String = eval(
+        &page,
+        "document.querySelector('#csv').getAttribute('download')",
+    )
+    .await;
+    let file = downloads.path().join(&name);
+    let deadline = Instant::now() + PATIENCE;
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no {name} downloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got = std::fs::read_to_string(&file).expect("the download");
+    assert_eq!(got, csv, "the download is the CSV");
+
+    // A range the other way round is said in words, before asking.
+    click(&page, "label[for=p-custom]").await;
+    run(&page, "document.querySelector('#from').value = '2026-03-10'; document.querySelector('#to').value = '2026-03-01'").await;
+    click(&page, "#period-form button[type=submit]").await;
+    wait_until(
+        &page,
+        "document.querySelector('#rp-error').textContent.startsWith('A data inicial')",
+        "the reversed range in words",
+    )
+    .await;
+    click(&page, "label[for=p-7d]").await;
+    wait_until(
+        &page,
+        "document.body.dataset.loaded === 'yes'",
+        "the 7 days again",
+    )
+    .await;
+    wait_until(&page, CHARTS_DRAWN, "every chart drawn").await;
+
+    let mut violations = axe(&page, "reports pt-BR (7 days)").await;
+    run(
+        &page,
+        "document.activeElement.blur(); window.scrollTo(0, 0)",
+    )
+    .await;
+    screenshot_full(&page, "reports").await;
+    let layout: Vec<String> = eval(&page, DESK_LAYOUT).await;
+    assert!(layout.is_empty(), "layout problems: {layout:?}");
+
+    // English: the same page, in English words. The same tab navigates
+    // (a second tab opened here never finished loading in headless Chromium).
+    page.goto(server.url(&format!("/reports/{UNIT}?lang=en&period=7d")))
+        .await
+        .expect("navigate");
+    page.wait_for_navigation().await.expect("page loads");
+    wait_until(
+        &page,
+        "document.body.dataset.loaded === 'yes'",
+        "the English report",
+    )
+    .await;
+    wait_until(&page, CHARTS_DRAWN, "every chart drawn").await;
+    assert_eq!(text(&page, "label[for=p-7d]").await, "Last 7 days");
+    violations.extend(axe(&page, "reports en (7 days)").await);
+    violations.extend(portuguese_on(&page, "en", "reports en").await);
+    screenshot_full(&page, "reports-en").await;
+
+    // Printed on A4: no controls, the charts and definitions on paper.
+    page.emulate_media_type(MediaTypeParams::Print)
+        .await
+        .expect("print media");
+    let printed: Vec<bool> = eval(
+        &page,
+        "['#period-form', '#csv', '#chart-heatmap svg', '#measures .m-def'].map(s => { const e = document.querySelector(s); return e.getClientRects().length > 0 && getComputedStyle(e).visibility === 'visible'; })",
+    )
+    .await;
+    assert_eq!(printed, [false, false, true, true]);
+    let pdf = tokio::time::timeout(
+        Duration::from_secs(60),
+        page.pdf(
+            chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams::builder()
+                .prefer_css_page_size(true)
+                .print_background(true)
+                .build(),
+        ),
+    )
+    .await
+    .expect("the report printed within a minute")
+    .expect("print to PDF");
+    let (w, h) = pdf_page_size(&pdf);
+    eprintln!("the report prints on {} A4 page(s)", pdf_pages(&pdf));
+    assert!(
+        (w - 595.0).abs() < 2.0 && (h - 842.0).abs() < 2.0,
+        "A4: {w}×{h}"
+    );
+    assert!(pdf_pages(&pdf) <= 4, "{} pages", pdf_pages(&pdf));
+    page.emulate_media_type(MediaTypeParams::Screen)
+        .await
+        .expect("screen media");
+
+    violations_none(violations);
     drop(server);
     chrome.close().await;
 }

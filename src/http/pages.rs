@@ -1,5 +1,6 @@
-//! The three web pages the service serves itself: the ward display screen,
-//! the reception desk and the clinician's queue. Static HTML, CSS and
+//! The web pages the service serves itself: the ward display screen, the
+//! reception desk, the clinician's queue, the nurse manager's reports and
+//! the patient's follow-up page. Static HTML, CSS and
 //! JavaScript embedded in the binary (from `src/web/`), no build step; the
 //! pages call the API like any other client, so every request they make is
 //! checked by the route table while the pages themselves need no token.
@@ -17,10 +18,11 @@ use strum::VariantArray;
 use crate::config::Lang;
 
 /// The pages, by the first segment of their path (`/display/{unit}`).
-const PAGES: [(&str, &str); 3] = [
+const PAGES: [(&str, &str); 4] = [
     ("display", include_str!("../web/display.html")),
     ("reception", include_str!("../web/reception.html")),
     ("clinician", include_str!("../web/clinician.html")),
+    ("reports", include_str!("../web/reports.html")),
 ];
 
 /// The patient's follow-up page (`/p`, `/p/{protocol}`), for a phone.
@@ -30,14 +32,17 @@ const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file under `/assets/`: name, body, content type.
-const ASSETS: [(&str, &str, &str); 7] = [
+const ASSETS: [(&str, &str, &str); 10] = [
     ("app.css", include_str!("../web/app.css"), CSS),
     ("follow.css", include_str!("../web/follow.css"), CSS),
     ("follow.js", include_str!("../web/follow.js"), JS),
     ("common.js", include_str!("../web/common.js"), JS),
     ("display.js", include_str!("../web/display.js"), JS),
+    ("reception.css", include_str!("../web/reception.css"), CSS),
     ("reception.js", include_str!("../web/reception.js"), JS),
     ("clinician.js", include_str!("../web/clinician.js"), JS),
+    ("reports.css", include_str!("../web/reports.css"), CSS),
+    ("reports.js", include_str!("../web/reports.js"), JS),
 ];
 
 /// Scripts only from this origin, no inline code, no framing: a page that
@@ -47,7 +52,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
-/// A unit's page: `/display/{unit}`, `/reception/{unit}` or `/clinician/{unit}`.
+/// A unit's page: `/display/{unit}`, `/reception/{unit}`, `/clinician/{unit}`
+/// or `/reports/{unit}`.
 pub(super) async fn unit_page(
     service: Svc,
     unit: web::Path<String>,

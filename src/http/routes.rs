@@ -222,6 +222,8 @@ pub(crate) fn routes() -> &'static [Route] {
             Route::page("/display/{unit}", |r| r.to(pages::unit_page)),
             Route::page("/reception/{unit}", |r| r.to(pages::unit_page)),
             Route::page("/clinician/{unit}", |r| r.to(pages::unit_page)),
+            // The page is public; the reports it asks for need a monitor's token.
+            Route::page("/reports/{unit}", |r| r.to(pages::unit_page)),
             Route::page("/assets/{file}", |r| r.to(pages::asset)),
             // The patient's own page: its data call needs the check code, not a token.
             Route::page("/p", |r| r.to(pages::follow)),
@@ -349,6 +351,7 @@ mod tests {
                 "/display/{unit}",
                 "/reception/{unit}",
                 "/clinician/{unit}",
+                "/reports/{unit}",
                 "/assets/{file}",
                 "/p",
                 "/p/{protocol}"

@@ -85,6 +85,8 @@ const Triagem = (() => {
       "err.invalid.reason": "Escolha um motivo",
       "err.invalid.unit": "Unidade de destino inválida",
       "err.invalid.q": "Escreva o que procurar",
+      "err.invalid.contact.phone": "Celular inválido: escreva com + e o código do país, só números (ex.: +5511987654321)",
+      "err.invalid.contact.email": "E-mail inválido: confira o endereço (ex.: maria@exemplo.com)",
       "err.unavailable": "O serviço não pode registrar alterações agora; nada foi alterado, tente de novo em instantes",
       "err.other": "Erro do servidor ({status})",
       "err.details": "Detalhe técnico (para o suporte): {detail}",
@@ -135,6 +137,37 @@ const Triagem = (() => {
       "receipt.arrived": "Chegada",
       "receipt.colour": "Classificação",
       "receipt.printed": "Emitido em",
+      "receipt.code": "Código de verificação",
+      "receipt.scan": "Acompanhe pelo celular: aponte a câmera para o QR code.",
+      "receipt.or": "Ou acesse {url} e informe o protocolo e o código.",
+      "receipt.qr": "QR code do link de acompanhamento de {ticket}",
+      "receipt.reprint": "Reimprimir comprovante",
+      "contact.title": "Contato para mensagens",
+      "contact.phone": "Celular",
+      "contact.phone.hint": "com + e o código do país",
+      "contact.email": "E-mail",
+      "contact.consent": "Aceita receber mensagens",
+      "contact.consent.hint": "Com o aceite, o paciente recebe o protocolo e o link de acompanhamento, e um aviso quando for chamado.",
+      "contact.consent.nochannel": "Para enviar mensagens, escreva o celular ou o e-mail.",
+      "contact.yes": "aceita mensagens",
+      "contact.no": "não aceita mensagens",
+      "patient.contact": "Contato",
+      "patient.code": "Código",
+      "messages.title": "Mensagens ao paciente",
+      "messages.nocontact": "Sem contato: nenhuma mensagem será enviada.",
+      "messages.noconsent": "Sem aceite: nenhuma mensagem será enviada.",
+      "messages.none": "Nenhuma mensagem até agora.",
+      "messages.loading": "Consultando as mensagens…",
+      "messages.channel.email": "E-mail",
+      "messages.channel.sms": "SMS",
+      "messages.event.admitted": "protocolo e link",
+      "messages.event.called": "chamada",
+      "messages.event.finished": "fim do atendimento",
+      "messages.state.pending": "enviando…",
+      "messages.state.delivered": "enviada",
+      "messages.state.failed": "não foi enviada",
+      "messages.attempts": "{n} tentativas",
+      "messages.error": "Não foi possível consultar as mensagens agora.",
       "lookup.title": "Consultar paciente",
       "lookup.label": "Protocolo, nome, documento ou senha de hoje",
       "lookup.submit": "Consultar",
@@ -321,6 +354,8 @@ const Triagem = (() => {
       "err.invalid.reason": "Choose a reason",
       "err.invalid.unit": "Invalid destination unit",
       "err.invalid.q": "Write what to look for",
+      "err.invalid.contact.phone": "Invalid mobile number: write it with + and the country code, digits only (e.g. +5511987654321)",
+      "err.invalid.contact.email": "Invalid e-mail: check the address (e.g. maria@example.com)",
       "err.unavailable": "The service cannot record changes right now; nothing was changed, try again shortly",
       "err.other": "Server error ({status})",
       "err.details": "Technical detail (for support): {detail}",
@@ -369,6 +404,37 @@ const Triagem = (() => {
       "receipt.arrived": "Arrival",
       "receipt.colour": "Classification",
       "receipt.printed": "Issued at",
+      "receipt.code": "Check code",
+      "receipt.scan": "Follow your visit on your phone: point the camera at the QR code.",
+      "receipt.or": "Or go to {url} and type in the protocol number and the code.",
+      "receipt.qr": "QR code of the follow-up link of {ticket}",
+      "receipt.reprint": "Print the receipt again",
+      "contact.title": "Contact for messages",
+      "contact.phone": "Mobile",
+      "contact.phone.hint": "with + and the country code",
+      "contact.email": "E-mail",
+      "contact.consent": "Agrees to receive messages",
+      "contact.consent.hint": "With consent, the patient is sent the protocol number and the follow-up link, and a message when called.",
+      "contact.consent.nochannel": "To send messages, write the mobile number or the e-mail.",
+      "contact.yes": "agrees to messages",
+      "contact.no": "does not agree to messages",
+      "patient.contact": "Contact",
+      "patient.code": "Code",
+      "messages.title": "Messages to the patient",
+      "messages.nocontact": "No contact: no message will be sent.",
+      "messages.noconsent": "No consent: no message will be sent.",
+      "messages.none": "No message so far.",
+      "messages.loading": "Looking up the messages…",
+      "messages.channel.email": "E-mail",
+      "messages.channel.sms": "SMS",
+      "messages.event.admitted": "protocol and link",
+      "messages.event.called": "call",
+      "messages.event.finished": "end of the visit",
+      "messages.state.pending": "sending…",
+      "messages.state.delivered": "sent",
+      "messages.state.failed": "could not be sent",
+      "messages.attempts": "{n} attempts",
+      "messages.error": "Cannot look up the messages right now.",
       "lookup.title": "Find a patient",
       "lookup.label": "Protocol, name, document or today's ticket",
       "lookup.submit": "Look up",
@@ -493,6 +559,10 @@ const Triagem = (() => {
     return s;
   }
   const has = (key) => key in STRINGS[lang];
+  /** A page's own strings, `{ "pt-BR": {…}, en: {…} }`, added to the shared ones. */
+  function addStrings(more) {
+    for (const [l, table] of Object.entries(more)) Object.assign(STRINGS[l] || (STRINGS[l] = {}), table);
+  }
 
   /** Fills `data-i18n*` attributes under `root`. */
   function translate(root = document) {
@@ -634,8 +704,9 @@ const Triagem = (() => {
   }
 
   /** Calls the API: JSON in and out; a problem becomes an ApiError; a 401
-   *  asks for a token and tries again. */
-  async function api(method, path, body, extraHeaders) {
+   *  asks for a token and tries again. With `{ raw: true }` the answer's
+   *  text is returned as it came (an SVG, a CSV). */
+  async function api(method, path, body, extraHeaders, opts) {
     for (let attempt = 0; ; attempt++) {
       const headers = { Accept: "application/json", ...(extraHeaders || {}) };
       const token = getToken();
@@ -656,7 +727,7 @@ const Triagem = (() => {
       const text = await res.text();
       let data = null;
       try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
-      if (res.ok) return data;
+      if (res.ok) return opts && opts.raw ? text : data;
       const p = data || {};
       const error = new ApiError(res.status, p.code || "other", p.detail || text.slice(0, 200), p.title, p.field);
       // For integrators: the service's own words, which the page never shows as its message.
@@ -1033,7 +1104,7 @@ const Triagem = (() => {
   }
 
   return {
-    lang, unit, unitName, t, translate, h, api, ApiError, askToken, getToken, randomKey,
+    lang, unit, unitName, t, addStrings, translate, h, api, ApiError, askToken, getToken, randomKey,
     notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, loadInfo,
     loadSession, may, chip, colourClass, colourLabel, colourInfo,
     targetSeconds, targetText, duration, due, since, age, now, setServerTime, protocolEl, copyText, copyButton,

@@ -87,7 +87,14 @@
   const digits = (s) => s.replace(/\D/g, "");
   const match = location.pathname.match(/^\/p\/(\d{17})$/);
   const protocol = match ? match[1] : null;
-  const code = decodeURIComponent(location.hash.slice(1)).trim();
+  // A fragment with a stray `%` is not a code, but must not stop the page.
+  const code = (() => {
+    try { return decodeURIComponent(location.hash.slice(1)).trim(); } catch (_) { return location.hash.slice(1).trim(); }
+  })();
+  /** Sets an element's text only when it changes: the page is redrawn every
+   *  few seconds, and a live region rewritten with the same words would be
+   *  read out again each time. */
+  const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
 
   const fmtTime = (iso) =>
     new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
@@ -130,6 +137,8 @@
       const osc = ctx.createOscillator();
       osc.frequency.value = 880;
       osc.connect(ctx.destination);
+      // A page open for hours gets many calls: browsers allow only a few contexts.
+      osc.onended = () => ctx.close();
       osc.start();
       osc.stop(ctx.currentTime + 0.4);
     } catch (_) { /* no sound without a gesture: the screen still says it */ }
@@ -139,34 +148,34 @@
     $("form").hidden = true;
     $("problem").hidden = true;
     $("case").hidden = false;
-    $("ticket").textContent = v.ticket;
-    $("unit").textContent = v.unit_name;
-    $("status").textContent = t(`status.${v.status}`);
+    put($("ticket"), v.ticket);
+    put($("unit"), v.unit_name);
+    put($("status"), t(`status.${v.status}`));
     const inRoom = v.room && ["in_triage", "called"].includes(v.status);
-    $("called").hidden = !inRoom;
     if (inRoom) {
-      $("called-text").textContent = t("called");
-      $("room").textContent = v.room;
+      // The words first, then shown: the alert is read out once, with the room.
+      put($("called-text"), t("called"));
+      put($("room"), v.room);
       announce(v);
     }
+    $("called").hidden = !inRoom;
     $("colour").hidden = !v.colour;
     if (v.colour) {
       $("colour").dataset.colour = v.colour;
-      $("colour").textContent = v.colour_label;
+      put($("colour"), v.colour_label);
     }
     $("queue").hidden = v.position == null;
     if (v.position != null) {
       const ahead = v.ahead;
-      $("ahead").textContent = ahead === 0 ? t("ahead.0") : ahead === 1 ? t("ahead.1") : t("ahead.n", { n: ahead });
+      put($("ahead"), ahead === 0 ? t("ahead.0") : ahead === 1 ? t("ahead.1") : t("ahead.n", { n: ahead }));
       const est = v.estimated_wait;
-      $("estimate").textContent = est
+      put($("estimate"), est
         ? t("estimate", { low: Math.floor(est.low_seconds / 60), high: Math.max(1, Math.ceil(est.high_seconds / 60)) })
-        : t("estimate.none");
+        : t("estimate.none"));
     }
     // After the visit, the times are the proof of attendance.
     // Grouped for reading aloud (2026 000000000 0042); never broken across lines.
-    $("protocol-number").textContent =
-      `${v.protocol.slice(0, 4)} ${v.protocol.slice(4, 13)} ${v.protocol.slice(13)}`;
+    put($("protocol-number"), `${v.protocol.slice(0, 4)} ${v.protocol.slice(4, 13)} ${v.protocol.slice(13)}`);
     const rows = [
       ["time.arrived", v.arrived_at && fmtDateTime(v.arrived_at)],
       ["time.triaged", v.triaged_at && fmtDateTime(v.triaged_at)],
@@ -174,20 +183,24 @@
       ["time.closed", v.closed_at && fmtDateTime(v.closed_at)],
     ].filter(([, value]) => value);
     const list = $("times");
-    list.replaceChildren();
-    for (const [key, value] of rows) {
-      const dt = document.createElement("dt");
-      dt.textContent = t(key);
-      const dd = document.createElement("dd");
-      dd.textContent = value;
-      list.append(dt, dd);
+    const shown = JSON.stringify(rows);
+    if (list.dataset.shown !== shown) {
+      list.dataset.shown = shown;
+      list.replaceChildren();
+      for (const [key, value] of rows) {
+        const dt = document.createElement("dt");
+        dt.textContent = t(key);
+        const dd = document.createElement("dd");
+        dd.textContent = value;
+        list.append(dt, dd);
+      }
     }
-    $("updated").textContent = t("updated", { time: fmtTime(new Date().toISOString()) });
+    put($("updated"), t("updated", { time: fmtTime(new Date().toISOString()) }));
   }
 
   function problem(text) {
     $("problem").hidden = false;
-    $("problem").textContent = text;
+    put($("problem"), text);
   }
 
   async function refresh() {
@@ -202,7 +215,15 @@
       return REFRESH_MS;
     }
     if (res.ok) {
-      render(await res.json());
+      // A body cut off by the network is a failed refresh, not the end of them.
+      let view;
+      try {
+        view = await res.json();
+      } catch (_) {
+        problem(t("err.network"));
+        return REFRESH_MS;
+      }
+      render(view);
       return REFRESH_MS;
     }
     if (res.status === 429) {
@@ -219,7 +240,15 @@
   }
 
   async function loop() {
-    const next = await refresh();
+    let next;
+    try {
+      next = await refresh();
+    } catch (e) {
+      // Whatever went wrong, keep following: a call must still show.
+      console.error("Triagem follow-up:", e);
+      problem(t("err.other"));
+      next = REFRESH_MS;
+    }
     if (next != null) setTimeout(loop, next);
   }
 

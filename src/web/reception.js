@@ -1,8 +1,11 @@
-/* Reception desk: admit a patient (then show the protocol number, grouped
- * for reading aloud but copied plain, and the ticket large, with a printable
- * receipt), find a patient by protocol, name, document or today's ticket,
- * mark a patient as left. The risk colour is offered only to roles that may
- * classify. */
+/* Reception desk: admit a patient, with an optional contact for messages
+ * (then show the protocol number, grouped for reading aloud but copied plain,
+ * the ticket large, the check code and the QR code of the follow-up link,
+ * with a printable receipt that carries them), find a patient by protocol,
+ * name, document or today's ticket, mark a patient as left. Whether the
+ * patient's messages went out is shown beside the result and the looked-up
+ * patient, refreshed on the unit's events and every few seconds while one is
+ * being sent. The risk colour is offered only to roles that may classify. */
 "use strict";
 
 (() => {
@@ -15,7 +18,10 @@
   Triagem.setupHeader();
 
   /** Form fields by the API's `field` of an `invalid` problem. */
-  const FIELDS = { name: "name", colour: "colour", complaint: "complaint", arrived_at: "arrived", birth_date: "birth", document: "document" };
+  const FIELDS = {
+    name: "name", colour: "colour", complaint: "complaint", arrived_at: "arrived", birth_date: "birth", document: "document",
+    "contact.phone": "phone", "contact.email": "email",
+  };
 
   function markInvalid(id) {
     for (const f of Object.values(FIELDS)) $(f).removeAttribute("aria-invalid");
@@ -58,6 +64,16 @@
     if ($("birth").value) body.birth_date = $("birth").value;
     const doc = $("document").value.trim();
     if (doc) body.document = doc;
+    // A phone as people write it ("+55 (11) 98765-4321"): the API wants E.164.
+    const phone = $("phone").value.replace(/[\s().-]/g, "");
+    const email = $("email").value.trim();
+    const consent = $("consent").checked;
+    if (consent && !phone && !email) {
+      Triagem.errorTo($("admit-error"), t("contact.consent.nochannel"));
+      markInvalid("phone");
+      return;
+    }
+    if (phone || email || consent) body.contact = { phone: phone || null, email: email || null, consent };
 
     const button = $("admit-submit");
     button.disabled = true;
@@ -76,22 +92,158 @@
     }
   }
 
+  // ---- receipt: check code and the QR code of the follow-up link ----
+  /** Where a patient without a QR reader types the number and code in: the
+   *  follow-up page's form, `{host}/p`. */
+  function formAddress(followUrl) {
+    try {
+      const u = new URL(followUrl);
+      return `${u.host}/p`;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  const qrCache = new Map(); // protocol -> data: URI of its QR code
+  /** The QR code of the patient's follow-up link, as a data: URI: the API
+   *  needs the page's token, so it is fetched, not linked. */
+  async function qrOf(protocol) {
+    if (qrCache.has(protocol)) return qrCache.get(protocol);
+    const svg = await api("GET", `/patients/${protocol}/qr`, undefined, { Accept: "image/svg+xml" }, { raw: true });
+    const bytes = new TextEncoder().encode(svg);
+    let bin = "";
+    for (const b of bytes) bin += String.fromCharCode(b);
+    const uri = "data:image/svg+xml;base64," + btoa(bin);
+    qrCache.set(protocol, uri);
+    return uri;
+  }
+
+  /** Shows the QR code in the images once it is there (decoded, so a print
+   *  right after has it); resolves false when it could not be had. */
+  async function showQr(p, imgs) {
+    try {
+      const uri = await qrOf(p.protocol);
+      await Promise.all(imgs.map((img) => {
+        img.alt = t("receipt.qr", { ticket: p.ticket });
+        img.src = uri;
+        img.hidden = false;
+        return img.decode().catch(() => undefined);
+      }));
+      return true;
+    } catch (e) {
+      console.info("Triagem: no QR code for the receipt", e);
+      for (const img of imgs) { img.hidden = true; img.removeAttribute("src"); }
+      return false;
+    }
+  }
+
+  let receiptReady = Promise.resolve(true);
+  /** Fills the printable receipt with the patient's numbers; the QR code
+   *  follows (`receiptReady` settles when it is in). */
+  function fillReceipt(p) {
+    $("rc-ticket").textContent = p.ticket;
+    $("rc-protocol").replaceChildren(Triagem.protocolEl(p.protocol));
+    $("rc-code").textContent = p.check_code || "";
+    const address = formAddress(p.follow_url);
+    $("rc-or").textContent = address ? t("receipt.or", { url: address }) : "";
+    $("rc-name").textContent = p.name;
+    $("rc-arrived").textContent = Triagem.fmtDateTime(p.arrived_at);
+    $("rc-colour").textContent = Triagem.colourLabel(p.colour);
+    $("rc-printed").textContent = Triagem.fmtDateTime(new Date().toISOString());
+    receiptReady = showQr(p, [$("rc-qr")]);
+    return receiptReady;
+  }
+
+  async function printReceipt() {
+    await receiptReady;
+    window.print();
+  }
+
   function showResult(p) {
     $("result-ticket").textContent = p.ticket;
     $("result-protocol").replaceChildren(Triagem.protocolEl(p.protocol));
     $("result-copy").replaceChildren(Triagem.copyButton(p.protocol));
     // Without a colour the chip already says "awaiting triage".
-    $("result-who").replaceChildren(h("strong", {}, p.name), Triagem.chip(p.colour), p.colour ? h("span", { class: "muted" }, t("status." + p.status)) : null);
-    $("rc-ticket").textContent = p.ticket;
-    $("rc-protocol").replaceChildren(Triagem.protocolEl(p.protocol));
-    $("rc-name").textContent = p.name;
-    $("rc-arrived").textContent = Triagem.fmtDateTime(p.arrived_at);
-    $("rc-colour").textContent = Triagem.colourLabel(p.colour);
-    $("rc-printed").textContent = Triagem.fmtDateTime(new Date().toISOString());
+    // (replaceChildren would write a null out as the text "null".)
+    $("result-who").replaceChildren(...[h("strong", {}, p.name), Triagem.chip(p.colour),
+      p.colour ? h("span", { class: "muted" }, t("status." + p.status)) : null].filter(Boolean));
+    $("result-code").textContent = p.check_code || "";
+    const address = formAddress(p.follow_url);
+    $("result-or").textContent = address ? t("receipt.or", { url: address }) : "";
+    $("result-qr").hidden = true;
+    fillReceipt(p);
+    showQr(p, [$("result-qr")]);
+    $("result-messages").replaceChildren(messagesBox(p));
     $("result").hidden = false;
     $("result").focus();
     $("admit-form").reset();
   }
+
+  // ---- how the patient's messages went ----
+  const MESSAGES_POLL_MS = 3000;
+  const sentMessages = new Map(); // protocol -> the last list seen, so a re-render does not flicker
+  const boxes = new Set(); // the message lists on the page, refreshed on the unit's events
+
+  function messageItem(m) {
+    const state = ["pending", "delivered", "failed"].includes(m.state) ? m.state : "pending";
+    const event = t("messages.event." + m.event);
+    const attempts = m.attempts > 1 ? ` (${t("messages.attempts", { n: m.attempts })})` : "";
+    return h("li", { class: "msg " + state, dataset: { state, channel: m.channel, event: m.event } },
+      h("span", { class: "ico i-msg-" + state, "aria-hidden": "true" }),
+      h("span", { class: "msg-what" }, `${t("messages.channel." + m.channel)} · ${event}`),
+      h("span", { class: "msg-state" }, t("messages.state." + state) + attempts),
+      h("span", { class: "msg-time muted" }, Triagem.fmtTime(m.created_at)));
+  }
+
+  /** The messages to a patient and how each went: a box that keeps itself
+   *  up to date while it is on the page (every few seconds while one is
+   *  still being sent, and on the unit's events). */
+  function messagesBox(p) {
+    const body = h("div", { class: "msgs-body" });
+    const el = h("div", { class: "messages", dataset: { protocol: p.protocol } },
+      h("h3", {}, t("messages.title")), body);
+    const contact = p.contact;
+    if (!contact || (!contact.phone && !contact.email)) {
+      body.append(h("p", { class: "muted" }, t("messages.nocontact")));
+      return el;
+    }
+    if (!contact.consent) {
+      body.append(h("p", { class: "muted" }, t("messages.noconsent")));
+      return el;
+    }
+    let timer = null;
+    let started = false;
+    const draw = (list) => {
+      body.replaceChildren(list.length
+        ? h("ul", { class: "msgs" }, list.map(messageItem))
+        : h("p", { class: "muted" }, t("messages.none")));
+    };
+    const box = {
+      async refresh() {
+        if (started && !el.isConnected) { clearTimeout(timer); boxes.delete(box); return; }
+        started = true;
+        clearTimeout(timer);
+        let list;
+        try {
+          list = (await api("GET", `/patients/${p.protocol}/messages`)) || [];
+        } catch (e) {
+          body.replaceChildren(h("p", { class: "error" }, t("messages.error")));
+          timer = setTimeout(box.refresh, MESSAGES_POLL_MS * 2);
+          return;
+        }
+        sentMessages.set(p.protocol, list);
+        draw(list);
+        // While one is being sent, ask again soon; otherwise events will say.
+        if (list.some((m) => m.state === "pending")) timer = setTimeout(box.refresh, MESSAGES_POLL_MS);
+      },
+    };
+    const known = sentMessages.get(p.protocol);
+    if (known) draw(known); else body.append(h("p", { class: "muted" }, t("messages.loading")));
+    boxes.add(box);
+    setTimeout(box.refresh, 0);
+    return el;
+  }
+  const refreshMessages = Triagem.throttle(() => Promise.all([...boxes].map((b) => b.refresh())), 500);
 
   // ---- lookup and leave ----
   function row(k, v) {
@@ -106,6 +258,11 @@
     const details = h("dl", { class: "facts" },
       row(t("col.ticket"), h("strong", { class: "mono" }, p.ticket)),
       row(t("col.name"), p.name),
+      p.check_code ? row(t("patient.code"), h("span", { class: "mono code" }, p.check_code)) : null,
+      p.contact && (p.contact.phone || p.contact.email)
+        ? row(t("patient.contact"), [p.contact.phone, p.contact.email].filter(Boolean).join(" · ") +
+            ` (${t(p.contact.consent ? "contact.yes" : "contact.no")})`)
+        : null,
       age ? row(t("patient.age"), age) : null,
       row(t("patient.status"), t("status." + p.status)),
       row(t("col.colour"), Triagem.chip(p.colour)),
@@ -119,8 +276,11 @@
       p.complaint ? row(t("patient.complaint"), p.complaint) : null,
       p.outcome ? row(t("patient.outcome"), t("outcome." + p.outcome)) : null,
       p.leave_reason ? row(t("patient.reason"), t("reason." + p.leave_reason)) : null);
-    const parts = [h("h3", { class: "found-protocol" }, Triagem.protocolEl(p.protocol), Triagem.copyButton(p.protocol)), details];
+    const parts = [h("h3", { class: "found-protocol" }, Triagem.protocolEl(p.protocol), Triagem.copyButton(p.protocol)), details,
+      messagesBox(p)];
     if (!terminal) {
+      parts.push(h("div", { class: "actions reprint" },
+        h("button", { type: "button", class: "small", "data-key": "reprint", onclick: () => { fillReceipt(p); printReceipt(); } }, t("receipt.reprint"))));
       const reason = h("select", { id: "leave-reason" },
         ["lwbs", "cancelled", "error"].map((r) => h("option", { value: r }, t("reason." + r))));
       const button = h("button", { type: "submit", class: "danger" }, t("leave.submit"));
@@ -209,7 +369,7 @@
   });
 
   $("admit-form").addEventListener("submit", admit);
-  $("print").addEventListener("click", () => window.print());
+  $("print").addEventListener("click", printReceipt);
   $("again").addEventListener("click", () => { $("result").hidden = true; $("name").focus(); });
   // Anything typed after a failed admission is a new admission.
   $("admit-form").addEventListener("input", () => { idempotencyKey = null; });
@@ -232,7 +392,7 @@
     const again = Triagem.throttle(() => (shown ? (shown.protocol ? lookup(shown.protocol) : find(shown.q)) : null), 200);
     Triagem.live({
       probe: () => api("GET", "/units"),
-      onEvent: again,
+      onEvent: () => { again(); refreshMessages(); },
       onState: (up) => { $("reconnecting").hidden = up; },
     });
   }
