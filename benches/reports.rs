@@ -74,11 +74,13 @@ fn visit(i: usize, rng: &mut StdRng) -> (Patient, Option<Alert>) {
         admitted_unit: Some(unit.clone()),
         first_triaged_at: Some(triaged),
         classified_max_wait_seconds: Some(max_wait),
-        first_call: (!left).then_some(FirstCall {
-            at: called,
-            colour: Some(colour.clone()),
-            clock_start: triaged,
-            max_wait_seconds: max_wait,
+        first_call: (!left).then(|| {
+            Box::new(FirstCall {
+                at: called,
+                colour: Some(colour.clone()),
+                clock_start: triaged,
+                max_wait_seconds: max_wait,
+            })
         }),
     };
     let alert = (max_wait == 0).then(|| Alert {

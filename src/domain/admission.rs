@@ -179,7 +179,7 @@ impl Department {
             leave_reason: None,
             triage_note: None,
             closed_at: None,
-            contact: admission.contact,
+            contact: admission.contact.map(Box::new),
             updated_at: Some(now),
             admitted_unit: Some(unit_id.clone()),
             first_triaged_at: colour.as_ref().map(|_| now),

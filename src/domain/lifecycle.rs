@@ -122,14 +122,14 @@ impl Department {
         self.unfile(protocol);
         let p = self.patient_mut(protocol)?;
         if kind == QueueKind::Treatment && p.first_call.is_none() {
-            p.first_call = Some(FirstCall {
+            p.first_call = Some(Box::new(FirstCall {
                 at: now,
                 colour: p.colour.clone(),
                 clock_start: due - max_wait,
                 max_wait_seconds: p
                     .classified_max_wait_seconds
                     .unwrap_or(max_wait.num_seconds()),
-            });
+            }));
         }
         p.status = match kind {
             QueueKind::Triage => Status::InTriage,

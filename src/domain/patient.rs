@@ -444,7 +444,9 @@ pub struct Patient {
     )]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact: Option<Contact>,
+    // Boxed, like `first_call`: most patients have none, and a million
+    // waiting should not each carry its 56 bytes inline.
+    pub contact: Option<Box<Contact>>,
     /// The unit of admission: reports count the visit there, wherever it went later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_unit: Option<UnitId>,
@@ -461,7 +463,7 @@ pub struct Patient {
     pub classified_max_wait_seconds: Option<i64>,
     /// The first call to the treatment queue, as reports need it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_call: Option<FirstCall>,
+    pub first_call: Option<Box<FirstCall>>,
     /// The last change to the record (journaled before this field existed: none).
     #[serde(
         with = "stored_time::option",

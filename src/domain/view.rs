@@ -119,7 +119,7 @@ impl Department {
             closed_at: p.closed_at,
             check_code: self.check_code(p.protocol).as_str().to_owned(),
             follow_url: self.follow_url(p.protocol),
-            contact: p.contact.clone(),
+            contact: p.contact.as_deref().cloned(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Table layout and how each [`Change`] is written. Patients are stored whole
 //! (JSON) and keyed by protocol number, so recovery is a plain reload.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection};
 
 use super::{JournalError, ReportFacts};
 use crate::domain::patient::{document_key, search_key, Patient};
@@ -250,7 +250,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, JournalError> {
     serde_json::to_string(v).map_err(|e| JournalError::Corrupt(e.to_string()))
 }
 
-fn apply(tx: &Transaction<'_>, change: &Change, receivers: usize) -> Result<(), JournalError> {
+fn apply(tx: &Connection, change: &Change, receivers: usize) -> Result<(), JournalError> {
     match change {
         Change::Patient(p) => {
             let s = SearchColumns::of(p);
@@ -407,10 +407,26 @@ fn apply(tx: &Transaction<'_>, change: &Change, receivers: usize) -> Result<(), 
 /// Writes a group commit's changes. The counters move with nearly every
 /// admission and only their last values matter, so each is written once per
 /// commit (the counters table is read by nothing else, so order does not).
-pub(super) fn apply_all<'a>(
-    tx: &Transaction<'_>,
-    changes: impl Iterator<Item = &'a Change>,
+/// Applies one command's changes to the open transaction, all but the
+/// counters, which `write_counters` writes once before the commit.
+pub(super) fn apply_changes(
+    tx: &Connection,
+    changes: &[Change],
     receivers: usize,
+) -> Result<(), JournalError> {
+    for change in changes {
+        if !matches!(change, Change::Sequence(_) | Change::Tickets { .. }) {
+            apply(tx, change, receivers)?;
+        }
+    }
+    Ok(())
+}
+
+/// The protocol and ticket counters of a group commit: only the last value
+/// of each counter is written, since each one supersedes the ones before.
+pub(super) fn write_counters<'a>(
+    tx: &Connection,
+    changes: impl Iterator<Item = &'a Change>,
 ) -> Result<(), JournalError> {
     let mut sequence = None;
     let mut tickets: Vec<&'a Change> = Vec::new();
@@ -425,16 +441,16 @@ pub(super) fn apply_all<'a>(
                     None => tickets.push(change),
                 }
             }
-            _ => apply(tx, change, receivers)?,
+            _ => {}
         }
     }
     for change in sequence.into_iter().chain(tickets) {
-        apply(tx, change, receivers)?;
+        apply(tx, change, 0)?;
     }
     Ok(())
 }
 
-fn set_counter(tx: &Transaction<'_>, name: &str, value: &str) -> Result<(), JournalError> {
+fn set_counter(tx: &Connection, name: &str, value: &str) -> Result<(), JournalError> {
     tx.prepare_cached("INSERT OR REPLACE INTO counters(name, value) VALUES (?1, ?2)")?
         .execute(params![name, value])?;
     Ok(())
