@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -33,6 +33,9 @@ use crate::domain::{Channel, ColourId, Message, RecentFact, UnitId};
 pub const DB_FILE: &str = "triagem.sqlite3";
 /// Upper bound on commands in one transaction, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 4096;
+/// How long after its first command a commit smaller than the one before
+/// may wait for more: a fraction of one fsync.
+const LINGER: Duration = Duration::from_micros(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -765,6 +768,7 @@ impl Writer {
     /// is any of them acknowledged.
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut batch = Batch::default();
+        let mut last_batch = 0;
         while let Ok(first) = rx.recv() {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
@@ -781,8 +785,16 @@ impl Writer {
                 }
                 if batch.commands.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
+                    // Fewer commands than the last commit had: the others are
+                    // most likely still in the workers' hands. A moment's wait
+                    // lets them join this fsync instead of paying for their own.
+                    let waited = batch.started.elapsed();
+                    if next.is_none() && batch.commands.len() < last_batch && waited < LINGER {
+                        next = rx.recv_timeout(LINGER - waited).ok();
+                    }
                 }
             }
+            last_batch = batch.commands.len();
             self.flush(&mut batch);
         }
         self.flush(&mut batch);
