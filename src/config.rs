@@ -24,6 +24,9 @@ pub const ENV_DATA_DIR: &str = "TRIAGEM_DATA_DIR";
 /// A TOML file of `[[tokens]]` tables that replaces `auth.tokens`, so token
 /// hashes can live outside the committed config.
 pub const ENV_TOKENS_FILE: &str = "TRIAGEM_TOKENS_FILE";
+/// Overrides `storage.postgres_url`, so the database's password need not be
+/// in the config file.
+pub const ENV_DATABASE_URL: &str = "TRIAGEM_DATABASE_URL";
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -177,16 +180,84 @@ impl From<HttpUrl> for String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    pub backend: Backend,
+    /// The SQLite journal's directory (also what `triagem migrate` reads).
     pub data_dir: PathBuf,
     pub retention_days: u32,
+    /// With `backend = "postgres"`: the database (env `TRIAGEM_DATABASE_URL`).
+    pub postgres_url: Option<DatabaseUrl>,
+    /// How long a leader's lease lasts without renewal (renewed every third of it).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            backend: Backend::Sqlite,
             data_dir: PathBuf::from("data"),
             retention_days: 90,
+            postgres_url: None,
+            lease: Duration::from_secs(5),
         }
+    }
+}
+
+/// Where the journal lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// One file in `storage.data_dir`, one instance.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by instances, one of which leads.
+    Postgres,
+}
+
+/// A `postgres://` URL; printed (`check-config`) without its password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("***"));
+                }
+                u.to_string()
+            }
+            Err(_) => "postgres://…".into(),
+        }
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let parsed: Result<postgres::Config, _> = s.parse();
+        match parsed {
+            Ok(_) if s.starts_with("postgres://") || s.starts_with("postgresql://") => Ok(Self(s)),
+            _ => Err("must be a URL such as postgres://user@host/database".into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
     }
 }
 
@@ -566,6 +637,11 @@ impl Config {
         if let Some(dir) = var(ENV_DATA_DIR).filter(|v| !v.is_empty()) {
             self.storage.data_dir = PathBuf::from(dir);
         }
+        if let Some(url) = var(ENV_DATABASE_URL).filter(|v| !v.is_empty()) {
+            self.storage.postgres_url = Some(DatabaseUrl::try_from(url).map_err(|e| {
+                invalid("storage.postgres_url", format!("{ENV_DATABASE_URL}: {e}"))
+            })?);
+        }
         if let Some(file) = var(ENV_TOKENS_FILE).filter(|v| !v.is_empty()) {
             self.auth.tokens_file = Some(PathBuf::from(file));
         }
@@ -646,6 +722,15 @@ impl Config {
         }
         if self.storage.retention_days == 0 {
             return Err(invalid("storage.retention_days", "must be at least 1"));
+        }
+        if self.storage.backend == Backend::Postgres && self.storage.postgres_url.is_none() {
+            return Err(invalid(
+                "storage.postgres_url",
+                format!("backend \"postgres\" needs a URL (or {ENV_DATABASE_URL})"),
+            ));
+        }
+        if self.storage.lease < Duration::from_millis(500) {
+            return Err(invalid("storage.lease", "must be at least 500ms"));
         }
         self.validate_protocol()?;
         self.validate_escalation()?;

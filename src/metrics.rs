@@ -31,6 +31,8 @@ pub const OUTBOX_PENDING: &str = "triagem_webhook_outbox_pending";
 pub const COMMIT: &str = "triagem_journal_commit_seconds";
 pub const NOTIFICATIONS: &str = "triagem_notifications_total";
 pub const NOTIFICATIONS_PENDING: &str = "triagem_notifications_pending";
+pub const LEADER: &str = "triagem_leader";
+pub const LEADER_TERM: &str = "triagem_leader_term";
 pub const HTTP_REQUESTS: &str = "triagem_http_requests_total";
 pub const HTTP_DURATION: &str = "triagem_http_request_duration_seconds";
 
@@ -64,6 +66,8 @@ pub struct Metrics {
     commit: Histogram,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    leader: IntGauge,
+    leader_term: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -136,6 +140,12 @@ impl Metrics {
             http_duration: register(&r, HistogramVec::new(
                 HistogramOpts::new(HTTP_DURATION, "HTTP request duration in seconds, per route pattern."),
                 &["method", "route"],
+            ).expect("valid metric")),
+            leader: register(&r, IntGauge::new(
+                LEADER, "1 on the instance that holds the journal's lease (always with SQLite), 0 elsewhere.",
+            ).expect("valid metric")),
+            leader_term: register(&r, IntGauge::new(
+                LEADER_TERM, "The lease's term as this instance last saw it (0 with SQLite).",
             ).expect("valid metric")),
             registry: r,
         };
@@ -269,6 +279,11 @@ impl Metrics {
                 _ => {}
             }
         }
+    }
+
+    pub fn set_role(&self, leader: bool, term: u64) {
+        self.leader.set(i64::from(leader));
+        self.leader_term.set(term as i64);
     }
 
     pub fn set_outbox_pending(&self, n: u64) {

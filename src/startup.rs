@@ -22,6 +22,8 @@ use crate::{http, maintenance, outbox, scheduler};
 const TASK_GRACE: Duration = Duration::from_secs(10);
 /// How long requests in flight may take to finish at a graceful stop.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+/// Pause before trying again to rebuild memory as a new leader.
+const LEAD_RETRY: Duration = Duration::from_secs(1);
 
 /// A bound, not yet running service.
 pub struct Application {
@@ -98,15 +100,17 @@ impl Application {
             signals.abort();
             return Err(e);
         }
-        let tasks = Tasks::start(&service);
+        let leading = CancellationToken::new();
+        let leadership = tokio::spawn(lead_while_leader(service.clone(), leading.clone()));
         let served = server.await;
         signals.abort();
-        let stopped = tasks.stop().await;
+        leading.cancel();
+        let stopped = leadership.await?;
         if let Some(journal) = service.journal() {
-            let path = journal.path().to_owned();
+            let location = journal.location();
             let s = service.clone();
             tokio::task::spawn_blocking(move || s.journal().map(|j| j.shutdown())).await?;
-            tracing::info!(path = %path.display(), "journal closed");
+            tracing::info!(%location, "journal closed");
         }
         served??;
         stopped
@@ -147,6 +151,62 @@ async fn stop_on_signal(handle: StopHandle) {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
     }
     handle.stop(true).await;
+}
+
+/// Runs the background tasks while this instance leads: with SQLite from
+/// recovery until stopped; on PostgreSQL for each term this instance holds,
+/// after rebuilding memory under it. Losing the lease stops serving first
+/// (requests get 503 `not_leader` at once), then the tasks.
+async fn lead_while_leader(service: Service, stop: CancellationToken) -> anyhow::Result<()> {
+    let Some(mut role) = service.journal().map(|j| j.role()) else {
+        return Ok(());
+    };
+    loop {
+        let term = loop {
+            let now = *role.borrow_and_update();
+            if now.leader {
+                break now.term;
+            }
+            tokio::select! {
+                changed = role.changed() => if changed.is_err() { return Ok(()) },
+                _ = stop.cancelled() => return Ok(()),
+            }
+        };
+        if !service.is_serving() {
+            let s = service.clone();
+            match tokio::task::spawn_blocking(move || s.lead()).await {
+                Ok(Ok(())) => tracing::info!(term, "leading: memory rebuilt from the journal"),
+                Ok(Err(e)) => {
+                    tracing::warn!(term, error = %e, "cannot take over yet");
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEAD_RETRY) => continue,
+                        _ = stop.cancelled() => return Ok(()),
+                    }
+                }
+                Err(e) => anyhow::bail!("taking over panicked: {e}"),
+            }
+        }
+        let tasks = Tasks::start(&service);
+        let stopped = loop {
+            tokio::select! {
+                changed = role.changed() => {
+                    let now = *role.borrow();
+                    if changed.is_err() || !now.leader || now.term != term {
+                        break false;
+                    }
+                }
+                _ = stop.cancelled() => break true,
+            }
+        };
+        if stopped {
+            return tasks.stop().await;
+        }
+        service.follow();
+        tracing::warn!(term, "no longer leading: following");
+        if let Err(e) = tasks.stop().await {
+            tracing::error!(error = %e, "stepping down");
+        }
+    }
 }
 
 /// A background task with its owner's stop signal.

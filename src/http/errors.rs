@@ -40,6 +40,8 @@ pub enum ApiError {
     },
     #[error("the service cannot record changes right now; nothing was changed, try again shortly")]
     Unavailable,
+    #[error("this instance is not the leader; another instance serves the department (retry, or ask the load balancer)")]
+    NotLeader,
 }
 
 /// The problem+json body (RFC 9457), sent as `application/problem+json`.
@@ -71,11 +73,12 @@ pub enum Kind {
     Invalid,
     RateLimited,
     Unavailable,
+    NotLeader,
 }
 
 impl Kind {
     /// The kinds the API document describes (a 405 is never documented).
-    pub const DOCUMENTED: [Kind; 10] = [
+    pub const DOCUMENTED: [Kind; 11] = [
         Kind::Malformed,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -86,6 +89,7 @@ impl Kind {
         Kind::Invalid,
         Kind::RateLimited,
         Kind::Unavailable,
+        Kind::NotLeader,
     ];
 
     /// Status, `code`, title, and the description of the API document.
@@ -121,6 +125,9 @@ impl Kind {
                  (`portal.lookups_per_minute`)"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable",
                 "the journal cannot be written (or is being recovered); nothing was changed"),
+            NotLeader => (StatusCode::SERVICE_UNAVAILABLE, "not_leader", "Not the leader",
+                "this instance is a follower (PostgreSQL journal): another instance holds the \
+                 lease and serves; nothing was changed"),
         }
     }
 
@@ -148,7 +155,7 @@ impl Kind {
     /// Seconds the client should wait before trying again, sent as `Retry-After`.
     pub fn retry_after(self) -> Option<u32> {
         match self {
-            Kind::Unavailable => Some(1),
+            Kind::Unavailable | Kind::NotLeader => Some(1),
             Kind::RateLimited => Some(60),
             _ => None,
         }
@@ -169,6 +176,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => Kind::UnsupportedMediaType,
             ApiError::Invalid { .. } => Kind::Invalid,
             ApiError::Unavailable => Kind::Unavailable,
+            ApiError::NotLeader => Kind::NotLeader,
         }
     }
 
@@ -233,6 +241,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Domain(e) => e.into(),
             ServiceError::Unavailable => ApiError::Unavailable,
+            ServiceError::NotLeader => ApiError::NotLeader,
         }
     }
 }

@@ -152,14 +152,24 @@ pub fn cors(origins: &[crate::config::Origin]) -> actix_cors::Cors {
 
 /// One log line and the HTTP metrics per request, labelled by route pattern
 /// (never the raw path, which may hold a protocol number).
-pub async fn observe(
+pub async fn observe<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<B>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let service = req.app_data::<Svc>().map(|s| s.0.clone());
     let method = req.method().clone();
-    let res = next.call(req).await?;
+    // A follower serves no API call (its memory is stale): the load balancer
+    // or the page tries again, and reaches the leader.
+    let res = if service.as_ref().is_some_and(Service::is_follower)
+        && req.path().starts_with(API_BASE)
+        && req.method() != actix_web::http::Method::OPTIONS
+    {
+        req.error_response(ApiError::NotLeader)
+            .map_into_right_body()
+    } else {
+        next.call(req).await?.map_into_left_body()
+    };
     let route = res
         .request()
         .match_pattern()

@@ -27,6 +27,17 @@ pub struct Health {
     pub status: &'static str,
 }
 
+/// The answer of `/readyz`: whether this instance serves, and its role.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: &'static str,
+    /// `leader` or `follower` (with SQLite always `leader`).
+    pub role: &'static str,
+    /// The journal lease's term as this instance last saw it (0 with SQLite).
+    pub term: u64,
+}
+
 /// The bearer-token scheme (docs/api.md, Access).
 struct BearerAuth;
 

@@ -2,7 +2,7 @@
 
 use actix_web::HttpResponse;
 
-use super::openapi::Health;
+use super::openapi::{Health, Readiness};
 use super::{ApiError, Svc, PROBLEM_JSON};
 
 /// Prometheus metrics (see docs/api.md, Metrics)
@@ -34,24 +34,43 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The journal is writable and recovered (no token needed)
+/// This instance leads, its journal is writable and memory recovered (no
+/// token needed). A load balancer sends traffic where this answers 200.
 #[utoipa::path(
     get,
     path = "/readyz",
     operation_id = "readyz",
     tag = "service",
     responses(
-        (status = 200, description = "Ready", body = Health),
+        (status = 200, description = "Ready: the leader, recovered", body = Readiness),
     ),
 )]
 pub async fn readyz(service: Svc) -> HttpResponse {
-    if service.is_ready() {
-        HttpResponse::Ok().json(Health { status: "ready" })
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type(PROBLEM_JSON)
-            .json(ApiError::Unavailable.problem())
+    let role = service.role();
+    let follower = service.is_follower();
+    let name = if follower { "follower" } else { "leader" };
+    if service.is_ready() && !follower {
+        return HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            role: name,
+            term: role.term,
+        });
     }
+    let error = if follower {
+        ApiError::NotLeader
+    } else {
+        ApiError::Unavailable
+    };
+    // The problem, with the role and term as extension members (RFC 9457).
+    let mut body = serde_json::to_value(error.problem()).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("role".into(), name.into());
+        fields.insert("term".into(), role.term.into());
+    }
+    HttpResponse::ServiceUnavailable()
+        .content_type(PROBLEM_JSON)
+        .insert_header((actix_web::http::header::RETRY_AFTER, 1))
+        .json(body)
 }
 
 /// Who the caller is, for the pages to fit what they offer to the role.

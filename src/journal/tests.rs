@@ -8,6 +8,8 @@ use super::*;
 use crate::config::Config;
 use crate::domain::patient::QueueKind;
 use crate::domain::{Admission, Department};
+use rusqlite::Connection;
+use sqlite::FEED_BATCH;
 
 fn config() -> Config {
     Config::from_toml(include_str!("../../config/default.toml")).unwrap()

@@ -21,12 +21,13 @@ use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
+use crate::config::Backend;
 use crate::config::Config;
 use crate::domain::patient::Protocol;
 use crate::domain::{Applied, Change, Channel, Department, DomainError, PatientView, Settings};
 use crate::journal::{
-    HistoryEntry, Journal, JournalOptions, MessageEntry, MessageStatus, OutboxEntry, PatientSearch,
-    PendingCommit,
+    HistoryEntry, Journal, JournalError, JournalOptions, MessageEntry, MessageStatus, OutboxEntry,
+    PatientSearch, PendingCommit, Role,
 };
 use crate::metrics::Metrics;
 pub use events::{EventHub, REPLAY_EVENTS};
@@ -39,6 +40,9 @@ pub enum ServiceError {
     /// Not recovered yet, or the journal cannot be written: nothing was changed.
     #[error("the service cannot record changes right now")]
     Unavailable,
+    /// Another instance leads (PostgreSQL journal): nothing was changed here.
+    #[error("this instance is not the leader")]
+    NotLeader,
 }
 
 /// Where the service stands; only `Ready` serves the domain.
@@ -51,6 +55,9 @@ enum Health {
     /// A commit failed or a command panicked: memory may hold what the journal
     /// does not, so nothing is served until it is rebuilt from the journal.
     Failed = 2,
+    /// Another instance holds the lease: memory is stale and nothing is
+    /// served until this one leads and has rebuilt memory under its term.
+    Follower = 3,
 }
 
 /// A handle to the service; clones share everything.
@@ -140,6 +147,7 @@ impl Service {
         match self.shared.health.load(Ordering::Acquire) {
             1 => Health::Ready,
             2 => Health::Failed,
+            3 => Health::Follower,
             _ => Health::Starting,
         }
     }
@@ -151,6 +159,37 @@ impl Service {
     /// Recovered, nothing pending a reload, and the journal takes writes.
     pub fn is_ready(&self) -> bool {
         self.health() == Health::Ready && self.journal().is_some_and(Journal::is_healthy)
+    }
+
+    /// Whether this instance leads, and the lease's term (SQLite: always, 0).
+    /// Before the journal is open: a follower of term 0.
+    pub fn role(&self) -> Role {
+        match self.journal() {
+            Some(j) => *j.role().borrow(),
+            None => Role {
+                leader: false,
+                term: 0,
+            },
+        }
+    }
+
+    /// Another instance leads, or this one has stepped down and not yet
+    /// rebuilt memory under a new term: requests get 503 `not_leader`.
+    pub fn is_follower(&self) -> bool {
+        match self.journal() {
+            Some(j) => self.health() == Health::Follower || !j.role().borrow().leader,
+            // Not open yet: starting, not following.
+            None => false,
+        }
+    }
+
+    /// The error for a refusal: `not_leader` on a follower, else `unavailable`.
+    fn refusal(&self) -> ServiceError {
+        if self.is_follower() {
+            ServiceError::NotLeader
+        } else {
+            ServiceError::Unavailable
+        }
     }
 
     /// The open journal, once recovered. Tests use it to inject faults.
@@ -198,7 +237,7 @@ impl Service {
         let (value, pending, wake) = {
             let mut state = self.shared.state.lock();
             if self.health() != Health::Ready || !journal.is_healthy() {
-                return Err(ServiceError::Unavailable);
+                return Err(self.refusal());
             }
             // Read under the lock so journal order and time order agree.
             let now = self.shared.clock.now();
@@ -225,9 +264,19 @@ impl Service {
         let Some(pending) = pending else {
             return Ok(());
         };
-        pending.wait().await.map_err(|_| {
-            self.fail();
-            ServiceError::Unavailable
+        pending.wait().await.map_err(|e| match e {
+            JournalError::NotLeader => {
+                // Fenced off: stop serving, and let the lease go at once.
+                self.follow();
+                if let Some(journal) = self.journal() {
+                    journal.step_down();
+                }
+                ServiceError::NotLeader
+            }
+            _ => {
+                self.fail();
+                ServiceError::Unavailable
+            }
         })
     }
 
@@ -239,7 +288,7 @@ impl Service {
         query: impl FnOnce(&Department, DateTime<Utc>) -> Result<T, DomainError>,
     ) -> Result<T, ServiceError> {
         if !self.is_ready() {
-            return Err(ServiceError::Unavailable);
+            return Err(self.refusal());
         }
         let state = self.shared.state.lock();
         Ok(query(&state.department, self.shared.clock.now())?)
@@ -398,6 +447,10 @@ impl Service {
             let state = self.shared.state.lock();
             crate::metrics::QueueGauges::read(&state.department, now)
         };
+        let role = self.role();
+        self.shared
+            .metrics
+            .set_role(role.leader && !self.is_follower(), role.term);
         self.shared.metrics.render(&gauges)
     }
 
@@ -439,9 +492,38 @@ impl Service {
                 }
             })),
         };
-        let data_dir = &config.storage.data_dir;
-        let (journal, snapshot) = Journal::open(data_dir, options)
-            .with_context(|| format!("cannot open the journal in {}", data_dir.display()))?;
+        let storage = &config.storage;
+        let snapshot = match (storage.backend, &storage.postgres_url) {
+            (Backend::Postgres, Some(url)) => {
+                let journal = Journal::open_postgres(url.as_str(), storage.lease, options)
+                    .with_context(|| format!("cannot open the journal at {}", url.redacted()))?;
+                if self.shared.journal.set(journal).is_err() {
+                    anyhow::bail!("journal opened twice");
+                }
+                // Memory is read back when this instance comes to lead (`lead`).
+                tracing::info!("journal open; following until this instance holds the lease");
+                return Ok(());
+            }
+            _ => {
+                let data_dir = &storage.data_dir;
+                let (journal, snapshot) = Journal::open(data_dir, options).with_context(|| {
+                    format!("cannot open the journal in {}", data_dir.display())
+                })?;
+                if self.shared.journal.set(journal).is_err() {
+                    anyhow::bail!("journal opened twice");
+                }
+                snapshot
+            }
+        };
+        self.restore(snapshot)?;
+        Ok(())
+    }
+
+    /// Builds memory from a snapshot (outside the lock), with what the
+    /// outboxes' gauges and the event streams' replay need, then serves it.
+    fn restore(&self, snapshot: crate::domain::Snapshot) -> anyhow::Result<()> {
+        let config = &self.shared.config;
+        let journal = self.journal().context("no journal")?;
         self.shared
             .metrics
             .set_outbox_pending(journal.outbox_pending()?);
@@ -457,12 +539,34 @@ impl Service {
         }
         let department = Department::restore(&self.shared.settings, snapshot)?;
         let patients = department.patient_count();
-        if self.shared.journal.set(journal).is_err() {
-            anyhow::bail!("journal opened twice");
-        }
         self.swap_in(department);
         tracing::info!(patients, "journal recovered; ready");
         Ok(())
+    }
+
+    /// This instance has just come to lead: memory becomes what the database
+    /// holds under the new term (whatever an earlier leader committed).
+    /// Blocking. Requests meanwhile get 503 `unavailable`.
+    pub fn lead(&self) -> anyhow::Result<()> {
+        self.set_health(Health::Starting);
+        // Commands check health under the lock: once it has been taken and
+        // released, none is between its check and its submission.
+        drop(self.shared.state.lock());
+        let journal = self.journal().context("no journal")?;
+        let snapshot = journal.reload()?;
+        self.restore(snapshot)
+    }
+
+    /// Stops serving: another instance leads, or may. Memory is kept but never
+    /// served again before [`Service::lead`] rebuilds it.
+    pub fn follow(&self) {
+        self.set_health(Health::Follower);
+    }
+
+    /// Whether memory is rebuilt and served (false while starting, following
+    /// or after a failure).
+    pub fn is_serving(&self) -> bool {
+        self.health() == Health::Ready
     }
 
     /// After a failure: once the disk takes writes again, memory becomes

@@ -3,15 +3,15 @@
 
 use rusqlite::{params, Connection};
 
-use super::{JournalError, ReportFacts};
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::{Change, Outbox};
+use crate::journal::{parse_json, JournalError, ReportFacts};
 
 /// 5: records hold times as nanoseconds, which older versions cannot read;
 /// the index of calls the board is restored from.
 const SCHEMA_VERSION: i64 = 5;
 
-pub(super) fn migrate(conn: &Connection) -> Result<(), JournalError> {
+pub(crate) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(JournalError::Corrupt(format!(
@@ -140,7 +140,7 @@ fn add_search_columns(conn: &Connection) -> Result<(), JournalError> {
              arrived_at = ?5, admitted_at = ?6 WHERE protocol = ?1",
         )?;
         for (protocol, body) in rows {
-            let p: Patient = super::parse_json("patient", &body)?;
+            let p: Patient = parse_json("patient", &body)?;
             let s = SearchColumns::of(&p);
             update.execute(params![
                 protocol,
@@ -187,7 +187,7 @@ fn add_visits(conn: &Connection) -> Result<(), JournalError> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for body in bodies {
-        let p: Patient = super::parse_json("patient", &body)?;
+        let p: Patient = parse_json("patient", &body)?;
         write_visit(&tx, &p)?;
     }
     tx.commit()?;
@@ -409,7 +409,7 @@ fn apply(tx: &Connection, change: &Change, receivers: usize) -> Result<(), Journ
 /// commit (the counters table is read by nothing else, so order does not).
 /// Applies one command's changes to the open transaction, all but the
 /// counters, which `write_counters` writes once before the commit.
-pub(super) fn apply_changes(
+pub(crate) fn apply_changes(
     tx: &Connection,
     changes: &[Change],
     receivers: usize,
@@ -424,7 +424,7 @@ pub(super) fn apply_changes(
 
 /// The protocol and ticket counters of a group commit: only the last value
 /// of each counter is written, since each one supersedes the ones before.
-pub(super) fn write_counters<'a>(
+pub(crate) fn write_counters<'a>(
     tx: &Connection,
     changes: impl Iterator<Item = &'a Change>,
 ) -> Result<(), JournalError> {

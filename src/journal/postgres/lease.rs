@@ -1,0 +1,316 @@
+//! The leader lease: one row with a term, a holder and an expiry on the
+//! server's clock. The holder renews it every lease/3; a follower takes it
+//! (term + 1) once it has expired. A leader that has not renewed by 90 % of
+//! the lease since its last successful renewal was sent steps down on its own
+//! clock, before the server would let anybody else in.
+//!
+//! The lease alone cannot stop a paused or partitioned leader from writing
+//! once it wakes: every write transaction also checks the term it was given
+//! under a share lock on the row (see `PgStore::commit`), so a takeover and
+//! an old leader's commit are serialised and the old commit fails.
+//!
+//! Runs as a task on the runtime that opened the journal, with timeouts on
+//! every round trip, so a hung connection cannot keep it from stepping down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::journal::Role;
+
+/// What the writer reads before each commit: the term held and until when.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseState(Mutex<Held>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    term: u64,
+    /// While leading: when to have stepped down by.
+    until: Option<Instant>,
+}
+
+impl LeaseState {
+    /// The term, while this instance leads and its lease has time left.
+    pub(crate) fn leading(&self) -> Option<u64> {
+        let held = *self.0.lock();
+        held.until
+            .filter(|until| Instant::now() < *until)
+            .map(|_| held.term)
+    }
+
+    fn until(&self) -> Option<Instant> {
+        self.0.lock().until
+    }
+
+    fn hold(&self, term: u64, until: Instant) {
+        *self.0.lock() = Held {
+            term,
+            until: Some(until),
+        };
+    }
+
+    /// Stops leading; true if it was.
+    fn drop_lease(&self) -> bool {
+        self.0.lock().until.take().is_some()
+    }
+}
+
+/// The running keeper; dropping it does not stop it, [`LeaseKeeper::shutdown`] does.
+pub struct LeaseKeeper {
+    role: watch::Receiver<Role>,
+    step_down: Arc<Notify>,
+    stop: CancellationToken,
+    released: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl LeaseKeeper {
+    pub(crate) fn start(
+        url: String,
+        lease: Duration,
+        holder: String,
+        state: Arc<LeaseState>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
+        let (role_tx, role) = watch::channel(Role {
+            leader: false,
+            term: 0,
+        });
+        let step_down = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let (released_tx, released) = std::sync::mpsc::channel();
+        let keeper = Keeper {
+            url,
+            lease,
+            holder,
+            state,
+            role: role_tx,
+            step_down: step_down.clone(),
+            stop: stop.clone(),
+        };
+        runtime.spawn(async move {
+            keeper.run().await;
+            let _ = released_tx.send(());
+        });
+        Self {
+            role,
+            step_down,
+            stop,
+            released: Mutex::new(Some(released)),
+        }
+    }
+
+    pub fn role(&self) -> watch::Receiver<Role> {
+        self.role.clone()
+    }
+
+    /// Stops leading now (a commit was fenced off); the keeper contends again.
+    pub fn step_down(&self) {
+        self.step_down.notify_one();
+    }
+
+    /// Stops the keeper, which gives the lease up if it holds it, so a
+    /// follower need not wait for it to expire. Waits a moment for that.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+        if let Some(released) = self.released.lock().take() {
+            let _ = released.recv_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+struct Keeper {
+    url: String,
+    lease: Duration,
+    holder: String,
+    state: Arc<LeaseState>,
+    role: watch::Sender<Role>,
+    step_down: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+/// What one round trip learned.
+struct Seen {
+    /// The term held after it, if this instance holds the lease.
+    leading: Option<u64>,
+    /// The lease's term.
+    term: u64,
+}
+
+impl Keeper {
+    fn tick(&self) -> Duration {
+        self.lease / 3
+    }
+
+    async fn run(self) {
+        let mut client: Option<tokio_postgres::Client> = None;
+        let mut next = Instant::now();
+        loop {
+            let until = self.state.until();
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = sleep_until(until) => {
+                    self.lose("the lease could not be renewed in time");
+                    continue;
+                }
+                _ = self.step_down.notified() => {
+                    self.lose("a write was fenced off: another instance holds a newer term");
+                    continue;
+                }
+                _ = self.stop.cancelled() => {
+                    if let (Some(c), Some(term)) = (&client, self.state.leading()) {
+                        self.state.drop_lease();
+                        let term_arg = term as i64;
+                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                            [&term_arg, &self.holder];
+                        let release = c.execute(
+                            "UPDATE lease SET expires_at = '-infinity'
+                             WHERE id = 1 AND term = $1 AND holder = $2",
+                            &args,
+                        );
+                        match tokio::time::timeout(self.tick(), release).await {
+                            Ok(Ok(_)) => tracing::info!(term, "lease given up"),
+                            _ => tracing::warn!(term, "could not give the lease up; it will expire"),
+                        }
+                    }
+                    return;
+                }
+            }
+            next = Instant::now() + self.tick();
+            if client
+                .as_ref()
+                .is_none_or(tokio_postgres::Client::is_closed)
+            {
+                client = self.connect().await;
+            }
+            let Some(c) = &client else { continue };
+            let sent = Instant::now();
+            let leading = self.state.leading();
+            match tokio::time::timeout(self.tick(), self.attempt(c, leading)).await {
+                Ok(Ok(seen)) => self.saw(seen, leading, sent),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach the lease"),
+                Err(_) => tracing::warn!("the lease did not answer in time"),
+            }
+        }
+    }
+
+    async fn connect(&self) -> Option<tokio_postgres::Client> {
+        let connect = tokio_postgres::connect(&self.url, tokio_postgres::NoTls);
+        match tokio::time::timeout(self.lease, connect).await {
+            Ok(Ok((client, connection))) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!(error = %e, "lease connection closed");
+                    }
+                });
+                Some(client)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot connect for the lease");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("connecting for the lease timed out");
+                None
+            }
+        }
+    }
+
+    /// Renews the lease held, or takes it if it expired (or is still ours
+    /// from before a step-down: a new term either way).
+    async fn attempt(
+        &self,
+        c: &tokio_postgres::Client,
+        leading: Option<u64>,
+    ) -> Result<Seen, tokio_postgres::Error> {
+        let ms = self.lease.as_millis() as i64;
+        if let Some(term) = leading {
+            let renewed = c
+                .query_opt(
+                    "UPDATE lease SET expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+                     WHERE id = 1 AND term = $1 AND holder = $2 RETURNING term",
+                    &[&(term as i64), &self.holder, &ms],
+                )
+                .await?;
+            if renewed.is_some() {
+                return Ok(Seen {
+                    leading: Some(term),
+                    term,
+                });
+            }
+        } else {
+            let taken = c
+                .query_opt(
+                    "UPDATE lease SET term = term + 1, holder = $1,
+                         expires_at = clock_timestamp() + $2 * interval '1 millisecond'
+                     WHERE id = 1 AND (expires_at < clock_timestamp() OR holder = $1)
+                     RETURNING term",
+                    &[&self.holder, &ms],
+                )
+                .await?;
+            if let Some(row) = taken {
+                let term = row.get::<_, i64>(0) as u64;
+                return Ok(Seen {
+                    leading: Some(term),
+                    term,
+                });
+            }
+        }
+        let term: i64 = c
+            .query_one("SELECT term FROM lease WHERE id = 1", &[])
+            .await?
+            .get(0);
+        Ok(Seen {
+            leading: None,
+            term: term as u64,
+        })
+    }
+
+    fn saw(&self, seen: Seen, before: Option<u64>, sent: Instant) {
+        match seen.leading {
+            Some(term) => {
+                // Counted from when the renewal was sent, and short of the
+                // server's expiry, which was set after that.
+                self.state.hold(term, sent + self.lease.mul_f64(0.9));
+                if before != Some(term) {
+                    tracing::info!(term, "leading: this instance holds the lease");
+                    self.role.send_replace(Role { leader: true, term });
+                }
+            }
+            None => {
+                if before.is_some() {
+                    self.lose("another instance holds the lease");
+                }
+                self.role.send_if_modified(|r| {
+                    let changed = r.term != seen.term || r.leader;
+                    *r = Role {
+                        leader: false,
+                        term: seen.term,
+                    };
+                    changed
+                });
+            }
+        }
+    }
+
+    fn lose(&self, why: &str) {
+        if self.state.drop_lease() {
+            tracing::warn!(reason = why, "stepping down: following");
+        }
+        self.role.send_if_modified(|r| {
+            let was = r.leader;
+            r.leader = false;
+            was
+        });
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

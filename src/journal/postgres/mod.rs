@@ -1,0 +1,614 @@
+//! The PostgreSQL backend, for several instances against one database. The
+//! writer thread and the reads use the synchronous `postgres` client (the
+//! journal's writer is a thread and reads run on blocking threads, as with
+//! SQLite); the lease keeper is a task (see [`lease`]).
+//!
+//! A write transaction commits only while this instance holds the lease under
+//! the term it recovered with: the check is the transaction's last statement,
+//! under a share lock on the lease row, so a takeover waits for it or it sees
+//! the takeover and rolls back.
+
+mod lease;
+pub(crate) mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls};
+
+use super::backend::{Reads, Store};
+use super::{
+    from_millis, parse_json, HistoryEntry, JournalError, MessageEntry, MessageStatus, OutboxEntry,
+    PatientSearch, ReportData, ReportFacts, StreamEvent, VisitRow, MAX_SEARCH_WORDS, RECENT_EVENTS,
+};
+use crate::domain::escalation::Alert;
+use crate::domain::numbering::{ProtocolSequence, TicketCounter};
+use crate::domain::patient::{document_key, search_key, Patient, Protocol};
+use crate::domain::{
+    BoardCall, Change, Channel, IdempotencyRecord, PatientFeed, RecentFact, Snapshot, UnitId,
+    BOARD_CALLS,
+};
+pub use lease::LeaseKeeper;
+use lease::LeaseState;
+
+/// Connects with the settings every connection of the journal uses.
+pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| JournalError::Corrupt(format!("storage.postgres_url: {e}")))?;
+    config
+        .application_name("triagem")
+        .connect_timeout(lease)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5));
+    let mut client = config.connect(NoTls)?;
+    // A writer paused inside a transaction would hold its row locks, and the
+    // lease row's share lock, until its connection died: the server ends
+    // such a transaction once the lease has run out.
+    client.batch_execute(&format!(
+        "SET idle_in_transaction_session_timeout = {}",
+        lease.as_millis().max(1)
+    ))?;
+    Ok(client)
+}
+
+/// The URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "postgres://…".into(),
+    }
+}
+
+/// Creates the tables if the database is empty, and starts contending for
+/// the lease on the current tokio runtime.
+pub(crate) fn open(
+    url: &str,
+    lease: Duration,
+) -> Result<(PgStore, PgReads, LeaseKeeper), JournalError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        JournalError::Corrupt("the PostgreSQL journal needs a tokio runtime".into())
+    })?;
+    let mut client = connect(url, lease)?;
+    schema::migrate(&mut client)?;
+    let instance: String = client
+        .query_one("SELECT value FROM counters WHERE name = 'instance'", &[])?
+        .get(0);
+    let holder = format!(
+        "{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 6]>())
+    );
+    let state = Arc::new(LeaseState::default());
+    let keeper = LeaseKeeper::start(
+        url.to_owned(),
+        lease,
+        holder.clone(),
+        state.clone(),
+        &runtime,
+    );
+    let reader = connect(url, lease)?;
+    Ok((
+        PgStore {
+            url: url.to_owned(),
+            lease,
+            client: Some(client),
+            state,
+            holder,
+            term: None,
+        },
+        PgReads {
+            url: url.to_owned(),
+            lease,
+            client: Mutex::new(Some(reader)),
+            instance,
+        },
+        keeper,
+    ))
+}
+
+/// The writer thread's side.
+pub(crate) struct PgStore {
+    url: String,
+    lease: Duration,
+    client: Option<Client>,
+    state: Arc<LeaseState>,
+    holder: String,
+    /// The term memory was recovered under: commits carry it, and a newer
+    /// term in the lease row fences them off.
+    term: Option<u64>,
+}
+
+impl PgStore {
+    fn client(&mut self) -> Result<&mut Client, JournalError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.client = Some(connect(&self.url, self.lease)?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+}
+
+impl Store for PgStore {
+    /// Nothing until the commit: the group's rows are then written table by
+    /// table with one statement each, which is where PostgreSQL's round
+    /// trips are saved.
+    fn stage(&mut self, _: bool, _: &[Change], _: usize) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    /// A transaction that failed was dropped (rolled back) where it failed.
+    fn rollback(&mut self) {}
+
+    fn commit(&mut self, changes: &[&Change], receivers: usize) -> Result<(), JournalError> {
+        let term = self.term.ok_or(JournalError::NotLeader)?;
+        if self.state.leading() != Some(term) {
+            return Err(JournalError::NotLeader);
+        }
+        let holder = self.holder.clone();
+        let client = self.client()?;
+        let mut tx = client.transaction()?;
+        schema::apply_all(&mut tx, changes, receivers)?;
+        let fence = tx.query_opt(
+            "SELECT term FROM lease
+             WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
+             FOR SHARE",
+            &[&(term as i64), &holder],
+        )?;
+        if fence.is_none() {
+            tx.rollback()?;
+            return Err(JournalError::NotLeader);
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn probe(&mut self) -> Result<(), JournalError> {
+        self.client()?.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+
+    /// Binds the term held now: everything committed under older terms is
+    /// in (their commits either finished before the takeover or were fenced).
+    fn snapshot(&mut self) -> Result<Snapshot, JournalError> {
+        let term = self.state.leading().ok_or(JournalError::NotLeader)?;
+        let snapshot = load_snapshot(self.client()?)?;
+        self.term = Some(term);
+        Ok(snapshot)
+    }
+}
+
+/// Reads beside the writer, on a connection of their own.
+pub(crate) struct PgReads {
+    url: String,
+    lease: Duration,
+    client: Mutex<Option<Client>>,
+    /// Prefixes delivery ids (the database's, so every instance issues the same).
+    instance: String,
+}
+
+impl PgReads {
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&mut Client) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        let mut guard = self.client.lock();
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = None;
+            *guard = Some(connect(&self.url, self.lease)?);
+        }
+        read(guard.as_mut().expect("connected above"))
+    }
+}
+
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+impl Reads for PgReads {
+    fn location(&self) -> String {
+        redacted(&self.url)
+    }
+
+    fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                "SELECT at, event, actor, details FROM events WHERE protocol = $1 ORDER BY id",
+                &[&(protocol.as_u64() as i64)],
+            )?)
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    at: from_millis(r.get(0))?,
+                    event: r.get(1),
+                    actor: r.get(2),
+                    details: parse_json("details", r.get(3))?,
+                })
+            })
+            .collect()
+    }
+
+    fn search(&self, search: &PatientSearch) -> Result<Vec<Protocol>, JournalError> {
+        let mut sql = String::from("SELECT protocol FROM patients WHERE TRUE");
+        let mut args: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        let arg = |args: &mut Vec<Box<dyn ToSql + Sync>>, v: Box<dyn ToSql + Sync>| {
+            args.push(v);
+            format!("${}", args.len())
+        };
+        if let Some(unit) = &search.unit {
+            let n = arg(&mut args, Box::new(unit.to_string()));
+            sql.push_str(&format!(" AND unit = {n}"));
+        }
+        if !search.statuses.is_empty() {
+            let statuses: Vec<String> = search
+                .statuses
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect();
+            let n = arg(&mut args, Box::new(statuses));
+            sql.push_str(&format!(" AND status = ANY({n})"));
+        }
+        if let Some(q) = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let t = arg(&mut args, Box::new(q.to_uppercase()));
+            let since = arg(&mut args, Box::new(search.tickets_since.timestamp_millis()));
+            let mut any = vec![format!("(ticket = {t} AND admitted_at >= {since})")];
+            if let Ok(p) = Protocol::parse(q) {
+                let n = arg(&mut args, Box::new(p.as_u64() as i64));
+                any.push(format!("protocol = {n}"));
+            }
+            let document = document_key(q);
+            if !document.is_empty() {
+                let n = arg(&mut args, Box::new(document));
+                any.push(format!("document_key = {n}"));
+            }
+            // Every word of the query somewhere in the name, accents and case aside.
+            let likes: Vec<String> = search_key(q)
+                .split(' ')
+                .take(MAX_SEARCH_WORDS)
+                .map(|w| {
+                    let pattern = format!(
+                        "%{}%",
+                        w.replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_")
+                    );
+                    let n = arg(&mut args, Box::new(pattern));
+                    format!("name_key LIKE {n} ESCAPE '\\'")
+                })
+                .collect();
+            if !likes.is_empty() {
+                any.push(format!("({})", likes.join(" AND ")));
+            }
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+        }
+        let n = arg(&mut args, Box::new(search.limit as i64));
+        sql.push_str(&format!(
+            " ORDER BY arrived_at DESC, protocol DESC LIMIT {n}"
+        ));
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
+        let rows = self.with(|c| Ok(c.query(&sql, &params)?))?;
+        rows.into_iter()
+            .map(|r| {
+                let n: i64 = r.get(0);
+                Protocol::from_u64(n as u64)
+                    .ok_or_else(|| JournalError::Corrupt(format!("protocol {n}")))
+            })
+            .collect()
+    }
+
+    fn outbox_next(&self, receiver: usize) -> Result<Option<OutboxEntry>, JournalError> {
+        let row = self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT id, alert_id, event, alert, attempts FROM outbox
+                 WHERE receiver = $1 AND state = 'pending' ORDER BY id LIMIT 1",
+                &[&(receiver as i64)],
+            )?)
+        })?;
+        row.map(|r| {
+            let id: i64 = r.get(0);
+            Ok(OutboxEntry {
+                id: id as u64,
+                delivery_id: format!("{}-{id}", self.instance),
+                receiver,
+                alert_id: r.get::<_, i64>(1) as u64,
+                event: r.get(2),
+                alert: parse_json("outbox alert", r.get(3))?,
+                attempts: r.get::<_, i64>(4) as u32,
+            })
+        })
+        .transpose()
+    }
+
+    fn outbox_pending(&self) -> Result<u64, JournalError> {
+        let n: i64 = self.with(|c| {
+            Ok(
+                c.query_one("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", &[])?
+                    .get(0),
+            )
+        })?;
+        Ok(count(n))
+    }
+
+    /// On a connection of its own, so a long report holds up no other read.
+    fn report_data(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        unit: Option<&UnitId>,
+    ) -> Result<ReportData, JournalError> {
+        let mut c = connect(&self.url, self.lease)?;
+        let unit = unit.map(|u| u.to_string());
+        let args: [&(dyn ToSql + Sync); 3] =
+            [&from.timestamp_millis(), &to.timestamp_millis(), &unit];
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let visits = tx
+            .query(
+                "SELECT unit, arrived_at, first_triaged_at, colour, classified_max, call_at,
+                        call_colour, call_clock_start, call_max, status, closed_at, outcome,
+                        leave_reason
+                 FROM visits WHERE arrived_at >= $1 AND arrived_at < $2
+                      AND ($3::text IS NULL OR unit = $3)",
+                &args,
+            )?
+            .into_iter()
+            .map(|r| {
+                VisitRow {
+                    unit: r.get(0),
+                    arrived_at: r.get(1),
+                    first_triaged_at: r.get(2),
+                    colour: r.get(3),
+                    classified_max: r.get(4),
+                    call_at: r.get(5),
+                    call_colour: r.get(6),
+                    call_clock_start: r.get(7),
+                    call_max: r.get(8),
+                    status: r.get(9),
+                    closed_at: r.get(10),
+                    outcome: r.get(11),
+                    leave_reason: r.get(12),
+                }
+                .facts()
+            })
+            .collect::<Result<Vec<ReportFacts>, _>>()?;
+        let alerts = tx
+            .query(
+                "SELECT a.body FROM alerts a JOIN visits v ON v.protocol = a.protocol
+                 WHERE v.arrived_at >= $1 AND v.arrived_at < $2
+                       AND ($3::text IS NULL OR v.unit = $3)",
+                &args,
+            )?
+            .into_iter()
+            .map(|r| parse_json("alert", r.get(0)))
+            .collect::<Result<Vec<Alert>, _>>()?;
+        tx.commit()?;
+        Ok((visits, alerts))
+    }
+
+    fn message_next(&self, channel: Channel) -> Result<Option<MessageEntry>, JournalError> {
+        let row = self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT id, body, attempts FROM messages
+                 WHERE channel = $1 AND state = 'pending' ORDER BY id LIMIT 1",
+                &[&channel.as_str()],
+            )?)
+        })?;
+        row.map(|r| {
+            let id: i64 = r.get(0);
+            Ok(MessageEntry {
+                id: id as u64,
+                delivery_id: format!("{}-m{id}", self.instance),
+                message: parse_json("message", r.get(1))?,
+                attempts: r.get::<_, i64>(2) as u32,
+            })
+        })
+        .transpose()
+    }
+
+    fn messages_of(&self, protocol: Protocol) -> Result<Vec<MessageStatus>, JournalError> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                "SELECT id, channel, event, state, attempts, created_at FROM messages
+                 WHERE protocol = $1 ORDER BY id",
+                &[&(protocol.as_u64() as i64)],
+            )?)
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                Ok(MessageStatus {
+                    delivery_id: format!("{}-m{id}", self.instance),
+                    channel: r.get(1),
+                    event: r.get(2),
+                    state: r.get(3),
+                    attempts: r.get::<_, i64>(4) as u32,
+                    created_at: from_millis(r.get(5))?,
+                })
+            })
+            .collect()
+    }
+
+    fn messages_pending(&self, channel: Channel) -> Result<u64, JournalError> {
+        let n: i64 = self.with(|c| {
+            Ok(c.query_one(
+                "SELECT COUNT(*) FROM messages WHERE channel = $1 AND state = 'pending'",
+                &[&channel.as_str()],
+            )?
+            .get(0))
+        })?;
+        Ok(count(n))
+    }
+
+    fn stream_events(
+        &self,
+        unit: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamEvent>, JournalError> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                "SELECT id, display FROM (
+                     SELECT id, display FROM events
+                     WHERE unit = $1 AND id > $2 AND display IS NOT NULL
+                     ORDER BY id DESC LIMIT $3) last
+                 ORDER BY id",
+                &[&unit, &(after as i64), &(limit as i64)],
+            )?)
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(StreamEvent {
+                    id: r.get::<_, i64>(0) as u64,
+                    display: parse_json("display", r.get(1))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Everything recovery needs, in one read-only snapshot of the database.
+fn load_snapshot(client: &mut Client) -> Result<Snapshot, JournalError> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    // A large journal may take longer to read than a write may take.
+    tx.batch_execute("SET LOCAL statement_timeout = 0")?;
+    let patients = tx
+        .query("SELECT body FROM patients ORDER BY protocol", &[])?
+        .into_iter()
+        .map(|r| parse_json::<Patient>("patient", r.get(0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut snapshot = Snapshot {
+        patients: PatientFeed::from(patients),
+        ..Snapshot::default()
+    };
+    let counter =
+        |tx: &mut postgres::Transaction<'_>, name: &str| -> Result<Option<String>, JournalError> {
+            Ok(tx
+                .query_opt("SELECT value FROM counters WHERE name = $1", &[&name])?
+                .map(|r| r.get(0)))
+        };
+    snapshot.sequence = counter(&mut tx, "sequence")?
+        .map(|s| parse_json::<ProtocolSequence>("sequence", &s))
+        .transpose()?;
+    for r in tx.query(
+        "SELECT name, value FROM counters WHERE name LIKE 'tickets:%'",
+        &[],
+    )? {
+        let name: &str = r.get(0);
+        snapshot.tickets.push((
+            name.trim_start_matches("tickets:").to_owned(),
+            parse_json::<TicketCounter>("tickets", r.get(1))?,
+        ));
+    }
+    for r in tx.query(
+        "SELECT key, created_at, protocol, response FROM idempotency",
+        &[],
+    )? {
+        let protocol = Protocol::from_u64(r.get::<_, i64>(2) as u64)
+            .ok_or_else(|| JournalError::Corrupt("idempotency protocol".into()))?;
+        snapshot.idempotency.push(IdempotencyRecord {
+            key: r.get(0),
+            created_at: from_millis(r.get(1))?,
+            protocol,
+            response: r.get(3),
+        });
+    }
+    let units: Vec<String> = tx
+        .query(
+            "SELECT DISTINCT unit FROM events WHERE event IN ('called', 'recalled')",
+            &[],
+        )?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    for unit in units {
+        let mut calls: Vec<BoardCall> = tx
+            .query(
+                "SELECT details FROM events WHERE unit = $1 AND event IN ('called', 'recalled')
+                 ORDER BY id DESC LIMIT $2",
+                &[&unit, &(BOARD_CALLS as i64)],
+            )?
+            .into_iter()
+            .map(|r| parse_json::<BoardCall>("call", r.get(0)))
+            .collect::<Result<_, _>>()?;
+        calls.reverse();
+        snapshot
+            .calls
+            .extend(calls.into_iter().map(|c| (unit.clone(), c)));
+    }
+    for r in tx.query("SELECT body FROM alerts ORDER BY id", &[])? {
+        snapshot.alerts.push(parse_json("alert", r.get(0))?);
+    }
+    // The largest id ever used, also if purged since.
+    let mut last_id = |table: &str, name: &str| -> Result<u64, JournalError> {
+        let n: i64 = tx
+            .query_one(
+                &format!(
+                    "SELECT GREATEST(
+                         (SELECT COALESCE(MAX(id), 0) FROM {table}),
+                         (SELECT COALESCE(MAX(value::bigint), 0) FROM counters WHERE name = $1))"
+                ),
+                &[&name],
+            )?
+            .get(0);
+        Ok(count(n))
+    };
+    snapshot.last_event_id = last_id("events", "last_event_id")?;
+    snapshot.last_alert_id = last_id("alerts", "last_alert_id")?;
+    let secret = counter(&mut tx, "check_secret")?
+        .ok_or_else(|| JournalError::Corrupt("no check secret".into()))?;
+    snapshot.check_secret =
+        hex::decode(secret).map_err(|e| JournalError::Corrupt(format!("check secret: {e}")))?;
+    snapshot.recent = load_recent(&mut tx)?;
+    tx.commit()?;
+    Ok(snapshot)
+}
+
+/// The recent calls and entries wait estimates learn from, oldest first.
+fn load_recent(
+    tx: &mut postgres::Transaction<'_>,
+) -> Result<Vec<(String, DateTime<Utc>, RecentFact)>, JournalError> {
+    let rows = tx.query(
+        "SELECT unit, at, event, details FROM (
+             SELECT id, unit, at, event, details FROM events
+             WHERE event IN ('admitted', 'triaged', 'called')
+             ORDER BY id DESC LIMIT $1) last
+         ORDER BY id",
+        &[&RECENT_EVENTS],
+    )?;
+    let mut out = Vec::new();
+    for r in rows {
+        let details: serde_json::Value = parse_json("details", r.get(3))?;
+        let colour = details["colour"]
+            .as_str()
+            .and_then(|c| crate::domain::ColourId::parse(c).ok());
+        let event: &str = r.get(2);
+        let fact = match event {
+            "called" => RecentFact::Called {
+                queue: serde_json::from_value(details["queue"].clone()).unwrap_or_default(),
+                colour,
+            },
+            _ => match colour {
+                Some(colour) => RecentFact::Entered { colour },
+                None => continue,
+            },
+        };
+        out.push((r.get(0), from_millis(r.get(1))?, fact));
+    }
+    Ok(out)
+}

@@ -1,0 +1,596 @@
+//! The PostgreSQL tables: the same meaning as SQLite's (patients stored whole
+//! as JSON text keyed by protocol, the events, alerts, outboxes and counters,
+//! the narrow visits table reports read), plus the lease row. A group commit
+//! writes each table's rows with one statement over arrays (`UNNEST`), so a
+//! batch of a thousand admissions is a handful of round trips, not thousands.
+
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+use postgres::Transaction;
+
+use crate::domain::patient::{document_key, search_key, Patient};
+use crate::domain::{Change, Outbox};
+use crate::journal::{JournalError, ReportFacts};
+
+/// Bumped when the tables change; a newer journal is refused.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Serialises table creation between instances starting together.
+const MIGRATION_LOCK: i64 = 0x7472_6961_6765_6d00;
+
+pub(crate) const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS patients (
+    protocol     BIGINT PRIMARY KEY,
+    unit         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    closed_at    BIGINT,
+    body         TEXT NOT NULL,
+    name_key     TEXT,
+    document_key TEXT,
+    ticket       TEXT,
+    arrived_at   BIGINT,
+    admitted_at  BIGINT
+);
+CREATE INDEX IF NOT EXISTS patients_by_unit_status ON patients(unit, status);
+CREATE TABLE IF NOT EXISTS events (
+    id       BIGINT PRIMARY KEY,
+    protocol BIGINT,
+    unit     TEXT NOT NULL,
+    at       BIGINT NOT NULL,
+    event    TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    details  TEXT NOT NULL,
+    display  TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_protocol ON events(protocol, id);
+CREATE INDEX IF NOT EXISTS events_by_unit ON events(unit, id);
+CREATE INDEX IF NOT EXISTS events_calls ON events(unit, id) WHERE event IN ('called', 'recalled');
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id          BIGINT PRIMARY KEY,
+    protocol    BIGINT NOT NULL,
+    unit        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    resolved_at BIGINT,
+    body        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_protocol ON alerts(protocol);
+CREATE TABLE IF NOT EXISTS outbox (
+    id         BIGSERIAL PRIMARY KEY,
+    receiver   BIGINT NOT NULL,
+    alert_id   BIGINT NOT NULL,
+    event      TEXT NOT NULL,
+    alert      TEXT NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'pending',
+    attempts   BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(receiver, state, id);
+CREATE TABLE IF NOT EXISTS messages (
+    id         BIGSERIAL PRIMARY KEY,
+    protocol   BIGINT NOT NULL,
+    channel    TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'pending',
+    attempts   BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages(channel, state, id);
+CREATE INDEX IF NOT EXISTS messages_by_protocol ON messages(protocol, id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key        TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    protocol   BIGINT NOT NULL,
+    response   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS visits (
+    protocol         BIGINT PRIMARY KEY,
+    unit             TEXT NOT NULL,
+    arrived_at       BIGINT NOT NULL,
+    first_triaged_at BIGINT,
+    colour           TEXT,
+    classified_max   BIGINT,
+    call_at          BIGINT,
+    call_colour      TEXT,
+    call_clock_start BIGINT,
+    call_max         BIGINT,
+    status           TEXT NOT NULL,
+    closed_at        BIGINT,
+    outcome          TEXT,
+    leave_reason     TEXT
+);
+CREATE INDEX IF NOT EXISTS visits_by_arrival ON visits(arrived_at, protocol);
+-- One row: who leads, under which term, until when (the server's clock).
+CREATE TABLE IF NOT EXISTS lease (
+    id         INT PRIMARY KEY CHECK (id = 1),
+    term       BIGINT NOT NULL,
+    holder     TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+INSERT INTO lease(id, term, holder, expires_at) VALUES (1, 0, '', '-infinity')
+    ON CONFLICT (id) DO NOTHING;
+";
+
+/// Creates the tables in an empty database (once, whoever starts first) and
+/// the installation's own values (delivery id prefix, check code secret).
+pub(crate) fn migrate(client: &mut postgres::Client) -> Result<(), JournalError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(TABLES)?;
+    let version: Option<String> = tx
+        .query_opt("SELECT value FROM counters WHERE name = 'schema'", &[])?
+        .map(|r| r.get(0));
+    if let Some(v) = version.and_then(|v| v.parse::<i64>().ok()) {
+        if v > SCHEMA_VERSION {
+            return Err(JournalError::Corrupt(format!(
+                "the journal was written by a newer Triagem (schema {v}, this one knows {SCHEMA_VERSION})"
+            )));
+        }
+    }
+    let instance: [u8; 8] = rand::random();
+    let secret: [u8; 32] = rand::random();
+    tx.execute(
+        "INSERT INTO counters(name, value) VALUES ('schema', $1), ('instance', $2),
+             ('check_secret', $3)
+         ON CONFLICT (name) DO NOTHING",
+        &[
+            &SCHEMA_VERSION.to_string(),
+            &hex::encode(instance),
+            &hex::encode(secret),
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, JournalError> {
+    serde_json::to_string(v).map_err(|e| JournalError::Corrupt(e.to_string()))
+}
+
+fn millis(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+/// Rows of one table, a column per vector; `keys` makes the last write of a
+/// key win (one `ON CONFLICT DO UPDATE` may not touch a row twice).
+#[derive(Default)]
+struct Columns<K> {
+    keys: HashMap<K, usize>,
+    rows: usize,
+}
+
+impl<K: std::hash::Hash + Eq> Columns<K> {
+    /// The row index to write: an existing one for a key seen before.
+    fn slot(&mut self, key: K) -> (usize, bool) {
+        let next = self.rows;
+        match self.keys.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => (*e.get(), false),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(next);
+                self.rows += 1;
+                (next, true)
+            }
+        }
+    }
+}
+
+/// Pushes a value, or overwrites the one at `at`.
+fn put<T>(col: &mut Vec<T>, (at, new): (usize, bool), v: T) {
+    if new {
+        col.push(v);
+    } else {
+        col[at] = v;
+    }
+}
+
+#[derive(Default)]
+struct Patients {
+    at: Columns<i64>,
+    protocol: Vec<i64>,
+    unit: Vec<String>,
+    status: Vec<String>,
+    closed_at: Vec<Option<i64>>,
+    body: Vec<String>,
+    name_key: Vec<String>,
+    document_key: Vec<Option<String>>,
+    ticket: Vec<String>,
+    arrived_at: Vec<i64>,
+    admitted_at: Vec<i64>,
+    // visits
+    v_unit: Vec<String>,
+    v_first_triaged_at: Vec<Option<i64>>,
+    v_colour: Vec<Option<String>>,
+    v_classified_max: Vec<Option<i64>>,
+    v_call_at: Vec<Option<i64>>,
+    v_call_colour: Vec<Option<String>>,
+    v_call_clock_start: Vec<Option<i64>>,
+    v_call_max: Vec<Option<i64>>,
+    v_outcome: Vec<Option<String>>,
+    v_leave_reason: Vec<Option<String>>,
+}
+
+impl Patients {
+    fn push(&mut self, p: &Patient) -> Result<(), JournalError> {
+        let protocol = p.protocol.as_u64() as i64;
+        let s = self.at.slot(protocol);
+        let f = ReportFacts::of(p);
+        let call = f.first_call.as_ref();
+        put(&mut self.protocol, s, protocol);
+        put(&mut self.unit, s, p.unit.to_string());
+        put(&mut self.status, s, p.status.as_str().to_owned());
+        put(&mut self.closed_at, s, millis(p.closed_at));
+        put(&mut self.body, s, json(p)?);
+        put(&mut self.name_key, s, search_key(p.name.as_str()));
+        put(
+            &mut self.document_key,
+            s,
+            p.document.as_deref().map(document_key),
+        );
+        put(&mut self.ticket, s, p.ticket.to_string());
+        put(&mut self.arrived_at, s, p.arrived_at.timestamp_millis());
+        put(&mut self.admitted_at, s, p.admitted_at.timestamp_millis());
+        put(&mut self.v_unit, s, f.unit.to_string());
+        put(&mut self.v_first_triaged_at, s, millis(f.first_triaged_at));
+        put(
+            &mut self.v_colour,
+            s,
+            f.colour.as_deref().map(str::to_owned),
+        );
+        put(&mut self.v_classified_max, s, f.classified_max_wait_seconds);
+        put(&mut self.v_call_at, s, millis(call.map(|c| c.at)));
+        put(
+            &mut self.v_call_colour,
+            s,
+            call.and_then(|c| c.colour.as_deref().map(str::to_owned)),
+        );
+        put(
+            &mut self.v_call_clock_start,
+            s,
+            millis(call.map(|c| c.clock_start)),
+        );
+        put(&mut self.v_call_max, s, call.map(|c| c.max_wait_seconds));
+        put(
+            &mut self.v_outcome,
+            s,
+            f.outcome.map(|o| o.as_str().to_owned()),
+        );
+        put(
+            &mut self.v_leave_reason,
+            s,
+            f.leave_reason.map(|r| r.as_str().to_owned()),
+        );
+        Ok(())
+    }
+
+    fn write(&self, tx: &mut Transaction<'_>) -> Result<(), JournalError> {
+        if self.protocol.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO patients(protocol, unit, status, closed_at, body, name_key,
+                 document_key, ticket, arrived_at, admitted_at)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[],
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])
+             ON CONFLICT (protocol) DO UPDATE SET unit = EXCLUDED.unit,
+                 status = EXCLUDED.status, closed_at = EXCLUDED.closed_at,
+                 body = EXCLUDED.body, name_key = EXCLUDED.name_key,
+                 document_key = EXCLUDED.document_key, ticket = EXCLUDED.ticket,
+                 arrived_at = EXCLUDED.arrived_at, admitted_at = EXCLUDED.admitted_at",
+            &[
+                &self.protocol,
+                &self.unit,
+                &self.status,
+                &self.closed_at,
+                &self.body,
+                &self.name_key,
+                &self.document_key,
+                &self.ticket,
+                &self.arrived_at,
+                &self.admitted_at,
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO visits(protocol, unit, arrived_at, first_triaged_at, colour,
+                 classified_max, call_at, call_colour, call_clock_start, call_max, status,
+                 closed_at, outcome, leave_reason)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
+                 $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[],
+                 $10::bigint[], $11::text[], $12::bigint[], $13::text[], $14::text[])
+             ON CONFLICT (protocol) DO UPDATE SET unit = EXCLUDED.unit,
+                 arrived_at = EXCLUDED.arrived_at,
+                 first_triaged_at = EXCLUDED.first_triaged_at, colour = EXCLUDED.colour,
+                 classified_max = EXCLUDED.classified_max, call_at = EXCLUDED.call_at,
+                 call_colour = EXCLUDED.call_colour,
+                 call_clock_start = EXCLUDED.call_clock_start, call_max = EXCLUDED.call_max,
+                 status = EXCLUDED.status, closed_at = EXCLUDED.closed_at,
+                 outcome = EXCLUDED.outcome, leave_reason = EXCLUDED.leave_reason",
+            &[
+                &self.protocol,
+                &self.v_unit,
+                &self.arrived_at,
+                &self.v_first_triaged_at,
+                &self.v_colour,
+                &self.v_classified_max,
+                &self.v_call_at,
+                &self.v_call_colour,
+                &self.v_call_clock_start,
+                &self.v_call_max,
+                &self.status,
+                &self.closed_at,
+                &self.v_outcome,
+                &self.v_leave_reason,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// The rows a stretch of changes writes, table by table.
+#[derive(Default)]
+struct Rows {
+    patients: Patients,
+    events: (
+        Vec<i64>,
+        Vec<i64>,
+        Vec<String>,
+        Vec<i64>,
+        Vec<String>,
+        Vec<String>,
+    ),
+    event_details: (Vec<String>, Vec<Option<String>>),
+    alerts_at: Columns<i64>,
+    alerts: (
+        Vec<i64>,
+        Vec<i64>,
+        Vec<String>,
+        Vec<String>,
+        Vec<Option<i64>>,
+        Vec<String>,
+    ),
+    outbox: (Vec<i64>, Vec<i64>, Vec<String>, Vec<String>),
+    messages: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>),
+    idempotency_at: Columns<String>,
+    idempotency: (Vec<String>, Vec<i64>, Vec<i64>, Vec<String>),
+    /// Counters: only the last value of each matters.
+    counters_at: Columns<String>,
+    counters: (Vec<String>, Vec<String>),
+}
+
+impl Rows {
+    fn push(&mut self, change: &Change, receivers: usize) -> Result<(), JournalError> {
+        match change {
+            Change::Patient(p) => self.patients.push(p)?,
+            Change::Event(e) => {
+                let (id, protocol, unit, at, event, actor) = &mut self.events;
+                id.push(e.id as i64);
+                protocol.push(e.protocol.as_u64() as i64);
+                unit.push(e.unit.to_string());
+                at.push(e.at.timestamp_millis());
+                event.push(e.event.to_string());
+                actor.push(e.actor.to_string());
+                self.event_details.0.push(json(&e.details)?);
+                self.event_details
+                    .1
+                    .push(e.display.as_ref().map(json).transpose()?);
+            }
+            Change::Alert(a) => {
+                let s = self.alerts_at.slot(a.id as i64);
+                let (id, protocol, unit, state, resolved_at, body) = &mut self.alerts;
+                put(id, s, a.id as i64);
+                put(protocol, s, a.protocol.as_u64() as i64);
+                put(unit, s, a.unit.to_string());
+                put(state, s, a.state.as_str().to_owned());
+                put(resolved_at, s, millis(a.resolved_at));
+                put(body, s, json(a)?);
+            }
+            Change::Notify(n) => {
+                let alert = json(&n.alert)?;
+                let (receiver, alert_id, event, body) = &mut self.outbox;
+                for r in 0..receivers {
+                    receiver.push(r as i64);
+                    alert_id.push(n.alert.id as i64);
+                    event.push(n.event.as_str().to_owned());
+                    body.push(alert.clone());
+                }
+            }
+            Change::Message(m) => {
+                let (protocol, channel, event, body) = &mut self.messages;
+                protocol.push(m.protocol.as_u64() as i64);
+                channel.push(m.channel.as_str().to_owned());
+                event.push(m.event.as_str().to_owned());
+                body.push(json(m)?);
+            }
+            Change::Idempotency(rec) => {
+                let s = self.idempotency_at.slot(rec.key.clone());
+                let (key, created_at, protocol, response) = &mut self.idempotency;
+                put(key, s, rec.key.clone());
+                put(created_at, s, rec.created_at.timestamp_millis());
+                put(protocol, s, rec.protocol.as_u64() as i64);
+                put(response, s, rec.response.clone());
+            }
+            Change::Sequence(seq) => self.counter("sequence".into(), json(seq)?),
+            Change::Tickets { unit, counter } => {
+                self.counter(format!("tickets:{unit}"), json(counter)?)
+            }
+            Change::Purge { .. } | Change::Delivery { .. } => {
+                unreachable!("written on their own, in order")
+            }
+        }
+        Ok(())
+    }
+
+    fn counter(&mut self, name: String, value: String) {
+        let s = self.counters_at.slot(name.clone());
+        put(&mut self.counters.0, s, name);
+        put(&mut self.counters.1, s, value);
+    }
+
+    fn write(self, tx: &mut Transaction<'_>) -> Result<(), JournalError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.patients.write(tx)?;
+        if !self.events.0.is_empty() {
+            let (id, protocol, unit, at, event, actor) = &self.events;
+            tx.execute(
+                "INSERT INTO events(id, protocol, unit, at, event, actor, details, display)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
+                     $5::text[], $6::text[], $7::text[], $8::text[])",
+                &[
+                    id,
+                    protocol,
+                    unit,
+                    at,
+                    event,
+                    actor,
+                    &self.event_details.0,
+                    &self.event_details.1,
+                ],
+            )?;
+            // Ids are the department's, and must never repeat after a purge.
+            let last = id.iter().max().copied().unwrap_or(0);
+            raise_counter(tx, "last_event_id", last)?;
+        }
+        if !self.alerts.0.is_empty() {
+            let (id, protocol, unit, state, resolved_at, body) = &self.alerts;
+            tx.execute(
+                "INSERT INTO alerts(id, protocol, unit, state, resolved_at, body)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                     $5::bigint[], $6::text[])
+                 ON CONFLICT (id) DO UPDATE SET protocol = EXCLUDED.protocol,
+                     unit = EXCLUDED.unit, state = EXCLUDED.state,
+                     resolved_at = EXCLUDED.resolved_at, body = EXCLUDED.body",
+                &[id, protocol, unit, state, resolved_at, body],
+            )?;
+            let last = id.iter().max().copied().unwrap_or(0);
+            raise_counter(tx, "last_alert_id", last)?;
+        }
+        if !self.outbox.0.is_empty() {
+            let (receiver, alert_id, event, alert) = &self.outbox;
+            // WITH ORDINALITY keeps the ids in the order the notifications came.
+            tx.execute(
+                "INSERT INTO outbox(receiver, alert_id, event, alert, created_at)
+                 SELECT r, a, e, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[],
+                     $4::text[]) WITH ORDINALITY AS t(r, a, e, b, n) ORDER BY n",
+                &[receiver, alert_id, event, alert, &now],
+            )?;
+        }
+        if !self.messages.0.is_empty() {
+            let (protocol, channel, event, body) = &self.messages;
+            tx.execute(
+                "INSERT INTO messages(protocol, channel, event, body, created_at)
+                 SELECT p, c, e, b, $5 FROM UNNEST($1::bigint[], $2::text[], $3::text[],
+                     $4::text[]) WITH ORDINALITY AS t(p, c, e, b, n) ORDER BY n",
+                &[protocol, channel, event, body, &now],
+            )?;
+        }
+        if !self.idempotency.0.is_empty() {
+            let (key, created_at, protocol, response) = &self.idempotency;
+            tx.execute(
+                "INSERT INTO idempotency(key, created_at, protocol, response)
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[])
+                 ON CONFLICT (key) DO UPDATE SET created_at = EXCLUDED.created_at,
+                     protocol = EXCLUDED.protocol, response = EXCLUDED.response",
+                &[key, created_at, protocol, response],
+            )?;
+        }
+        if !self.counters.0.is_empty() {
+            tx.execute(
+                "INSERT INTO counters(name, value)
+                 SELECT * FROM UNNEST($1::text[], $2::text[])
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&self.counters.0, &self.counters.1],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn raise_counter(tx: &mut Transaction<'_>, name: &str, value: i64) -> Result<(), JournalError> {
+    tx.execute(
+        "INSERT INTO counters(name, value) VALUES ($1, $2::bigint::text)
+         ON CONFLICT (name) DO UPDATE
+             SET value = GREATEST(counters.value::bigint, EXCLUDED.value::bigint)::text",
+        &[&name, &value],
+    )?;
+    Ok(())
+}
+
+/// Writes a group commit's changes in order: runs of ordinary changes as
+/// array statements, purges and delivery results on their own between them.
+pub(crate) fn apply_all(
+    tx: &mut Transaction<'_>,
+    changes: &[&Change],
+    receivers: usize,
+) -> Result<(), JournalError> {
+    let mut rows = Rows::default();
+    for change in changes {
+        match change {
+            Change::Purge { .. } | Change::Delivery { .. } => {
+                std::mem::take(&mut rows).write(tx)?;
+                apply_one(tx, change)?;
+            }
+            _ => rows.push(change, receivers)?,
+        }
+    }
+    rows.write(tx)
+}
+
+fn apply_one(tx: &mut Transaction<'_>, change: &Change) -> Result<(), JournalError> {
+    match change {
+        Change::Delivery {
+            outbox,
+            id,
+            outcome,
+            attempts,
+            error,
+        } => {
+            let table = match outbox {
+                Outbox::Webhook => "outbox",
+                Outbox::Message { .. } => "messages",
+            };
+            let params: [&(dyn ToSql + Sync); 4] = [
+                &(*id as i64),
+                &outcome.as_str(),
+                &i64::from(*attempts),
+                error,
+            ];
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET state = $2, attempts = $3, last_error = $4 WHERE id = $1"
+                ),
+                &params,
+            )?;
+        }
+        Change::Purge {
+            protocols,
+            alerts,
+            idempotency_before,
+        } => {
+            let alerts: Vec<i64> = alerts.iter().map(|a| *a as i64).collect();
+            let protocols: Vec<i64> = protocols.iter().map(|p| p.as_u64() as i64).collect();
+            tx.execute("DELETE FROM alerts WHERE id = ANY($1)", &[&alerts])?;
+            tx.execute(
+                "DELETE FROM outbox WHERE alert_id = ANY($1) AND state <> 'pending'",
+                &[&alerts],
+            )?;
+            // Messages hold the contact: they go with the patient, sent or not.
+            for table in ["visits", "patients", "events", "messages"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE protocol = ANY($1)"),
+                    &[&protocols],
+                )?;
+            }
+            tx.execute(
+                "DELETE FROM idempotency WHERE created_at < $1",
+                &[&idempotency_before.timestamp_millis()],
+            )?;
+        }
+        _ => unreachable!("only purges and deliveries are written one by one"),
+    }
+    Ok(())
+}
