@@ -1,4 +1,4 @@
-//! The `triagem` command: serve, check-config, token. Wiring only.
+//! The `triagem` command: serve, check-config, token, migrate. Wiring only.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -44,6 +44,15 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Copy the SQLite journal of the config's storage.data_dir into an empty
+    /// PostgreSQL database, and check the copy. Stop the service first.
+    Migrate {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// postgres://user[:password]@host[:port]/database
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn init_tracing(config: &Config) {
@@ -88,6 +97,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Migrate { config, to } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            migrate(&config, &to)
+        }
         Command::Serve { config } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
@@ -117,6 +136,33 @@ fn print_or_fail(text: std::fmt::Arguments) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config: &Config, to: &str) -> ExitCode {
+    let dir = &config.storage.data_dir;
+    match triagem::journal::migrate::sqlite_to_postgres(dir, to) {
+        Ok(done) => {
+            let mut text = format!("copied {} into PostgreSQL and checked:\n", dir.display());
+            for (table, rows) in &done.tables {
+                text.push_str(&format!("  {table:<12} {rows} rows\n"));
+            }
+            match &done.sequence {
+                Some(s) => text.push_str(&format!(
+                    "  protocol sequence: year {}, last {} (the next continues from it)\n",
+                    s.year, s.last
+                )),
+                None => text.push_str("  protocol sequence: none issued yet\n"),
+            }
+            text.push_str(
+                "set storage.backend = \"postgres\" and storage.postgres_url to serve from it\n",
+            );
+            print_or_fail(format_args!("{text}"))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -191,7 +191,12 @@ async fn lead_while_leader(service: Service, stop: CancellationToken) -> anyhow:
             tokio::select! {
                 changed = role.changed() => {
                     let now = *role.borrow();
-                    if changed.is_err() || !now.leader || now.term != term {
+                    if changed.is_err() {
+                        // Nobody changes the role any more: lead until stopped.
+                        stop.cancelled().await;
+                        break true;
+                    }
+                    if !now.leader || now.term != term {
                         break false;
                     }
                 }

@@ -12,6 +12,7 @@
 //! committed state, so memory never runs ahead of what a restart would see.
 
 mod backend;
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 
@@ -279,6 +280,8 @@ pub struct Journal {
     role: watch::Receiver<Role>,
     /// Keeps the lease on PostgreSQL; none on SQLite.
     lease: Option<postgres::LeaseKeeper>,
+    /// SQLite's role never changes; kept so watchers do not see it closed.
+    fixed_role: Option<watch::Sender<Role>>,
 }
 
 /// A submitted command; await it to learn whether it is durable.
@@ -309,11 +312,12 @@ impl Journal {
     ) -> Result<(Self, Snapshot), JournalError> {
         let (mut store, reads) = sqlite::open(data_dir)?;
         let snapshot = store.snapshot()?;
-        let (_, role) = watch::channel(Role {
+        let (fixed, role) = watch::channel(Role {
             leader: true,
             term: 0,
         });
-        let journal = Self::start(Box::new(store), Box::new(reads), options, role, None)?;
+        let mut journal = Self::start(Box::new(store), Box::new(reads), options, role, None)?;
+        journal.fixed_role = Some(fixed);
         Ok((journal, snapshot))
     }
 
@@ -367,6 +371,7 @@ impl Journal {
             writer: Mutex::new(Some(writer)),
             role,
             lease,
+            fixed_role: None,
         })
     }
 

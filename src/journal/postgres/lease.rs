@@ -226,11 +226,11 @@ impl Keeper {
         c: &tokio_postgres::Client,
         leading: Option<u64>,
     ) -> Result<Seen, tokio_postgres::Error> {
-        let ms = self.lease.as_millis() as i64;
+        let ms = self.lease.as_secs_f64() * 1000.0;
         if let Some(term) = leading {
             let renewed = c
                 .query_opt(
-                    "UPDATE lease SET expires_at = clock_timestamp() + $3 * interval '1 millisecond'
+                    "UPDATE lease SET expires_at = clock_timestamp() + $3::float8 * interval '1 millisecond'
                      WHERE id = 1 AND term = $1 AND holder = $2 RETURNING term",
                     &[&(term as i64), &self.holder, &ms],
                 )
@@ -245,7 +245,7 @@ impl Keeper {
             let taken = c
                 .query_opt(
                     "UPDATE lease SET term = term + 1, holder = $1,
-                         expires_at = clock_timestamp() + $2 * interval '1 millisecond'
+                         expires_at = clock_timestamp() + $2::float8 * interval '1 millisecond'
                      WHERE id = 1 AND (expires_at < clock_timestamp() OR holder = $1)
                      RETURNING term",
                     &[&self.holder, &ms],

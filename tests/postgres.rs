@@ -1,0 +1,645 @@
+//! The PostgreSQL journal against a real PostgreSQL: a throwaway cluster per
+//! test (`initdb` and `pg_ctl` in a temporary directory, its own port) and the
+//! real `triagem` binary, two instances of it, talked to over HTTP.
+//!
+//! Without PostgreSQL's binaries (Debian's `postgresql` package) these tests
+//! are skipped with a message; `TRIAGEM_REQUIRE_POSTGRES=1` (set by `.ci/run`)
+//! makes that a failure. As root (CI) the cluster runs as the `postgres` user.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+/// The lease the instances run with: short, so failovers are quick to test.
+const LEASE: Duration = Duration::from_secs(2);
+/// The contract: a follower serves within the lease and 5 s of the leader's death.
+const FAILOVER_BOUND: Duration = Duration::from_secs(2 + 5);
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().unwrap().port()
+}
+
+/// PostgreSQL's server binaries, if installed.
+fn pg_bin() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A throwaway PostgreSQL cluster, stopped (immediately) when dropped.
+struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    root: bool,
+}
+
+impl Cluster {
+    /// `None` (after saying why) when PostgreSQL is not installed.
+    fn start() -> Option<Self> {
+        let Some(bin) = pg_bin() else {
+            let hint = "no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)";
+            if std::env::var("TRIAGEM_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("{hint}; TRIAGEM_REQUIRE_POSTGRES=1 forbids skipping these tests");
+            }
+            eprintln!("PostgreSQL tests SKIPPED: {hint}");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("triagem-pg-")
+            .tempdir()
+            .unwrap();
+        let root = is_root();
+        if root {
+            // initdb refuses to run as root: the cluster is the postgres user's,
+            // who must be able to enter and write the directory.
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown postgres {}", dir.path().display());
+        }
+        let cluster = Self {
+            bin,
+            port: free_port(),
+            dir,
+            root,
+        };
+        let data = cluster.dir.path().join("data");
+        cluster.run(&format!(
+            "{}/initdb -D {} -A trust -U postgres --no-sync >/dev/null",
+            cluster.bin.display(),
+            data.display()
+        ));
+        cluster.run(&format!(
+            "{}/pg_ctl -D {} -l {}/log -w -o '-p {} -k {} -c listen_addresses=127.0.0.1' start >/dev/null",
+            cluster.bin.display(),
+            data.display(),
+            cluster.dir.path().display(),
+            cluster.port,
+            cluster.dir.path().display(),
+        ));
+        Some(cluster)
+    }
+
+    fn run(&self, script: &str) {
+        let status = if self.root {
+            Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", script])
+                .status()
+        } else {
+            Command::new("sh").args(["-c", script]).status()
+        };
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "`{script}` failed; log:\n{}",
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new empty database.
+    async fn database(&self, name: &str) -> String {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the cluster");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        self.url(name)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let script = format!(
+            "{}/pg_ctl -D {}/data -m immediate stop >/dev/null",
+            self.bin.display(),
+            self.dir.path().display()
+        );
+        let _ = if self.root {
+            Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", &script])
+                .status()
+        } else {
+            Command::new("sh").args(["-c", &script]).status()
+        };
+    }
+}
+
+/// The shipped config with the journal in PostgreSQL and a short lease.
+fn config(dir: &Path, backend: &str) -> PathBuf {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
+            .unwrap();
+    let text = shipped.replacen(
+        "[storage]\n",
+        &format!(
+            "[storage]\nbackend = \"{backend}\"\nlease = \"{}ms\"\n",
+            LEASE.as_millis()
+        ),
+        1,
+    );
+    assert_ne!(text, shipped, "the shipped config has a [storage] table");
+    let path = dir.join(format!("{backend}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The binary as a child process, killed (if still running) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, config: &Path, database: &str, name: &str) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_triagem"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("TRIAGEM_DATA_DIR", dir.join("data"))
+            .env("TRIAGEM_DATABASE_URL", database)
+            .env("TRIAGEM_BIND", format!("127.0.0.1:{port}"))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start the triagem binary");
+        Self { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([signal, &self.pid()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {}", self.pid());
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `/readyz`: its status and body, or none if unreachable.
+    async fn readyz(&self, client: &reqwest::Client) -> Option<(u16, Value)> {
+        let r = client.get(self.url("/readyz")).send().await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json().await.ok()?))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A stopped process would not die of SIGKILL before it is continued.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid()])
+            .stderr(Stdio::null())
+            .status();
+        self.kill();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Waits until one of `servers` is the ready leader; its index.
+async fn leader_among(servers: &[&Server], client: &reqwest::Client, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        for (i, s) in servers.iter().enumerate() {
+            if let Some((200, body)) = s.readyz(client).await {
+                assert_eq!(body["role"], "leader", "{body}");
+                return i;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader within {within:?}:\n{}",
+            servers
+                .iter()
+                .map(|s| s.log())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn admit(client: &reqwest::Client, server: &Server, name: &str) -> reqwest::Response {
+    client
+        .post(server.url("/api/v1/units/pa/patients"))
+        .json(&json!({"name": name, "colour": "green"}))
+        .send()
+        .await
+        .expect("the request is answered")
+}
+
+fn number(protocol: &Value) -> u64 {
+    protocol.as_str().unwrap().parse().unwrap()
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_have_one_leader_and_the_follower_refuses_the_api() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("two").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let a = Server::start(dir.path(), &config, &url, "a");
+    let b = Server::start(dir.path(), &config, &url, "b");
+    let client = client();
+    let leader = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
+    let (leader, follower) = if leader == 0 { (&a, &b) } else { (&b, &a) };
+
+    let created = admit(&client, leader, "Ana Souza").await;
+    assert_eq!(created.status(), 201);
+    let (status, ready) = leader.readyz(&client).await.unwrap();
+    assert_eq!(status, 200);
+    let term = ready["term"].as_u64().unwrap();
+    assert!(term >= 1, "{ready}");
+
+    // The follower: 503 on readyz with its role, not_leader on the API.
+    let (status, body) = follower.readyz(&client).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["role"], "follower");
+    assert_eq!(body["term"].as_u64(), Some(term), "{body}");
+    for r in [
+        admit(&client, follower, "Bruno Lima").await,
+        client
+            .get(follower.url("/api/v1/units/pa/queue"))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "not_leader", "{problem}");
+    }
+    // Health and metrics are served by both.
+    assert_eq!(
+        client
+            .get(follower.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for (server, leading) in [(leader, 1.0), (follower, 0.0)] {
+        let text = client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(metric(&text, "triagem_leader"), Some(leading), "{text}");
+        assert_eq!(metric(&text, "triagem_leader_term"), Some(term as f64));
+    }
+    // The follower refused Bruno: only Ana is in the queue.
+    let queue: Value = client
+        .get(leader.url("/api/v1/units/pa/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["total"], 1, "{queue}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_during_admissions_loses_nothing_and_the_other_serves_within_the_bound()
+{
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("failover").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let mut a = Server::start(dir.path(), &config, &url, "a");
+    let mut b = Server::start(dir.path(), &config, &url, "b");
+    let client = client();
+    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
+    let (leader, follower) = if first == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+
+    // Desks admitting in a loop at the leader until it dies.
+    let acked = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut desks = Vec::new();
+    for desk in 0..6 {
+        let (acked, stop, client) = (acked.clone(), stop.clone(), client.clone());
+        let target = leader.url("/api/v1/units/pa/patients");
+        desks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let name = format!("Desk {desk} patient {i}");
+                let sent = client
+                    .post(&target)
+                    .json(&json!({"name": name, "colour": "yellow"}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked.lock().push((number(&v["protocol"]), name));
+                    }
+                    Ok(r) => assert_eq!(r.status(), 503, "only 503 is allowed"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    let busy = Instant::now() + Duration::from_secs(20);
+    while acked.lock().len() < 300 && Instant::now() < busy {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    leader.kill();
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for d in desks {
+        d.await.unwrap();
+    }
+    let acked = acked.lock().clone();
+    assert!(acked.len() >= 50, "too few admissions: {}", acked.len());
+
+    // The other instance leads and serves within the bound.
+    leader_among(&[&*follower], &client, FAILOVER_BOUND).await;
+    let took = killed.elapsed();
+    assert!(took <= FAILOVER_BOUND, "took over after {took:?}");
+
+    // Every admission any desk was told of is there, as told.
+    for (protocol, name) in &acked {
+        let r = client
+            .get(follower.url(&format!("/api/v1/patients/{protocol}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged {protocol} lost");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["name"], name.as_str());
+    }
+    // Numbering continues without a gap or a repeat: every number up to the
+    // next one exists (the acknowledged, and those committed as the leader died).
+    let numbers: BTreeSet<u64> = acked.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        numbers.len(),
+        acked.len(),
+        "a protocol number was issued twice"
+    );
+    let created = admit(&client, follower, "After the failover").await;
+    assert_eq!(created.status(), 201);
+    let next = number(&created.json::<Value>().await.unwrap()["protocol"]);
+    let first = *numbers.first().unwrap();
+    assert!(next > *numbers.last().unwrap());
+    for n in first..next {
+        let r = client
+            .get(follower.url(&format!("/api/v1/patients/{n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "protocol {n} skipped (next was {next})");
+    }
+    eprintln!(
+        "failover: {} admissions acknowledged, {} committed, served again {took:?} after kill -9",
+        acked.len(),
+        next - first
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_commits_nothing_once_resumed() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("paused").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let a = Server::start(dir.path(), &config, &url, "a");
+    let b = Server::start(dir.path(), &config, &url, "b");
+    let client = client();
+    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
+    let (old, new) = if first == 0 { (&a, &b) } else { (&b, &a) };
+    assert_eq!(admit(&client, old, "Before the pause").await.status(), 201);
+
+    old.signal("-STOP");
+    leader_among(&[new], &client, FAILOVER_BOUND).await;
+    assert_eq!(
+        admit(&client, new, "With the new leader").await.status(),
+        201
+    );
+
+    // A request reaches the paused leader's socket; it resumes and answers it.
+    let late = {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let target = old.url("/api/v1/units/pa/patients");
+        tokio::spawn(async move {
+            client
+                .post(target)
+                .json(&json!({"name": "From the paused leader", "colour": "red"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal("-CONT");
+    let status = late.await.unwrap().expect("answered once resumed");
+    assert_eq!(status, 503, "the old leader must refuse, not commit");
+
+    // It follows the new term, and nothing of it reached the database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new_term = new.readyz(&client).await.unwrap().1["term"].clone();
+    loop {
+        let (status, body) = old.readyz(&client).await.unwrap();
+        if status == 503 && body["role"] == "follower" && body["term"] == new_term {
+            break;
+        }
+        assert!(Instant::now() < deadline, "old leader: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let queue: Value = client
+        .get(new.url("/api/v1/units/pa/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = queue["patients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Before the pause", "With the new leader"]);
+    let (pg, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let n: i64 = pg
+        .query_one("SELECT COUNT(*) FROM patients", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_copies_a_sqlite_journal_and_numbering_continues_on_postgres() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("migrated").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client();
+
+    // A site on SQLite admits and calls a few patients, then stops.
+    let sqlite = config(dir.path(), "sqlite");
+    let mut before = Server::start(dir.path(), &sqlite, &url, "sqlite");
+    leader_among(&[&before], &client, Duration::from_secs(20)).await;
+    let mut protocols = Vec::new();
+    for name in ["Ana", "Bruno", "Carla"] {
+        let r = admit(&client, &before, name).await;
+        assert_eq!(r.status(), 201);
+        protocols.push(r.json::<Value>().await.unwrap());
+    }
+    let called = client
+        .post(before.url("/api/v1/units/pa/call"))
+        .json(&json!({"room": "Consultório 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(called.status(), 200);
+    before.signal("-TERM");
+    let _ = before.child.wait();
+
+    let migrate = |to: &str| {
+        Command::new(env!("CARGO_BIN_EXE_triagem"))
+            .args(["migrate", "--config"])
+            .arg(&sqlite)
+            .args(["--to", to])
+            .env("TRIAGEM_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = migrate(&url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("patients     3 rows"), "{stdout}");
+    // Into a database that is no longer empty: refused.
+    let again = migrate(&url);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let postgres = config(dir.path(), "postgres");
+    let after = Server::start(dir.path(), &postgres, &url, "postgres");
+    leader_among(&[&after], &client, Duration::from_secs(20)).await;
+    for p in &protocols {
+        let v: Value = client
+            .get(after.url(&format!(
+                "/api/v1/patients/{}",
+                p["protocol"].as_str().unwrap()
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["name"], p["name"]);
+        assert_eq!(v["ticket"], p["ticket"]);
+    }
+    let board: Value = client
+        .get(after.url("/api/v1/units/pa/board"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(board["calls"].as_array().unwrap().len(), 1, "{board}");
+    let next = admit(&client, &after, "Daniel").await;
+    assert_eq!(next.status(), 201);
+    let next: Value = next.json().await.unwrap();
+    assert_eq!(
+        number(&next["protocol"]),
+        number(&protocols[2]["protocol"]) + 1
+    );
+}
