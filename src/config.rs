@@ -1066,6 +1066,30 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_journal_needs_a_url_which_the_environment_may_give_and_is_printed_without_its_password(
+    ) {
+        let toml = format!("{MINIMAL}\n[storage]\nbackend = \"postgres\"\n");
+        let mut c = Config::from_toml(&toml).unwrap();
+        assert_eq!(key_of(c.validate().unwrap_err()), "storage.postgres_url");
+        c.apply_env(|k| {
+            (k == ENV_DATABASE_URL).then(|| "postgres://triagem:s3cret@db.example/triagem".into())
+        })
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.storage.postgres_url.as_ref().unwrap().as_str(),
+            "postgres://triagem:s3cret@db.example/triagem"
+        );
+        let printed = toml::to_string(&c).unwrap();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("postgres://triagem:***@db.example/triagem"));
+        let err = c
+            .apply_env(|k| (k == ENV_DATABASE_URL).then(|| "mysql://x".into()))
+            .unwrap_err();
+        assert_eq!(key_of(err), "storage.postgres_url");
+    }
+
+    #[test]
     fn bad_values_are_reported_by_key() {
         let cases: &[(&str, &str)] = &[
             ("[escalation]\ntick = \"0s\"\n", "escalation.tick"),
@@ -1074,6 +1098,7 @@ mod tests {
                 "escalation.warning_at_percent",
             ),
             ("[storage]\nretention_days = 0\n", "storage.retention_days"),
+            ("[storage]\nlease = \"100ms\"\n", "storage.lease"),
             ("[alerts]\ntimeout = \"0s\"\n", "alerts.timeout"),
             ("[alerts]\nretry_initial = \"0s\"\n", "alerts.retry_initial"),
         ];

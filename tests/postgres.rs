@@ -643,3 +643,150 @@ async fn migrate_copies_a_sqlite_journal_and_numbering_continues_on_postgres() {
         number(&protocols[2]["protocol"]) + 1
     );
 }
+
+/// A webhook receiver: answers 200 to every POST and keeps the bodies.
+async fn receiver() -> (u16, Arc<Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let kept = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Reads one request (headers, then Content-Length bytes).
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    let body = &buf[end + 4..end + 4 + length];
+                    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+                        kept.lock().push(v);
+                    }
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_ladder_continues_across_a_failover_with_no_level_twice_or_skipped() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("ladder").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, got) = receiver().await;
+    // Red waits 0 s: level 1 fires at admission, then levels 2 and 3 at +5 s
+    // and +9 s, on whichever instance leads by then.
+    let path = config(dir.path(), "postgres");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen("after = \"15m\"", "after = \"5s\"", 1)
+        + &format!(
+            "\n[[escalation.levels]]\nname = \"director\"\nafter = \"9s\"\n\n\
+             [[alerts.webhooks]]\nurl = \"http://127.0.0.1:{hook}/alerts\"\n"
+        );
+    std::fs::write(&path, text).unwrap();
+    let mut a = Server::start(dir.path(), &path, &url, "a");
+    let mut b = Server::start(dir.path(), &path, &url, "b");
+    let client = client();
+    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
+    let (leader, follower) = if first == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let r = client
+        .post(leader.url("/api/v1/units/pa/patients"))
+        .json(&json!({"name": "Dona Rosa", "colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let firing = |got: &[Value]| -> Vec<(u64, String)> {
+        got.iter()
+            .filter(|v| v["event"] == "alert.firing")
+            .map(|v| {
+                (
+                    v["alert"]["level"].as_u64().unwrap(),
+                    v["delivery_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while firing(&got.lock()).is_empty() {
+        assert!(Instant::now() < deadline, "level 1 never delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    leader.kill();
+    leader_among(&[&*follower], &client, FAILOVER_BOUND).await;
+
+    // Levels 2 and 3 come from the new leader, on time.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let levels: BTreeSet<u64> = firing(&got.lock()).iter().map(|(l, _)| *l).collect();
+        if levels.contains(&3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "levels so far: {levels:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fired = firing(&got.lock());
+    // At least once per notification, so a redelivery carries the same id;
+    // but each level is one notification, fired once.
+    let mut ids: Vec<(u64, BTreeSet<String>)> = Vec::new();
+    for level in 1..=3 {
+        let of_level: BTreeSet<String> = fired
+            .iter()
+            .filter(|(l, _)| *l == level)
+            .map(|(_, id)| id.clone())
+            .collect();
+        ids.push((level, of_level));
+    }
+    for (level, of_level) in &ids {
+        assert_eq!(of_level.len(), 1, "level {level}: {ids:?}");
+    }
+    let alerts: Value = client
+        .get(follower.url("/api/v1/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts[0]["level"], 3, "{alerts}");
+}

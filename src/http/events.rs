@@ -30,6 +30,9 @@ struct Stream {
     backlog: std::collections::VecDeque<StreamEvent>,
     rx: tokio::sync::broadcast::Receiver<StreamEvent>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The journal's role: a stream on an instance that stops leading ends,
+    /// so the page reconnects (through the load balancer, to the new leader).
+    role: Option<tokio::sync::watch::Receiver<crate::journal::Role>>,
     last: u64,
 }
 
@@ -82,6 +85,7 @@ pub async fn stream(
         backlog: missed.into(),
         rx,
         stopping: service.stopping(),
+        role: service.journal().map(|j| j.role()),
     };
     let body = stream::unfold(s, |mut s| async move {
         loop {
@@ -92,13 +96,25 @@ pub async fn stream(
                 s.last = e.id;
                 return Some((Ok::<_, actix_web::Error>(frame(&e)), s));
             }
-            if *s.stopping.borrow() {
+            if *s.stopping.borrow() || s.service.is_follower() {
                 return None;
             }
+            let role_changed = async {
+                match s.role.as_mut() {
+                    Some(role) => {
+                        if role.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let next = tokio::select! {
                 r = tokio::time::timeout(KEEP_ALIVE, s.rx.recv()) => r,
                 // The service is stopping: end the stream; EventSource reconnects.
                 _ = s.stopping.changed() => return None,
+                // Looked at again at the top of the loop.
+                () = role_changed => continue,
             };
             match next {
                 Err(_) => return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s)),

@@ -43,6 +43,8 @@ impl EventHub {
     pub fn preload(&self, unit: &str, events: Vec<StreamEvent>) {
         if let Some(s) = self.units.get(unit) {
             let mut s = s.lock();
+            // What this instance kept from an earlier term may be stale.
+            s.recent.clear();
             for e in events {
                 push_recent(&mut s.recent, e);
             }
