@@ -331,28 +331,34 @@ impl Patients {
     }
 }
 
+#[derive(Default)]
+struct EventRows {
+    id: Vec<i64>,
+    protocol: Vec<i64>,
+    unit: Vec<String>,
+    at: Vec<i64>,
+    event: Vec<String>,
+    actor: Vec<String>,
+}
+
+#[derive(Default)]
+struct AlertRows {
+    id: Vec<i64>,
+    protocol: Vec<i64>,
+    unit: Vec<String>,
+    state: Vec<String>,
+    resolved_at: Vec<Option<i64>>,
+    body: Vec<String>,
+}
+
 /// The rows a stretch of changes writes, table by table.
 #[derive(Default)]
 struct Rows {
     patients: Patients,
-    events: (
-        Vec<i64>,
-        Vec<i64>,
-        Vec<String>,
-        Vec<i64>,
-        Vec<String>,
-        Vec<String>,
-    ),
+    events: EventRows,
     event_details: (Vec<String>, Vec<Option<String>>),
     alerts_at: Columns<i64>,
-    alerts: (
-        Vec<i64>,
-        Vec<i64>,
-        Vec<String>,
-        Vec<String>,
-        Vec<Option<i64>>,
-        Vec<String>,
-    ),
+    alerts: AlertRows,
     outbox: (Vec<i64>, Vec<i64>, Vec<String>, Vec<String>),
     messages: (Vec<i64>, Vec<String>, Vec<String>, Vec<String>),
     idempotency_at: Columns<String>,
@@ -367,7 +373,14 @@ impl Rows {
         match change {
             Change::Patient(p) => self.patients.push(p)?,
             Change::Event(e) => {
-                let (id, protocol, unit, at, event, actor) = &mut self.events;
+                let EventRows {
+                    id,
+                    protocol,
+                    unit,
+                    at,
+                    event,
+                    actor,
+                } = &mut self.events;
                 id.push(e.id as i64);
                 protocol.push(e.protocol.as_u64() as i64);
                 unit.push(e.unit.to_string());
@@ -381,7 +394,14 @@ impl Rows {
             }
             Change::Alert(a) => {
                 let s = self.alerts_at.slot(a.id as i64);
-                let (id, protocol, unit, state, resolved_at, body) = &mut self.alerts;
+                let AlertRows {
+                    id,
+                    protocol,
+                    unit,
+                    state,
+                    resolved_at,
+                    body,
+                } = &mut self.alerts;
                 put(id, s, a.id as i64);
                 put(protocol, s, a.protocol.as_u64() as i64);
                 put(unit, s, a.unit.to_string());
@@ -434,8 +454,15 @@ impl Rows {
     fn write(self, tx: &mut Transaction<'_>) -> Result<(), JournalError> {
         let now = chrono::Utc::now().timestamp_millis();
         self.patients.write(tx)?;
-        if !self.events.0.is_empty() {
-            let (id, protocol, unit, at, event, actor) = &self.events;
+        if !self.events.id.is_empty() {
+            let EventRows {
+                id,
+                protocol,
+                unit,
+                at,
+                event,
+                actor,
+            } = &self.events;
             tx.execute(
                 "INSERT INTO events(id, protocol, unit, at, event, actor, details, display)
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
@@ -455,8 +482,15 @@ impl Rows {
             let last = id.iter().max().copied().unwrap_or(0);
             raise_counter(tx, "last_event_id", last)?;
         }
-        if !self.alerts.0.is_empty() {
-            let (id, protocol, unit, state, resolved_at, body) = &self.alerts;
+        if !self.alerts.id.is_empty() {
+            let AlertRows {
+                id,
+                protocol,
+                unit,
+                state,
+                resolved_at,
+                body,
+            } = &self.alerts;
             tx.execute(
                 "INSERT INTO alerts(id, protocol, unit, state, resolved_at, body)
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
