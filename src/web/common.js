@@ -88,6 +88,7 @@ const Triagem = (() => {
       "err.invalid.contact.phone": "Celular inválido: escreva com + e o código do país, só números (ex.: +5511987654321)",
       "err.invalid.contact.email": "E-mail inválido: confira o endereço (ex.: maria@exemplo.com)",
       "err.unavailable": "O serviço não pode registrar alterações agora; nada foi alterado, tente de novo em instantes",
+      "err.not_leader": "O serviço está passando para o outro servidor; nada foi alterado, tente de novo em instantes",
       "err.other": "Erro do servidor ({status})",
       "err.details": "Detalhe técnico (para o suporte): {detail}",
       // Display
@@ -357,6 +358,7 @@ const Triagem = (() => {
       "err.invalid.contact.phone": "Invalid mobile number: write it with + and the country code, digits only (e.g. +5511987654321)",
       "err.invalid.contact.email": "Invalid e-mail: check the address (e.g. maria@example.com)",
       "err.unavailable": "The service cannot record changes right now; nothing was changed, try again shortly",
+      "err.not_leader": "The service is switching to its other server; nothing was changed, try again shortly",
       "err.other": "Server error ({status})",
       "err.details": "Technical detail (for support): {detail}",
       "display.title": "Call board",
