@@ -6,12 +6,15 @@ mod helpers;
 
 mod admission;
 mod auth;
+mod boundaries;
+mod clock_steps;
 mod concurrency;
 mod crash;
 mod docs;
 mod errors;
 mod escalation;
 mod events;
+mod faketime;
 mod idempotency;
 mod info;
 mod journal_failure;
