@@ -7,6 +7,7 @@
 //! [`Journal::reload`] proves the disk writable again and hands back the
 //! committed state, so memory never runs ahead of what a restart would see.
 
+mod identity;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,17 @@ const LINGER: Duration = Duration::from_micros(500);
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    #[error(
+        "{path} is not a Triagem journal: {why}. Nothing was written to it; \
+         move it aside, or point storage.data_dir at the journal's directory"
+    )]
+    NotOurs { path: PathBuf, why: String },
+    #[error(
+        "the journal is damaged ({0}); Triagem writes nothing more to it: restore it \
+         from a backup, or move it aside to start an empty journal"
+    )]
+    Damaged(rusqlite::Error),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -52,6 +63,18 @@ pub enum JournalError {
     Unavailable,
     #[error("the journal writer has stopped")]
     Stopped,
+}
+
+impl From<rusqlite::Error> for JournalError {
+    /// Damage is told apart from other database errors wherever it is met,
+    /// so start-up says what the operator has to do.
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match e.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => Self::Damaged(e),
+            _ => Self::Sqlite(e),
+        }
+    }
 }
 
 /// One entry of `GET /patients/{protocol}/history`.
@@ -304,6 +327,7 @@ impl Journal {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
+        identity::check(&path)?;
         let conn = open_connection(&path)?;
         schema::migrate(&conn)?;
         let snapshot = load_snapshot(&conn, &path)?;

@@ -94,6 +94,21 @@ impl Server {
         }
     }
 
+    /// Waits for the process to exit by itself; `None` if it still runs after `within`.
+    pub(crate) async fn exit_status(
+        &mut self,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     fn kill(&mut self) {
         // SIGKILL: no shutdown, no flush, no goodbye.
         let _ = self.child.kill();

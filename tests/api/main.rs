@@ -18,6 +18,7 @@ mod faketime;
 mod idempotency;
 mod info;
 mod journal_failure;
+mod journal_files;
 mod lifecycle;
 mod notifications;
 mod openapi;
