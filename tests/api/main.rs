@@ -20,6 +20,7 @@ mod info;
 mod journal_failure;
 mod journal_files;
 mod lifecycle;
+mod limits;
 mod notifications;
 mod openapi;
 mod portal;
