@@ -38,7 +38,7 @@ recovery  with that server full: kill -9, start it again on the same data
 Servers get free ports and a directory under the run's temporary directory;
 Triagem runs `serve --config config/default.toml` with TRIAGEM_BIND and
 TRIAGEM_DATA_DIR, as shipped: RUST_LOG and other TRIAGEM_* variables are
-removed from its environment, so it logs every request at info level, to a
+removed from its environment, so it logs as shipped (requests at debug level: not at all), to a
 file in the run directory (printed). Data directories are deleted at the
 end unless --keep; logs are kept. Every wrk run also reports the CPU that
 other processes used meanwhile (machine busy time from /proc/stat minus the
@@ -163,7 +163,7 @@ def busy_processes():
             continue
         comm = stat[stat.find("(") + 1:stat.rfind(")")]
         state = stat[stat.rfind(")") + 2:][:1]
-        if comm in BUSY_COMMANDS and state not in "ZX":  # a zombie uses no CPU
+        if comm in BUSY_COMMANDS and state not in "ZXTt":  # zombies and stopped processes use no CPU
             names.append(comm)
     return names
 

@@ -1057,6 +1057,9 @@ async fn check_queues(world: &World, found: &mut Vec<String>) -> Result<usize, S
     Ok(reads)
 }
 
+/// How long the final drain may go without the outbox's backlog shrinking.
+const DRAIN_STALL: Duration = Duration::from_secs(60);
+
 async fn outbox_pending(world: &World) -> Option<f64> {
     let text = world
         .http
@@ -1524,7 +1527,10 @@ fn check(ops: &[Op], fin: &Final, epochs: &[Epoch], server_panics: Vec<String>) 
                 if fin.outbox_drained {
                     vec![]
                 } else {
-                    vec!["triagem_webhook_outbox_pending never reached 0".into()]
+                    vec![format!(
+                        "triagem_webhook_outbox_pending stopped falling for {} s before reaching 0",
+                        DRAIN_STALL.as_secs()
+                    )]
                 },
             ),
         ],
@@ -1798,18 +1804,38 @@ async fn run(opts: &Opts) -> Result<bool, String> {
         Ok::<Vec<Value>, String>(v.as_array().cloned().unwrap_or_default())
     };
     let alerts_before = read_alerts().await?;
-    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    // Waits as long as the backlog keeps shrinking: the alerts that fell due
+    // while the server was down fire together at the restart, and draining
+    // them takes time in proportion; a minute without progress is a failure.
+    let drain_started = Instant::now();
+    let mut progress_at = Instant::now();
+    let mut lowest = f64::INFINITY;
     let mut outbox_drained = false;
-    while Instant::now() < drain_deadline {
-        if outbox_pending(&world).await == Some(0.0) {
+    while progress_at.elapsed() < DRAIN_STALL {
+        let pending = outbox_pending(&world).await;
+        if pending == Some(0.0) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if outbox_pending(&world).await == Some(0.0) {
                 outbox_drained = true;
                 break;
             }
         }
+        if let Some(p) = pending.filter(|p| *p < lowest) {
+            lowest = p;
+            progress_at = Instant::now();
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    println!(
+        "{:.0} s: webhook outbox {} after {:.1} s",
+        started.elapsed().as_secs_f64(),
+        if outbox_drained {
+            "drained"
+        } else {
+            "NOT drained"
+        },
+        drain_started.elapsed().as_secs_f64()
+    );
     let receipt_snapshot = receipts.lock().clone();
     let alerts_after = read_alerts().await?;
 

@@ -97,6 +97,18 @@ pub struct ServerConfig {
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names
     /// the client; from anyone else the peer's own address counts.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open connections each worker thread (one per core) accepts; beyond
+    /// it, new connections wait in the listen backlog. Every ward screen
+    /// holds one for its event stream.
+    pub max_connections: usize,
+    /// Time a client has, from connecting or from its previous answer, to send
+    /// a request's line and headers; slower ones get 408 and are closed, so a
+    /// slowloris client cannot hold connections open.
+    #[serde(with = "humantime_serde")]
+    pub request_head_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +118,9 @@ impl Default for ServerConfig {
             max_body_bytes: 16 * 1024,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            request_head_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(5),
         }
     }
 }
@@ -715,6 +730,15 @@ impl Config {
             return Err(invalid(
                 "server.max_body_bytes",
                 "must be at least 256 bytes",
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.request_head_timeout < Duration::from_millis(1) {
+            return Err(invalid(
+                "server.request_head_timeout",
+                "must be at least 1ms",
             ));
         }
         if self.storage.data_dir.as_os_str().is_empty() {

@@ -43,6 +43,7 @@ impl Application {
         let service = Service::new(Arc::new(config), clock);
         let api = http::Api::new(service.clone());
         let origins = service.config().server.cors_origins.clone();
+        let limits = service.config().server.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(http::observe))
@@ -54,6 +55,9 @@ impl Application {
                 ))
                 .configure(|cfg| api.configure(cfg))
         })
+        .max_connections(limits.max_connections)
+        .client_request_timeout(limits.request_head_timeout)
+        .keep_alive(limits.keep_alive)
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         // Signals are ours: event streams must be told to end first (see StopHandle).

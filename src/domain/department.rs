@@ -368,16 +368,15 @@ impl Department {
         let display = self.display(&p, shown, now);
         let audit = self.audit(&p, event, actor, details, Some(display), now);
         self.remember(&p, shown, now);
-        let mut changes = vec![Change::Patient(Box::new(p.clone())), audit];
         let notify = match shown {
             "admitted" => Some(NotifyEvent::Admitted),
             "called" => Some(NotifyEvent::Called),
             "finished" => Some(NotifyEvent::Finished),
             _ => None,
         };
-        if let Some(event) = notify {
-            changes.extend(self.messages(&p, event));
-        }
+        let messages = notify.map(|event| self.messages(&p, event));
+        let mut changes = vec![Change::Patient(Box::new(p)), audit];
+        changes.extend(messages.into_iter().flatten());
         changes
     }
 

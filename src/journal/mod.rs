@@ -44,9 +44,19 @@ const LINGER: Duration = Duration::from_micros(500);
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("journal database error: {0}")]
     Postgres(#[from] ::postgres::Error),
+    #[error(
+        "{path} is not a Triagem journal: {why}. Nothing was written to it; \
+         move it aside, or point storage.data_dir at the journal's directory"
+    )]
+    NotOurs { path: PathBuf, why: String },
+    #[error(
+        "the journal is damaged ({0}); Triagem writes nothing more to it: restore it \
+         from a backup, or move it aside to start an empty journal"
+    )]
+    Damaged(rusqlite::Error),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -70,6 +80,18 @@ pub struct Role {
     pub leader: bool,
     /// The lease's term as this instance last saw it.
     pub term: u64,
+}
+
+impl From<rusqlite::Error> for JournalError {
+    /// Damage is told apart from other database errors wherever it is met,
+    /// so start-up says what the operator has to do.
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match e.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => Self::Damaged(e),
+            _ => Self::Sqlite(e),
+        }
+    }
 }
 
 /// One entry of `GET /patients/{protocol}/history`.

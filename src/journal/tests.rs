@@ -1,4 +1,5 @@
 use crate::domain::ids::{colour_id, unit_id};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -330,4 +331,130 @@ fn a_record_that_cannot_be_read_stops_the_rebuild_with_its_reason() {
         err.to_string().contains("patient"),
         "names what it could not read: {err}"
     );
+}
+
+// ---- files that are not a whole Triagem journal: refused, never written to
+
+/// Opening must fail; the error as the operator reads it.
+fn refusal(dir: &Path) -> String {
+    match Journal::open(dir, JournalOptions::default()) {
+        Ok(_) => panic!("the journal was opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A journal of `n` admissions, closed cleanly (its write-ahead log checkpointed).
+fn written_journal(dir: &Path, n: usize) {
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    let (journal, _) = Journal::open(dir, JournalOptions::default()).unwrap();
+    for i in 0..n {
+        let applied = d
+            .admit(
+                &unit_id("pa"),
+                admission(&format!("Paciente {i}"), Some("green")),
+                None,
+                "desk",
+                now(),
+            )
+            .unwrap();
+        journal.submit(applied.changes).wait_blocking().unwrap();
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    std::fs::write(&path, "protocolo;nome\n".repeat(500)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let e = refusal(dir.path());
+    assert!(e.contains("is not a Triagem journal"), "{e}");
+    assert!(e.contains("not an SQLite database"), "{e}");
+    assert!(
+        e.contains(&path.display().to_string()),
+        "names the file: {e}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn another_programs_database_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO users (name) VALUES ('ana');",
+        )
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let e = refusal(dir.path());
+    assert!(e.contains("is not a Triagem journal"), "{e}");
+    assert!(e.contains("tables: users"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn an_empty_journal_file_is_refused_not_started_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    std::fs::write(&path, b"").unwrap();
+    let e = refusal(dir.path());
+    assert!(e.contains("it is empty"), "{e}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+}
+
+#[test]
+fn a_truncated_journal_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    written_journal(dir.path(), 200);
+    let path = dir.path().join(DB_FILE);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let e = refusal(dir.path());
+    assert!(e.contains("it is truncated"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn a_journal_damaged_inside_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    written_journal(dir.path(), 200);
+    let path = dir.path().join(DB_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    // Every page but the first (the header and the list of tables) overwritten.
+    bytes[page..].fill(0x5a);
+    std::fs::write(&path, &bytes).unwrap();
+    let e = refusal(dir.path());
+    assert!(e.contains("the journal is damaged"), "{e}");
+    assert!(e.contains("restore it from a backup"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn a_journal_from_before_the_application_id_is_still_opened_and_then_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    written_journal(dir.path(), 3);
+    let path = dir.path().join(DB_FILE);
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "application_id", 0)
+        .unwrap();
+    let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    assert_eq!(snapshot.patients.into_vec().unwrap().len(), 3);
+    drop(journal);
+    let id: i32 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .unwrap();
+    assert_eq!(id, sqlite::schema::APPLICATION_ID);
 }

@@ -25,14 +25,24 @@ const COLOURS: [Option<&str>; 5] = [
 ];
 
 /// The binary as a child process, killed (if still running) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
     log: PathBuf,
 }
 
 impl Server {
-    fn start(dir: &Path, config: &Path, run: usize) -> Self {
+    pub(crate) fn start(dir: &Path, config: &Path, run: usize) -> Self {
+        Self::start_with_env(dir, config, run, &[])
+    }
+
+    /// Started with extra environment variables (e.g. an `LD_PRELOAD`).
+    pub(crate) fn start_with_env(
+        dir: &Path,
+        config: &Path,
+        run: usize,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().unwrap().port()
@@ -46,6 +56,7 @@ impl Server {
             .env("TRIAGEM_DATA_DIR", dir.join("data"))
             .env("TRIAGEM_BIND", format!("127.0.0.1:{port}"))
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -55,15 +66,15 @@ impl Server {
         Self { child, port, log }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
+    pub(crate) async fn wait_ready(&mut self, client: &reqwest::Client) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -81,6 +92,21 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits for the process to exit by itself; `None` if it still runs after `within`.
+    pub(crate) async fn exit_status(
+        &mut self,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     fn kill(&mut self) {

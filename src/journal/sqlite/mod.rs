@@ -3,6 +3,7 @@
 //! reads use a connection of their own (reports one each), which WAL lets run
 //! beside the writer.
 
+mod identity;
 pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), Journa
         source,
     })?;
     let path = data_dir.join(DB_FILE);
+    identity::check(&path)?;
     let conn = open_connection(&path)?;
     schema::migrate(&conn)?;
     let reader = open_connection(&path)?;

@@ -9,7 +9,11 @@ use crate::journal::{parse_json, JournalError, ReportFacts};
 
 /// 5: records hold times as nanoseconds, which older versions cannot read;
 /// the index of calls the board is restored from.
-const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 5;
+
+/// Marks the file as Triagem's in the SQLite header ("TRIG"), so start-up can
+/// tell a journal from another program's database before writing to it.
+pub(crate) const APPLICATION_ID: i32 = 0x5452_4947;
 
 pub(crate) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -17,6 +21,12 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), JournalError> {
         return Err(JournalError::Corrupt(format!(
             "the journal was written by a newer Triagem (schema {version}, this one knows {SCHEMA_VERSION})"
         )));
+    }
+    let application_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    // Both are written last, below: a journal that has them needs nothing,
+    // and opening it writes nothing (a damaged one is then only read).
+    if version == SCHEMA_VERSION && application_id == APPLICATION_ID {
+        return Ok(());
     }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS patients (
@@ -92,7 +102,6 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), JournalError> {
     if version < 4 {
         add_visits(conn)?;
     }
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     // Prefixes webhook delivery ids, so two databases never issue the same one.
     let instance: [u8; 8] = rand::random();
     conn.execute(
@@ -105,6 +114,8 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), JournalError> {
         "INSERT OR IGNORE INTO counters(name, value) VALUES ('check_secret', ?1)",
         params![hex::encode(secret)],
     )?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    conn.pragma_update(None, "application_id", APPLICATION_ID)?;
     Ok(())
 }
 
