@@ -645,10 +645,10 @@ impl Writer {
     /// is staged: the whole batch will be rolled back and every command refused.
     fn stage(&mut self, batch: &mut Batch, changes: Vec<Change>, reply: Reply) {
         if batch.error.is_none() && !self.failed && !self.inject_failure {
-            if batch.commands.is_empty() {
+            let first = batch.commands.is_empty();
+            if first {
                 batch.started = Instant::now();
             }
-            let first = batch.commands.is_empty();
             if let Err(e) = self.store.stage(first, &changes, self.receivers) {
                 batch.error = Some(e);
             }
