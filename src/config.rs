@@ -109,6 +109,15 @@ pub struct ServerConfig {
     /// An idle keep-alive connection is closed after this.
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
+    /// Time a client has to send a request's whole body once its head is in;
+    /// slower ones get 408 and are closed (a slowloris that trickles a body).
+    #[serde(with = "humantime_serde")]
+    pub request_body_timeout: Duration,
+    /// A connection whose client accepts none of the data sent to it for this
+    /// long is closed by the kernel (`TCP_USER_TIMEOUT`): a screen that stopped
+    /// reading its event stream, or a peer that vanished, holds nothing for ever.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +130,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             request_head_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(5),
+            request_body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -740,6 +751,17 @@ impl Config {
                 "server.request_head_timeout",
                 "must be at least 1ms",
             ));
+        }
+        if self.server.request_body_timeout < Duration::from_millis(1) {
+            return Err(invalid(
+                "server.request_body_timeout",
+                "must be at least 1ms",
+            ));
+        }
+        // The kernel counts TCP_USER_TIMEOUT in whole milliseconds; an event
+        // stream sends a comment every 10 s, so a shorter limit is pointless.
+        if self.server.send_timeout < Duration::from_secs(1) {
+            return Err(invalid("server.send_timeout", "must be at least 1s"));
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));

@@ -35,6 +35,7 @@ pub const LEADER: &str = "triagem_leader";
 pub const LEADER_TERM: &str = "triagem_leader_term";
 pub const HTTP_REQUESTS: &str = "triagem_http_requests_total";
 pub const HTTP_DURATION: &str = "triagem_http_request_duration_seconds";
+pub const EVENT_STREAMS: &str = "triagem_event_streams";
 
 /// The `colour` label of the triage queue.
 pub const UNTRIAGED: &str = "untriaged";
@@ -48,6 +49,15 @@ const WAIT_BUCKETS: [f64; 14] = [
 const COMMIT_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
+
+/// An open event stream, counted in `triagem_event_streams` while it lives.
+pub struct StreamGuard(IntGauge);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +78,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     leader: IntGauge,
     leader_term: IntGauge,
+    event_streams: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -146,6 +157,9 @@ impl Metrics {
             ).expect("valid metric")),
             leader_term: register(&r, IntGauge::new(
                 LEADER_TERM, "The lease's term as this instance last saw it (0 with SQLite).",
+            ).expect("valid metric")),
+            event_streams: register(&r, IntGauge::new(
+                EVENT_STREAMS, "Event streams open (ward screens and pages), all units.",
             ).expect("valid metric")),
             registry: r,
         };
@@ -284,6 +298,12 @@ impl Metrics {
     pub fn set_role(&self, leader: bool, term: u64) {
         self.leader.set(i64::from(leader));
         self.leader_term.set(term as i64);
+    }
+
+    /// Counts an event stream as open until the guard is dropped.
+    pub fn event_stream_opened(&self) -> StreamGuard {
+        self.event_streams.inc();
+        StreamGuard(self.event_streams.clone())
     }
 
     pub fn set_outbox_pending(&self, n: u64) {

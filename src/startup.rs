@@ -32,6 +32,21 @@ pub struct Application {
     server: actix_web::dev::Server,
 }
 
+/// Makes the kernel close a connection whose client has accepted none of our
+/// data for `timeout` (zero window or no ACK): actix stops writing to a client
+/// that does not read, and would otherwise keep it, and its event stream, for
+/// ever. Linux only; elsewhere the option is not set.
+fn send_timeout(conn: &dyn std::any::Any, timeout: Duration) {
+    #[cfg(target_os = "linux")]
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+            tracing::warn!(error = %e, "cannot set TCP_USER_TIMEOUT on a connection");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (conn, timeout);
+}
+
 impl Application {
     /// Binds the service to `listener` with the given clock.
     pub fn build(
@@ -58,6 +73,7 @@ impl Application {
         .max_connections(limits.max_connections)
         .client_request_timeout(limits.request_head_timeout)
         .keep_alive(limits.keep_alive)
+        .on_connect(move |conn, _| send_timeout(conn, limits.send_timeout))
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         // Signals are ours: event streams must be told to end first (see StopHandle).

@@ -30,6 +30,8 @@ pub enum ApiError {
     InvalidTransition(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the request body did not arrive within `server.request_body_timeout`; nothing was changed, send it again")]
+    Timeout,
     #[error("the request body must be JSON sent as `Content-Type: application/json`")]
     UnsupportedMediaType,
     /// `field` names the one value to correct, when there is one.
@@ -69,6 +71,7 @@ pub enum Kind {
     MethodNotAllowed,
     InvalidTransition,
     TooLarge,
+    Timeout,
     UnsupportedMediaType,
     Invalid,
     RateLimited,
@@ -78,13 +81,14 @@ pub enum Kind {
 
 impl Kind {
     /// The kinds the API document describes (a 405 is never documented).
-    pub const DOCUMENTED: [Kind; 11] = [
+    pub const DOCUMENTED: [Kind; 12] = [
         Kind::Malformed,
         Kind::Unauthorized,
         Kind::Forbidden,
         Kind::NotFound,
         Kind::InvalidTransition,
         Kind::TooLarge,
+        Kind::Timeout,
         Kind::UnsupportedMediaType,
         Kind::Invalid,
         Kind::RateLimited,
@@ -113,6 +117,9 @@ impl Kind {
                 "the status of the patient (or alert) does not allow this action"),
             TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "Request body too large",
                 "the body is over `server.max_body_bytes` (default 16 KiB)"),
+            Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", "Request body too slow",
+                "the body did not arrive within `server.request_body_timeout` (default 10 s); \
+                 nothing was changed"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                 "Unsupported media type", "a body that is not sent as `application/json`"),
             Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", "Invalid request",
@@ -173,6 +180,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => Kind::MethodNotAllowed,
             ApiError::InvalidTransition(_) => Kind::InvalidTransition,
             ApiError::TooLarge(_) => Kind::TooLarge,
+            ApiError::Timeout => Kind::Timeout,
             ApiError::UnsupportedMediaType => Kind::UnsupportedMediaType,
             ApiError::Invalid { .. } => Kind::Invalid,
             ApiError::Unavailable => Kind::Unavailable,

@@ -34,6 +34,8 @@ struct Stream {
     /// so the page reconnects (through the load balancer, to the new leader).
     role: Option<tokio::sync::watch::Receiver<crate::journal::Role>>,
     last: u64,
+    /// Dropped with the stream: when the client goes, or is dropped for not reading.
+    _open: crate::metrics::StreamGuard,
 }
 
 /// Server-sent events of a unit (never names or protocol numbers)
@@ -86,6 +88,7 @@ pub async fn stream(
         rx,
         stopping: service.stopping(),
         role: service.journal().map(|j| j.role()),
+        _open: service.metrics().event_stream_opened(),
     };
     let body = stream::unfold(s, |mut s| async move {
         loop {

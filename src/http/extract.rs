@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PayloadError};
@@ -47,7 +49,49 @@ impl From<JsonPayloadError> for ApiError {
 
 impl From<PayloadError> for ApiError {
     fn from(e: PayloadError) -> Self {
-        ApiError::Malformed(format!("cannot read the body: {e}"))
+        match e {
+            PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ApiError::Timeout,
+            e => ApiError::Malformed(format!("cannot read the body: {e}")),
+        }
+    }
+}
+
+/// The request's body, cut off with a timeout error once `timeout` has passed
+/// (from when the head was read): actix bounds the time to send a head, not a
+/// body, so a client trickling a body could otherwise hold a worker's
+/// connection for ever.
+pub(super) fn body_deadline(payload: Payload, timeout: Duration) -> Payload {
+    if matches!(payload, Payload::None) {
+        return payload;
+    }
+    let deadline = Deadline {
+        inner: payload,
+        sleep: Box::pin(tokio::time::sleep(timeout)),
+    };
+    Payload::Stream {
+        payload: Box::pin(deadline),
+    }
+}
+
+struct Deadline {
+    inner: Payload,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl futures_util::Stream for Deadline {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body timed out",
+            ))))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -86,6 +130,9 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
                 .await
                 .map_err(|e| match e.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => ApiError::TooLarge(body_limit(&req)),
+                    Some(PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
+                        ApiError::Timeout
+                    }
                     _ => ApiError::Malformed(format!("cannot read the body: {e}")),
                 })?;
             if body.iter().all(u8::is_ascii_whitespace) {

@@ -151,13 +151,21 @@ pub fn cors(origins: &[crate::config::Origin]) -> actix_cors::Cors {
 }
 
 /// One log line and the HTTP metrics per request, labelled by route pattern
-/// (never the raw path, which may hold a protocol number).
+/// (never the raw path, which may hold a protocol number); the body's deadline
+/// (`server.request_body_timeout`).
 pub async fn observe<B: MessageBody + 'static>(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let service = req.app_data::<Svc>().map(|s| s.0.clone());
+    if let Some(service) = &service {
+        let payload = req.take_payload();
+        req.set_payload(extract::body_deadline(
+            payload,
+            service.config().server.request_body_timeout,
+        ));
+    }
     let method = req.method().clone();
     // A follower serves no API call (its memory is stale): the load balancer
     // or the page tries again, and reaches the leader.

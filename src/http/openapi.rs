@@ -154,7 +154,7 @@ pub(super) fn add_operation<P: Documented>(route: &Route, doc: &mut utoipa::open
 }
 
 /// The problems a route answers because of what it is: a token-checked route
-/// 401 and 403; a JSON body 400, 413, 415 and 422; a path value 404 (and 400
+/// 401 and 403; a JSON body 400, 408, 413, 415 and 422; a path value 404 (and 400
 /// when it has a shape: a protocol number, an alert id); a change 503. Then
 /// those its table entry lists.
 fn add_implied_problems(route: &Route, op: &mut Operation) {
@@ -167,6 +167,7 @@ fn add_implied_problems(route: &Route, op: &mut Operation) {
         kinds.extend([
             Kind::Malformed,
             Kind::TooLarge,
+            Kind::Timeout,
             Kind::UnsupportedMediaType,
             Kind::Invalid,
         ]);
