@@ -169,7 +169,8 @@ def screens(port, count, stalled, slow_heads, slow_bodies, ready, stop, out):
         while not stop.is_set():
             s = socket.create_connection(("127.0.0.1", port))
             t0 = time.monotonic()
-            s.sendall(b"POST /api/v1/units/pa/patients HTTP/1.1\r\nHost: triagem\r\n"
+            # Not a desk's route, so the desks' time in the service is their own.
+            s.sendall(b"POST /api/v1/patients/20260000000000001/triage HTTP/1.1\r\nHost: triagem\r\n"
                       b"Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{")
             answer = b""
             try:
@@ -199,8 +200,10 @@ def screens(port, count, stalled, slow_heads, slow_bodies, ready, stop, out):
 
     broken = 0
     while not stop.is_set():
-        # Sweep every 100 ms: each recv takes whatever arrived meanwhile.
-        for fd, _ in ep.poll(0.1):
+        # Sweep every 200 ms: each recv takes whatever arrived meanwhile, so
+        # this process leaves the cores to the service and the desks.
+        time.sleep(0.2)
+        for fd, _ in ep.poll(0):
             s = socks[fd]
             try:
                 chunk = s.recv(65536)
@@ -229,6 +232,7 @@ def screens(port, count, stalled, slow_heads, slow_bodies, ready, stop, out):
         t.join()
     ids = [last_id(t) for t in tails.values()]
     out.send({
+        "cpu": time.process_time(),
         "last_ids": ids,
         "broken": broken,
         "slow_closed_after": slow_closed_after,
@@ -237,6 +241,30 @@ def screens(port, count, stalled, slow_heads, slow_bodies, ready, stop, out):
     })
     for s in list(socks.values()) + stalled_socks:
         s.close()
+
+
+def server_time(base, routes):
+    """(requests, seconds in the service) of `routes` so far, from the
+    duration histogram: the service's own share of the desks' latency."""
+    n = total = 0.0
+    for line in get(base, "/metrics").decode().splitlines():
+        if line.startswith("triagem_journal_commit_seconds_sum"):
+            commits[0] = float(line.split()[-1])
+        if line.startswith("triagem_journal_commit_seconds_count"):
+            commits[1] = float(line.split()[-1])
+        if not line.startswith("triagem_http_request_duration_seconds_"):
+            continue
+        if not any(f'route="{r}"' in line for r in routes):
+            continue
+        if line.startswith("triagem_http_request_duration_seconds_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("triagem_http_request_duration_seconds_count"):
+            n += float(line.split()[-1])
+    return n, total
+
+
+commits = [0.0, 0.0]  # seconds, count: updated by server_time
+DESK_ROUTES = ["/api/v1/units/{unit}/patients", "/api/v1/units/{unit}/call"]
 
 
 def pct(xs, p):
@@ -303,8 +331,10 @@ def main():
             return 1
 
         cpu0, rss_quiet0 = proc_stat(server.pid)
+        n0, t0s = server_time(base, DESK_ROUTES)
         quiet, quiet_status = run_desks(port, args)
         cpu1, rss_quiet = proc_stat(server.pid)
+        n1, t1s = server_time(base, DESK_ROUTES)
 
         ready, stop = multiprocessing.Event(), multiprocessing.Event()
         rx, tx = multiprocessing.Pipe(False)
@@ -336,8 +366,12 @@ def main():
 
         watcher = threading.Thread(target=watch)
         watcher.start()
+        n2, t2s = server_time(base, DESK_ROUTES)
+        c2 = list(commits)
         loaded, loaded_status = run_desks(port, args)
         cpu3, rss_loaded = proc_stat(server.pid)
+        n3, t3s = server_time(base, DESK_ROUTES)
+        c3 = list(commits)
         watcher.join()
         streams_after = metric(base, "triagem_event_streams")
         stop.set()
@@ -372,6 +406,11 @@ def main():
               f"max {max(loaded):.2f} ms, statuses {loaded_status}, service CPU "
               f"{(cpu3 - cpu2) / args.seconds * 100:.1f} %, RSS {rss_loaded / 2**20:.1f} MiB")
         print(f"p99 loaded / quiet: {lp99 / qp99:.2f} (target <= 2)")
+        print(f"time in the service (duration histogram), mean per desk request: quiet "
+              f"{(t1s - t0s) / max(1, n1 - n0) * 1000:.2f} ms, loaded "
+              f"{(t3s - t2s) / max(1, n3 - n2) * 1000:.2f} ms; the screens' process used "
+              f"{seen['cpu']:.1f} s of CPU; journal commits while loaded: "
+              f"{c3[1] - c2[1]:.0f}, mean {(c3[0] - c2[0]) / max(1, c3[1] - c2[1]) * 1000:.2f} ms")
         print(f"streams: {args.streams} reading + {args.stalled} stalled opened in "
               f"{opened_in:.1f} s; triagem_event_streams {streams_open:.0f} "
               f"(RSS {rss_quiet / 2**20:.1f} -> {rss_streams / 2**20:.1f} MiB), "

@@ -6,29 +6,31 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::extract::UnitPath;
 use super::{ApiError, Svc};
-use crate::journal::StreamEvent;
-use crate::service::Service;
+use crate::service::{Live, Service};
 
 /// Well below the 15 s promised (docs/api.md, Events), so a proxy's idle timer never fires.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-fn frame(e: &StreamEvent) -> web::Bytes {
-    let data = serde_json::to_string(&e.display).unwrap_or_else(|_| "{}".into());
+/// How long a stream waits after an event for the next ones, to send them
+/// together: unnoticeable on a ward screen.
+const COALESCE: Duration = Duration::from_millis(100);
+
+fn frame(e: &Live) -> web::Bytes {
     web::Bytes::from(format!(
-        "id: {}\nevent: {}\ndata: {data}\n\n",
-        e.id, e.display.event
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        e.id, e.name, e.data
     ))
 }
 
 struct Stream {
     service: Service,
     unit: crate::domain::UnitId,
-    backlog: std::collections::VecDeque<StreamEvent>,
-    rx: tokio::sync::broadcast::Receiver<StreamEvent>,
+    backlog: std::collections::VecDeque<Live>,
+    rx: tokio::sync::broadcast::Receiver<Live>,
     stopping: tokio::sync::watch::Receiver<bool>,
     /// The journal's role: a stream on an instance that stops leading ends,
     /// so the page reconnects (through the load balancer, to the new leader).
@@ -121,7 +123,27 @@ pub async fn stream(
             };
             match next {
                 Err(_) => return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), s)),
-                Ok(Ok(e)) => s.backlog.push_back(e),
+                Ok(Ok(e)) => {
+                    s.backlog.push_back(e);
+                    // Let events that come close together go out in one write:
+                    // a desk's burst then costs each screen one wake-up and one
+                    // send, not one per event, and the desks' own requests are
+                    // not queued behind thousands of sends.
+                    tokio::select! {
+                        () = tokio::time::sleep(COALESCE) => {}
+                        _ = s.stopping.changed() => return None,
+                    }
+                    loop {
+                        match s.rx.try_recv() {
+                            Ok(e) => s.backlog.push_back(e),
+                            Err(TryRecvError::Lagged(_)) => {
+                                s.backlog = s.service.events().since(&s.unit, s.last).into();
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
                 // Fell behind the broadcast: catch up from the kept events.
                 Ok(Err(RecvError::Lagged(_))) => {
                     s.backlog = s.service.events().since(&s.unit, s.last).into();

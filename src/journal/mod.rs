@@ -106,10 +106,16 @@ pub struct HistoryEntry {
 }
 
 /// Called on the writer thread after each successful commit, with its duration
-/// in seconds and the changes it made durable, in commit order. Event streams,
-/// the webhook outbox and metrics hang off this, so nobody hears of a change
-/// before it is on disk.
+/// in seconds and the changes it made durable, in commit order, before its
+/// callers are answered: the metrics hang off this, so a dashboard never
+/// counts something not on disk, nor lags a caller's answer.
 pub type CommitObserver = Box<dyn Fn(f64, &[&Change]) + Send>;
+
+/// Called on the writer thread after each successful commit's callers have
+/// been answered: what fans out to many (event streams, delivery tasks) goes
+/// here, so that the requests whose changes these are are not queued behind
+/// two thousand screens' wake-ups.
+pub type CommitAnnouncer = Box<dyn Fn(&[&Change]) + Send>;
 
 /// How the journal is opened.
 #[derive(Default)]
@@ -117,6 +123,7 @@ pub struct JournalOptions {
     /// How many webhook receivers each alert notification is queued for.
     pub receivers: usize,
     pub observer: Option<CommitObserver>,
+    pub announcer: Option<CommitAnnouncer>,
 }
 
 /// The most words of a name search that are looked for.
@@ -373,6 +380,7 @@ impl Journal {
         let JournalOptions {
             receivers,
             observer,
+            announcer,
         } = options;
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
@@ -384,7 +392,9 @@ impl Journal {
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || Writer::new(store, writer_shared, observer, receivers).run(rx))
+            .spawn(move || {
+                Writer::new(store, writer_shared, observer, announcer, receivers).run(rx)
+            })
             .map_err(|e| JournalError::Corrupt(format!("cannot start writer thread: {e}")))?;
         Ok(Self {
             tx: Mutex::new(Some(tx)),
@@ -576,6 +586,7 @@ struct Writer {
     store: Box<dyn Store>,
     shared: Arc<Shared>,
     observer: Option<CommitObserver>,
+    announcer: Option<CommitAnnouncer>,
     receivers: usize,
     /// Set by a failed commit; cleared only by a successful reload.
     failed: bool,
@@ -589,12 +600,14 @@ impl Writer {
         store: Box<dyn Store>,
         shared: Arc<Shared>,
         observer: Option<CommitObserver>,
+        announcer: Option<CommitAnnouncer>,
         receivers: usize,
     ) -> Self {
         Self {
             store,
             shared,
             observer,
+            announcer,
             receivers,
             failed: false,
             not_leader: false,
@@ -680,8 +693,14 @@ impl Writer {
         batch.error = None;
         match result {
             Ok(()) => {
-                for (_, reply) in batch.commands.drain(..) {
+                let mut committed = Vec::with_capacity(batch.commands.len());
+                for (changes, reply) in batch.commands.drain(..) {
                     let _ = reply.send(Ok(()));
+                    committed.push(changes);
+                }
+                if let Some(announce) = &self.announcer {
+                    let changes: Vec<&Change> = committed.iter().flatten().collect();
+                    announce(&changes);
                 }
             }
             Err(e) => {

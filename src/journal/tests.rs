@@ -95,6 +95,7 @@ fn concurrent_commands_share_commits() {
     let options = JournalOptions {
         receivers: 0,
         observer: Some(observer),
+        announcer: None,
     };
     let (journal, _) = Journal::open(dir.path(), options).unwrap();
     let mut d = Department::new(&config().department_settings());

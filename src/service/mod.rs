@@ -30,7 +30,7 @@ use crate::journal::{
     PatientSearch, PendingCommit, Role,
 };
 use crate::metrics::Metrics;
-pub use events::{EventHub, REPLAY_EVENTS};
+pub use events::{EventHub, Live, LiveEvent, REPLAY_EVENTS};
 
 /// Why the service did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -479,6 +479,10 @@ impl Service {
             // before it is on disk.
             observer: Some(Box::new(move |seconds, changes| {
                 metrics.committed(seconds, changes, receivers);
+            })),
+            // After the callers have their answers: nobody hears of a change
+            // before it is on disk, and the desk that made it hears first.
+            announcer: Some(Box::new(move |changes| {
                 events.publish(changes);
                 if changes.iter().any(|c| matches!(c, Change::Notify(_))) {
                     outbox.iter().for_each(Notify::notify_one);
