@@ -195,6 +195,15 @@ impl Mail {
             })
     }
 
+    /// The `delivery_id` the service put in the `Message-ID` (`<id@triagem>`).
+    pub fn delivery_id(&self) -> String {
+        let id = self.header("message-id").expect("a Message-ID");
+        id.trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim_end_matches("@triagem")
+            .to_owned()
+    }
+
     /// The body, after the headers, with soft line breaks undone.
     pub fn body(&self) -> String {
         let body = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
@@ -204,8 +213,9 @@ impl Mail {
 
 struct Sink {
     mails: Mutex<Vec<Mail>>,
-    /// Replies to DATA, in order; then 250.
+    /// Replies to DATA, in order; then `then`.
     plan: Mutex<VecDeque<u16>>,
+    then: AtomicU16,
 }
 
 /// An SMTP server on 127.0.0.1 that keeps what it is sent (plain SMTP, no
@@ -226,6 +236,7 @@ impl SmtpSink {
         let shared = Arc::new(Sink {
             mails: Mutex::new(Vec::new()),
             plan: Mutex::new(plan.iter().copied().collect()),
+            then: AtomicU16::new(250),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -241,6 +252,12 @@ impl SmtpSink {
 
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
+    }
+
+    /// Replies `code` to every DATA from now on (451: try later; 250: taken).
+    pub fn answer_from_now_on(&self, code: u16) {
+        self.shared.plan.lock().unwrap().clear();
+        self.shared.then.store(code, Ordering::SeqCst);
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -332,7 +349,12 @@ async fn smtp_session(conn: TcpStream, sink: &Sink) -> std::io::Result<()> {
                     let l = line.strip_prefix('.').unwrap_or(&line);
                     data.push_str(l);
                 }
-                let answered = sink.plan.lock().unwrap().pop_front().unwrap_or(250);
+                let answered = sink
+                    .plan
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or_else(|| sink.then.load(Ordering::SeqCst));
                 sink.mails.lock().unwrap().push(Mail {
                     from: std::mem::take(&mut from),
                     to: std::mem::take(&mut to),
