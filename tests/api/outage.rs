@@ -393,3 +393,81 @@ async fn receivers_outage_everything_queued_arrives_once_in_order_after_a_restar
         assert_eq!(app.metric(&sent(channel, "admitted", "failed")).await, 0.0);
     }
 }
+
+/// Receivers that accept the connection and then say nothing (a hung process,
+/// a firewall that lets the handshake through): each attempt ends after
+/// `alerts.timeout` and is made again, the entries behind it wait, and all go
+/// out in order once the receivers answer.
+#[tokio::test]
+async fn hung_receivers_cost_one_timeout_per_attempt_and_are_tried_again() {
+    let hook = Receiver::start(&[], 200).await;
+    let sink = SmtpSink::start(&[]).await;
+    hook.hang(true);
+    sink.hang(true);
+    let (hook_url, smtp_url) = (hook.url(), sink.url());
+    let app = TestApp::spawn_with(
+        move |c: &mut Config| {
+            c.alerts.webhooks = vec![WebhookConfig {
+                url: hook_url.try_into().expect("an http URL"),
+                secret: None,
+            }];
+            c.alerts.retry_initial = Duration::from_millis(20);
+            c.alerts.retry_max = Duration::from_millis(100);
+            c.alerts.timeout = Duration::from_millis(300);
+            c.notifications = toml::from_str(&format!(
+                "[email]\nsmtp_url = \"{smtp_url}\"\nfrom = \"triagem@hospital.example\"\n"
+            ))
+            .expect("notifications config");
+        },
+        Arc::new(ManualClock::new(start_time())),
+    )
+    .await;
+    let first = protocol(&app.admit_raw(UNIT, &patient(1, "red")).await.expect(201));
+    let second = protocol(&app.admit_raw(UNIT, &patient(2, "red")).await.expect(201));
+
+    // Each attempt at the oldest entry ends at the timeout and is made again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hook_attempts = app
+            .journal()
+            .outbox_next(0)
+            .expect("read the outbox")
+            .map_or(0, |e| e.attempts);
+        let mail = app
+            .get(&format!("/patients/{first}/messages"))
+            .await
+            .expect(200);
+        let mail_attempts = mail[0]["attempts"].as_u64().unwrap_or(0);
+        if hook_attempts >= 2 && mail_attempts >= 2 {
+            assert_eq!(mail[0]["state"], "pending");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attempts at hung receivers never ended: webhook {hook_attempts}, e-mail {mail_attempts}"
+        );
+        tokio::time::sleep(POLL * 5).await;
+    }
+    assert!(
+        hook.held() >= 2 && sink.held() >= 2,
+        "new connections each time"
+    );
+    assert!(hook.received().is_empty() && sink.mails().is_empty());
+    assert_eq!(app.metric(HOOK_PENDING).await, 2.0);
+    assert_eq!(app.metric(EMAIL_PENDING).await, 2.0);
+
+    hook.hang(false);
+    sink.hang(false);
+    let got = hook.wait_for(2).await;
+    let protocols: Vec<String> = got
+        .iter()
+        .map(|r| text_at(&r.json(), "/alert/protocol"))
+        .collect();
+    assert_eq!(protocols, [first.clone(), second.clone()], "in order");
+    let mails = sink.wait_for(2).await;
+    assert!(mails[0].to[0].contains("paciente1@"), "{:?}", mails[0].to);
+    assert!(mails[1].to[0].contains("paciente2@"), "{:?}", mails[1].to);
+    app.wait_for_metric(HOOK_PENDING, 0.0).await;
+    app.wait_for_metric(EMAIL_PENDING, 0.0).await;
+    assert_eq!(app.metric(HOOK_FAILED).await, 0.0);
+}

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -40,6 +40,9 @@ impl Received {
 
 struct Shared {
     received: Mutex<Vec<Received>>,
+    /// While set, connections are accepted and held without a word.
+    hang: AtomicBool,
+    held: Mutex<Vec<TcpStream>>,
     /// Statuses to answer first, in order; then `then`.
     plan: Mutex<VecDeque<u16>>,
     then: AtomicU16,
@@ -64,12 +67,18 @@ impl Receiver {
         let addr = listener.local_addr().expect("receiver address");
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
+            hang: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
             plan: Mutex::new(plan.iter().copied().collect()),
             then: AtomicU16::new(then),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
+                if s.hang.load(Ordering::SeqCst) {
+                    s.held.lock().unwrap().push(conn);
+                    continue;
+                }
                 let s = s.clone();
                 tokio::spawn(async move {
                     let _ = serve(conn, &s).await;
@@ -86,6 +95,18 @@ impl Receiver {
     pub fn answer_from_now_on(&self, status: u16) {
         self.shared.plan.lock().unwrap().clear();
         self.shared.then.store(status, Ordering::SeqCst);
+    }
+
+    /// From now on, accepts connections and never reads or answers (a hung
+    /// receiver); they stay open until the receiver is dropped. `false` serves
+    /// new connections again.
+    pub fn hang(&self, on: bool) {
+        self.shared.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// How many connections were accepted and left hanging.
+    pub fn held(&self) -> usize {
+        self.shared.held.lock().unwrap().len()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -216,6 +237,9 @@ struct Sink {
     /// Replies to DATA, in order; then `then`.
     plan: Mutex<VecDeque<u16>>,
     then: AtomicU16,
+    /// While set, connections are accepted and held without a greeting.
+    hang: AtomicBool,
+    held: Mutex<Vec<TcpStream>>,
 }
 
 /// An SMTP server on 127.0.0.1 that keeps what it is sent (plain SMTP, no
@@ -237,10 +261,16 @@ impl SmtpSink {
             mails: Mutex::new(Vec::new()),
             plan: Mutex::new(plan.iter().copied().collect()),
             then: AtomicU16::new(250),
+            hang: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
+                if s.hang.load(Ordering::SeqCst) {
+                    s.held.lock().unwrap().push(conn);
+                    continue;
+                }
                 let s = s.clone();
                 tokio::spawn(async move {
                     let _ = smtp_session(conn, &s).await;
@@ -258,6 +288,17 @@ impl SmtpSink {
     pub fn answer_from_now_on(&self, code: u16) {
         self.shared.plan.lock().unwrap().clear();
         self.shared.then.store(code, Ordering::SeqCst);
+    }
+
+    /// From now on, accepts connections and never greets (a hung server);
+    /// they stay open until the sink is dropped. `false` serves new ones again.
+    pub fn hang(&self, on: bool) {
+        self.shared.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// How many connections were accepted and left hanging.
+    pub fn held(&self) -> usize {
+        self.shared.held.lock().unwrap().len()
     }
 
     pub fn mails(&self) -> Vec<Mail> {
