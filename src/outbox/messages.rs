@@ -1,6 +1,8 @@
 //! Messages to patients: their words (in `notifications.lang`), and the two
 //! channels that carry them, e-mail over SMTP and SMS through an HTTP gateway.
 
+use std::time::Duration;
+
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncTransport, Tokio1Executor};
@@ -65,13 +67,17 @@ pub(crate) struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: lettre::message::Mailbox,
     lang: Lang,
+    /// The limit of one attempt, the whole SMTP conversation.
+    timeout: Duration,
 }
 
 impl Email {
     pub fn new(service: &Service, config: &EmailConfig) -> Result<Self, String> {
+        let timeout = service.config().alerts.timeout;
+        // lettre's timeout bounds the TCP connect only; `attempt` bounds the rest.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.as_str())
             .map_err(|e| format!("notifications.email.smtp_url: {e}"))?
-            .timeout(Some(service.config().alerts.timeout))
+            .timeout(Some(timeout))
             .build();
         let from = config
             .from
@@ -82,6 +88,7 @@ impl Email {
             transport,
             from,
             lang: service.config().notifications.lang,
+            timeout,
         })
     }
 }
@@ -114,12 +121,18 @@ impl Sender for Email {
             Ok(e) => e,
             Err(e) => return Attempt::Refused(e.to_string()),
         };
-        match self.transport.send(email).await {
-            Ok(_) => Attempt::Delivered,
+        // A server that accepts the connection and then says nothing (or stops
+        // mid-conversation) would otherwise hold this channel's queue forever.
+        match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
+            Ok(Ok(_)) => Attempt::Delivered,
             // 5xx: the server will never take it.
-            Err(e) if e.is_permanent() => Attempt::Refused(e.to_string()),
-            // 4xx, a refused connection, a timeout: later.
-            Err(e) => Attempt::Retry(e.to_string()),
+            Ok(Err(e)) if e.is_permanent() => Attempt::Refused(e.to_string()),
+            // 4xx, a refused connection: later.
+            Ok(Err(e)) => Attempt::Retry(e.to_string()),
+            Err(_) => Attempt::Retry(format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout)
+            )),
         }
     }
 }

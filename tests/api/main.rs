@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod notifications;
 mod openapi;
+mod outage;
 mod portal;
 mod queues;
 mod receivers;

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -40,6 +40,9 @@ impl Received {
 
 struct Shared {
     received: Mutex<Vec<Received>>,
+    /// While set, connections are accepted and held without a word.
+    hang: AtomicBool,
+    held: Mutex<Vec<TcpStream>>,
     /// Statuses to answer first, in order; then `then`.
     plan: Mutex<VecDeque<u16>>,
     then: AtomicU16,
@@ -64,12 +67,18 @@ impl Receiver {
         let addr = listener.local_addr().expect("receiver address");
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
+            hang: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
             plan: Mutex::new(plan.iter().copied().collect()),
             then: AtomicU16::new(then),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
+                if s.hang.load(Ordering::SeqCst) {
+                    s.held.lock().unwrap().push(conn);
+                    continue;
+                }
                 let s = s.clone();
                 tokio::spawn(async move {
                     let _ = serve(conn, &s).await;
@@ -86,6 +95,18 @@ impl Receiver {
     pub fn answer_from_now_on(&self, status: u16) {
         self.shared.plan.lock().unwrap().clear();
         self.shared.then.store(status, Ordering::SeqCst);
+    }
+
+    /// From now on, accepts connections and never reads or answers (a hung
+    /// receiver); they stay open until the receiver is dropped. `false` serves
+    /// new connections again.
+    pub fn hang(&self, on: bool) {
+        self.shared.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// How many connections were accepted and left hanging.
+    pub fn held(&self) -> usize {
+        self.shared.held.lock().unwrap().len()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -195,6 +216,15 @@ impl Mail {
             })
     }
 
+    /// The `delivery_id` the service put in the `Message-ID` (`<id@triagem>`).
+    pub fn delivery_id(&self) -> String {
+        let id = self.header("message-id").expect("a Message-ID");
+        id.trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim_end_matches("@triagem")
+            .to_owned()
+    }
+
     /// The body, after the headers, with soft line breaks undone.
     pub fn body(&self) -> String {
         let body = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
@@ -204,8 +234,12 @@ impl Mail {
 
 struct Sink {
     mails: Mutex<Vec<Mail>>,
-    /// Replies to DATA, in order; then 250.
+    /// Replies to DATA, in order; then `then`.
     plan: Mutex<VecDeque<u16>>,
+    then: AtomicU16,
+    /// While set, connections are accepted and held without a greeting.
+    hang: AtomicBool,
+    held: Mutex<Vec<TcpStream>>,
 }
 
 /// An SMTP server on 127.0.0.1 that keeps what it is sent (plain SMTP, no
@@ -226,10 +260,17 @@ impl SmtpSink {
         let shared = Arc::new(Sink {
             mails: Mutex::new(Vec::new()),
             plan: Mutex::new(plan.iter().copied().collect()),
+            then: AtomicU16::new(250),
+            hang: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
+                if s.hang.load(Ordering::SeqCst) {
+                    s.held.lock().unwrap().push(conn);
+                    continue;
+                }
                 let s = s.clone();
                 tokio::spawn(async move {
                     let _ = smtp_session(conn, &s).await;
@@ -241,6 +282,23 @@ impl SmtpSink {
 
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
+    }
+
+    /// Replies `code` to every DATA from now on (451: try later; 250: taken).
+    pub fn answer_from_now_on(&self, code: u16) {
+        self.shared.plan.lock().unwrap().clear();
+        self.shared.then.store(code, Ordering::SeqCst);
+    }
+
+    /// From now on, accepts connections and never greets (a hung server);
+    /// they stay open until the sink is dropped. `false` serves new ones again.
+    pub fn hang(&self, on: bool) {
+        self.shared.hang.store(on, Ordering::SeqCst);
+    }
+
+    /// How many connections were accepted and left hanging.
+    pub fn held(&self) -> usize {
+        self.shared.held.lock().unwrap().len()
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -332,7 +390,12 @@ async fn smtp_session(conn: TcpStream, sink: &Sink) -> std::io::Result<()> {
                     let l = line.strip_prefix('.').unwrap_or(&line);
                     data.push_str(l);
                 }
-                let answered = sink.plan.lock().unwrap().pop_front().unwrap_or(250);
+                let answered = sink
+                    .plan
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or_else(|| sink.then.load(Ordering::SeqCst));
                 sink.mails.lock().unwrap().push(Mail {
                     from: std::mem::take(&mut from),
                     to: std::mem::take(&mut to),
