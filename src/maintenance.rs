@@ -17,7 +17,7 @@ pub async fn run(service: Service, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = purge.tick() => {
-                match service.execute(|d, now| Ok(d.purge(now))).await {
+                match service.purge().await {
                     Ok(n) if n > 0 => tracing::info!(purged = n, "purged patients past retention"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "purge postponed"),

@@ -310,6 +310,13 @@ impl Metrics {
         self.outbox_pending.set(n as i64);
     }
 
+    #[cfg(test)]
+    pub fn notifications_pending(&self, channel: Channel) -> i64 {
+        self.notifications_pending
+            .with_label_values(&[channel.as_str()])
+            .get()
+    }
+
     pub fn set_notifications_pending(&self, channel: Channel, n: u64) {
         self.notifications_pending
             .with_label_values(&[channel.as_str()])

@@ -349,6 +349,30 @@ impl Service {
         self.blocking_read(move |j| j.outbox_next(receiver)).await
     }
 
+    /// Purges the patients past retention; their messages go with them, so
+    /// the pending gauges are counted again from the journal (a message still
+    /// unsent after the retention period would otherwise be counted for ever).
+    pub async fn purge(&self) -> Result<usize, ServiceError> {
+        let purged = self.execute(|d, now| Ok(d.purge(now))).await?;
+        if purged > 0 {
+            let channels = crate::metrics::configured_channels(&self.shared.config);
+            let (outbox, messages) = self
+                .blocking_read(move |j| {
+                    let messages = channels
+                        .into_iter()
+                        .map(|c| j.messages_pending(c).map(|n| (c, n)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((j.outbox_pending()?, messages))
+                })
+                .await?;
+            self.shared.metrics.set_outbox_pending(outbox);
+            for (channel, n) in messages {
+                self.shared.metrics.set_notifications_pending(channel, n);
+            }
+        }
+        Ok(purged)
+    }
+
     /// Records the result of a delivery attempt. A lost record only means the
     /// entry is sent again (at least once), so only the journal's health matters.
     pub async fn record_delivery(&self, change: Change) -> Result<(), ServiceError> {

@@ -92,3 +92,53 @@ async fn a_reload_while_ready_changes_nothing() {
     service.reload().unwrap();
     assert_eq!(waiting(&service).unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_purge_recounts_the_pending_messages_it_took_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::from_toml(include_str!("../../config/default.toml")).unwrap();
+    config.storage.data_dir = dir.path().to_owned();
+    // A gateway nobody answers: no delivery task runs here anyway.
+    config.notifications =
+        toml::from_str("[sms]\nurl = \"http://127.0.0.1:9/sms\"\nsecret = \"s\"\n").unwrap();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap(),
+    ));
+    let service = Service::new(Arc::new(config), clock.clone());
+    service.recover().unwrap();
+    let pending = || service.metrics().notifications_pending(Channel::Sms);
+
+    let mut with_phone = admission("Maria");
+    with_phone.contact = Some(crate::domain::patient::Contact {
+        phone: Some("+5511987654321".into()),
+        email: None,
+        consent: true,
+    });
+    let admitted = service
+        .execute(|d, now| d.admit(&unit_id("pa"), with_phone, None, "desk", now))
+        .await
+        .unwrap();
+    assert_eq!(pending(), 1, "the admission's SMS is queued");
+    service
+        .execute(|d, now| {
+            d.leave(
+                admitted.protocol,
+                crate::domain::patient::LeaveReason::Lwbs,
+                "desk",
+                now,
+            )
+        })
+        .await
+        .unwrap();
+
+    clock.advance(chrono::TimeDelta::days(89));
+    assert_eq!(service.purge().await.unwrap(), 0);
+    assert_eq!(pending(), 1);
+    clock.advance(chrono::TimeDelta::days(2));
+    assert_eq!(service.purge().await.unwrap(), 1);
+    assert_eq!(
+        pending(),
+        0,
+        "the purged patient's unsent SMS is no longer counted"
+    );
+}
