@@ -538,6 +538,7 @@ impl Journal {
         if let Some(lease) = &self.lease {
             lease.shutdown();
         }
+        self.reads.close();
     }
 }
 

@@ -11,6 +11,7 @@
 mod lease;
 pub(crate) mod schema;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,7 @@ pub(crate) fn open(
             url: url.to_owned(),
             lease,
             client: Mutex::new(Some(reader)),
+            closed: AtomicBool::new(false),
             instance,
         },
         keeper,
@@ -191,6 +193,8 @@ pub(crate) struct PgReads {
     url: String,
     lease: Duration,
     client: Mutex<Option<Client>>,
+    /// Set by [`Reads::close`]: no new connection after it.
+    closed: AtomicBool,
     /// Prefixes delivery ids (the database's, so every instance issues the same).
     instance: String,
 }
@@ -201,6 +205,9 @@ impl PgReads {
         read: impl FnOnce(&mut Client) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let mut guard = self.client.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Unavailable);
+        }
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
             *guard = Some(connect(&self.url, self.lease)?);
@@ -216,6 +223,15 @@ fn count(n: i64) -> u64 {
 impl Reads for PgReads {
     fn location(&self) -> String {
         redacted(&self.url)
+    }
+
+    /// The synchronous client runs a runtime of its own to close its
+    /// connection, which panics when dropped on a runtime thread (where the
+    /// service is dropped as the process ends): closed here instead.
+    fn close(&self) {
+        let mut guard = self.client.lock();
+        self.closed.store(true, Ordering::Release);
+        drop(guard.take());
     }
 
     fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError> {
