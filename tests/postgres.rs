@@ -1224,3 +1224,236 @@ async fn a_leader_stopped_with_sigterm_gives_the_lease_up_and_the_other_leads_at
         acked.len()
     );
 }
+
+/// A load balancer as docs/ha.md sets one up: each new connection goes to the
+/// instance whose `/readyz` last answered 200 (checked every 100 ms); the
+/// connections to an instance that dies end with it.
+struct Balancer {
+    port: u16,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Balancer {
+    async fn start(backends: [u16; 2]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = Arc::new(AtomicU16::new(0));
+        let checked = target.clone();
+        let check = tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_millis(500))
+                .build()
+                .unwrap();
+            loop {
+                for backend in backends {
+                    let url = format!("http://127.0.0.1:{backend}/readyz");
+                    if let Ok(r) = client.get(url).send().await {
+                        if r.status() == 200 {
+                            checked.store(backend, Ordering::SeqCst);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let forward = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let backend = target.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            tasks: [check, forward],
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Headless Chromium (Debian's `chromium`), as tests/browser.rs drives it;
+/// `None` (after saying why) without it, unless `TRIAGEM_REQUIRE_BROWSER=1`.
+async fn chromium(
+    profile: &Path,
+) -> Option<(chromiumoxide::browser::Browser, tokio::task::JoinHandle<()>)> {
+    use futures_util::StreamExt;
+    if !Path::new(CHROMIUM).exists() {
+        let hint = format!("no Chromium at {CHROMIUM} (apt-get install chromium)");
+        if std::env::var("TRIAGEM_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!("{hint}; TRIAGEM_REQUIRE_BROWSER=1 forbids skipping this test");
+        }
+        eprintln!("browser test SKIPPED: {hint}");
+        return None;
+    }
+    let config = chromiumoxide::browser::BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .no_sandbox()
+        .user_data_dir(profile)
+        .args([
+            "disable-gpu",
+            "disable-background-networking",
+            "disable-component-update",
+            "disable-sync",
+        ])
+        .build()
+        .expect("browser config");
+    let (browser, mut handler) = chromiumoxide::browser::Browser::launch(config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot launch {CHROMIUM}: {e}"));
+    let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    Some((browser, handler))
+}
+
+/// Polls `js` (a boolean expression) on the page until it holds, at most `within`.
+async fn page_until(page: &chromiumoxide::Page, js: &str, what: &str, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let holds = page
+            .evaluate(js)
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok());
+        if holds == Some(true) {
+            return;
+        }
+        if started.elapsed() > within {
+            let text = page
+                .evaluate("document.body.innerText")
+                .await
+                .ok()
+                .and_then(|r| r.into_value::<String>().ok())
+                .unwrap_or_default();
+            panic!("timed out waiting for {what} (`{js}`); the page shows:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_display_shows_reconnecting_across_a_failover_and_resumes_on_the_new_leader() {
+    let profile = tempfile::Builder::new()
+        .prefix("triagem-chromium-")
+        .tempdir()
+        .unwrap();
+    let Some((mut browser, handler)) = chromium(profile.path()).await else {
+        return;
+    };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("display").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let mut a = Server::start(dir.path(), &config, &url, "a");
+    let mut b = Server::start(dir.path(), &config, &url, "b");
+    let client = client();
+    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
+    let balancer = Balancer::start([a.port, b.port]).await;
+    let (leader, follower) = if first == 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(balancer.url("/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "the balancer found no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let call = || async {
+        let r = client
+            .post(balancer.url("/api/v1/units/pa/call"))
+            .json(&json!({"room": "Consultório 1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for name in ["Ana", "Bruno"] {
+        let r = client
+            .post(balancer.url("/api/v1/units/pa/patients"))
+            .json(&json!({"name": name, "colour": "yellow"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    // The ward display, through the balancer, live on the leader.
+    let display = browser
+        .new_page(balancer.url("/display/pa").as_str())
+        .await
+        .expect("open the display");
+    display
+        .wait_for_navigation()
+        .await
+        .expect("the display loads");
+    let patience = Duration::from_secs(20);
+    let live = "document.body.dataset.live === 'up' \
+                && document.querySelector('#reconnecting').hidden";
+    page_until(&display, live, "the display's event stream", patience).await;
+    let ticket = call().await;
+    let shows = |ticket: &str| {
+        format!("document.querySelector('#now-ticket').textContent.includes('{ticket}')")
+    };
+    page_until(&display, &shows(&ticket), "the first call", patience).await;
+
+    // The leader dies: the display says it is reconnecting...
+    leader.kill();
+    page_until(
+        &display,
+        "!document.querySelector('#reconnecting').hidden",
+        "the reconnecting banner",
+        patience,
+    )
+    .await;
+    // ... and once the other instance leads, it is back by itself, live: a
+    // call made on the new leader is shown.
+    leader_among(&[&*follower], &client, FAILOVER_BOUND).await;
+    page_until(
+        &display,
+        live,
+        "the stream back, on the new leader",
+        patience,
+    )
+    .await;
+    let after = call().await;
+    assert_ne!(after, ticket);
+    page_until(
+        &display,
+        &shows(&after),
+        "the call after the failover",
+        patience,
+    )
+    .await;
+
+    let _ = browser.close().await;
+    let _ = browser.wait().await;
+    handler.abort();
+}
