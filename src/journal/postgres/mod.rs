@@ -102,6 +102,7 @@ pub(crate) fn open(
             url: url.to_owned(),
             lease,
             client: Some(client),
+            statements: schema::Statements::default(),
             state,
             holder,
             term: None,
@@ -122,6 +123,8 @@ pub(crate) struct PgStore {
     url: String,
     lease: Duration,
     client: Option<Client>,
+    /// Prepared on `client`.
+    statements: schema::Statements,
     state: Arc<LeaseState>,
     holder: String,
     /// The term memory was recovered under: commits carry it, and a newer
@@ -133,6 +136,7 @@ impl PgStore {
     fn client(&mut self) -> Result<&mut Client, JournalError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
+            self.statements.clear();
             self.client = Some(connect(&self.url, self.lease)?);
         }
         Ok(self.client.as_mut().expect("connected above"))
@@ -156,10 +160,14 @@ impl Store for PgStore {
             return Err(JournalError::NotLeader);
         }
         let holder = self.holder.clone();
-        let client = self.client()?;
+        self.client()?;
+        let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
+            unreachable!("connected above");
+        };
         let mut tx = client.transaction()?;
-        schema::apply_all(&mut tx, changes, receivers)?;
-        let fence = tx.query_opt(
+        schema::apply_all(&mut tx, statements, changes, receivers)?;
+        let fence = statements.query_opt(
+            &mut tx,
             "SELECT term FROM lease
              WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
              FOR SHARE",
