@@ -35,6 +35,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benches"))
+sys.dont_write_bytecode = True  # no benches/__pycache__ from importing perf
 from perf import CLK_TCK, machine_busy_seconds, proc_cpu_seconds, wait_quiet  # noqa: E402
 
 
