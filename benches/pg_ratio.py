@@ -13,6 +13,12 @@ against Triagem on SQLite (S) and on PostgreSQL (P), one server at a time,
 in the order S P S P, each on a fresh data directory or database. Prints each
 run's admissions/s and non-201 answers, and mean(P) / mean(S). Any answer
 other than 201 fails the run.
+
+The machine may be shared: before the runs it waits (at most --quiet-timeout
+seconds) until no build or browser has run for 5 s, and each run reports the
+cores used by Triagem, by PostgreSQL (the cluster's postmaster and its
+children), by wrk, and by every other process meanwhile (machine busy time from
+/proc/stat minus those and this script's), as in benches/perf.py.
 """
 
 import argparse
@@ -28,6 +34,9 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benches"))
+sys.dont_write_bytecode = True  # no benches/__pycache__ from importing perf
+from perf import CLK_TCK, machine_busy_seconds, proc_cpu_seconds, wait_quiet  # noqa: E402
 
 
 def free_port():
@@ -57,23 +66,64 @@ def wait_ready(port, proc, timeout=30):
     sys.exit("triagem never became ready")
 
 
-def run_wrk(port, duration):
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{duration}s", "--latency",
-         "-s", os.path.join(ROOT, "benches/wrk/admit.lua"),
-         f"http://127.0.0.1:{port}/api/v1/units/pa/patients"],
-        capture_output=True, text=True, check=True).stdout
+def postgres_cpu_seconds(postmaster):
+    """CPU of the cluster: the postmaster (with its reaped children) and its live children."""
+    total = 0.0
+    try:
+        with open(f"/proc/{postmaster}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(x) for x in fields[11:15]) / CLK_TCK
+    except OSError:
+        return 0.0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def run_wrk(port, duration, server_pid, postmaster):
+    cmd = ["wrk", "-t2", "-c64", f"-d{duration}s", "--latency",
+           "-s", os.path.join(ROOT, "benches/wrk/admit.lua"),
+           f"http://127.0.0.1:{port}/api/v1/units/pa/patients"]
+    t0, busy0 = time.monotonic(), machine_busy_seconds()
+    server0, pg0 = proc_cpu_seconds(server_pid), postgres_cpu_seconds(postmaster)
+    me = os.times()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    # wait4 rather than wait: it gives wrk's CPU time.
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out}")
+    elapsed = time.monotonic() - t0
+    server = proc_cpu_seconds(server_pid) - server0
+    pg = postgres_cpu_seconds(postmaster) - pg0
+    wrk = usage.ru_utime + usage.ru_stime
+    me1 = os.times()
+    mine = me1.user + me1.system - me.user - me.system
+    others = max(0.0, machine_busy_seconds() - busy0 - server - pg - wrk - mine)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = int(re.search(r"(\d+) not 201", out).group(1))
     errors = re.search(r"Socket errors:.*", out)
     p99 = re.search(r"p99: ([\d.]+) ms", out).group(1)
-    return rps, bad, errors.group(0) if errors else "", p99
+    cores = {"triagem": server / elapsed, "postgres": pg / elapsed,
+             "wrk": wrk / elapsed, "others": others / elapsed}
+    return rps, bad, errors.group(0) if errors else "", p99, cores
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=None)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--quiet-timeout", type=float, default=120,
+                    help="longest wait for a quiet machine before measuring anyway (s)")
     args = ap.parse_args()
     binary = args.bin
     if binary is None:
@@ -96,6 +146,15 @@ def main():
     config = os.path.join(work, "postgres.toml")
     with open(config, "w") as f:
         f.write(shipped.replace("[storage]\n", '[storage]\nbackend = "postgres"\n', 1))
+    with open(f"{work}/pg/postmaster.pid") as f:
+        postmaster = int(f.readline())
+    show = subprocess.run(["psql", "-qAt", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres",
+                           "-c", "SELECT current_setting('server_version') || ', fsync=' || "
+                                 "current_setting('fsync') || ', synchronous_commit=' || "
+                                 "current_setting('synchronous_commit')"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    print(f"PostgreSQL {show}; {os.cpu_count()} cores", flush=True)
+    wait_quiet(5, args.quiet_timeout)
     results = {"S": [], "P": []}
     try:
         for i, kind in enumerate("SPSP"):
@@ -116,13 +175,14 @@ def main():
                                     stdout=log, stderr=log)
             try:
                 wait_ready(port, proc)
-                rps, bad, errors, p99 = run_wrk(port, args.duration)
+                rps, bad, errors, p99, cores = run_wrk(port, args.duration, proc.pid, postmaster)
             finally:
                 proc.terminate()
                 proc.wait()
             name = "SQLite" if kind == "S" else "PostgreSQL"
-            print(f"{name:<10} {rps:>9.0f} admissions/s  p99 {p99} ms  {bad} not 201  {errors}",
-                  flush=True)
+            used = ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
+            print(f"{name:<10} {rps:>9.0f} admissions/s  p99 {p99} ms  {bad} not 201  {errors}"
+                  f"  cores: {used}", flush=True)
             if bad or errors:
                 sys.exit("answers other than 201, or socket errors")
             results[kind].append(rps)

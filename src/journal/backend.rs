@@ -46,6 +46,9 @@ pub(crate) trait Store: Send {
 pub(crate) trait Reads: Send + Sync {
     /// Where the journal lives, for logs (a path, or a URL without password).
     fn location(&self) -> String;
+    /// Closes what the reads hold open, from a thread that may block (the
+    /// journal's shutdown); reads after it fail.
+    fn close(&self) {}
     fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError>;
     fn search(&self, search: &PatientSearch) -> Result<Vec<Protocol>, JournalError>;
     fn outbox_next(&self, receiver: usize) -> Result<Option<OutboxEntry>, JournalError>;

@@ -548,6 +548,7 @@ impl Journal {
         if let Some(lease) = &self.lease {
             lease.shutdown();
         }
+        self.reads.close();
     }
 }
 

@@ -11,6 +11,7 @@
 mod lease;
 pub(crate) mod schema;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +102,7 @@ pub(crate) fn open(
             url: url.to_owned(),
             lease,
             client: Some(client),
+            statements: schema::Statements::default(),
             state,
             holder,
             term: None,
@@ -109,6 +111,7 @@ pub(crate) fn open(
             url: url.to_owned(),
             lease,
             client: Mutex::new(Some(reader)),
+            closed: AtomicBool::new(false),
             instance,
         },
         keeper,
@@ -120,6 +123,8 @@ pub(crate) struct PgStore {
     url: String,
     lease: Duration,
     client: Option<Client>,
+    /// Prepared on `client`.
+    statements: schema::Statements,
     state: Arc<LeaseState>,
     holder: String,
     /// The term memory was recovered under: commits carry it, and a newer
@@ -131,6 +136,7 @@ impl PgStore {
     fn client(&mut self) -> Result<&mut Client, JournalError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
+            self.statements.clear();
             self.client = Some(connect(&self.url, self.lease)?);
         }
         Ok(self.client.as_mut().expect("connected above"))
@@ -154,10 +160,14 @@ impl Store for PgStore {
             return Err(JournalError::NotLeader);
         }
         let holder = self.holder.clone();
-        let client = self.client()?;
+        self.client()?;
+        let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
+            unreachable!("connected above");
+        };
         let mut tx = client.transaction()?;
-        schema::apply_all(&mut tx, changes, receivers)?;
-        let fence = tx.query_opt(
+        schema::apply_all(&mut tx, statements, changes, receivers)?;
+        let fence = statements.query_opt(
+            &mut tx,
             "SELECT term FROM lease
              WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
              FOR SHARE",
@@ -191,6 +201,8 @@ pub(crate) struct PgReads {
     url: String,
     lease: Duration,
     client: Mutex<Option<Client>>,
+    /// Set by [`Reads::close`]: no new connection after it.
+    closed: AtomicBool,
     /// Prefixes delivery ids (the database's, so every instance issues the same).
     instance: String,
 }
@@ -201,6 +213,9 @@ impl PgReads {
         read: impl FnOnce(&mut Client) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let mut guard = self.client.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Unavailable);
+        }
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
             *guard = Some(connect(&self.url, self.lease)?);
@@ -216,6 +231,15 @@ fn count(n: i64) -> u64 {
 impl Reads for PgReads {
     fn location(&self) -> String {
         redacted(&self.url)
+    }
+
+    /// The synchronous client runs a runtime of its own to close its
+    /// connection, which panics when dropped on a runtime thread (where the
+    /// service is dropped as the process ends): closed here instead.
+    fn close(&self) {
+        let mut guard = self.client.lock();
+        self.closed.store(true, Ordering::Release);
+        drop(guard.take());
     }
 
     fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError> {

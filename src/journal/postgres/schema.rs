@@ -268,11 +268,12 @@ impl Patients {
         Ok(())
     }
 
-    fn write(&self, tx: &mut Transaction<'_>) -> Result<(), JournalError> {
+    fn write(&self, tx: &mut Transaction<'_>, st: &mut Statements) -> Result<(), JournalError> {
         if self.protocol.is_empty() {
             return Ok(());
         }
-        tx.execute(
+        st.execute(
+            tx,
             "INSERT INTO patients(protocol, unit, status, closed_at, body, name_key,
                  document_key, ticket, arrived_at, admitted_at)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[],
@@ -295,7 +296,8 @@ impl Patients {
                 &self.admitted_at,
             ],
         )?;
-        tx.execute(
+        st.execute(
+            tx,
             "INSERT INTO visits(protocol, unit, arrived_at, first_triaged_at, colour,
                  classified_max, call_at, call_colour, call_clock_start, call_max, status,
                  closed_at, outcome, leave_reason)
@@ -451,9 +453,9 @@ impl Rows {
         put(&mut self.counters.1, s, value);
     }
 
-    fn write(self, tx: &mut Transaction<'_>) -> Result<(), JournalError> {
+    fn write(self, tx: &mut Transaction<'_>, st: &mut Statements) -> Result<(), JournalError> {
         let now = chrono::Utc::now().timestamp_millis();
-        self.patients.write(tx)?;
+        self.patients.write(tx, st)?;
         if !self.events.id.is_empty() {
             let EventRows {
                 id,
@@ -463,7 +465,8 @@ impl Rows {
                 event,
                 actor,
             } = &self.events;
-            tx.execute(
+            st.execute(
+                tx,
                 "INSERT INTO events(id, protocol, unit, at, event, actor, details, display)
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
                      $5::text[], $6::text[], $7::text[], $8::text[])",
@@ -480,7 +483,7 @@ impl Rows {
             )?;
             // Ids are the department's, and must never repeat after a purge.
             let last = id.iter().max().copied().unwrap_or(0);
-            raise_counter(tx, "last_event_id", last)?;
+            raise_counter(tx, st, "last_event_id", last)?;
         }
         if !self.alerts.id.is_empty() {
             let AlertRows {
@@ -491,7 +494,8 @@ impl Rows {
                 resolved_at,
                 body,
             } = &self.alerts;
-            tx.execute(
+            st.execute(
+                tx,
                 "INSERT INTO alerts(id, protocol, unit, state, resolved_at, body)
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
                      $5::bigint[], $6::text[])
@@ -501,12 +505,13 @@ impl Rows {
                 &[id, protocol, unit, state, resolved_at, body],
             )?;
             let last = id.iter().max().copied().unwrap_or(0);
-            raise_counter(tx, "last_alert_id", last)?;
+            raise_counter(tx, st, "last_alert_id", last)?;
         }
         if !self.outbox.0.is_empty() {
             let (receiver, alert_id, event, alert) = &self.outbox;
             // WITH ORDINALITY keeps the ids in the order the notifications came.
-            tx.execute(
+            st.execute(
+                tx,
                 "INSERT INTO outbox(receiver, alert_id, event, alert, created_at)
                  SELECT r, a, e, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[],
                      $4::text[]) WITH ORDINALITY AS t(r, a, e, b, n) ORDER BY n",
@@ -515,7 +520,8 @@ impl Rows {
         }
         if !self.messages.0.is_empty() {
             let (protocol, channel, event, body) = &self.messages;
-            tx.execute(
+            st.execute(
+                tx,
                 "INSERT INTO messages(protocol, channel, event, body, created_at)
                  SELECT p, c, e, b, $5 FROM UNNEST($1::bigint[], $2::text[], $3::text[],
                      $4::text[]) WITH ORDINALITY AS t(p, c, e, b, n) ORDER BY n",
@@ -524,7 +530,8 @@ impl Rows {
         }
         if !self.idempotency.0.is_empty() {
             let (key, created_at, protocol, response) = &self.idempotency;
-            tx.execute(
+            st.execute(
+                tx,
                 "INSERT INTO idempotency(key, created_at, protocol, response)
                  SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[])
                  ON CONFLICT (key) DO UPDATE SET created_at = EXCLUDED.created_at,
@@ -533,7 +540,8 @@ impl Rows {
             )?;
         }
         if !self.counters.0.is_empty() {
-            tx.execute(
+            st.execute(
+                tx,
                 "INSERT INTO counters(name, value)
                  SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
@@ -544,8 +552,14 @@ impl Rows {
     }
 }
 
-fn raise_counter(tx: &mut Transaction<'_>, name: &str, value: i64) -> Result<(), JournalError> {
-    tx.execute(
+fn raise_counter(
+    tx: &mut Transaction<'_>,
+    st: &mut Statements,
+    name: &str,
+    value: i64,
+) -> Result<(), JournalError> {
+    st.execute(
+        tx,
         "INSERT INTO counters(name, value) VALUES ($1, $2::bigint::text)
          ON CONFLICT (name) DO UPDATE
              SET value = GREATEST(counters.value::bigint, EXCLUDED.value::bigint)::text",
@@ -554,10 +568,57 @@ fn raise_counter(tx: &mut Transaction<'_>, name: &str, value: i64) -> Result<(),
     Ok(())
 }
 
+/// The journal's statements, prepared once per connection: a group commit
+/// then costs one round trip per statement instead of two (parse, then
+/// execute), and the server does not parse and plan them again each time.
+#[derive(Default)]
+pub(crate) struct Statements(std::collections::HashMap<String, postgres::Statement>);
+
+impl Statements {
+    fn prepared(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &str,
+    ) -> Result<postgres::Statement, JournalError> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = tx.prepare(sql)?;
+        self.0.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) fn execute(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, JournalError> {
+        let statement = self.prepared(tx, sql)?;
+        Ok(tx.execute(&statement, params)?)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>, JournalError> {
+        let statement = self.prepared(tx, sql)?;
+        Ok(tx.query_opt(&statement, params)?)
+    }
+
+    /// Forgets them (a new connection has none).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Writes a group commit's changes in order: runs of ordinary changes as
 /// array statements, purges and delivery results on their own between them.
 pub(crate) fn apply_all(
     tx: &mut Transaction<'_>,
+    st: &mut Statements,
     changes: &[&Change],
     receivers: usize,
 ) -> Result<(), JournalError> {
@@ -565,16 +626,20 @@ pub(crate) fn apply_all(
     for change in changes {
         match change {
             Change::Purge { .. } | Change::Delivery { .. } => {
-                std::mem::take(&mut rows).write(tx)?;
-                apply_one(tx, change)?;
+                std::mem::take(&mut rows).write(tx, st)?;
+                apply_one(tx, st, change)?;
             }
             _ => rows.push(change, receivers)?,
         }
     }
-    rows.write(tx)
+    rows.write(tx, st)
 }
 
-fn apply_one(tx: &mut Transaction<'_>, change: &Change) -> Result<(), JournalError> {
+fn apply_one(
+    tx: &mut Transaction<'_>,
+    st: &mut Statements,
+    change: &Change,
+) -> Result<(), JournalError> {
     match change {
         Change::Delivery {
             outbox,
@@ -593,7 +658,8 @@ fn apply_one(tx: &mut Transaction<'_>, change: &Change) -> Result<(), JournalErr
                 &i64::from(*attempts),
                 error,
             ];
-            tx.execute(
+            st.execute(
+                tx,
                 &format!(
                     "UPDATE {table} SET state = $2, attempts = $3, last_error = $4 WHERE id = $1"
                 ),
@@ -607,19 +673,22 @@ fn apply_one(tx: &mut Transaction<'_>, change: &Change) -> Result<(), JournalErr
         } => {
             let alerts: Vec<i64> = alerts.iter().map(|a| *a as i64).collect();
             let protocols: Vec<i64> = protocols.iter().map(|p| p.as_u64() as i64).collect();
-            tx.execute("DELETE FROM alerts WHERE id = ANY($1)", &[&alerts])?;
-            tx.execute(
+            st.execute(tx, "DELETE FROM alerts WHERE id = ANY($1)", &[&alerts])?;
+            st.execute(
+                tx,
                 "DELETE FROM outbox WHERE alert_id = ANY($1) AND state <> 'pending'",
                 &[&alerts],
             )?;
             // Messages hold the contact: they go with the patient, sent or not.
             for table in ["visits", "patients", "events", "messages"] {
-                tx.execute(
+                st.execute(
+                    tx,
                     &format!("DELETE FROM {table} WHERE protocol = ANY($1)"),
                     &[&protocols],
                 )?;
             }
-            tx.execute(
+            st.execute(
+                tx,
                 "DELETE FROM idempotency WHERE created_at < $1",
                 &[&idempotency_before.timestamp_millis()],
             )?;
