@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::TcpListener;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -278,6 +279,20 @@ async fn leader_among(servers: &[&Server], client: &reqwest::Client, within: Dur
     }
 }
 
+/// Waits until `a` or `b` is the ready leader: (leader, follower).
+async fn leader_and_follower<S: Deref<Target = Server>>(
+    a: S,
+    b: S,
+    client: &reqwest::Client,
+    within: Duration,
+) -> (S, S) {
+    if leader_among(&[&*a, &*b], client, within).await == 0 {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
 async fn admit(client: &reqwest::Client, server: &Server, name: &str) -> reqwest::Response {
     client
         .post(server.url("/api/v1/units/pa/patients"))
@@ -285,6 +300,64 @@ async fn admit(client: &reqwest::Client, server: &Server, name: &str) -> reqwest
         .send()
         .await
         .expect("the request is answered")
+}
+
+/// Desks admitting (yellow) in a loop at a leader until stopped: each answer
+/// is 201 (kept as acknowledged: protocol number and name) or 503, nothing else.
+struct Desks {
+    acked: Arc<Mutex<Vec<(u64, String)>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Desks {
+    fn start(desks: usize, leader: &Server, client: &reqwest::Client) -> Self {
+        let acked = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for desk in 0..desks {
+            let (acked, stop, client) = (acked.clone(), stop.clone(), client.clone());
+            let target = leader.url("/api/v1/units/pa/patients");
+            tasks.push(tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let name = format!("Desk {desk} patient {i}");
+                    let sent = client
+                        .post(&target)
+                        .json(&json!({"name": name, "colour": "yellow"}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == 201 => {
+                            let v: Value = r.json().await.unwrap();
+                            acked.lock().push((number(&v["protocol"]), name));
+                        }
+                        Ok(r) => assert_eq!(r.status(), 503, "only 503 is allowed"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            }));
+        }
+        Self { acked, stop, tasks }
+    }
+
+    /// Waits until `count` admissions are acknowledged, or `within` has passed.
+    async fn until(&self, count: usize, within: Duration) {
+        let busy = Instant::now() + within;
+        while self.acked.lock().len() < count && Instant::now() < busy {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the desks (each after its request in flight); the admissions acknowledged.
+    async fn stop(self) -> Vec<(u64, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        self.acked.lock().clone()
+    }
 }
 
 fn number(protocol: &Value) -> u64 {
@@ -308,8 +381,7 @@ async fn two_instances_on_one_database_have_one_leader_and_the_follower_refuses_
     let a = Server::start(dir.path(), &config, &url, "a");
     let b = Server::start(dir.path(), &config, &url, "b");
     let client = client();
-    let leader = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
-    let (leader, follower) = if leader == 0 { (&a, &b) } else { (&b, &a) };
+    let (leader, follower) = leader_and_follower(&a, &b, &client, Duration::from_secs(20)).await;
 
     let created = admit(&client, leader, "Ana Souza").await;
     assert_eq!(created.status(), 201);
@@ -406,53 +478,16 @@ async fn killing_the_leader_during_admissions_loses_nothing_and_the_other_serves
     let mut a = Server::start(dir.path(), &config, &url, "a");
     let mut b = Server::start(dir.path(), &config, &url, "b");
     let client = client();
-    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
-    let (leader, follower) = if first == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (leader, follower) =
+        leader_and_follower(&mut a, &mut b, &client, Duration::from_secs(20)).await;
 
     // Desks admitting in a loop at the leader until it dies.
-    let acked = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut desks = Vec::new();
-    for desk in 0..6 {
-        let (acked, stop, client) = (acked.clone(), stop.clone(), client.clone());
-        let target = leader.url("/api/v1/units/pa/patients");
-        desks.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let name = format!("Desk {desk} patient {i}");
-                let sent = client
-                    .post(&target)
-                    .json(&json!({"name": name, "colour": "yellow"}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == 201 => {
-                        let v: Value = r.json().await.unwrap();
-                        acked.lock().push((number(&v["protocol"]), name));
-                    }
-                    Ok(r) => assert_eq!(r.status(), 503, "only 503 is allowed"),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        }));
-    }
-    let busy = Instant::now() + Duration::from_secs(20);
-    while acked.lock().len() < 300 && Instant::now() < busy {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let desks = Desks::start(6, leader, &client);
+    desks.until(300, Duration::from_secs(20)).await;
     leader.kill();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for d in desks {
-        d.await.unwrap();
-    }
-    let acked = acked.lock().clone();
+    let acked = desks.stop().await;
     assert!(acked.len() >= 50, "too few admissions: {}", acked.len());
 
     // The other instance leads and serves within the bound.
@@ -510,8 +545,7 @@ async fn a_leader_paused_past_its_lease_commits_nothing_once_resumed() {
     let a = Server::start(dir.path(), &config, &url, "a");
     let b = Server::start(dir.path(), &config, &url, "b");
     let client = client();
-    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
-    let (old, new) = if first == 0 { (&a, &b) } else { (&b, &a) };
+    let (old, new) = leader_and_follower(&a, &b, &client, Duration::from_secs(20)).await;
     assert_eq!(admit(&client, old, "Before the pause").await.status(), 201);
 
     old.signal("-STOP");
@@ -801,12 +835,8 @@ async fn the_alert_ladder_continues_across_a_failover_with_no_level_twice_or_ski
     let mut a = Server::start(dir.path(), &path, &url, "a");
     let mut b = Server::start(dir.path(), &path, &url, "b");
     let client = client();
-    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
-    let (leader, follower) = if first == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (leader, follower) =
+        leader_and_follower(&mut a, &mut b, &client, Duration::from_secs(20)).await;
     let r = client
         .post(leader.url("/api/v1/units/pa/patients"))
         .json(&json!({"name": "Dona Rosa", "colour": "red"}))
@@ -905,12 +935,8 @@ async fn pending_deliveries_continue_across_a_failover_with_the_same_delivery_id
     let mut a = Server::start(dir.path(), &path, &url, "a");
     let mut b = Server::start(dir.path(), &path, &url, "b");
     let client = client();
-    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
-    let (leader, follower) = if first == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (leader, follower) =
+        leader_and_follower(&mut a, &mut b, &client, Duration::from_secs(20)).await;
 
     // Red patients who consent to messages: each admission queues an alert
     // (level 1 fires at once) for the webhook and an SMS for the gateway.
@@ -1124,57 +1150,21 @@ async fn a_leader_stopped_with_sigterm_gives_the_lease_up_and_the_other_leads_at
     let mut a = Server::start(dir.path(), &config, &url, "a");
     let mut b = Server::start(dir.path(), &config, &url, "b");
     let client = client();
-    let first = leader_among(&[&a, &b], &client, Duration::from_secs(30)).await;
-    let (leader, follower) = if first == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (leader, follower) =
+        leader_and_follower(&mut a, &mut b, &client, Duration::from_secs(30)).await;
     let term = leader.readyz(&client).await.unwrap().1["term"]
         .as_u64()
         .unwrap();
 
     // Desks admit at the leader while it is told to stop: what it answered
     // 201 was committed before it let the lease go.
-    let acked = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut desks = Vec::new();
-    for desk in 0..4 {
-        let (acked, stop, client) = (acked.clone(), stop.clone(), client.clone());
-        let target = leader.url("/api/v1/units/pa/patients");
-        desks.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let name = format!("Desk {desk} patient {i}");
-                let sent = client
-                    .post(&target)
-                    .json(&json!({"name": name, "colour": "yellow"}))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == 201 => {
-                        let v: Value = r.json().await.unwrap();
-                        acked.lock().push((number(&v["protocol"]), name));
-                    }
-                    Ok(r) => assert_eq!(r.status(), 503, "only 503 is allowed"),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            }
-        }));
-    }
-    let busy = Instant::now() + Duration::from_secs(20);
-    while acked.lock().len() < 100 && Instant::now() < busy {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let desks = Desks::start(4, leader, &client);
+    desks.until(100, Duration::from_secs(20)).await;
     leader.signal("-TERM");
     let termed = Instant::now();
     leader_among(&[&*follower], &client, LONG).await;
     let took = termed.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for d in desks {
-        d.await.unwrap();
-    }
+    let acked = desks.stop().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let exited = loop {
         if let Some(status) = leader.child.try_wait().unwrap() {
@@ -1198,7 +1188,6 @@ async fn a_leader_stopped_with_sigterm_gives_the_lease_up_and_the_other_leads_at
     assert_eq!(ready["term"].as_u64(), Some(term + 1), "{ready}");
 
     // Every admission answered 201 is there, and numbering continues.
-    let acked = acked.lock().clone();
     assert!(acked.len() >= 20, "too few admissions: {}", acked.len());
     for (protocol, name) in &acked {
         let r = client
@@ -1365,13 +1354,10 @@ async fn the_display_shows_reconnecting_across_a_failover_and_resumes_on_the_new
     let mut a = Server::start(dir.path(), &config, &url, "a");
     let mut b = Server::start(dir.path(), &config, &url, "b");
     let client = client();
-    let first = leader_among(&[&a, &b], &client, Duration::from_secs(20)).await;
-    let balancer = Balancer::start([a.port, b.port]).await;
-    let (leader, follower) = if first == 0 {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let ports = [a.port, b.port];
+    let (leader, follower) =
+        leader_and_follower(&mut a, &mut b, &client, Duration::from_secs(20)).await;
+    let balancer = Balancer::start(ports).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while client
         .get(balancer.url("/readyz"))
