@@ -15,7 +15,7 @@ use super::ids::{ColourId, UnitId};
 use super::notify::{NotifyEvent, NotifySettings};
 use super::numbering::ProtocolSequence;
 use super::patient::{Patient, Protocol, QueueKind, Status};
-use super::registry::Patients;
+use super::registry::{Patients, ProtocolMap};
 use super::scale::{Rank, TriageScale};
 use super::unit::Unit;
 use super::view::PatientView;
@@ -101,7 +101,7 @@ impl Department {
             }
         }
         d.last_event_id = snapshot.last_event_id;
-        let mut active: HashMap<Protocol, Alert> = HashMap::new();
+        let mut active: ProtocolMap<Alert> = ProtocolMap::default();
         for a in &snapshot.alerts {
             if a.is_active() {
                 active.insert(a.protocol, a.clone());
@@ -124,7 +124,7 @@ impl Department {
     fn restore_patient(
         &mut self,
         mut p: Patient,
-        active: &HashMap<Protocol, Alert>,
+        active: &ProtocolMap<Alert>,
     ) -> Result<(), RestoreError> {
         if !self.unit_index.contains_key(&p.unit) {
             return Err(RestoreError::UnknownUnit {

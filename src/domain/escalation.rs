@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::registry::ProtocolMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -236,7 +238,7 @@ pub struct Escalation {
     ladder: Ladder,
     /// Boxed so that growing the map (under the department lock, with
     /// hundreds of thousands waiting) moves pointers, not ~150-byte episodes.
-    episodes: HashMap<Protocol, Box<Episode>>,
+    episodes: ProtocolMap<Box<Episode>>,
     /// Next deadline of every episode that has one; the protocol breaks ties.
     index: BTreeSet<(DateTime<Utc>, Protocol)>,
     alerts: HashMap<u64, Alert>,
@@ -247,7 +249,7 @@ impl Escalation {
     pub fn new(ladder: Ladder) -> Self {
         Self {
             ladder,
-            episodes: HashMap::new(),
+            episodes: ProtocolMap::default(),
             index: BTreeSet::new(),
             alerts: HashMap::new(),
             last_alert_id: 0,
@@ -693,7 +695,7 @@ mod tests {
         let e = escalation();
         let entry = std::mem::size_of::<(Protocol, Box<Episode>)>();
         assert_eq!(entry, 16);
-        let _: &HashMap<Protocol, Box<Episode>> = &e.episodes;
+        let _: &ProtocolMap<Box<Episode>> = &e.episodes;
     }
 
     #[test]

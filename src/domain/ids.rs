@@ -25,12 +25,69 @@ fn is_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// Deserializes a `T` from a string through `parse`, reading the string in
+/// place: no `String` allocated only to be parsed and dropped, which start-up
+/// did several times for each of a million records.
+pub(crate) fn from_str_with<'de, D, T, E>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    E: fmt::Display,
+{
+    struct Visitor<T, E>(&'static str, fn(&str) -> Result<T, E>);
+    impl<T, E: fmt::Display> serde::de::Visitor<'_> for Visitor<T, E> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<Er: serde::de::Error>(self, v: &str) -> Result<T, Er> {
+            (self.1)(v).map_err(Er::custom)
+        }
+    }
+    d.deserialize_str(Visitor(expecting, parse))
+}
+
+/// The id `s` as shared text, from a small per-thread list of the ids seen
+/// so far: a journal of a million patients names a handful of units and
+/// colours, and reading each as a fresh allocation (then dropping it for the
+/// config's copy) was a fifth of the reader thread's work at start-up.
+fn shared(s: &str) -> Result<Arc<str>, IdError> {
+    /// Ids are a config's few; a stream of different ones just stops being kept.
+    const KEPT: usize = 64;
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    if !is_id(s) {
+        return Err(IdError(s.to_owned()));
+    }
+    Ok(SEEN.with_borrow_mut(|seen| {
+        if let Some(id) = seen.iter().find(|id| &***id == s) {
+            return id.clone();
+        }
+        let id: Arc<str> = Arc::from(s);
+        if seen.len() < KEPT {
+            seen.push(id.clone());
+        }
+        id
+    }))
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $example:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(into = "String")]
         pub struct $name(Arc<str>);
+
+        /// Read through [`shared`]: no allocation for an id seen before.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                from_str_with(d, "an id", |s| shared(s).map($name))
+            }
+        }
 
         impl $name {
             pub fn parse(s: &str) -> Result<Self, IdError> {

@@ -100,15 +100,20 @@ impl Serialize for Protocol {
 
 impl<'de> Deserialize<'de> for Protocol {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        super::ids::from_str_with(d, "a protocol number", Self::parse)
     }
 }
 
 /// A patient's name as the desk typed it, trimmed, 1 to 200 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct PatientName(String);
+
+impl<'de> Deserialize<'de> for PatientName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        super::ids::from_str_with(d, "a name", Self::parse)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`name` must be 1 to {NAME_MAX_CHARS} characters after trimming")]
