@@ -33,17 +33,11 @@ import threading
 import time
 import urllib.request
 
+from drill import free_port
+
 SEND_TIMEOUT = 5  # seconds, written into the drill's config
 HEAD_TIMEOUT = 5
 BODY_TIMEOUT = 5
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(base, path, timeout=5):
