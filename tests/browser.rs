@@ -357,12 +357,26 @@ async fn text(page: &Page, selector: &str) -> String {
 /// the keyboard's input method inserts it (any character, with input events).
 async fn type_into(page: &Page, selector: &str, value: &str) {
     page.bring_to_front().await.expect("bring to front");
-    page.find_element(selector)
-        .await
-        .unwrap_or_else(|e| panic!("no {selector}: {e}"))
-        .click()
-        .await
-        .expect("click field");
+    // A click lands where the field was when it was measured: if the page
+    // moved meanwhile (a box re-rendered by a live event), it lands elsewhere
+    // and the text would go nowhere. Click again until the field has focus.
+    let focused = format!(
+        "document.activeElement === document.querySelector({})",
+        serde_json::to_string(selector).expect("a selector as JSON")
+    );
+    for attempt in 1.. {
+        page.find_element(selector)
+            .await
+            .unwrap_or_else(|e| panic!("no {selector}: {e}"))
+            .click()
+            .await
+            .expect("click field");
+        if eval::<bool>(page, &focused).await {
+            break;
+        }
+        assert!(attempt < 5, "{selector} never took the focus");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     page.execute(InsertTextParams::new(value))
         .await
         .expect("insert text");
