@@ -30,7 +30,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::domain::escalation::Alert;
 use crate::domain::patient::{FirstCall, LeaveReason, Outcome, Patient, Protocol, Status};
-use crate::domain::{Change, Snapshot};
+use crate::domain::{Change, RecentFact, Snapshot};
 use crate::domain::{Channel, ColourId, Message, UnitId};
 use backend::{Reads, Store};
 pub use sqlite::DB_FILE;
@@ -787,6 +787,22 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, JournalError> {
     serde_json::from_str(text).map_err(|e| JournalError::Corrupt(format!("{what}: {e}")))
+}
+
+/// What a recent event (`admitted`, `triaged` or `called`, with its details
+/// as stored) tells the wait estimates; `None` for an entry without a colour.
+pub(crate) fn recent_fact(event: &str, details: &str) -> Result<Option<RecentFact>, JournalError> {
+    let details: serde_json::Value = parse_json("details", details)?;
+    let colour = details["colour"]
+        .as_str()
+        .and_then(|c| ColourId::parse(c).ok());
+    Ok(match event {
+        "called" => Some(RecentFact::Called {
+            queue: serde_json::from_value(details["queue"].clone()).unwrap_or_default(),
+            colour,
+        }),
+        _ => colour.map(|colour| RecentFact::Entered { colour }),
+    })
 }
 
 #[cfg(test)]

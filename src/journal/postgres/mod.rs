@@ -22,8 +22,9 @@ use postgres::{Client, NoTls};
 
 use super::backend::{Reads, Store};
 use super::{
-    from_millis, parse_json, HistoryEntry, JournalError, MessageEntry, MessageStatus, OutboxEntry,
-    PatientSearch, ReportData, ReportFacts, StreamEvent, VisitRow, MAX_SEARCH_WORDS, RECENT_EVENTS,
+    from_millis, parse_json, recent_fact, HistoryEntry, JournalError, MessageEntry, MessageStatus,
+    OutboxEntry, PatientSearch, ReportData, ReportFacts, StreamEvent, VisitRow, MAX_SEARCH_WORDS,
+    RECENT_EVENTS,
 };
 use crate::domain::escalation::Alert;
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
@@ -617,22 +618,9 @@ fn load_recent(
     )?;
     let mut out = Vec::new();
     for r in rows {
-        let details: serde_json::Value = parse_json("details", r.get(3))?;
-        let colour = details["colour"]
-            .as_str()
-            .and_then(|c| crate::domain::ColourId::parse(c).ok());
-        let event: &str = r.get(2);
-        let fact = match event {
-            "called" => RecentFact::Called {
-                queue: serde_json::from_value(details["queue"].clone()).unwrap_or_default(),
-                colour,
-            },
-            _ => match colour {
-                Some(colour) => RecentFact::Entered { colour },
-                None => continue,
-            },
-        };
-        out.push((r.get(0), from_millis(r.get(1))?, fact));
+        if let Some(fact) = recent_fact(r.get(2), r.get(3))? {
+            out.push((r.get(0), from_millis(r.get(1))?, fact));
+        }
     }
     Ok(out)
 }

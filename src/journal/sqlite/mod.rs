@@ -15,8 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::backend::{Reads, Store};
 use super::{
-    from_millis, parse_json, HistoryEntry, JournalError, MessageEntry, MessageStatus, OutboxEntry,
-    PatientSearch, ReportData, ReportFacts, StreamEvent, VisitRow, MAX_SEARCH_WORDS, RECENT_EVENTS,
+    from_millis, parse_json, recent_fact, HistoryEntry, JournalError, MessageEntry, MessageStatus,
+    OutboxEntry, PatientSearch, ReportData, ReportFacts, StreamEvent, VisitRow, MAX_SEARCH_WORDS,
+    RECENT_EVENTS,
 };
 use crate::domain::escalation::Alert;
 use crate::domain::numbering::{ProtocolSequence, TicketCounter};
@@ -439,21 +440,9 @@ fn load_recent(
     let mut out = Vec::new();
     for row in rows {
         let (unit, at, event, details) = row?;
-        let details: serde_json::Value = parse_json("details", &details)?;
-        let colour = details["colour"]
-            .as_str()
-            .and_then(|c| crate::domain::ColourId::parse(c).ok());
-        let fact = match event.as_str() {
-            "called" => RecentFact::Called {
-                queue: serde_json::from_value(details["queue"].clone()).unwrap_or_default(),
-                colour,
-            },
-            _ => match colour {
-                Some(colour) => RecentFact::Entered { colour },
-                None => continue,
-            },
-        };
-        out.push((unit, from_millis(at)?, fact));
+        if let Some(fact) = recent_fact(&event, &details)? {
+            out.push((unit, from_millis(at)?, fact));
+        }
     }
     Ok(out)
 }
