@@ -355,20 +355,9 @@ impl Service {
     pub async fn purge(&self) -> Result<usize, ServiceError> {
         let purged = self.execute(|d, now| Ok(d.purge(now))).await?;
         if purged > 0 {
-            let channels = crate::metrics::configured_channels(&self.shared.config);
-            let (outbox, messages) = self
-                .blocking_read(move |j| {
-                    let messages = channels
-                        .into_iter()
-                        .map(|c| j.messages_pending(c).map(|n| (c, n)))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((j.outbox_pending()?, messages))
-                })
+            let service = self.clone();
+            self.blocking_read(move |j| service.count_pending(j))
                 .await?;
-            self.shared.metrics.set_outbox_pending(outbox);
-            for (channel, n) in messages {
-                self.shared.metrics.set_notifications_pending(channel, n);
-            }
         }
         Ok(purged)
     }
@@ -547,20 +536,22 @@ impl Service {
         Ok(())
     }
 
+    /// Sets the outboxes' pending gauges from the journal. Blocking.
+    fn count_pending(&self, journal: &Journal) -> Result<(), crate::journal::JournalError> {
+        let metrics = &self.shared.metrics;
+        metrics.set_outbox_pending(journal.outbox_pending()?);
+        for channel in crate::metrics::configured_channels(&self.shared.config) {
+            metrics.set_notifications_pending(channel, journal.messages_pending(channel)?);
+        }
+        Ok(())
+    }
+
     /// Builds memory from a snapshot (outside the lock), with what the
     /// outboxes' gauges and the event streams' replay need, then serves it.
     fn restore(&self, snapshot: crate::domain::Snapshot) -> anyhow::Result<()> {
         let config = &self.shared.config;
         let journal = self.journal().context("no journal")?;
-        self.shared
-            .metrics
-            .set_outbox_pending(journal.outbox_pending()?);
-        for channel in crate::metrics::configured_channels(config) {
-            let pending = journal.messages_pending(channel)?;
-            self.shared
-                .metrics
-                .set_notifications_pending(channel, pending);
-        }
+        self.count_pending(journal)?;
         for unit in &config.units {
             let recent = journal.stream_events(&unit.id, 0, REPLAY_EVENTS)?;
             self.shared.events.preload(&unit.id, recent);
