@@ -40,6 +40,13 @@ struct Stream {
     _open: crate::metrics::StreamGuard,
 }
 
+impl Stream {
+    /// Fell behind the broadcast: the kept events after the last one sent.
+    fn catch_up(&mut self) {
+        self.backlog = self.service.events().since(&self.unit, self.last).into();
+    }
+}
+
 /// Server-sent events of a unit (never names or protocol numbers)
 ///
 /// Events `admitted`, `triaged`, `called`, `started`, `no_show`, `finished`,
@@ -137,17 +144,14 @@ pub async fn stream(
                         match s.rx.try_recv() {
                             Ok(e) => s.backlog.push_back(e),
                             Err(TryRecvError::Lagged(_)) => {
-                                s.backlog = s.service.events().since(&s.unit, s.last).into();
+                                s.catch_up();
                                 break;
                             }
                             Err(_) => break,
                         }
                     }
                 }
-                // Fell behind the broadcast: catch up from the kept events.
-                Ok(Err(RecvError::Lagged(_))) => {
-                    s.backlog = s.service.events().since(&s.unit, s.last).into();
-                }
+                Ok(Err(RecvError::Lagged(_))) => s.catch_up(),
                 Ok(Err(RecvError::Closed)) => return None,
             }
         }

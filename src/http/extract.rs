@@ -50,10 +50,15 @@ impl From<JsonPayloadError> for ApiError {
 impl From<PayloadError> for ApiError {
     fn from(e: PayloadError) -> Self {
         match e {
-            PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => ApiError::Timeout,
+            e if timed_out(&e) => ApiError::Timeout,
             e => ApiError::Malformed(format!("cannot read the body: {e}")),
         }
     }
+}
+
+/// Whether reading the body was cut off by [`body_deadline`].
+fn timed_out(e: &PayloadError) -> bool {
+    matches!(e, PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// The request's body, cut off with a timeout error once `timeout` has passed
@@ -130,9 +135,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
                 .await
                 .map_err(|e| match e.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => ApiError::TooLarge(body_limit(&req)),
-                    Some(PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
-                        ApiError::Timeout
-                    }
+                    Some(p) if timed_out(p) => ApiError::Timeout,
                     _ => ApiError::Malformed(format!("cannot read the body: {e}")),
                 })?;
             if body.iter().all(u8::is_ascii_whitespace) {
