@@ -239,8 +239,10 @@ def screens(port, count, stalled, slow_heads, slow_bodies, ready, stop, out):
 
 def server_time(base, routes):
     """(requests, seconds in the service) of `routes` so far, from the
-    duration histogram: the service's own share of the desks' latency."""
+    duration histogram: the service's own share of the desks' latency; and
+    (seconds, count) of the journal's commits so far."""
     n = total = 0.0
+    commits = [0.0, 0.0]
     for line in get(base, "/metrics").decode().splitlines():
         if line.startswith("triagem_journal_commit_seconds_sum"):
             commits[0] = float(line.split()[-1])
@@ -254,10 +256,9 @@ def server_time(base, routes):
             total += float(line.split()[-1])
         elif line.startswith("triagem_http_request_duration_seconds_count"):
             n += float(line.split()[-1])
-    return n, total
+    return n, total, commits
 
 
-commits = [0.0, 0.0]  # seconds, count: updated by server_time
 DESK_ROUTES = ["/api/v1/units/{unit}/patients", "/api/v1/units/{unit}/call"]
 
 
@@ -325,10 +326,10 @@ def main():
             return 1
 
         cpu0, rss_quiet0 = proc_stat(server.pid)
-        n0, t0s = server_time(base, DESK_ROUTES)
+        n0, t0s, _ = server_time(base, DESK_ROUTES)
         quiet, quiet_status = run_desks(port, args)
         cpu1, rss_quiet = proc_stat(server.pid)
-        n1, t1s = server_time(base, DESK_ROUTES)
+        n1, t1s, _ = server_time(base, DESK_ROUTES)
 
         ready, stop = multiprocessing.Event(), multiprocessing.Event()
         rx, tx = multiprocessing.Pipe(False)
@@ -360,12 +361,10 @@ def main():
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        n2, t2s = server_time(base, DESK_ROUTES)
-        c2 = list(commits)
+        n2, t2s, c2 = server_time(base, DESK_ROUTES)
         loaded, loaded_status = run_desks(port, args)
         cpu3, rss_loaded = proc_stat(server.pid)
-        n3, t3s = server_time(base, DESK_ROUTES)
-        c3 = list(commits)
+        n3, t3s, c3 = server_time(base, DESK_ROUTES)
         watcher.join()
         streams_after = metric(base, "triagem_event_streams")
         stop.set()
