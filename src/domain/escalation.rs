@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::registry::ProtocolMap;
+use super::registry::ShardedMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -236,9 +236,10 @@ impl Ladder {
 #[derive(Debug, Clone)]
 pub struct Escalation {
     ladder: Ladder,
-    /// Boxed so that growing the map (under the department lock, with
-    /// hundreds of thousands waiting) moves pointers, not ~150-byte episodes.
-    episodes: ProtocolMap<Box<Episode>>,
+    /// Boxed and split so that growing the map (under the department lock,
+    /// with hundreds of thousands waiting) moves few pointers, not ~150-byte
+    /// episodes.
+    episodes: ShardedMap<Box<Episode>>,
     /// Next deadline of every episode that has one; the protocol breaks ties.
     index: BTreeSet<(DateTime<Utc>, Protocol)>,
     alerts: HashMap<u64, Alert>,
@@ -249,7 +250,7 @@ impl Escalation {
     pub fn new(ladder: Ladder) -> Self {
         Self {
             ladder,
-            episodes: ProtocolMap::default(),
+            episodes: ShardedMap::default(),
             index: BTreeSet::new(),
             alerts: HashMap::new(),
             last_alert_id: 0,
@@ -695,7 +696,7 @@ mod tests {
         let e = escalation();
         let entry = std::mem::size_of::<(Protocol, Box<Episode>)>();
         assert_eq!(entry, 16);
-        let _: &ProtocolMap<Box<Episode>> = &e.episodes;
+        let _: &ShardedMap<Box<Episode>> = &e.episodes;
     }
 
     #[test]
