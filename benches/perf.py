@@ -25,7 +25,10 @@ climb     a fresh Triagem; admissions (-t2 -c64) in windows (--window s) until
           each window's admission p99.9 and call p99 with the waiting counts
           before and after it (the sum of `triagem_patients_waiting{unit="pa"}`
           from /metrics; calls consume patients, the windows go on until
-          enough wait). Memory: VmRSS of the server empty (ready + 1 s) and
+          enough wait). Each window also counts the group commits slower
+          than 25 ms (the journal's commit histogram) and the CPU the
+          hypervisor took (steal, /proc/stat), so that a stall can be put
+          down to the disk or the host rather than the service. Memory: VmRSS of the server empty (ready + 1 s) and
           full (2 s after the last window); (full - empty) / waiting.
 recovery  with that server full: kill -9, start it again on the same data
           directory, poll /readyz every 10 ms and report exec -> first 200;
@@ -389,6 +392,23 @@ def waiting(port):
     return metric_sum(metrics(port), "triagem_patients_waiting", unit=UNIT)
 
 
+SLOW_COMMIT_S = 0.025
+
+
+def slow_commits(values):
+    """Group commits so far that took longer than SLOW_COMMIT_S (from the commit histogram)."""
+    total = metric_sum(values, "triagem_journal_commit_seconds_count")
+    fast = metric_sum(values, "triagem_journal_commit_seconds_bucket", le=str(SLOW_COMMIT_S))
+    return total - fast
+
+
+def steal_seconds():
+    """CPU time the hypervisor took from this machine so far (/proc/stat), in seconds."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / CLK_TCK if len(fields) > 8 else 0.0
+
+
 def queue_totals(port):
     """The same count from the queue endpoints: (treatment, triage)."""
     out = []
@@ -507,7 +527,9 @@ def climb(args, run_dir, with_calls):
     rss_empty = server.rss_bytes()
     log(f"  VmRSS empty: {rss_empty / 2**20:.1f} MiB")
     windows = []
-    now_waiting = waiting(server.port)
+    values = metrics(server.port)
+    now_waiting = metric_sum(values, "triagem_patients_waiting", unit=UNIT)
+    slow = slow_commits(values)
     net_rate = None
     t0 = time.monotonic()
     while now_waiting < args.patients:
@@ -518,6 +540,7 @@ def climb(args, run_dir, with_calls):
             seconds = max(2, min(args.window, math.ceil(need)))
         index = len(windows) + 1
         watch = CpuWatch(server)
+        steal = steal_seconds()
         admit = Wrk(server.port, ADMIT_PATH, ADMIT_LUA, args.threads, args.connections, seconds)
         call = None
         call_seconds = min(args.call_duration, seconds - 2)
@@ -526,10 +549,14 @@ def climb(args, run_dir, with_calls):
             call = Wrk(server.port, CALL_PATH, CALL_LUA, 1, 1, call_seconds).result()
         a = admit.result()
         a.update(watch.finish(a["cpu"] + (call["cpu"] if call else 0)))
+        steal = (steal_seconds() - steal) / seconds
         server.check()
-        before, now_waiting = now_waiting, waiting(server.port)
+        values = metrics(server.port)
+        before, now_waiting = now_waiting, metric_sum(values, "triagem_patients_waiting", unit=UNIT)
+        slow, slow_before = slow_commits(values), slow
         net_rate = max(1.0, (now_waiting - before) / seconds)
-        w = {"index": index, "seconds": seconds, "before": before, "after": now_waiting, "admit": a, "call": call}
+        w = {"index": index, "seconds": seconds, "before": before, "after": now_waiting, "admit": a, "call": call,
+             "slow_commits": slow - slow_before, "steal_cores": steal}
         windows.append(w)
         line = (f"  window {index:2}: {before:8} -> {now_waiting:8} waiting, {a['rps']:7.0f} adm/s, "
                 f"p99 {a['p99']:6.2f} p99.9 {a['p99.9']:7.2f} ms, {a['bad']} not 201")
@@ -540,7 +567,9 @@ def climb(args, run_dir, with_calls):
                      f"p99.9 {call['p99.9']:.2f} ms")
             if call["empty"] or call["bad"] or call["socket_errors"]:
                 line += f" ({call['empty']} empty, {call['bad']} other, {call['socket_errors']} socket errors)"
-        line += f"; others {a['others_cores']:.2f} cores"
+        line += f"; others {a['others_cores']:.2f} cores, stolen {steal:.2f}"
+        if w["slow_commits"]:
+            line += f"; {w['slow_commits']} commits over {SLOW_COMMIT_S * 1000:.0f} ms"
         log(line)
     elapsed = time.monotonic() - t0
     time.sleep(2)

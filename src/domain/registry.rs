@@ -13,17 +13,41 @@ pub type ProtocolMap<V> = HashMap<Protocol, V, foldhash::fast::RandomState>;
 /// How many parts a map with an entry per patient is split into.
 pub const SHARDS: usize = 32;
 
-/// The part a protocol number belongs to. Numbers are consecutive, so
-/// consecutive admissions go round the parts and the parts fill evenly.
+/// Of every [`CYCLE`] consecutive protocol numbers, part `i` takes `SHARDS + i`.
+const CYCLE: usize = SHARDS * SHARDS + SHARDS * (SHARDS - 1) / 2;
+
+/// The part of each number of a cycle: runs of 32, 33, ... 63.
+const PART_OF: [u8; CYCLE] = {
+    let mut parts = [0u8; CYCLE];
+    let (mut part, mut at) = (0, 0);
+    while part < SHARDS {
+        let mut n = 0;
+        while n < SHARDS + part {
+            parts[at] = part as u8;
+            at += 1;
+            n += 1;
+        }
+        part += 1;
+    }
+    parts
+};
+
+/// The part a protocol number belongs to. The parts' shares differ, from 32
+/// to 63 in 1 520, so each reaches its growth point at a different number of
+/// patients: evenly filled parts would all grow within the same few dozen
+/// admissions, the one long stall again (93 ms measured in 64 admissions at
+/// 917 504, against 3 ms with these shares).
 pub fn shard_of(protocol: Protocol) -> usize {
-    (protocol.sequence() % SHARDS as u64) as usize
+    // A multiplier prime to the cycle visits its places out of order, so a
+    // part's numbers are spread through the cycle rather than in one run.
+    PART_OF[(protocol.sequence().wrapping_mul(1021) % CYCLE as u64) as usize] as usize
 }
 
 /// A [`ProtocolMap`] split into [`SHARDS`] maps. A hash map grows by moving
 /// every entry at once, under the department lock: one map of 917 504
 /// patients stalled that admission ~30 ms, and the three such maps together
 /// ~100 ms (benches/RESULTS.md, section 10). Split, each part grows on its
-/// own, a thirty-second of the work, in a different admission.
+/// own, a small fraction of the work, at a different time.
 #[derive(Debug, Clone)]
 pub struct ShardedMap<V> {
     shards: [ProtocolMap<V>; SHARDS],
@@ -130,16 +154,35 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_admissions_fill_the_parts_evenly() {
-        // Even parts grow at different admissions, each a thirty-second of the
-        // whole; lopsided ones would bring back one long stall. The year does
-        // not change which part a sequence number goes to.
-        for year in [2026, 2027] {
-            let mut m: ShardedMap<()> = ShardedMap::default();
-            for n in 1..=(SHARDS as u64 * 100) {
-                m.insert(p(year, n), ());
+    fn the_parts_grow_at_different_admissions() {
+        // Growing a part moves its entries under the department lock; parts
+        // growing close together add up to one long stall, as one map did.
+        let mut m: ShardedMap<()> = ShardedMap::default();
+        let mut capacity: Vec<usize> = m.shards.iter().map(HashMap::capacity).collect();
+        let mut growths = Vec::new();
+        for n in 1..=300_000 {
+            let protocol = p(2026, n);
+            m.insert(protocol, ());
+            let part = shard_of(protocol);
+            if m.shards[part].capacity() != capacity[part] {
+                capacity[part] = m.shards[part].capacity();
+                growths.push((n, m.shards[part].len()));
             }
-            assert!(m.shards.iter().all(|s| s.len() == 100), "{year}");
+        }
+        // Once parts are worth moving, never two growing within 64 admissions
+        // (one group commit's worth) of each other.
+        let big: Vec<&(u64, usize)> = growths.iter().filter(|(_, len)| *len > 1000).collect();
+        assert!(big.len() > 60, "{}", big.len());
+        for pair in big.windows(2) {
+            assert!(pair[1].0 - pair[0].0 > 64, "{pair:?}");
+        }
+        // Every part takes its share, whatever the year.
+        for year in [2026, 2027] {
+            let shares = (1..=CYCLE as u64).fold([0usize; SHARDS], |mut shares, n| {
+                shares[shard_of(p(year, n))] += 1;
+                shares
+            });
+            assert_eq!(shares.to_vec(), (SHARDS..2 * SHARDS).collect::<Vec<_>>());
         }
     }
 }
