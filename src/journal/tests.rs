@@ -123,6 +123,43 @@ fn concurrent_commands_share_commits() {
     assert_eq!(snapshot.patients.into_vec().unwrap().len(), 500);
 }
 
+/// The writer's own checkpoint waits for 1 000 WAL pages and stalls the
+/// commit that reaches them; the background one copies the WAL into the
+/// database well before, while the writer goes on committing.
+#[test]
+fn the_wal_is_copied_into_the_database_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(sqlite::DB_FILE);
+    let wal = dir.path().join(format!("{}-wal", sqlite::DB_FILE));
+    let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let before = std::fs::metadata(&db).unwrap().len();
+    let mut d = Department::new(&config().department_settings());
+    for i in 0..40 {
+        let name = format!("Paciente {i} {}", "x".repeat(180));
+        let applied = d
+            .admit(&unit_id("pa"), admission(&name, None), None, "desk", now())
+            .unwrap();
+        journal.submit(applied.changes).wait_blocking().unwrap();
+    }
+    let wal_pages = std::fs::metadata(&wal).unwrap().len() / 4096;
+    assert!(
+        wal_pages < 1000,
+        "{wal_pages} WAL pages: the writer's own checkpoint would have run"
+    );
+    // The checkpoint runs on its own thread; give it a moment, not a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&db).unwrap().len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {before} bytes after 40 commits"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(journal);
+    let (_journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    assert_eq!(snapshot.patients.into_vec().unwrap().len(), 40);
+}
+
 #[test]
 fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     let dir = tempfile::tempdir().unwrap();

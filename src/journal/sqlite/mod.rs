@@ -3,6 +3,7 @@
 //! reads use a connection of their own (reports one each), which WAL lets run
 //! beside the writer.
 
+mod checkpoint;
 mod identity;
 pub(crate) mod schema;
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use self::checkpoint::Checkpointer;
 use super::backend::{Reads, Store};
 use super::{
     from_millis, parse_json, recent_fact, HistoryEntry, JournalError, MessageEntry, MessageStatus,
@@ -60,6 +62,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), Journa
     Ok((
         SqliteStore {
             conn,
+            checkpoints: Checkpointer::start(&path)?,
             path: path.clone(),
         },
         SqliteReads {
@@ -73,6 +76,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), Journa
 /// The writer thread's side.
 pub(crate) struct SqliteStore {
     conn: Connection,
+    checkpoints: Checkpointer,
     path: PathBuf,
 }
 
@@ -96,6 +100,7 @@ impl Store for SqliteStore {
     fn commit(&mut self, changes: &[&Change], _receivers: usize) -> Result<(), JournalError> {
         schema::write_counters(&self.conn, changes.iter().copied())?;
         self.conn.execute_batch("COMMIT")?;
+        self.checkpoints.committed();
         Ok(())
     }
 
