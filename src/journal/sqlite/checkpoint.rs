@@ -59,7 +59,7 @@ impl Checkpointer {
     /// Called after each commit.
     pub(super) fn committed(&mut self) {
         self.commits += 1;
-        if self.commits % EVERY == 0 {
+        if self.commits.is_multiple_of(EVERY) {
             if let Some(wake) = &self.wake {
                 let _ = wake.try_send(());
             }
