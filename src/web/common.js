@@ -1017,7 +1017,10 @@ const Triagem = (() => {
     const seconds = Math.abs(left);
     // Counted down like a timer: a minute shows until it is over ("2 h left"
     // until 1 h 59 min is left); the time overdue counts up like a wait.
-    const shown = late ? seconds : Math.ceil(seconds / 60) * 60;
+    // The server's clock is known to about a second (the Date header has no
+    // milliseconds), so a minute begun less than a second ago is not shown:
+    // a 2 h target just set reads "2 h left", never "2 h 01 min".
+    const shown = late ? seconds : Math.max(1, Math.ceil((seconds - 1) / 60)) * 60;
     const d = duration(shown, compact);
     return { late, seconds, d, text: t(late ? "due.over" : "due.left", { d }) };
   }
