@@ -463,6 +463,78 @@ fn a_truncated_journal_is_refused_and_left_as_it_was() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
+/// The files a `kill -9` during a checkpoint leaves: the log holds every
+/// page written since the journal was `before` bytes, and the checkpoint had
+/// copied the first page (whose header gives the new size) but not the end.
+fn checkpoint_cut_short(from: &Path, to: &Path, before: u64) {
+    let conn = Connection::open(from.join(DB_FILE)).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    // Pages the journal grows by and then frees, all in the log.
+    conn.execute_batch(
+        "CREATE TABLE padding(x);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO padding SELECT randomblob(1000) FROM n;
+         DROP TABLE padding;",
+    )
+    .unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .unwrap();
+    // Copied while the connection is open: closing it would empty the log.
+    for suffix in ["", "-wal"] {
+        let name = format!("{DB_FILE}{suffix}");
+        std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+    }
+    drop(conn);
+    let db = to.join(DB_FILE);
+    assert!(std::fs::metadata(&db).unwrap().len() > before + 400_000);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(before)
+        .unwrap();
+}
+
+#[test]
+fn a_checkpoint_cut_short_by_a_crash_is_opened_with_every_patient() {
+    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    written_journal(from.path(), 200);
+    let before = std::fs::metadata(from.path().join(DB_FILE)).unwrap().len();
+    checkpoint_cut_short(from.path(), to.path(), before);
+    let (_journal, snapshot) = Journal::open(to.path(), JournalOptions::default()).unwrap();
+    let d = Department::restore(&config().department_settings(), snapshot).unwrap();
+    assert_eq!(d.patient_count(), 200);
+}
+
+#[test]
+fn a_journal_cut_short_is_refused_when_its_log_lacks_the_missing_pages() {
+    for without_log in [false, true] {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        written_journal(from.path(), 200);
+        let before = std::fs::metadata(from.path().join(DB_FILE)).unwrap().len();
+        checkpoint_cut_short(from.path(), to.path(), before);
+        let db = to.path().join(DB_FILE);
+        if without_log {
+            std::fs::remove_file(to.path().join(format!("{DB_FILE}-wal"))).unwrap();
+        } else {
+            // Shorter still: pages the log never held are gone.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&db)
+                .unwrap()
+                .set_len(before / 2 / 4096 * 4096)
+                .unwrap();
+        }
+        let bytes = std::fs::read(&db).unwrap();
+        let e = refusal(to.path());
+        assert!(
+            e.contains("it is truncated"),
+            "without log {without_log}: {e}"
+        );
+        assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    }
+}
+
 #[test]
 fn a_journal_damaged_inside_is_refused_and_left_as_it_was() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,15 @@
 //! Is the file at the journal's path Triagem's, and whole? Checked before
 //! anything writes to it: a file that is another program's, empty or cut
 //! short stops start-up with a message saying so, and is left as it was.
+//! A file shorter than its header says is whole when the write-ahead log
+//! beside it holds the missing pages: that is what a checkpoint cut short by
+//! a crash leaves, and SQLite reads those pages from the log.
 //! Damage inside an SQLite file that passes these checks shows up as
 //! [`JournalError::Damaged`] when recovery reads it, still before any write.
 
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
@@ -47,11 +51,20 @@ pub(super) fn check(path: &Path) -> Result<(), JournalError> {
     if &header[..16] != SQLITE_MAGIC {
         return Err(refuse("it is not an SQLite database".into()));
     }
-    if let Some(expected) = size_in_header(&header) {
+    if let Some((page_size, pages)) = size_in_header(&header) {
+        let expected = page_size * u64::from(pages);
         if len < expected {
-            return Err(refuse(format!(
-                "it is truncated: its header says {expected} bytes, the file has {len}"
-            )));
+            if !wal_holds_the_rest(path, len / page_size, pages) {
+                return Err(refuse(format!(
+                    "it is truncated: its header says {expected} bytes, the file has {len}, \
+                     and its write-ahead log does not hold the rest"
+                )));
+            }
+            tracing::info!(
+                bytes = len,
+                in_header = expected,
+                "the journal's last checkpoint was cut short; its write-ahead log holds the rest"
+            );
         }
     }
     if be_i32(&header[68..72]) == APPLICATION_ID {
@@ -63,18 +76,78 @@ pub(super) fn check(path: &Path) -> Result<(), JournalError> {
     identify(path).map_err(refuse)
 }
 
-/// The database size the header vouches for: valid only when the header's
-/// "version-valid-for" number equals its change counter (SQLite file format).
-fn size_in_header(header: &[u8; HEADER_LEN]) -> Option<u64> {
+/// The page size and the database size in pages the header vouches for:
+/// valid only when the header's "version-valid-for" number equals its change
+/// counter (SQLite file format).
+fn size_in_header(header: &[u8; HEADER_LEN]) -> Option<(u64, u32)> {
     let page_size = match u16::from_be_bytes([header[16], header[17]]) {
         1 => 65_536,
         n => u64::from(n),
     };
     let valid = header[24..28] == header[92..96];
-    let pages = u64::from(u32::from_be_bytes([
-        header[28], header[29], header[30], header[31],
-    ]));
-    (valid && pages > 0).then_some(pages * page_size)
+    let pages = be_u32(&header[28..32]);
+    (valid && pages > 0 && page_size > 0).then_some((page_size, pages))
+}
+
+/// Whether every page after the first `on_file` that the database holds is in
+/// a committed frame of the write-ahead log beside `path`. The database's
+/// size is the one its last commit in the log records, or `in_header` when
+/// the log has none.
+fn wal_holds_the_rest(path: &Path, on_file: u64, in_header: u32) -> bool {
+    let mut wal_path = path.as_os_str().to_owned();
+    wal_path.push("-wal");
+    let Some((pages, size)) = committed_wal_pages(Path::new(&wal_path)) else {
+        return false;
+    };
+    let size = size.unwrap_or(in_header);
+    (on_file + 1..=u64::from(size)).all(|p| u32::try_from(p).is_ok_and(|p| pages.contains(&p)))
+}
+
+const WAL_HEADER_LEN: u64 = 32;
+const FRAME_HEADER_LEN: u64 = 24;
+
+/// The pages in the log's committed frames, and the database size its last
+/// commit records; `None` when there is no log or it is not one. A frame
+/// belongs to the log's current generation when it carries the header's
+/// salts (SQLite's write-ahead log format). Checksums are not verified: at
+/// worst a torn last commit is counted, and a page it lacked then reads as
+/// damage when recovery reads it.
+fn committed_wal_pages(wal_path: &Path) -> Option<(HashSet<u32>, Option<u32>)> {
+    let mut wal = File::open(wal_path).ok()?;
+    let mut header = [0u8; WAL_HEADER_LEN as usize];
+    wal.read_exact(&mut header).ok()?;
+    if !matches!(be_u32(&header[0..4]), 0x377f_0682 | 0x377f_0683) {
+        return None;
+    }
+    let page_size = u64::from(be_u32(&header[8..12]));
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return None;
+    }
+    let len = wal.metadata().ok()?.len();
+    let salts = &header[16..24];
+    let (mut committed, mut pending, mut size) = (HashSet::new(), Vec::new(), None);
+    let mut frame = [0u8; FRAME_HEADER_LEN as usize];
+    for i in 0.. {
+        let at = WAL_HEADER_LEN + i * (FRAME_HEADER_LEN + page_size);
+        if at + FRAME_HEADER_LEN + page_size > len
+            || wal.seek(SeekFrom::Start(at)).is_err()
+            || wal.read_exact(&mut frame).is_err()
+            || &frame[8..16] != salts
+        {
+            break;
+        }
+        pending.push(be_u32(&frame[0..4]));
+        let commit = be_u32(&frame[4..8]);
+        if commit > 0 {
+            committed.extend(pending.drain(..));
+            size = Some(commit);
+        }
+    }
+    Some((committed, size))
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 fn be_i32(b: &[u8]) -> i32 {
