@@ -445,18 +445,23 @@ fn an_empty_journal_file_is_refused_not_started_afresh() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
 }
 
+/// Cuts the file at `path` to `len` bytes, as a copy cut short would.
+fn cut_to(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
 #[test]
 fn a_truncated_journal_is_refused_and_left_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     written_journal(dir.path(), 200);
     let path = dir.path().join(DB_FILE);
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    cut_to(&path, len / 2);
     let before = std::fs::read(&path).unwrap();
     let e = refusal(dir.path());
     assert!(e.contains("it is truncated"), "{e}");
@@ -487,12 +492,7 @@ fn checkpoint_cut_short(from: &Path, to: &Path, before: u64) {
     drop(conn);
     let db = to.join(DB_FILE);
     assert!(std::fs::metadata(&db).unwrap().len() > before + 400_000);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&db)
-        .unwrap()
-        .set_len(before)
-        .unwrap();
+    cut_to(&db, before);
 }
 
 #[test]
@@ -518,12 +518,7 @@ fn a_journal_cut_short_is_refused_when_its_log_lacks_the_missing_pages() {
             std::fs::remove_file(to.path().join(format!("{DB_FILE}-wal"))).unwrap();
         } else {
             // Shorter still: pages the log never held are gone.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&db)
-                .unwrap()
-                .set_len(before / 2 / 4096 * 4096)
-                .unwrap();
+            cut_to(&db, before / 2 / 4096 * 4096);
         }
         let bytes = std::fs::read(&db).unwrap();
         let e = refusal(to.path());
