@@ -11,9 +11,9 @@ Python 3 standard library only, plus wrk on PATH. It builds the release server
 ceiling`, benches/ceiling.rs: a bare actix-web server answering the same
 admission with a body of the same shape and size, without journal, lock or
 logging), waits for a quiet machine (no rustc/cargo/chromium/linker for 5 s,
-at most --quiet-timeout), writes out the dirty pages other processes left
-(`sync`: the build's, which the kernel would otherwise write in one burst in
-the middle of a run; again before each ratio run and the climb), then:
+at most --quiet-timeout), then, writing out the dirty pages other processes
+left (`sync`: the build's, which the kernel would otherwise write in one
+burst in the middle of a run) before each ratio run and before the climb:
 
 ratio     wrk (-t2 -c64 -d10s, benches/wrk/admit.lua) against the ceiling (A) and
           against Triagem (B) in the order A B A B, one server at a time, each
@@ -205,7 +205,7 @@ def dirty_mib():
     return 0.0
 
 
-def flush_dirty(quiet=False):
+def flush_dirty():
     """Writes out the dirty pages other processes left (a release build leaves ~170 MiB).
     Left alone, the kernel writes them ~30 s later in one burst, and the journal's
     fsync waits behind it: a 300 MiB burst held commits 100-250 ms (RESULTS section 10),
@@ -213,7 +213,7 @@ def flush_dirty(quiet=False):
     dirty = dirty_mib()
     t0 = time.monotonic()
     os.sync()
-    if not quiet or dirty >= 16:
+    if dirty >= 16:
         log(f"  wrote out {dirty:.0f} MiB of dirty pages first ({time.monotonic() - t0:.1f} s)")
 
 
@@ -505,7 +505,7 @@ def ratio(args, run_dir, ceiling):
     for i, kind in enumerate("ABAB"):
         n = i // 2 + 1
         time.sleep(1)
-        flush_dirty(quiet=True)
+        flush_dirty()
         if kind == "A":
             server = start_ceiling(f"ratio-A{n}-ceiling", run_dir, ceiling)
             data_dir = None
@@ -544,7 +544,7 @@ def climb(args, run_dir, with_calls):
             f"; call-next (wrk -t1 -c1 -d{args.call_duration}s) 1 s into every "
             f"{'' if args.call_every == 1 else ordinal(args.call_every) + ' '}window" if with_calls else
             "; no call-next runs"))
-    flush_dirty(quiet=True)
+    flush_dirty()
     data_dir = os.path.join(run_dir, "climb-data")
     server = start_triagem("climb-triagem", run_dir, data_dir)
     log(f"  Triagem pid {server.pid}, log {server.log_path}")
@@ -807,7 +807,6 @@ def main():
     log(f"ceiling: {ceiling}")
     if args.quiet_timeout > 0:
         wait_quiet(5, args.quiet_timeout)
-    flush_dirty()
 
     parts = [args.only] if args.only else ["ratio", "climb", "recovery"]
     results = {}
