@@ -35,6 +35,40 @@ use crate::domain::{Channel, ColourId, Message, UnitId};
 use backend::{Reads, Store};
 pub use sqlite::DB_FILE;
 
+/// The writer's nice value. Every acknowledgement waits for this one thread:
+/// on a busy machine, at the default priority, it spent about 30 % of its
+/// time runnable but waiting for a core behind the HTTP workers, which
+/// lengthened every commit (benches/RESULTS.md, section 10).
+#[cfg(target_os = "linux")]
+const WRITER_NICE: i32 = -10;
+
+/// Raises the calling thread (the writer) to [`WRITER_NICE`]; whether it did.
+/// Allowed to root, to CAP_SYS_NICE, or under an RLIMIT_NICE of 30 (systemd
+/// `LimitNICE=-10`); otherwise the writer keeps the default priority and the
+/// log says so.
+#[cfg(target_os = "linux")]
+fn raise_priority() -> bool {
+    match rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE) {
+        Ok(()) => {
+            tracing::debug!(nice = WRITER_NICE, "journal writer priority raised");
+            true
+        }
+        Err(e) => {
+            tracing::info!(
+                nice = WRITER_NICE,
+                error = %e,
+                "journal writer keeps the default priority: raising it needs root, CAP_SYS_NICE or LimitNICE=-10"
+            );
+            false
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_priority() -> bool {
+    false
+}
+
 /// Upper bound on commands in one transaction, so one commit's latency stays bounded.
 const MAX_BATCH: usize = 4096;
 /// How long after its first command a commit smaller than the one before
@@ -393,6 +427,7 @@ impl Journal {
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || {
+                raise_priority();
                 Writer::new(store, writer_shared, observer, announcer, receivers).run(rx)
             })
             .map_err(|e| JournalError::Corrupt(format!("cannot start writer thread: {e}")))?;

@@ -564,3 +564,28 @@ fn a_journal_from_before_the_application_id_is_still_opened_and_then_marked() {
         .unwrap();
     assert_eq!(id, sqlite::schema::APPLICATION_ID);
 }
+
+/// The writer's priority is its own thread's: raising it leaves the thread
+/// that started the journal (an HTTP worker, say) where it was.
+#[cfg(target_os = "linux")]
+#[test]
+fn raising_the_writer_priority_touches_only_its_thread() {
+    use rustix::process::getpriority_process;
+    use rustix::thread::gettid;
+    let nice = |tid| getpriority_process(Some(tid)).unwrap();
+    let here = nice(gettid());
+    let (raised, theirs, before) = std::thread::spawn(move || {
+        let before = nice(gettid());
+        let raised = raise_priority();
+        (raised, nice(gettid()), before)
+    })
+    .join()
+    .unwrap();
+    if raised {
+        assert_eq!(theirs, WRITER_NICE);
+    } else {
+        // Not allowed here (no CAP_SYS_NICE): the thread runs on unchanged.
+        assert_eq!(theirs, before);
+    }
+    assert_eq!(nice(gettid()), here);
+}
