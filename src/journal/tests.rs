@@ -531,6 +531,34 @@ fn a_journal_cut_short_is_refused_when_its_log_lacks_the_missing_pages() {
 }
 
 #[test]
+fn a_journal_cut_short_is_refused_beside_another_databases_log() {
+    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    written_journal(from.path(), 200);
+    let before = std::fs::metadata(from.path().join(DB_FILE)).unwrap().len();
+    checkpoint_cut_short(from.path(), to.path(), before);
+    // A log that holds every page number the journal lacks, but of a database
+    // with 8 KiB pages: nothing SQLite writes beside a journal of 4 KiB pages.
+    let other = tempfile::tempdir().unwrap();
+    let conn = Connection::open(other.path().join("other.db")).unwrap();
+    conn.execute_batch(
+        "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE t(x);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT randomblob(1000) FROM n;",
+    )
+    .unwrap();
+    let wal = to.path().join(format!("{DB_FILE}-wal"));
+    std::fs::copy(other.path().join("other.db-wal"), &wal).unwrap();
+    drop(conn);
+    let db = to.path().join(DB_FILE);
+    let (bytes, log) = (std::fs::read(&db).unwrap(), std::fs::read(&wal).unwrap());
+    let e = refusal(to.path());
+    assert!(e.contains("it is truncated"), "{e}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    assert_eq!(std::fs::read(&wal).unwrap(), log);
+}
+
+#[test]
 fn a_journal_damaged_inside_is_refused_and_left_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     written_journal(dir.path(), 200);

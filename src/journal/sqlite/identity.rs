@@ -54,7 +54,7 @@ pub(super) fn check(path: &Path) -> Result<(), JournalError> {
     if let Some((page_size, pages)) = size_in_header(&header) {
         let expected = page_size * u64::from(pages);
         if len < expected {
-            if !wal_holds_the_rest(path, len / page_size, pages) {
+            if !wal_holds_the_rest(path, page_size, len / page_size, pages) {
                 return Err(refuse(format!(
                     "it is truncated: its header says {expected} bytes, the file has {len}, \
                      and its write-ahead log does not hold the rest"
@@ -92,11 +92,12 @@ fn size_in_header(header: &[u8; HEADER_LEN]) -> Option<(u64, u32)> {
 /// Whether every page after the first `on_file` that the database holds is in
 /// a committed frame of the write-ahead log beside `path`. The database's
 /// size is the one its last commit in the log records, or `in_header` when
-/// the log has none.
-fn wal_holds_the_rest(path: &Path, on_file: u64, in_header: u32) -> bool {
+/// the log has none. A log of another page size is another database's
+/// (SQLite cannot change the page size of a database in WAL mode).
+fn wal_holds_the_rest(path: &Path, page_size: u64, on_file: u64, in_header: u32) -> bool {
     let mut wal_path = path.as_os_str().to_owned();
     wal_path.push("-wal");
-    let Some((pages, size)) = committed_wal_pages(Path::new(&wal_path)) else {
+    let Some((pages, size)) = committed_wal_pages(Path::new(&wal_path), page_size) else {
         return false;
     };
     let size = size.unwrap_or(in_header);
@@ -107,20 +108,20 @@ const WAL_HEADER_LEN: u64 = 32;
 const FRAME_HEADER_LEN: u64 = 24;
 
 /// The pages in the log's committed frames, and the database size its last
-/// commit records; `None` when there is no log or it is not one. A frame
+/// commit records; `None` when there is no log, it is not one, or its pages
+/// are not `page_size` bytes. A frame
 /// belongs to the log's current generation when it carries the header's
 /// salts (SQLite's write-ahead log format). Checksums are not verified: at
 /// worst a torn last commit is counted, and a page it lacked then reads as
 /// damage when recovery reads it.
-fn committed_wal_pages(wal_path: &Path) -> Option<(HashSet<u32>, Option<u32>)> {
+fn committed_wal_pages(wal_path: &Path, page_size: u64) -> Option<(HashSet<u32>, Option<u32>)> {
     let mut wal = File::open(wal_path).ok()?;
     let mut header = [0u8; WAL_HEADER_LEN as usize];
     wal.read_exact(&mut header).ok()?;
     if !matches!(be_u32(&header[0..4]), 0x377f_0682 | 0x377f_0683) {
         return None;
     }
-    let page_size = u64::from(be_u32(&header[8..12]));
-    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+    if u64::from(be_u32(&header[8..12])) != page_size {
         return None;
     }
     let len = wal.metadata().ok()?.len();
