@@ -35,29 +35,32 @@ use crate::domain::{Channel, ColourId, Message, UnitId};
 use backend::{Reads, Store};
 pub use sqlite::DB_FILE;
 
-/// The writer's nice value. Every acknowledgement waits for this one thread:
-/// on a busy machine, at the default priority, it spent about 30 % of its
-/// time runnable but waiting for a core behind the HTTP workers, which
-/// lengthened every commit (benches/RESULTS.md, section 10).
+/// The nice value of the journal's writer and of its checkpoint thread. Every
+/// acknowledgement waits for the writer: on a busy machine, at the default
+/// priority, it spent about 30 % of its time runnable but waiting for a core
+/// behind the HTTP workers, which lengthened every commit. The checkpoint
+/// thread goes with it, or it falls behind and the writer's own checkpoints,
+/// 5-10 ms inside a commit, come back (benches/RESULTS.md, section 10).
 #[cfg(target_os = "linux")]
 const WRITER_NICE: i32 = -10;
 
-/// Raises the calling thread (the writer) to [`WRITER_NICE`]; whether it did.
-/// Allowed to root, to CAP_SYS_NICE, or under an RLIMIT_NICE of 30 (systemd
-/// `LimitNICE=-10`); otherwise the writer keeps the default priority and the
+/// Raises the calling thread to [`WRITER_NICE`]; whether it did. Allowed to
+/// root, to CAP_SYS_NICE, or under an RLIMIT_NICE of 30 (systemd
+/// `LimitNICE=-10`); otherwise the thread keeps the default priority and the
 /// log says so.
 #[cfg(target_os = "linux")]
-fn raise_priority() -> bool {
+pub(crate) fn raise_priority(thread: &str) -> bool {
     match rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE) {
         Ok(()) => {
-            tracing::debug!(nice = WRITER_NICE, "journal writer priority raised");
+            tracing::debug!(thread, nice = WRITER_NICE, "thread priority raised");
             true
         }
         Err(e) => {
             tracing::info!(
+                thread,
                 nice = WRITER_NICE,
                 error = %e,
-                "journal writer keeps the default priority: raising it needs root, CAP_SYS_NICE or LimitNICE=-10"
+                "keeps the default priority: raising it needs root, CAP_SYS_NICE or LimitNICE=-10"
             );
             false
         }
@@ -65,7 +68,7 @@ fn raise_priority() -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn raise_priority() -> bool {
+pub(crate) fn raise_priority(_thread: &str) -> bool {
     false
 }
 
@@ -427,7 +430,7 @@ impl Journal {
         let writer = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || {
-                raise_priority();
+                raise_priority("journal-writer");
                 Writer::new(store, writer_shared, observer, announcer, receivers).run(rx)
             })
             .map_err(|e| JournalError::Corrupt(format!("cannot start writer thread: {e}")))?;

@@ -604,7 +604,7 @@ fn raising_the_writer_priority_touches_only_its_thread() {
     let here = nice(gettid());
     let (raised, theirs, before) = std::thread::spawn(move || {
         let before = nice(gettid());
-        let raised = raise_priority();
+        let raised = raise_priority("test");
         (raised, nice(gettid()), before)
     })
     .join()

@@ -34,6 +34,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("journal-checkpoint".into())
             .spawn(move || {
+                crate::journal::raise_priority("journal-checkpoint");
                 let mut failing = false;
                 while woken.recv().is_ok() {
                     // PASSIVE never waits for the writer; a busy or failed
