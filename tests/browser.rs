@@ -1405,38 +1405,36 @@ async fn pages_refresh_during_a_steady_stream_of_events() {
 
     // The throttle itself: called every 50 ms for 2 s, it runs about every
     // 120 ms during the burst, not more often, and exactly once after the
-    // last call.
-    let (runs, last_call): (Vec<f64>, f64) = eval(
+    // last call. Each run records how many calls came before it: timestamps
+    // alone cannot order a run and a call in the same coarsened millisecond.
+    let (runs, calls): (Vec<(f64, u32)>, u32) = eval(
         &display,
         "new Promise((resolve) => {
            const runs = [];
-           let last = 0;
-           const f = Triagem.throttle(() => { runs.push(performance.now()); }, 120);
-           const every = setInterval(() => { last = performance.now(); f(); }, 50);
+           let calls = 0;
+           const f = Triagem.throttle(() => { runs.push([performance.now(), calls]); }, 120);
+           const every = setInterval(() => { calls += 1; f(); }, 50);
            setTimeout(() => {
              clearInterval(every);
-             setTimeout(() => resolve([runs, last]), 600);
+             setTimeout(() => resolve([runs, calls]), 600);
            }, 2000);
          })",
     )
     .await;
-    let before = runs.iter().filter(|&&t| t < last_call).count();
-    let after = runs.iter().filter(|&&t| t >= last_call).count();
+    let before = runs.iter().filter(|&&(_, seen)| seen < calls).count();
+    let after = runs.iter().filter(|&&(_, seen)| seen == calls).count();
     assert!(
         before >= 8,
         "only {before} runs during 2 s of calls: {runs:?}"
     );
-    assert_eq!(
-        after, 1,
-        "runs after the last call: {runs:?}, last {last_call}"
-    );
+    assert_eq!(after, 1, "runs after the last call ({calls}): {runs:?}");
     // About 2000 / 120 runs at most; a busy machine's timers jitter by a few
     // milliseconds either way, so the bounds leave room for that, but not
     // for runs on every call (40) or back to back.
     assert!(before <= 18, "{before} runs during 2 s of calls: {runs:?}");
     let closest = runs
         .windows(2)
-        .map(|w| w[1] - w[0])
+        .map(|w| w[1].0 - w[0].0)
         .fold(f64::MAX, f64::min);
     eprintln!("throttle: {before} runs during the calls, closest {closest:.1} ms apart");
     assert!(closest >= 60.0, "two runs {closest} ms apart: {runs:?}");

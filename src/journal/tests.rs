@@ -468,10 +468,15 @@ fn a_truncated_journal_is_refused_and_left_as_it_was() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-/// The files a `kill -9` during a checkpoint leaves: the log holds every
-/// page written since the journal was `before` bytes, and the checkpoint had
-/// copied the first page (whose header gives the new size) but not the end.
-fn checkpoint_cut_short(from: &Path, to: &Path, before: u64) {
+/// The files a `kill -9` during a checkpoint leaves, in a directory of their
+/// own, of a journal of 200 admissions that was `before` bytes: the log holds
+/// every page written since, and the checkpoint had copied the first page
+/// (whose header gives the new size) but not the end.
+fn checkpoint_cut_short() -> (tempfile::TempDir, u64) {
+    let (from_dir, to_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (from, to) = (from_dir.path(), to_dir.path());
+    written_journal(from, 200);
+    let before = std::fs::metadata(from.join(DB_FILE)).unwrap().len();
     let conn = Connection::open(from.join(DB_FILE)).unwrap();
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     // Pages the journal grows by and then frees, all in the log.
@@ -493,14 +498,12 @@ fn checkpoint_cut_short(from: &Path, to: &Path, before: u64) {
     let db = to.join(DB_FILE);
     assert!(std::fs::metadata(&db).unwrap().len() > before + 400_000);
     cut_to(&db, before);
+    (to_dir, before)
 }
 
 #[test]
 fn a_checkpoint_cut_short_by_a_crash_is_opened_with_every_patient() {
-    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    written_journal(from.path(), 200);
-    let before = std::fs::metadata(from.path().join(DB_FILE)).unwrap().len();
-    checkpoint_cut_short(from.path(), to.path(), before);
+    let (to, _) = checkpoint_cut_short();
     let (_journal, snapshot) = Journal::open(to.path(), JournalOptions::default()).unwrap();
     let d = Department::restore(&config().department_settings(), snapshot).unwrap();
     assert_eq!(d.patient_count(), 200);
@@ -509,10 +512,7 @@ fn a_checkpoint_cut_short_by_a_crash_is_opened_with_every_patient() {
 #[test]
 fn a_journal_cut_short_is_refused_when_its_log_lacks_the_missing_pages() {
     for without_log in [false, true] {
-        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        written_journal(from.path(), 200);
-        let before = std::fs::metadata(from.path().join(DB_FILE)).unwrap().len();
-        checkpoint_cut_short(from.path(), to.path(), before);
+        let (to, before) = checkpoint_cut_short();
         let db = to.path().join(DB_FILE);
         if without_log {
             std::fs::remove_file(to.path().join(format!("{DB_FILE}-wal"))).unwrap();
@@ -532,10 +532,7 @@ fn a_journal_cut_short_is_refused_when_its_log_lacks_the_missing_pages() {
 
 #[test]
 fn a_journal_cut_short_is_refused_beside_another_databases_log() {
-    let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    written_journal(from.path(), 200);
-    let before = std::fs::metadata(from.path().join(DB_FILE)).unwrap().len();
-    checkpoint_cut_short(from.path(), to.path(), before);
+    let (to, _) = checkpoint_cut_short();
     // A log that holds every page number the journal lacks, but of a database
     // with 8 KiB pages: nothing SQLite writes beside a journal of 4 KiB pages.
     let other = tempfile::tempdir().unwrap();
