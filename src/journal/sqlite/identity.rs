@@ -109,11 +109,10 @@ const FRAME_HEADER_LEN: u64 = 24;
 
 /// The pages in the log's committed frames, and the database size its last
 /// commit records; `None` when there is no log, it is not one, or its pages
-/// are not `page_size` bytes. A frame
-/// belongs to the log's current generation when it carries the header's
-/// salts (SQLite's write-ahead log format). Checksums are not verified: at
-/// worst a torn last commit is counted, and a page it lacked then reads as
-/// damage when recovery reads it.
+/// are not `page_size` bytes. A frame belongs to the log's current
+/// generation when it carries the header's salts (SQLite's write-ahead log
+/// format). Checksums are not verified: at worst a torn last commit is
+/// counted, and a page it lacked then reads as damage when recovery reads it.
 fn committed_wal_pages(wal_path: &Path, page_size: u64) -> Option<(HashSet<u32>, Option<u32>)> {
     let mut wal = File::open(wal_path).ok()?;
     let mut header = [0u8; WAL_HEADER_LEN as usize];
