@@ -91,7 +91,7 @@ pub fn waiting_department(
         })
         .collect();
     let snapshot = Snapshot {
-        patients: patients.into(),
+        patients: patients.into_iter().collect(),
         sequence: Some(ProtocolSequence {
             year: 2026,
             last: n as u64,

@@ -186,8 +186,7 @@ impl Department {
             classified_max_wait_seconds: max_wait,
             first_call: None,
         };
-        self.patients.insert(protocol, patient);
-        self.enqueue(protocol);
+        self.register(Box::new(patient), None);
 
         let mut changes = vec![
             Change::Sequence(sequence),

@@ -141,23 +141,27 @@ pub struct Snapshot {
 /// A snapshot's patients: a list, or batches read and decoded on another
 /// thread while the caller rebuilds the queues from the batches before
 /// (start-up with a million waiting is then about as long as the slower of the
-/// two, not their sum).
+/// two, not their sum). Each record comes boxed, as the registry keeps it: the
+/// reading thread allocates, the rebuilding one only files.
 #[derive(Debug)]
 pub struct PatientFeed(Feed);
 
+/// One batch of the feed.
+pub type PatientBatch = Vec<Box<Patient>>;
+
 #[derive(Debug)]
 enum Feed {
-    List(Vec<Patient>),
-    Batches(std::sync::mpsc::Receiver<Result<Vec<Patient>, String>>),
+    List(PatientBatch),
+    Batches(std::sync::mpsc::Receiver<Result<PatientBatch, String>>),
 }
 
 impl PatientFeed {
     /// Batches as they arrive; an error (the reader's message) ends the feed.
-    pub fn from_batches(rx: std::sync::mpsc::Receiver<Result<Vec<Patient>, String>>) -> Self {
+    pub fn from_batches(rx: std::sync::mpsc::Receiver<Result<PatientBatch, String>>) -> Self {
         Self(Feed::Batches(rx))
     }
 
-    pub fn batches(self) -> impl Iterator<Item = Result<Vec<Patient>, String>> {
+    pub fn batches(self) -> impl Iterator<Item = Result<PatientBatch, String>> {
         let (list, rx) = match self.0 {
             Feed::List(list) => (Some(Ok(list)), None),
             Feed::Batches(rx) => (None, Some(rx)),
@@ -169,7 +173,7 @@ impl PatientFeed {
     pub fn into_vec(self) -> Result<Vec<Patient>, String> {
         let mut all = Vec::new();
         for batch in self.batches() {
-            all.extend(batch?);
+            all.extend(batch?.into_iter().map(|p| *p));
         }
         Ok(all)
     }
@@ -183,12 +187,12 @@ impl Default for PatientFeed {
 
 impl FromIterator<Patient> for PatientFeed {
     fn from_iter<I: IntoIterator<Item = Patient>>(iter: I) -> Self {
-        Self(Feed::List(iter.into_iter().collect()))
+        Self(Feed::List(iter.into_iter().map(Box::new).collect()))
     }
 }
 
-impl From<Vec<Patient>> for PatientFeed {
-    fn from(list: Vec<Patient>) -> Self {
+impl From<PatientBatch> for PatientFeed {
+    fn from(list: PatientBatch) -> Self {
         Self(Feed::List(list))
     }
 }

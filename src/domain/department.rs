@@ -21,6 +21,13 @@ use super::unit::Unit;
 use super::view::PatientView;
 use super::{DomainError, Settings};
 
+/// A queue of one unit (see [`Department::placement`]).
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Triage { unit: usize },
+    Treatment { unit: usize, rank: Rank },
+}
+
 #[derive(Debug, Clone)]
 pub struct Department {
     pub(super) scale: TriageScale,
@@ -123,7 +130,7 @@ impl Department {
     /// One patient of a snapshot, into its queue and under escalation.
     fn restore_patient(
         &mut self,
-        mut p: Patient,
+        mut p: Box<Patient>,
         active: &ProtocolMap<Alert>,
     ) -> Result<(), RestoreError> {
         if !self.unit_index.contains_key(&p.unit) {
@@ -154,18 +161,27 @@ impl Department {
                 p.admitted_unit = Some(self.units[i].settings.id.clone());
             }
         }
+        let alert = active.get(&p.protocol);
+        self.register(p, alert);
+        Ok(())
+    }
+
+    /// Takes in a patient not yet in the registry: into the queue their
+    /// status calls for and under escalation (continuing `alert`, one that
+    /// survived a restart), then into the registry. Placed from the record in
+    /// hand, so the registry is searched once, not once per step: at a
+    /// million patients each search is a miss in the processor's cache.
+    pub(super) fn register(&mut self, p: Box<Patient>, alert: Option<&Alert>) {
         let protocol = p.protocol;
-        let queued = p.status.queue().is_some();
-        self.patients.insert(protocol, p);
-        self.file(protocol);
-        if queued {
-            let wait = self.wait_context(&self.patients[&protocol]);
-            match active.get(&protocol) {
+        if let Some(place) = self.placement(&p) {
+            let wait = self.wait_context(&p);
+            self.put(place, protocol, p.arrived_at);
+            match alert {
                 Some(alert) => self.escalation.resume(protocol, wait, alert),
                 None => self.escalation.enter(protocol, wait),
             }
         }
-        Ok(())
+        self.patients.insert(protocol, p);
     }
 
     pub fn scale(&self) -> &TriageScale {
@@ -238,8 +254,12 @@ impl Department {
 
     /// Puts a patient into the queue its status calls for and starts watching the wait.
     pub(super) fn enqueue(&mut self, protocol: Protocol) {
-        if self.file(protocol) {
-            let wait = self.wait_context(&self.patients[&protocol]);
+        let Some(p) = self.patients.get(&protocol) else {
+            return;
+        };
+        if let Some(place) = self.placement(p) {
+            let (arrived_at, wait) = (p.arrived_at, self.wait_context(p));
+            self.put(place, protocol, arrived_at);
             self.escalation.enter(protocol, wait);
         }
     }
@@ -255,28 +275,38 @@ impl Department {
         let Some(p) = self.patients.get(&protocol) else {
             return false;
         };
-        let Some(kind) = p.status.queue() else {
+        let Some(place) = self.placement(p) else {
             return false;
         };
-        let Some(unit) = self
-            .unit_index
-            .get(&p.unit)
-            .and_then(|&i| self.units.get_mut(i))
-        else {
-            return false;
-        };
-        match kind {
-            QueueKind::Triage => unit.triage.push(protocol, p.arrived_at),
-            QueueKind::Treatment => {
-                let rank = p
+        self.put(place, protocol, p.arrived_at);
+        true
+    }
+
+    /// The queue a patient's status puts them in: their unit's index, and
+    /// for the treatment queue their colour's rank (the most urgent if the
+    /// colour is unknown).
+    fn placement(&self, p: &Patient) -> Option<Placement> {
+        let unit = *self.unit_index.get(&p.unit)?;
+        Some(match p.status.queue()? {
+            QueueKind::Triage => Placement::Triage { unit },
+            QueueKind::Treatment => Placement::Treatment {
+                unit,
+                rank: p
                     .colour
                     .as_deref()
                     .and_then(|c| self.scale.rank(c))
-                    .unwrap_or(0);
-                unit.treatment.push(rank, protocol, p.arrived_at);
+                    .unwrap_or(0),
+            },
+        })
+    }
+
+    fn put(&mut self, place: Placement, protocol: Protocol, arrived_at: DateTime<Utc>) {
+        match place {
+            Placement::Triage { unit } => self.units[unit].triage.push(protocol, arrived_at),
+            Placement::Treatment { unit, rank } => {
+                self.units[unit].treatment.push(rank, protocol, arrived_at);
             }
         }
-        true
     }
 
     /// Removes a patient from whatever queue holds it (placement only).

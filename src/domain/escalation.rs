@@ -283,48 +283,21 @@ impl Escalation {
     }
 
     fn schedule(&mut self, protocol: Protocol) {
-        let Some(ep) = self.episodes.get_mut(&protocol) else {
-            return;
-        };
-        if let Some((at, _)) = ep.next.take() {
-            self.index.remove(&(at, protocol));
-        }
-        let silenced = ep
-            .alert
-            .and_then(|id| self.alerts.get(&id))
-            .is_some_and(|a| a.acknowledged_level.is_some_and(|l| l >= 1));
-        if silenced {
-            return;
-        }
-        let next = self.ladder.after(&ep.wait, ep.fired);
-        if let Some((step, at)) = next.and_then(|s| Some((s, self.ladder.at(&ep.wait, s)?))) {
-            ep.next = Some((at, step));
-            self.index.insert((at, protocol));
+        if let Some(ep) = self.episodes.get_mut(&protocol) {
+            reschedule(&mut self.index, &self.ladder, &self.alerts, protocol, ep);
         }
     }
 
     /// A patient entered a queue: a new episode, unless one is already running
     /// (recovery re-enters patients whose alert survived the restart).
     pub fn enter(&mut self, protocol: Protocol, wait: WaitContext) {
-        let (alert, fired) = match self.episodes.remove(&protocol) {
-            Some(old) => {
-                if let Some((at, _)) = old.next {
-                    self.index.remove(&(at, protocol));
-                }
-                (old.alert, old.fired)
+        match self.episodes.get_mut(&protocol) {
+            Some(ep) => {
+                ep.wait = wait;
+                reschedule(&mut self.index, &self.ladder, &self.alerts, protocol, ep);
             }
-            None => (None, None),
-        };
-        self.episodes.insert(
-            protocol,
-            Box::new(Episode {
-                wait,
-                alert,
-                fired,
-                next: None,
-            }),
-        );
-        self.schedule(protocol);
+            None => self.begin(protocol, wait, None, None),
+        }
     }
 
     /// Recovery: the episode of a waiting patient continues with its active alert.
@@ -334,16 +307,37 @@ impl Escalation {
         } else {
             Step::Level(alert.level)
         };
-        self.episodes.insert(
+        if let Some(old) = self.episodes.remove(&protocol) {
+            if let Some((at, _)) = old.next {
+                self.index.remove(&(at, protocol));
+            }
+        }
+        self.begin(protocol, wait, Some(alert.id), Some(fired));
+    }
+
+    /// A new episode, scheduled before it is stored: one search of the
+    /// episodes, not three, for each patient taken in.
+    fn begin(
+        &mut self,
+        protocol: Protocol,
+        wait: WaitContext,
+        alert: Option<u64>,
+        fired: Option<Step>,
+    ) {
+        let mut ep = Box::new(Episode {
+            wait,
+            alert,
+            fired,
+            next: None,
+        });
+        reschedule(
+            &mut self.index,
+            &self.ladder,
+            &self.alerts,
             protocol,
-            Box::new(Episode {
-                wait,
-                alert: Some(alert.id),
-                fired: Some(fired),
-                next: None,
-            }),
+            &mut ep,
         );
-        self.schedule(protocol);
+        self.episodes.insert(protocol, ep);
     }
 
     /// The patient left the queue (called, left, re-triaged anew): the episode ends
@@ -527,6 +521,32 @@ impl Escalation {
     #[cfg(test)]
     pub fn scheduled(&self) -> usize {
         self.index.len()
+    }
+}
+
+/// Files an episode's next step in the deadline index, in place of the one
+/// it had; none once its alert is acknowledged or the ladder is done.
+fn reschedule(
+    index: &mut BTreeSet<(DateTime<Utc>, Protocol)>,
+    ladder: &Ladder,
+    alerts: &HashMap<u64, Alert>,
+    protocol: Protocol,
+    ep: &mut Episode,
+) {
+    if let Some((at, _)) = ep.next.take() {
+        index.remove(&(at, protocol));
+    }
+    let silenced = ep
+        .alert
+        .and_then(|id| alerts.get(&id))
+        .is_some_and(|a| a.acknowledged_level.is_some_and(|l| l >= 1));
+    if silenced {
+        return;
+    }
+    let next = ladder.after(&ep.wait, ep.fired);
+    if let Some((step, at)) = next.and_then(|s| Some((s, ladder.at(&ep.wait, s)?))) {
+        ep.next = Some((at, step));
+        index.insert((at, protocol));
     }
 }
 

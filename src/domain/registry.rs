@@ -102,8 +102,10 @@ impl Patients {
         self.0.get_mut(protocol).map(Box::as_mut)
     }
 
-    pub fn insert(&mut self, protocol: Protocol, patient: Patient) {
-        self.0.insert(protocol, Box::new(patient));
+    /// Boxed by the caller: start-up's reader thread boxes each record as
+    /// it decodes it, off the thread that rebuilds the queues.
+    pub fn insert(&mut self, protocol: Protocol, patient: Box<Patient>) {
+        self.0.insert(protocol, patient);
     }
 
     pub fn remove(&mut self, protocol: &Protocol) -> Option<Patient> {

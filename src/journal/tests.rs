@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use super::*;
 use crate::config::Config;
 use crate::domain::patient::QueueKind;
-use crate::domain::{Admission, Department};
+use crate::domain::{Admission, Department, PatientBatch};
 use rusqlite::Connection;
 use sqlite::FEED_BATCH;
 
@@ -193,7 +193,7 @@ fn after_a_failed_commit_nothing_is_written_until_a_reload_succeeds() {
     assert!(journal.is_healthy());
     let patients = std::mem::take(&mut snapshot.patients).into_vec().unwrap();
     assert_eq!(patients.len(), 1);
-    snapshot.patients = patients.into();
+    snapshot.patients = patients.into_iter().collect();
     let mut d = Department::restore(&c.department_settings(), snapshot).unwrap();
     let next = d
         .admit(&unit_id("pa"), admission("D", None), None, "desk", now())
@@ -335,7 +335,7 @@ fn patients_come_back_in_protocol_order_across_feed_batches() {
         pending.into_iter().for_each(|p| p.wait_blocking().unwrap());
     }
     let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
-    let batches: Vec<Vec<Patient>> = snapshot.patients.batches().map(Result::unwrap).collect();
+    let batches: Vec<PatientBatch> = snapshot.patients.batches().map(Result::unwrap).collect();
     assert_eq!(batches.len(), 3, "two full batches and the rest");
     let protocols: Vec<Protocol> = batches.concat().iter().map(|p| p.protocol).collect();
     assert_eq!(protocols.len(), n);

@@ -515,7 +515,7 @@ fn load_snapshot(client: &mut Client) -> Result<Snapshot, JournalError> {
     let patients = tx
         .query("SELECT body FROM patients ORDER BY protocol", &[])?
         .into_iter()
-        .map(|r| parse_json::<Patient>("patient", r.get(0)))
+        .map(|r| parse_json::<Box<Patient>>("patient", r.get(0)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut snapshot = Snapshot {
         patients: PatientFeed::from(patients),

@@ -26,7 +26,8 @@ use crate::domain::numbering::{ProtocolSequence, TicketCounter};
 use crate::domain::patient::{document_key, search_key, Patient, Protocol};
 use crate::domain::UnitId;
 use crate::domain::{
-    BoardCall, Change, Channel, IdempotencyRecord, PatientFeed, RecentFact, Snapshot, BOARD_CALLS,
+    BoardCall, Change, Channel, IdempotencyRecord, PatientBatch, PatientFeed, RecentFact, Snapshot,
+    BOARD_CALLS,
 };
 
 pub const DB_FILE: &str = "triagem.sqlite3";
@@ -457,7 +458,7 @@ pub(crate) const FEED_BATCH: usize = 4096;
 /// Batches decoded ahead of the queues' rebuilding, at most.
 const FEED_AHEAD: usize = 8;
 
-type Batches = mpsc::SyncSender<Result<Vec<Patient>, String>>;
+type Batches = mpsc::SyncSender<Result<PatientBatch, String>>;
 type Started = mpsc::Sender<Result<(), JournalError>>;
 
 /// Reads and decodes the patients on a thread of its own, in protocol order.
@@ -505,7 +506,7 @@ fn feed_patients(
     let mut batch = Vec::with_capacity(FEED_BATCH);
     while let Some(r) = row {
         let body = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-        batch.push(parse_json::<Patient>("patient", body)?);
+        batch.push(parse_json::<Box<Patient>>("patient", body)?);
         if batch.len() == FEED_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(FEED_BATCH));
             if batches.send(Ok(full)).is_err() {
