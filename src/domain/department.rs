@@ -176,10 +176,7 @@ impl Department {
         if let Some(place) = self.placement(&p) {
             let wait = self.wait_context(&p);
             self.put(place, protocol, p.arrived_at);
-            match alert {
-                Some(alert) => self.escalation.resume(protocol, wait, alert),
-                None => self.escalation.enter(protocol, wait),
-            }
+            self.escalation.start(protocol, wait, alert);
         }
         self.patients.insert(protocol, p);
     }

@@ -296,37 +296,22 @@ impl Escalation {
                 ep.wait = wait;
                 reschedule(&mut self.index, &self.ladder, &self.alerts, protocol, ep);
             }
-            None => self.begin(protocol, wait, None, None),
+            None => self.start(protocol, wait, None),
         }
     }
 
-    /// Recovery: the episode of a waiting patient continues with its active alert.
-    pub fn resume(&mut self, protocol: Protocol, wait: WaitContext, alert: &Alert) {
-        let fired = if alert.level == 0 {
-            Step::Warning
-        } else {
-            Step::Level(alert.level)
-        };
-        if let Some(old) = self.episodes.remove(&protocol) {
-            if let Some((at, _)) = old.next {
-                self.index.remove(&(at, protocol));
-            }
-        }
-        self.begin(protocol, wait, Some(alert.id), Some(fired));
-    }
-
-    /// A new episode, scheduled before it is stored: one search of the
-    /// episodes, not three, for each patient taken in.
-    fn begin(
-        &mut self,
-        protocol: Protocol,
-        wait: WaitContext,
-        alert: Option<u64>,
-        fired: Option<Step>,
-    ) {
+    /// A patient new to the queues (just admitted, or read back at start-up
+    /// with the alert that survived the restart, which then continues from
+    /// the level it reached). Scheduled before it is stored: one search of
+    /// the episodes per patient taken in, where `enter` needs two.
+    pub fn start(&mut self, protocol: Protocol, wait: WaitContext, resumed: Option<&Alert>) {
+        let fired = resumed.map(|a| match a.level {
+            0 => Step::Warning,
+            level => Step::Level(level),
+        });
         let mut ep = Box::new(Episode {
             wait,
-            alert,
+            alert: resumed.map(|a| a.id),
             fired,
             next: None,
         });
@@ -337,7 +322,14 @@ impl Escalation {
             protocol,
             &mut ep,
         );
-        self.episodes.insert(protocol, ep);
+        let next = ep.next;
+        if let Some(old) = self.episodes.insert(protocol, ep) {
+            // Not expected (a new patient has no episode); the index still
+            // must not keep the old one's deadline.
+            if let Some((at, _)) = old.next.filter(|&(at, _)| Some(at) != next.map(|n| n.0)) {
+                self.index.remove(&(at, protocol));
+            }
+        }
     }
 
     /// The patient left the queue (called, left, re-triaged anew): the episode ends
@@ -701,11 +693,23 @@ mod tests {
         let alert = e.fire_due(t(31)).pop().unwrap().alert;
         let mut r = escalation();
         r.restore_alerts([alert.clone()]);
-        r.resume(p(1), wait(30, t(0)), &alert);
+        r.start(p(1), wait(30, t(0)), Some(&alert));
         assert_eq!(r.next_deadline(), Some(t(45)));
         let n = r.fire_due(t(46));
         assert_eq!(fired(&n), vec![(AlertEvent::Firing, AlertKind::Breach, 2)]);
         assert_eq!(n[0].alert.id, alert.id);
+    }
+
+    #[test]
+    fn starting_over_an_episode_leaves_one_deadline() {
+        let mut e = escalation();
+        e.enter(p(1), wait(30, t(0)));
+        let first = e.next_deadline().unwrap();
+        e.start(p(1), wait(30, t(10)), None);
+        assert_eq!(e.scheduled(), 1, "the old deadline is gone from the index");
+        assert!(e.next_deadline().unwrap() > first);
+        e.start(p(1), wait(30, t(10)), None);
+        assert_eq!(e.scheduled(), 1, "the same deadline again is kept");
     }
 
     #[test]

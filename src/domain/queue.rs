@@ -16,6 +16,10 @@ use super::scale::Rank;
 /// The order within one queue: earlier arrival first, then the lower protocol.
 pub type ArrivalKey = (DateTime<Utc>, Protocol);
 
+/// One heap of an [`ArrivalQueue`], keyed by protocol with the same fast
+/// hasher as the department's maps (see `ProtocolMap`).
+type Heap = PriorityQueue<Protocol, Reverse<ArrivalKey>, foldhash::fast::RandomState>;
+
 /// Keys per block of an [`ArrivalQueue`]; a block is split when it exceeds twice this.
 #[cfg(not(test))]
 const BLOCK: usize = 1024;
@@ -37,7 +41,7 @@ const BLOCK: usize = 4;
 /// before it, about n/BLOCK additions instead of a scan of the queue.
 #[derive(Debug, Default, Clone)]
 pub struct ArrivalQueue {
-    heaps: [PriorityQueue<Protocol, Reverse<ArrivalKey>>; SHARDS],
+    heaps: [Heap; SHARDS],
     /// Non-empty, each sorted; concatenated they are the queue in call order.
     blocks: Vec<VecDeque<ArrivalKey>>,
 }
@@ -80,11 +84,11 @@ impl ArrivalQueue {
     }
 
     pub fn len(&self) -> usize {
-        self.heaps.iter().map(PriorityQueue::len).sum()
+        self.heaps.iter().map(Heap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heaps.iter().all(PriorityQueue::is_empty)
+        self.heaps.iter().all(Heap::is_empty)
     }
 
     /// 0-based place of `protocol`, or `None` if absent.
@@ -131,14 +135,11 @@ impl ArrivalQueue {
         self.len_before(full) + within
     }
 
-    fn heap(&self, protocol: Protocol) -> &PriorityQueue<Protocol, Reverse<ArrivalKey>> {
+    fn heap(&self, protocol: Protocol) -> &Heap {
         &self.heaps[shard_of(protocol)]
     }
 
-    fn heap_mut(
-        &mut self,
-        protocol: Protocol,
-    ) -> &mut PriorityQueue<Protocol, Reverse<ArrivalKey>> {
+    fn heap_mut(&mut self, protocol: Protocol) -> &mut Heap {
         &mut self.heaps[shard_of(protocol)]
     }
 
