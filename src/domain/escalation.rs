@@ -288,8 +288,8 @@ impl Escalation {
         }
     }
 
-    /// A patient entered a queue: a new episode, unless one is already running
-    /// (recovery re-enters patients whose alert survived the restart).
+    /// A patient entered a queue again (re-triaged, back from a call): the
+    /// running episode continues against the new wait, or a new one starts.
     pub fn enter(&mut self, protocol: Protocol, wait: WaitContext) {
         match self.episodes.get_mut(&protocol) {
             Some(ep) => {
