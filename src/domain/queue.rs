@@ -10,15 +10,14 @@ use chrono::{DateTime, Utc};
 use priority_queue::PriorityQueue;
 
 use super::patient::Protocol;
-use super::registry::{shard_of, SHARDS};
+use super::registry::{shard_of, ProtocolHasher, SHARDS};
 use super::scale::Rank;
 
 /// The order within one queue: earlier arrival first, then the lower protocol.
 pub type ArrivalKey = (DateTime<Utc>, Protocol);
 
-/// One heap of an [`ArrivalQueue`], keyed by protocol with the same fast
-/// hasher as the department's maps (see `ProtocolMap`).
-type Heap = PriorityQueue<Protocol, Reverse<ArrivalKey>, foldhash::fast::RandomState>;
+/// One heap of an [`ArrivalQueue`], keyed by protocol.
+type Heap = PriorityQueue<Protocol, Reverse<ArrivalKey>, ProtocolHasher>;
 
 /// Keys per block of an [`ArrivalQueue`]; a block is split when it exceeds twice this.
 #[cfg(not(test))]
