@@ -89,6 +89,32 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
     /// What the unit's event stream shows of this event (no names, no protocol).
     pub display: Option<DisplayEvent>,
+    /// `display` as JSON, made once: the journal stores the same text the
+    /// event stream sends.
+    #[serde(skip)]
+    pub display_json: JsonMemo,
+}
+
+impl AuditEvent {
+    /// `display` as JSON.
+    pub fn display_json(&self) -> Option<&str> {
+        let display = self.display.as_ref()?;
+        Some(self.display_json.0.get_or_init(|| {
+            // Plain data: serializing it cannot fail.
+            serde_json::to_string(display).unwrap_or_else(|_| "{}".into())
+        }))
+    }
+}
+
+/// A value's JSON text kept beside it once made. It is a cache, not data:
+/// any two compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct JsonMemo(std::sync::OnceLock<String>);
+
+impl PartialEq for JsonMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// One server-sent event of a unit's stream (never a name or protocol number).

@@ -373,6 +373,7 @@ impl Department {
             actor: actor.to_owned(),
             details,
             display,
+            display_json: Default::default(),
         }))
     }
 

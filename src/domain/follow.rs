@@ -45,11 +45,12 @@ impl Department {
     /// The follow-up page's address, the code in the fragment: browsers never
     /// send a fragment to servers, proxies or their logs.
     pub fn follow_url(&self, protocol: Protocol) -> String {
-        format!(
-            "{}/p/{protocol}#{}",
-            self.public_url,
-            self.check_code(protocol).as_str()
-        )
+        self.follow_url_with(protocol, &self.check_code(protocol))
+    }
+
+    /// [`Self::follow_url`] with the code already derived (a view shows both).
+    pub(super) fn follow_url_with(&self, protocol: Protocol, code: &CheckCode) -> String {
+        format!("{}/p/{protocol}#{}", self.public_url, code.as_str())
     }
 
     /// The follow-up view, for whoever holds the right code. An unknown

@@ -93,6 +93,7 @@ impl Department {
     pub fn view(&self, p: &Patient, now: DateTime<Utc>) -> PatientView {
         let (max_wait, due_at) = self.deadline(p);
         let wait_end = p.wait_ended_at.unwrap_or(now);
+        let code = self.check_code(p.protocol);
         PatientView {
             protocol: p.protocol,
             ticket: p.ticket.clone(),
@@ -117,8 +118,8 @@ impl Department {
             outcome: p.outcome,
             leave_reason: p.leave_reason,
             closed_at: p.closed_at,
-            check_code: self.check_code(p.protocol).as_str().to_owned(),
-            follow_url: self.follow_url(p.protocol),
+            follow_url: self.follow_url_with(p.protocol, &code),
+            check_code: code.as_str().to_owned(),
             contact: p.contact.as_deref().cloned(),
         }
     }

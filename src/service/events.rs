@@ -79,17 +79,19 @@ impl EventHub {
     pub fn publish(&self, changes: &[&Change]) {
         for change in changes {
             let Change::Event(e) = change else { continue };
-            let (Some(display), Some(stream)) = (&e.display, self.units.get(e.unit.as_str()))
-            else {
+            let (Some(display), Some(data), Some(stream)) = (
+                &e.display,
+                e.display_json(),
+                self.units.get(e.unit.as_str()),
+            ) else {
                 continue;
             };
-            let event: Live = Arc::new(
-                StreamEvent {
-                    id: e.id,
-                    display: display.clone(),
-                }
-                .into(),
-            );
+            // The journal made the JSON when it stored the event.
+            let event: Live = Arc::new(LiveEvent {
+                id: e.id,
+                name: display.event.clone(),
+                data: data.to_owned(),
+            });
             let mut s = stream.lock();
             push_recent(&mut s.recent, event.clone());
             // No receiver is fine: nobody is watching this unit right now.

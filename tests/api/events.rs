@@ -250,8 +250,12 @@ async fn last_event_id_replays_across_a_restart() {
     // No stream is open across the restart: the service's graceful stop waits
     // for open event streams (see the report), which would only slow this down.
     let app = TestApp::spawn().await;
-    app.admit("Maria Silva", Some("green")).await;
-    app.call(ROOM).await.expect(200);
+    let live = {
+        let mut live = Sse::open(&app, UNIT, None).await;
+        app.admit("Maria Silva", Some("green")).await;
+        app.call(ROOM).await.expect(200);
+        [live.event().await, live.event().await]
+    };
     let app = app.restart().await;
 
     // Everything after id 0 is everything the unit kept.
@@ -262,6 +266,10 @@ async fn last_event_id_replays_across_a_restart() {
     assert_eq!(called.name(), "called");
     assert_eq!(called.json()["room"], ROOM);
     assert!(called.id > admitted.id);
+    // What was stored is the text that was sent, byte for byte.
+    for (stored, sent) in [&admitted, &called].into_iter().zip(&live) {
+        assert_eq!((stored.id, &stored.data), (sent.id, &sent.data));
+    }
 
     let mut again = Sse::open(&app, UNIT, admitted.id).await;
     let replayed = again.event().await;

@@ -392,7 +392,7 @@ impl Rows {
                 self.event_details.0.push(json(&e.details)?);
                 self.event_details
                     .1
-                    .push(e.display.as_ref().map(json).transpose()?);
+                    .push(e.display_json().map(str::to_owned));
             }
             Change::Alert(a) => {
                 let s = self.alerts_at.slot(a.id as i64);

@@ -285,7 +285,7 @@ fn apply(tx: &Connection, change: &Change, receivers: usize) -> Result<(), Journ
             write_visit(tx, p)?;
         }
         Change::Event(e) => {
-            let display = e.display.as_ref().map(json).transpose()?;
+            let display = e.display_json();
             tx.prepare_cached(
                 "INSERT INTO events(id, protocol, unit, at, event, actor, details, display)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
