@@ -127,6 +127,7 @@ pub struct DisplayEvent {
     pub status: Status,
     pub room: Option<String>,
     pub queue: Option<QueueKind>,
+    #[serde(serialize_with = "super::text_time::serialize")]
     pub at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub kind: Option<AlertKind>,

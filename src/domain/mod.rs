@@ -23,6 +23,7 @@ pub mod queue;
 mod registry;
 mod scale;
 mod stored_time;
+mod text_time;
 mod unit;
 mod view;
 

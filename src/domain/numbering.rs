@@ -151,6 +151,23 @@ mod tests {
     }
 
     #[test]
+    fn a_protocol_is_written_as_its_17_digits_everywhere() {
+        for (year, seq, text) in [
+            (2026, 42, "20260000000000042"),
+            (1000, 1, "10000000000000001"),
+            (9999, 9_999_999_999_999, "99999999999999999"),
+        ] {
+            let p = Protocol::new(year, seq).unwrap();
+            assert_eq!(p.to_string(), text);
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{text}\""));
+            assert_eq!(Protocol::parse(text), Ok(p));
+        }
+        // Width and alignment still apply, as for any text.
+        let p = Protocol::new(2026, 7).unwrap();
+        assert_eq!(format!("[{p:>19}]"), "[  20260000000000007]");
+    }
+
+    #[test]
     fn a_clock_that_steps_back_a_year_never_reissues_a_number() {
         let s = ProtocolSequence {
             year: 2027,

@@ -60,9 +60,24 @@ impl Protocol {
     }
 }
 
+impl Protocol {
+    /// The 17 digits, written without `fmt`'s padding machinery (a protocol
+    /// is in every answer, record and link).
+    fn digits(self) -> [u8; 17] {
+        let mut out = [b'0'; 17];
+        let mut n = self.0;
+        for b in out.iter_mut().rev() {
+            *b = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out
+    }
+}
+
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:017}", self.0)
+        // Only ASCII digits.
+        f.pad(std::str::from_utf8(&self.digits()).unwrap_or_default())
     }
 }
 
@@ -94,7 +109,7 @@ pub const PROTOCOL_PATTERN: &str = "^[0-9]{17}$";
 
 impl Serialize for Protocol {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(std::str::from_utf8(&self.digits()).unwrap_or_default())
     }
 }
 

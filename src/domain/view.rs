@@ -7,6 +7,7 @@ use super::ids::{ColourId, UnitId};
 use super::patient::{Contact, LeaveReason, Outcome, Patient, Protocol, QueueKind, Status};
 use super::queue::ArrivalQueue;
 use super::scale::ClockStarts;
+use super::text_time;
 use super::{Department, DomainError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -20,19 +21,25 @@ pub struct PatientView {
     pub complaint: Option<String>,
     pub birth_date: Option<NaiveDate>,
     pub document: Option<String>,
+    #[serde(serialize_with = "text_time::serialize")]
     pub arrived_at: DateTime<Utc>,
+    #[serde(serialize_with = "text_time::serialize")]
     pub admitted_at: DateTime<Utc>,
+    #[serde(serialize_with = "text_time::option::serialize")]
     pub triaged_at: Option<DateTime<Utc>>,
     pub max_wait_seconds: i64,
+    #[serde(serialize_with = "text_time::serialize")]
     pub due_at: DateTime<Utc>,
     pub waited_seconds: i64,
     pub overdue: bool,
     pub position: Option<usize>,
     pub room: Option<String>,
+    #[serde(serialize_with = "text_time::option::serialize")]
     pub called_at: Option<DateTime<Utc>>,
     pub no_shows: u32,
     pub outcome: Option<Outcome>,
     pub leave_reason: Option<LeaveReason>,
+    #[serde(serialize_with = "text_time::option::serialize")]
     pub closed_at: Option<DateTime<Utc>>,
     /// Proves the holder has the receipt (`/p/{protocol}`); staff views only.
     pub check_code: String,
@@ -48,6 +55,7 @@ pub struct BoardCall {
     pub room: String,
     pub colour: Option<ColourId>,
     pub queue: QueueKind,
+    #[serde(serialize_with = "text_time::serialize")]
     pub called_at: DateTime<Utc>,
 }
 
@@ -59,12 +67,14 @@ pub struct BoardQueue {
     pub overdue: usize,
     /// The earliest `due_at` among the patients waiting here (on the colour's
     /// clock), so a screen can show time left or overdue by; null when empty.
+    #[serde(serialize_with = "text_time::option::serialize")]
     pub next_due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Board {
     pub unit: UnitId,
+    #[serde(serialize_with = "text_time::serialize")]
     pub generated_at: DateTime<Utc>,
     pub calls: Vec<BoardCall>,
     pub queues: Vec<BoardQueue>,
