@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Instructions per durable admission, per thread, under valgrind (issue 15).
+
+    python3 benches/instructions.py                              # target/release/triagem
+    python3 benches/instructions.py --bin /tmp/old --top 15      # and the costliest functions
+
+Req/s and CPU time on this machine drift by a quarter within minutes, which
+hides a change of a few per cent. Instructions do not drift: this runs the
+release server under `valgrind --tool=callgrind --separate-threads=yes` on a
+fresh data directory, admits for --seconds with `wrk -t1 -c16`
+(benches/wrk/admit.lua), stops it with SIGTERM, and divides each thread's
+instructions by the admissions made (`triagem_admissions_total`). The threads
+are told apart by what they ran: the actix workers (HTTP, the domain, the
+answer), the journal writer (SQL, commit, event streams) and its checkpoint
+thread; start-up lands in "other". User-space only: the kernel's share (TCP,
+fsync; about a third of a worker's time in `/proc/<tid>/stat`) is not
+counted, and valgrind's CPU lacks SHA extensions, so the check code's HMAC
+counts more than it costs natively. Compare builds with each other, not with
+wall-clock figures.
+
+Needs valgrind (Debian package `valgrind`) and wrk on PATH. Standard library only.
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ADMIT = "/api/v1/units/pa/patients"
+
+# What a thread ran tells which it is (callgrind's files carry no thread names).
+KINDS = [
+    ("journal writer", "journal::Writer::run"),
+    ("checkpoint thread", "checkpoint::Checkpointer"),
+    ("actix workers", "h1::dispatcher::Dispatcher"),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+def admissions(port):
+    _, text = get(port, "/metrics")
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("triagem_admissions_total"))
+
+
+def thread_files(out_dir):
+    """(kind, instructions, path) of each thread's callgrind file."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(out_dir, "cg.out-*"))):
+        with open(path, errors="replace") as f:
+            text = f.read()
+        m = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
+        kind = next((k for k, marker in KINDS if marker in text), "other")
+        rows.append((kind, int(m.group(1)) if m else 0, path))
+    return rows
+
+
+def top_functions(paths, n, admitted):
+    """The costliest functions (exclusive) over some threads' files, per admission."""
+    totals = {}
+    for path in paths:
+        out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--auto=no", path],
+                             capture_output=True, text=True).stdout
+        listing = out.split("file:function", 1)[-1].split("\n\n", 1)[0]
+        for line in listing.splitlines():
+            m = re.match(r"\s*([\d,]+)\s+\([^)]*\)\s+(.+?)(?:\s+\[[^\]]*\])?$", line)
+            if not m:
+                continue
+            # `file:function`; the file has no colon, the function may have many.
+            where = m.group(2)
+            f = re.match(r"^(\?\?\?|\S+?\.(?:rs|c|S|h)):(.+)$", where)
+            name = f.group(2) if f else where
+            totals[name] = totals.get(name, 0) + int(m.group(1).replace(",", ""))
+    for name, ir in sorted(totals.items(), key=lambda kv: -kv[1])[:n]:
+        print(f"      {ir / admitted:9,.0f}  {name[:110]}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "triagem"))
+    ap.add_argument("--seconds", type=int, default=10, help="admission load under valgrind (default 10)")
+    ap.add_argument("--top", type=int, default=0, help="also list the N costliest functions of the workers and the writer")
+    args = ap.parse_args()
+    for tool in ("valgrind", "callgrind_annotate", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not on PATH (valgrind: Debian package `valgrind`)")
+
+    work = tempfile.mkdtemp(prefix="triagem-instructions-")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGEM_") and k != "RUST_LOG"}
+    env.update(TRIAGEM_BIND=f"127.0.0.1:{port}", TRIAGEM_DATA_DIR=os.path.join(work, "data"))
+    cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+           f"--callgrind-out-file={work}/cg.out", args.bin, "serve",
+           "--config", os.path.join(ROOT, "config", "default.toml")]
+    with open(os.path.join(work, "server.log"), "w") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if get(port, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the server did not become ready; see {work}/server.log")
+            time.sleep(0.5)
+        wrk = subprocess.run(
+            ["wrk", "-t1", "-c16", f"-d{args.seconds}s", "-s", os.path.join(ROOT, "benches", "wrk", "admit.lua"),
+             f"http://127.0.0.1:{port}{ADMIT}"], capture_output=True, text=True)
+        if not re.search(r"admissions: \d+ requests, 0 not 201", wrk.stdout):
+            sys.exit(f"admissions failed:\n{wrk.stdout}{wrk.stderr}")
+        admitted = admissions(port)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+    if admitted == 0:
+        sys.exit("no admission was made")
+
+    rows = thread_files(work)
+    by_kind = {}
+    for kind, ir, path in rows:
+        by_kind.setdefault(kind, []).append((ir, path))
+    print(f"{args.bin}: {admitted:.0f} admissions in {args.seconds} s under callgrind (wrk -t1 -c16)")
+    print("instructions per admission (user space):")
+    for kind in [k for k, _ in KINDS] + ["other"]:
+        if kind in by_kind:
+            ir = sum(i for i, _ in by_kind[kind])
+            print(f"  {kind:18s} {ir / admitted:9,.0f}   ({len(by_kind[kind])} thread{'s' if len(by_kind[kind]) > 1 else ''})")
+    served = sum(i for k, i, _ in rows if k != "other")
+    print(f"  {'workers + journal':18s} {served / admitted:9,.0f}")
+    if args.top:
+        for kind in ("actix workers", "journal writer"):
+            print(f"  top {args.top} functions of the {kind} (exclusive, per admission):")
+            top_functions([p for _, p in by_kind.get(kind, [])], args.top, admitted)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
