@@ -266,9 +266,18 @@ fn apply(tx: &Connection, change: &Change, receivers: usize) -> Result<(), Journ
         Change::Patient(p) => {
             let s = SearchColumns::of(p);
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO patients(protocol, unit, status, closed_at, body,
+                // An upsert, not `INSERT OR REPLACE`: a replace deletes
+                // the old row's index entries first, so SQLite keeps a
+                // statement journal (a copy of every page it touches) in
+                // case it must undo half of it.
+                "INSERT INTO patients(protocol, unit, status, closed_at, body,
                      name_key, document_key, ticket, arrived_at, admitted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(protocol) DO UPDATE SET unit = excluded.unit,
+                     status = excluded.status, closed_at = excluded.closed_at,
+                     body = excluded.body, name_key = excluded.name_key,
+                     document_key = excluded.document_key, ticket = excluded.ticket,
+                     arrived_at = excluded.arrived_at, admitted_at = excluded.admitted_at",
             )?
             .execute(params![
                 p.protocol.as_u64() as i64,
