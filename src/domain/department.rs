@@ -34,7 +34,9 @@ pub struct Department {
     pub(super) tz: Tz,
     pub(super) retention: TimeDelta,
     pub(super) units: Vec<Unit>,
-    pub(super) unit_index: HashMap<UnitId, usize>,
+    /// Looked up several times per admission and per patient at start-up:
+    /// foldhash, not SipHash (the ids are the config's, nobody else's).
+    pub(super) unit_index: HashMap<UnitId, usize, foldhash::fast::RandomState>,
     pub(super) patients: Patients,
     pub(super) sequence: ProtocolSequence,
     pub(super) idempotency: HashMap<String, IdempotencyRecord>,
