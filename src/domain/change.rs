@@ -99,10 +99,15 @@ impl AuditEvent {
     /// `display` as JSON.
     pub fn display_json(&self) -> Option<&str> {
         let display = self.display.as_ref()?;
-        Some(self.display_json.0.get_or_init(|| {
-            // Plain data: serializing it cannot fail.
-            serde_json::to_string(display).unwrap_or_else(|_| "{}".into())
-        }))
+        Some(self.display_json.0.get_or_init(|| display.to_json()))
+    }
+}
+
+impl DisplayEvent {
+    /// The `data:` of its server-sent event, and what the journal keeps of it.
+    pub fn to_json(&self) -> String {
+        // Plain data: serializing it cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 }
 

@@ -31,7 +31,7 @@ impl From<StreamEvent> for LiveEvent {
     fn from(e: StreamEvent) -> Self {
         Self {
             id: e.id,
-            data: serde_json::to_string(&e.display).unwrap_or_else(|_| "{}".into()),
+            data: e.display.to_json(),
             name: e.display.event,
         }
     }
