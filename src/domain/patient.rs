@@ -58,9 +58,7 @@ impl Protocol {
     pub fn from_u64(n: u64) -> Option<Self> {
         Self::new((n / SEQUENCE_SPAN) as i32, n % SEQUENCE_SPAN)
     }
-}
 
-impl Protocol {
     /// The 17 digits, written without `fmt`'s padding machinery (a protocol
     /// is in every answer, record and link).
     fn digits(self) -> [u8; 17] {
