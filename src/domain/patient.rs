@@ -62,12 +62,8 @@ impl Protocol {
     /// The 17 digits, written without `fmt`'s padding machinery (a protocol
     /// is in every answer, record and link).
     fn digits(self) -> [u8; 17] {
-        let mut out = [b'0'; 17];
-        let mut n = self.0;
-        for b in out.iter_mut().rev() {
-            *b = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
+        let mut out = [0; 17];
+        super::text_time::digits(&mut out, self.0);
         out
     }
 }

@@ -69,8 +69,9 @@ fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     Some(len + 1)
 }
 
-/// `value` in decimal, zero-padded to fill `out`.
-fn digits(out: &mut [u8], mut value: u32) {
+/// `value` in decimal, zero-padded to fill `out` (also a protocol's 17 digits).
+pub(super) fn digits(out: &mut [u8], value: impl Into<u64>) {
+    let mut value = value.into();
     for b in out.iter_mut().rev() {
         *b = b'0' + (value % 10) as u8;
         value /= 10;
