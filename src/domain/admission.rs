@@ -195,7 +195,7 @@ impl Department {
             classified_max_wait_seconds: max_wait,
             first_call: None,
         };
-        self.register(Box::new(patient), None);
+        self.register(Box::new(patient));
 
         let mut changes = vec![
             Change::Sequence(sequence),

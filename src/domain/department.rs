@@ -118,11 +118,13 @@ impl Department {
         }
         d.escalation.restore_alerts(snapshot.alerts);
         d.escalation.set_last_alert_id(snapshot.last_alert_id);
+        let mut deadlines = Vec::new();
         for batch in snapshot.patients.batches() {
             for p in batch.map_err(RestoreError::Read)? {
-                d.restore_patient(p, &active)?;
+                d.restore_patient(p, &active, &mut deadlines)?;
             }
         }
+        d.escalation.index_resumed(deadlines);
         for rec in snapshot.idempotency {
             d.idempotency.insert(rec.key.clone(), rec);
         }
@@ -134,6 +136,7 @@ impl Department {
         &mut self,
         mut p: Box<Patient>,
         active: &ProtocolMap<Alert>,
+        deadlines: &mut Vec<(DateTime<Utc>, Protocol)>,
     ) -> Result<(), RestoreError> {
         if !self.unit_index.contains_key(&p.unit) {
             return Err(RestoreError::UnknownUnit {
@@ -164,21 +167,35 @@ impl Department {
             }
         }
         let alert = active.get(&p.protocol);
-        self.register(p, alert);
+        self.take_in(p, alert, Some(deadlines));
         Ok(())
     }
 
     /// Takes in a patient not yet in the registry: into the queue their
-    /// status calls for and under escalation (continuing `alert`, one that
-    /// survived a restart), then into the registry. Placed from the record in
-    /// hand, so the registry is searched once, not once per step: at a
+    /// status calls for and under escalation, then into the registry.
+    pub(super) fn register(&mut self, p: Box<Patient>) {
+        self.take_in(p, None, None);
+    }
+
+    /// [`Department::register`], continuing `alert` (one that survived a
+    /// restart); at start-up (`restoring`) the escalation deadlines are
+    /// gathered, to be indexed in one go at the end. Placed from the record
+    /// in hand, so the registry is searched once, not once per step: at a
     /// million patients each search is a miss in the processor's cache.
-    pub(super) fn register(&mut self, p: Box<Patient>, alert: Option<&Alert>) {
+    fn take_in(
+        &mut self,
+        p: Box<Patient>,
+        alert: Option<&Alert>,
+        restoring: Option<&mut Vec<(DateTime<Utc>, Protocol)>>,
+    ) {
         let protocol = p.protocol;
         if let Some(place) = self.placement(&p) {
             let wait = self.wait_context(&p);
             self.put(place, protocol, p.arrived_at);
-            self.escalation.start(protocol, wait, alert);
+            match restoring {
+                Some(deadlines) => self.escalation.resume(protocol, wait, alert, deadlines),
+                None => self.escalation.start(protocol, wait, alert),
+            }
         }
         self.patients.insert(protocol, p);
     }

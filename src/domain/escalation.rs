@@ -305,6 +305,46 @@ impl Escalation {
     /// the level it reached). Scheduled before it is stored: one search of
     /// the episodes per patient taken in, where `enter` needs two.
     pub fn start(&mut self, protocol: Protocol, wait: WaitContext, resumed: Option<&Alert>) {
+        let ep = self.episode(wait, resumed);
+        if let Some((at, _)) = ep.next {
+            self.index.insert((at, protocol));
+        }
+        self.store(protocol, ep, None);
+    }
+
+    /// [`Escalation::start`] for a patient read back at start-up, but the
+    /// deadline goes to `deadlines` instead of the index, which
+    /// [`Escalation::index_resumed`] then builds in one go once every patient
+    /// is in. A million inserts at the tree's right edge, each comparing its
+    /// way through every key of every node on the path, were ~17 % of the
+    /// instructions of rebuilding at start-up.
+    pub fn resume(
+        &mut self,
+        protocol: Protocol,
+        wait: WaitContext,
+        alert: Option<&Alert>,
+        deadlines: &mut Vec<(DateTime<Utc>, Protocol)>,
+    ) {
+        let ep = self.episode(wait, alert);
+        if let Some((at, _)) = ep.next {
+            deadlines.push((at, protocol));
+        }
+        self.store(protocol, ep, Some(deadlines));
+    }
+
+    /// Indexes the deadlines gathered by [`Escalation::resume`]; until then
+    /// those episodes are never due.
+    pub fn index_resumed(&mut self, deadlines: Vec<(DateTime<Utc>, Protocol)>) {
+        if self.index.is_empty() {
+            // Sorted, then built bottom-up in one pass.
+            self.index = deadlines.into_iter().collect();
+        } else {
+            self.index.extend(deadlines);
+        }
+    }
+
+    /// A new episode, scheduled, not yet stored or indexed.
+    fn episode(&self, wait: WaitContext, resumed: Option<&Alert>) -> Box<Episode> {
         let fired = resumed.map(|a| match a.level {
             0 => Step::Warning,
             level => Step::Level(level),
@@ -315,19 +355,29 @@ impl Escalation {
             fired,
             next: None,
         });
-        reschedule(
-            &mut self.index,
-            &self.ladder,
-            &self.alerts,
-            protocol,
-            &mut ep,
-        );
+        ep.next = plan(&self.ladder, &self.alerts, &ep);
+        ep
+    }
+
+    /// Stores a new episode. A patient already under escalation is not
+    /// expected (a new patient has no episode); if there is one, its deadline
+    /// must not stay behind in the index or in the `deferred` deadlines.
+    fn store(
+        &mut self,
+        protocol: Protocol,
+        ep: Box<Episode>,
+        deferred: Option<&mut Vec<(DateTime<Utc>, Protocol)>>,
+    ) {
         let next = ep.next;
-        if let Some(old) = self.episodes.insert(protocol, ep) {
-            // Not expected (a new patient has no episode); the index still
-            // must not keep the old one's deadline.
-            if let Some((at, _)) = old.next.filter(|&(at, _)| Some(at) != next.map(|n| n.0)) {
-                self.index.remove(&(at, protocol));
+        let Some(old) = self.episodes.insert(protocol, ep) else {
+            return;
+        };
+        if let Some((at, _)) = old.next.filter(|&(at, _)| Some(at) != next.map(|n| n.0)) {
+            self.index.remove(&(at, protocol));
+            if let Some(deadlines) = deferred {
+                if let Some(i) = deadlines.iter().position(|&d| d == (at, protocol)) {
+                    deadlines.remove(i);
+                }
             }
         }
     }
@@ -528,18 +578,28 @@ fn reschedule(
     if let Some((at, _)) = ep.next.take() {
         index.remove(&(at, protocol));
     }
+    ep.next = plan(ladder, alerts, ep);
+    if let Some((at, _)) = ep.next {
+        index.insert((at, protocol));
+    }
+}
+
+/// An episode's next step and when it is due: none once its alert is
+/// acknowledged (silenced) or the ladder is climbed.
+fn plan(
+    ladder: &Ladder,
+    alerts: &HashMap<u64, Alert>,
+    ep: &Episode,
+) -> Option<(DateTime<Utc>, Step)> {
     let silenced = ep
         .alert
         .and_then(|id| alerts.get(&id))
         .is_some_and(|a| a.acknowledged_level.is_some_and(|l| l >= 1));
     if silenced {
-        return;
+        return None;
     }
-    let next = ladder.after(&ep.wait, ep.fired);
-    if let Some((step, at)) = next.and_then(|s| Some((s, ladder.at(&ep.wait, s)?))) {
-        ep.next = Some((at, step));
-        index.insert((at, protocol));
-    }
+    let step = ladder.after(&ep.wait, ep.fired)?;
+    Some((ladder.at(&ep.wait, step)?, step))
 }
 
 fn waited(arrived_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
@@ -710,6 +770,61 @@ mod tests {
         assert!(e.next_deadline().unwrap() > first);
         e.start(p(1), wait(30, t(10)), None);
         assert_eq!(e.scheduled(), 1, "the same deadline again is kept");
+    }
+
+    #[test]
+    fn episodes_resumed_then_indexed_in_one_go_fire_as_if_started_one_by_one() {
+        // Start-up gathers the deadlines and indexes them at the end; the
+        // alerts must be the same, in the same order, as the live path's.
+        let mut one_by_one = escalation();
+        let mut resumed = escalation();
+        // A patient whose breach survived a restart, to continue from level 1.
+        let mut before = escalation();
+        before.enter(p(7), wait(30, t(-40)));
+        let alert = before.fire_due(t(-5)).pop().unwrap().alert;
+        for e in [&mut one_by_one, &mut resumed] {
+            e.restore_alerts([alert.clone()]);
+        }
+        let mut deadlines = Vec::new();
+        for i in 1..=300 {
+            // Colours interleaved, arrivals out of order: the gathered
+            // deadlines are far from sorted.
+            let (max_min, start) =
+                [(0, t(i as i64 % 7)), (30, t(-(i as i64))), (120, t(3))][i as usize % 3];
+            let survived = (i == 7).then_some(&alert);
+            one_by_one.start(p(i), wait(max_min, start), survived);
+            resumed.resume(p(i), wait(max_min, start), survived, &mut deadlines);
+        }
+        assert_eq!(
+            resumed.next_deadline(),
+            None,
+            "nothing is due before the index is built"
+        );
+        resumed.index_resumed(deadlines);
+        assert_eq!(resumed.scheduled(), one_by_one.scheduled());
+        assert_eq!(resumed.next_deadline(), one_by_one.next_deadline());
+        for minute in [0, 10, 24, 31, 60, 200] {
+            let (a, b) = (one_by_one.fire_due(t(minute)), resumed.fire_due(t(minute)));
+            assert_eq!(a, b, "at minute {minute}");
+        }
+        assert_eq!(resumed.next_deadline(), one_by_one.next_deadline());
+    }
+
+    #[test]
+    fn resuming_a_patient_twice_leaves_one_deadline() {
+        let mut e = escalation();
+        let mut deadlines = Vec::new();
+        e.resume(p(1), wait(30, t(0)), None, &mut deadlines);
+        e.resume(p(1), wait(30, t(10)), None, &mut deadlines);
+        e.index_resumed(deadlines);
+        assert_eq!(e.scheduled(), 1);
+        assert_eq!(e.next_deadline(), Some(t(34)));
+        // Into an index that already holds live deadlines.
+        let mut deadlines = Vec::new();
+        e.resume(p(2), wait(30, t(-10)), None, &mut deadlines);
+        e.index_resumed(deadlines);
+        assert_eq!(e.scheduled(), 2);
+        assert_eq!(e.next_deadline(), Some(t(14)));
     }
 
     #[test]
