@@ -3,6 +3,7 @@
 
     python3 benches/instructions.py                              # target/release/triagem
     python3 benches/instructions.py --bin /tmp/old --top 15      # and the costliest functions
+    python3 benches/instructions.py --restart                    # start-up, per patient read back
 
 Req/s and CPU time on this machine drift by a quarter within minutes, which
 hides a change of a few per cent. Instructions do not drift: this runs the
@@ -17,6 +18,13 @@ fsync; about a third of a worker's time in `/proc/<tid>/stat`) is not
 counted, and valgrind's CPU lacks SHA extensions, so the check code's HMAC
 counts more than it costs natively. Compare builds with each other, not with
 wall-clock figures.
+
+--restart measures start-up instead: the server (not under valgrind) admits
+for --seconds with `wrk -t2 -c64` into a fresh data directory and is
+stopped; it then starts again under callgrind, and the instructions of the
+two start-up threads (the reader that reads and decodes the patients, and
+the thread that rebuilds the queues and the escalation from them) are divided
+by the patients read back.
 
 Needs valgrind (Debian package `valgrind`) and wrk on PATH. Standard library only.
 """
@@ -38,6 +46,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADMIT = "/api/v1/units/pa/patients"
 
 # What a thread ran tells which it is (callgrind's files carry no thread names).
+RESTART_KINDS = [
+    ("start-up reader", "feed_patients"),
+    ("start-up rebuild", "Service::recover"),
+]
 KINDS = [
     ("journal writer", "journal::Writer::run"),
     ("checkpoint thread", "checkpoint::Checkpointer"),
@@ -94,45 +106,98 @@ def top_functions(paths, n, admitted):
         print(f"      {ir / admitted:9,.0f}  {name[:110]}")
 
 
+def start(binary, data_dir, out_dir, under_valgrind):
+    """The server on a free port, waited for until ready: (process, port)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGEM_") and k != "RUST_LOG"}
+    env.update(TRIAGEM_BIND=f"127.0.0.1:{port}", TRIAGEM_DATA_DIR=data_dir)
+    cmd = [binary, "serve", "--config", os.path.join(ROOT, "config", "default.toml")]
+    if under_valgrind:
+        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+               f"--callgrind-out-file={out_dir}/cg.out"] + cmd
+    log_path = os.path.join(out_dir, "server.log")
+    with open(log_path, "a") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            if get(port, "/readyz")[0] == 200:
+                return server, port
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            sys.exit(f"the server did not become ready; see {log_path}")
+        time.sleep(0.5)
+
+
+def stop(server):
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=300)
+
+
+def admit(port, seconds, threads, connections):
+    wrk = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s",
+         os.path.join(ROOT, "benches", "wrk", "admit.lua"), f"http://127.0.0.1:{port}{ADMIT}"],
+        capture_output=True, text=True)
+    if not re.search(r"admissions: \d+ requests, 0 not 201", wrk.stdout):
+        sys.exit(f"admissions failed:\n{wrk.stdout}{wrk.stderr}")
+    return admissions(port)
+
+
+def restart(args, work):
+    """Instructions per patient read back, for the two start-up threads."""
+    data = os.path.join(work, "data")
+    server, port = start(args.bin, data, work, under_valgrind=False)
+    try:
+        admitted = admit(port, args.seconds, 2, 64)
+    finally:
+        stop(server)
+    server, _ = start(args.bin, data, work, under_valgrind=True)
+    stop(server)
+    with open(os.path.join(work, "server.log"), errors="replace") as f:
+        log = re.sub(r"\x1b\[[0-9;]*m", "", f.read())
+    ready = re.findall(r"journal recovered; ready patients=(\d+)", log)
+    patients = int(ready[-1]) if ready else admitted
+    print(f"{args.bin}: start-up under callgrind with {patients:.0f} patients read back "
+          f"(admitted natively in {args.seconds} s, wrk -t2 -c64)")
+    print("instructions per patient read back (user space):")
+    for kind, marker in RESTART_KINDS:
+        files = []
+        for path in glob.glob(os.path.join(work, "cg.out-*")):
+            with open(path, errors="replace") as f:
+                text = f.read()
+            if marker in text:
+                m = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
+                files.append((int(m.group(1)) if m else 0, path))
+        ir = sum(i for i, _ in files)
+        print(f"  {kind:18s} {ir / patients:9,.0f}")
+        if args.top:
+            top_functions([p for _, p in files], args.top, patients)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "triagem"))
-    ap.add_argument("--seconds", type=int, default=10, help="admission load under valgrind (default 10)")
-    ap.add_argument("--top", type=int, default=0, help="also list the N costliest functions of the workers and the writer")
+    ap.add_argument("--seconds", type=int, default=10, help="admission load (default 10)")
+    ap.add_argument("--top", type=int, default=0, help="also list the N costliest functions of each thread kind")
+    ap.add_argument("--restart", action="store_true", help="measure start-up, per patient read back")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_annotate", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not on PATH (valgrind: Debian package `valgrind`)")
 
     work = tempfile.mkdtemp(prefix="triagem-instructions-")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGEM_") and k != "RUST_LOG"}
-    env.update(TRIAGEM_BIND=f"127.0.0.1:{port}", TRIAGEM_DATA_DIR=os.path.join(work, "data"))
-    cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-           f"--callgrind-out-file={work}/cg.out", args.bin, "serve",
-           "--config", os.path.join(ROOT, "config", "default.toml")]
-    with open(os.path.join(work, "server.log"), "w") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if args.restart:
+        restart(args, work)
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    server, port = start(args.bin, os.path.join(work, "data"), work, under_valgrind=True)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if get(port, "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"the server did not become ready; see {work}/server.log")
-            time.sleep(0.5)
-        wrk = subprocess.run(
-            ["wrk", "-t1", "-c16", f"-d{args.seconds}s", "-s", os.path.join(ROOT, "benches", "wrk", "admit.lua"),
-             f"http://127.0.0.1:{port}{ADMIT}"], capture_output=True, text=True)
-        if not re.search(r"admissions: \d+ requests, 0 not 201", wrk.stdout):
-            sys.exit(f"admissions failed:\n{wrk.stdout}{wrk.stderr}")
-        admitted = admissions(port)
+        admitted = admit(port, args.seconds, 1, 16)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=120)
+        stop(server)
     if admitted == 0:
         sys.exit("no admission was made")
 

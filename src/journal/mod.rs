@@ -830,13 +830,32 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 /// What a recent event (`admitted`, `triaged` or `called`, with its details
 /// as stored) tells the wait estimates; `None` for an entry without a colour.
 pub(crate) fn recent_fact(event: &str, details: &str) -> Result<Option<RecentFact>, JournalError> {
-    let details: serde_json::Value = parse_json("details", details)?;
-    let colour = details["colour"]
-        .as_str()
-        .and_then(|c| ColourId::parse(c).ok());
+    /// The two fields estimates read, borrowed from the text: start-up reads
+    /// 20 000 of these before it rebuilds anything, and a `Value` made ~6
+    /// allocations of each.
+    #[derive(serde::Deserialize)]
+    struct Brief<'a> {
+        #[serde(default, borrow)]
+        colour: Option<&'a str>,
+        #[serde(default)]
+        queue: Option<crate::domain::patient::QueueKind>,
+    }
+    let (colour, queue) = match serde_json::from_str::<Brief>(details) {
+        Ok(b) => (b.colour.and_then(|c| ColourId::parse(c).ok()), b.queue),
+        // Escaped text, or a field of another type: read leniently, as before.
+        Err(_) => {
+            let details: serde_json::Value = parse_json("details", details)?;
+            (
+                details["colour"]
+                    .as_str()
+                    .and_then(|c| ColourId::parse(c).ok()),
+                serde_json::from_value(details["queue"].clone()).ok(),
+            )
+        }
+    };
     Ok(match event {
         "called" => Some(RecentFact::Called {
-            queue: serde_json::from_value(details["queue"].clone()).unwrap_or_default(),
+            queue: queue.unwrap_or_default(),
             colour,
         }),
         _ => colour.map(|colour| RecentFact::Entered { colour }),

@@ -74,6 +74,28 @@ fn committed_changes_come_back_after_reopening() {
     assert_eq!(snapshot.idempotency.len(), 3);
     assert_eq!(snapshot.calls.len(), 1);
     assert_eq!(snapshot.sequence.unwrap().last, 3);
+    // What the wait estimates replay, oldest first (the uncoloured admission
+    // tells them nothing).
+    let recent: Vec<(&str, RecentFact)> = snapshot
+        .recent
+        .iter()
+        .map(|(unit, _, fact)| (unit.as_str(), fact.clone()))
+        .collect();
+    let entered = |c| RecentFact::Entered {
+        colour: colour_id(c),
+    };
+    let called = RecentFact::Called {
+        queue: QueueKind::Treatment,
+        colour: Some(colour_id("red")),
+    };
+    assert_eq!(
+        recent,
+        [
+            ("pa", entered("green")),
+            ("pa", entered("red")),
+            ("pa", called)
+        ]
+    );
     let r = Department::restore(&c.department_settings(), snapshot).unwrap();
     assert_eq!(
         r.queue_page("pa", QueueKind::Treatment, 0, 10, now())
@@ -613,4 +635,64 @@ fn raising_the_writer_priority_touches_only_its_thread() {
         assert_eq!(theirs, before);
     }
     assert_eq!(nice(gettid()), here);
+}
+
+#[test]
+fn a_recent_event_reads_the_same_whether_its_details_borrow_or_not() {
+    let called = |queue, colour: Option<&str>| {
+        Some(RecentFact::Called {
+            queue,
+            colour: colour.map(colour_id),
+        })
+    };
+    let entered = |colour| {
+        Some(RecentFact::Entered {
+            colour: colour_id(colour),
+        })
+    };
+    let cases = [
+        (
+            "admitted",
+            r#"{"ticket":"A1","colour":"green","arrived_at":"x"}"#,
+            entered("green"),
+        ),
+        // Escaped text cannot be borrowed: read through the lenient path.
+        ("triaged", r#"{"colour":"gr\u0065en"}"#, entered("green")),
+        ("admitted", r#"{"ticket":"A1"}"#, None),
+        ("admitted", r#"{"colour":5}"#, None),
+        ("admitted", r#"{"colour":"Not An Id"}"#, None),
+        (
+            "called",
+            r#"{"queue":"triage","colour":"red"}"#,
+            called(QueueKind::Triage, Some("red")),
+        ),
+        (
+            "called",
+            r#"{"queue":"triage"}"#,
+            called(QueueKind::Triage, None),
+        ),
+        (
+            "called",
+            r#"{"colour":"red"}"#,
+            called(QueueKind::Treatment, Some("red")),
+        ),
+        (
+            "called",
+            r#"{"queue":"elsewhere","colour":"red"}"#,
+            called(QueueKind::Treatment, Some("red")),
+        ),
+        (
+            "called",
+            r#"{"queue":7,"colour":"red"}"#,
+            called(QueueKind::Treatment, Some("red")),
+        ),
+    ];
+    for (event, details, want) in cases {
+        assert_eq!(
+            recent_fact(event, details).unwrap(),
+            want,
+            "{event} {details}"
+        );
+    }
+    assert!(recent_fact("admitted", "not json").is_err());
 }

@@ -428,35 +428,32 @@ impl Reads for SqliteReads {
 fn load_recent(
     conn: &Connection,
 ) -> Result<Vec<(String, DateTime<Utc>, RecentFact)>, JournalError> {
+    // Newest first, straight down the rowid, and turned round here: an outer
+    // `ORDER BY id` made SQLite sort what it had just read in order.
     let mut stmt = conn.prepare(
-        "SELECT unit, at, event, details FROM (
-             SELECT id, unit, at, event, details FROM events
-             WHERE event IN ('admitted', 'triaged', 'called')
-             ORDER BY id DESC LIMIT ?1)
-         ORDER BY id",
+        "SELECT unit, at, event, details FROM events
+         WHERE event IN ('admitted', 'triaged', 'called')
+         ORDER BY id DESC LIMIT ?1",
     )?;
-    let rows = stmt.query_map(params![RECENT_EVENTS], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
+    let mut rows = stmt.query(params![RECENT_EVENTS])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (unit, at, event, details) = row?;
-        if let Some(fact) = recent_fact(&event, &details)? {
-            out.push((unit, from_millis(at)?, fact));
+    while let Some(r) = rows.next()? {
+        let text = |i| r.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+        if let Some(fact) = recent_fact(text(2)?, text(3)?)? {
+            out.push((text(0)?.to_owned(), from_millis(r.get(1)?)?, fact));
         }
     }
+    out.reverse();
     Ok(out)
 }
 
 /// Patients per batch of the start-up feed.
 pub(crate) const FEED_BATCH: usize = 4096;
-/// Batches decoded ahead of the queues' rebuilding, at most.
-const FEED_AHEAD: usize = 8;
+/// Batches decoded ahead of the queues' rebuilding, at most. Enough that
+/// the reader, the longer of the two sides, need not stop while the rebuilding
+/// thread reads the rest of the snapshot (~0.1 s); what waits here is memory
+/// the registry takes over anyway.
+const FEED_AHEAD: usize = 32;
 
 type Batches = mpsc::SyncSender<Result<PatientBatch, String>>;
 type Started = mpsc::Sender<Result<(), JournalError>>;
