@@ -173,23 +173,28 @@ pub struct Snapshot {
 /// A snapshot's patients: a list, or batches read and decoded on another
 /// thread while the caller rebuilds the queues from the batches before
 /// (start-up with a million waiting is then about as long as the slower of the
-/// two, not their sum). Each record comes boxed, as the registry keeps it: the
-/// reading thread allocates, the rebuilding one only files.
+/// two, not their sum). Each record comes boxed, as the registry keeps it.
 #[derive(Debug)]
 pub struct PatientFeed(Feed);
 
 /// One batch of the feed.
 pub type PatientBatch = Vec<Box<Patient>>;
 
+/// A batch as the reading thread hands it over: what taking it returns. The
+/// reader either decoded it already or leaves the decoding to the taker,
+/// whichever thread would otherwise wait; an `Err` (the reader's message)
+/// ends the feed.
+pub type FeedBatch = Box<dyn FnOnce() -> Result<PatientBatch, String> + Send>;
+
 #[derive(Debug)]
 enum Feed {
     List(PatientBatch),
-    Batches(std::sync::mpsc::Receiver<Result<PatientBatch, String>>),
+    Batches(std::sync::mpsc::Receiver<FeedBatch>),
 }
 
 impl PatientFeed {
-    /// Batches as they arrive; an error (the reader's message) ends the feed.
-    pub fn from_batches(rx: std::sync::mpsc::Receiver<Result<PatientBatch, String>>) -> Self {
+    /// Batches as they arrive.
+    pub fn from_batches(rx: std::sync::mpsc::Receiver<FeedBatch>) -> Self {
         Self(Feed::Batches(rx))
     }
 
@@ -198,7 +203,8 @@ impl PatientFeed {
             Feed::List(list) => (Some(Ok(list)), None),
             Feed::Batches(rx) => (None, Some(rx)),
         };
-        list.into_iter().chain(rx.into_iter().flatten())
+        list.into_iter()
+            .chain(rx.into_iter().flatten().map(|take| take()))
     }
 
     /// Every patient (tests, tools).

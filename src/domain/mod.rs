@@ -32,8 +32,8 @@ use chrono_tz::Tz;
 
 pub use admission::{Admission, Admitted, Answer};
 pub use change::{
-    Applied, Change, DeliveryOutcome, DisplayEvent, IdempotencyRecord, Outbox, PatientBatch,
-    PatientFeed, RecentFact, Snapshot,
+    Applied, Change, DeliveryOutcome, DisplayEvent, FeedBatch, IdempotencyRecord, Outbox,
+    PatientBatch, PatientFeed, RecentFact, Snapshot,
 };
 pub use department::Department;
 pub use escalation::{Ladder, Level};

@@ -8,7 +8,8 @@ mod identity;
 pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -26,8 +27,8 @@ use crate::domain::numbering::{ProtocolSequence, TicketCounter};
 use crate::domain::patient::{document_key, search_key, Patient, Protocol};
 use crate::domain::UnitId;
 use crate::domain::{
-    BoardCall, Change, Channel, IdempotencyRecord, PatientBatch, PatientFeed, RecentFact, Snapshot,
-    BOARD_CALLS,
+    BoardCall, Change, Channel, FeedBatch, IdempotencyRecord, PatientBatch, PatientFeed,
+    RecentFact, Snapshot, BOARD_CALLS,
 };
 
 pub const DB_FILE: &str = "triagem.sqlite3";
@@ -455,7 +456,6 @@ pub(crate) const FEED_BATCH: usize = 4096;
 /// the registry takes over anyway.
 const FEED_AHEAD: usize = 32;
 
-type Batches = mpsc::SyncSender<Result<PatientBatch, String>>;
 type Started = mpsc::Sender<Result<(), JournalError>>;
 
 /// Reads and decodes the patients on a thread of its own, in protocol order.
@@ -469,11 +469,18 @@ fn patient_feed(path: &Path) -> Result<PatientFeed, JournalError> {
         .name("journal-read".into())
         .spawn(move || {
             let mut started = Some(started);
-            if let Err(e) = feed_patients(&path, &batches, &mut started) {
+            let mut feed = Feed {
+                batches,
+                queued: Arc::new(AtomicUsize::new(0)),
+            };
+            if let Err(e) = feed_patients(&path, &mut feed, &mut started) {
                 // Before the start the opener hears of it; after, the rebuild.
                 match started.take() {
                     Some(started) => drop(started.send(Err(e))),
-                    None => drop(batches.send(Err(e.to_string()))),
+                    None => {
+                        let e = e.to_string();
+                        feed.send(Box::new(move || Err(e)));
+                    }
                 }
             }
         })
@@ -485,9 +492,58 @@ fn patient_feed(path: &Path) -> Result<PatientFeed, JournalError> {
     }
 }
 
+/// The reader's end of the feed.
+struct Feed {
+    batches: mpsc::SyncSender<FeedBatch>,
+    /// Batches sent and not yet taken.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Feed {
+    /// False once nobody is rebuilding any more.
+    fn send(&self, take: FeedBatch) -> bool {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.batches.send(take).is_ok()
+    }
+
+    /// Whether the rebuilding thread is about to wait for the reader: at
+    /// most the batch just sent is left for it. It can then decode the next
+    /// batch itself. Reading and decoding cost the reader about twice what
+    /// filing costs the rebuilder, so left alone the reader is the longer side.
+    fn starving(&self) -> bool {
+        self.queued.load(Ordering::Acquire) <= 1
+    }
+
+    /// A batch decoded here.
+    fn decoded(&self, batch: PatientBatch) -> FeedBatch {
+        let queued = self.queued.clone();
+        Box::new(move || {
+            queued.fetch_sub(1, Ordering::AcqRel);
+            Ok(batch)
+        })
+    }
+
+    /// A batch of records as text (`bodies`, each ending at its `ends`), for
+    /// the taker to decode.
+    fn undecoded(&self, bodies: String, ends: Vec<usize>) -> FeedBatch {
+        let queued = self.queued.clone();
+        Box::new(move || {
+            queued.fetch_sub(1, Ordering::AcqRel);
+            let mut start = 0;
+            ends.into_iter()
+                .map(|end| {
+                    let body = &bodies[start..end];
+                    start = end;
+                    parse_json::<Box<Patient>>("patient", body).map_err(|e| e.to_string())
+                })
+                .collect()
+        })
+    }
+}
+
 fn feed_patients(
     path: &Path,
-    batches: &Batches,
+    feed: &mut Feed,
     started: &mut Option<Started>,
 ) -> Result<(), JournalError> {
     let conn = open_connection(path)?;
@@ -500,19 +556,36 @@ fn feed_patients(
     if let Some(started) = started.take() {
         let _ = started.send(Ok(()));
     }
-    let mut batch = Vec::with_capacity(FEED_BATCH);
+    let mut batch = Vec::new();
+    let (mut bodies, mut ends) = (String::new(), Vec::new());
+    let mut leave_undecoded = feed.starving();
     while let Some(r) = row {
         let body = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-        batch.push(parse_json::<Box<Patient>>("patient", body)?);
-        if batch.len() == FEED_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(FEED_BATCH));
-            if batches.send(Ok(full)).is_err() {
+        if leave_undecoded {
+            bodies.push_str(body);
+            ends.push(bodies.len());
+        } else {
+            batch.push(parse_json::<Box<Patient>>("patient", body)?);
+        }
+        if batch.len() + ends.len() == FEED_BATCH {
+            let take = if leave_undecoded {
+                feed.undecoded(std::mem::take(&mut bodies), std::mem::take(&mut ends))
+            } else {
+                feed.decoded(std::mem::take(&mut batch))
+            };
+            if !feed.send(take) {
                 return Ok(()); // nobody is rebuilding any more
             }
+            leave_undecoded = feed.starving();
         }
         row = rows.next()?;
     }
-    let _ = batches.send(Ok(batch));
+    let last = if leave_undecoded {
+        feed.undecoded(bodies, ends)
+    } else {
+        feed.decoded(batch)
+    };
+    feed.send(last);
     Ok(())
 }
 
@@ -621,4 +694,90 @@ fn load_snapshot(conn: &Connection, path: &Path) -> Result<Snapshot, JournalErro
     snapshot.recent = load_recent(conn)?;
     snapshot.last_alert_id = last_id("alerts")?;
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod feed_tests {
+    use super::*;
+    use crate::domain::ids::unit_id;
+    use crate::domain::{Admission, Department};
+
+    /// Three patients' stored records.
+    fn bodies() -> Vec<String> {
+        let c =
+            crate::config::Config::from_toml(include_str!("../../../config/default.toml")).unwrap();
+        let mut d = Department::new(&c.department_settings());
+        (0..3)
+            .map(|i| {
+                let admission = Admission {
+                    contact: None,
+                    name: format!("Paciente {i}"),
+                    colour: None,
+                    complaint: Some("dor \"forte\"".into()),
+                    arrived_at: None,
+                    birth_date: None,
+                    document: None,
+                };
+                let now = Utc::now();
+                let admitted = d
+                    .admit(&unit_id("pa"), admission, None, "desk", now)
+                    .unwrap();
+                let protocol = admitted.changes.iter().find_map(|c| match c {
+                    Change::Patient(p) => Some(p.protocol),
+                    _ => None,
+                });
+                serde_json::to_string(d.patient(protocol.unwrap()).unwrap()).unwrap()
+            })
+            .collect()
+    }
+
+    fn feed() -> (Feed, mpsc::Receiver<FeedBatch>) {
+        let (batches, rx) = mpsc::sync_channel(4);
+        let queued = Arc::new(AtomicUsize::new(0));
+        (Feed { batches, queued }, rx)
+    }
+
+    fn text(bodies: &[String]) -> (String, Vec<usize>) {
+        let mut text = String::new();
+        let ends = bodies
+            .iter()
+            .map(|b| {
+                text.push_str(b);
+                text.len()
+            })
+            .collect();
+        (text, ends)
+    }
+
+    #[test]
+    fn a_batch_reads_the_same_decoded_by_the_reader_or_by_its_taker() {
+        let bodies = bodies();
+        let (feed, rx) = feed();
+        assert!(feed.starving(), "nothing sent yet");
+        let decoded: PatientBatch = bodies
+            .iter()
+            .map(|b| parse_json("patient", b).unwrap())
+            .collect();
+        assert!(feed.send(feed.decoded(decoded.clone())));
+        let (all, ends) = text(&bodies);
+        assert!(feed.send(feed.undecoded(all, ends)));
+        assert!(!feed.starving(), "two batches wait");
+        let first = rx.recv().unwrap()();
+        assert!(feed.starving(), "one left: the taker is about to wait");
+        let second = rx.recv().unwrap()();
+        assert_eq!(feed.queued.load(Ordering::Acquire), 0);
+        assert_eq!(first.unwrap(), decoded);
+        assert_eq!(second.unwrap(), decoded);
+    }
+
+    #[test]
+    fn a_record_left_undecoded_that_cannot_be_read_fails_its_batch_with_the_reason() {
+        let mut bodies = bodies();
+        bodies[1].truncate(20);
+        let (feed, rx) = feed();
+        let (all, ends) = text(&bodies);
+        assert!(feed.send(feed.undecoded(all, ends)));
+        let err = rx.recv().unwrap()().unwrap_err();
+        assert!(err.contains("patient"), "{err}");
+    }
 }
