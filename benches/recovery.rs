@@ -179,16 +179,18 @@ fn main() {
         let restore = t.elapsed();
         let others = process_cpu() - cpu - rebuilding;
         let n = dept.patient_count();
-        // The patients are read and decoded on another thread while the
-        // queues are rebuilt, so "restore" includes reading them; the start-up
-        // takes about as long as the busier of the two threads.
+        // The patients are read (and mostly decoded) on another thread while
+        // the queues are rebuilt, so "restore" includes reading them; the
+        // rebuilding thread decodes the batches the reader leaves to it when
+        // it would otherwise wait. The start-up takes about as long as the
+        // busier of the two threads.
         println!(
             "run {run}: {n} patients: journal opened {:.2} s, patients read and queues rebuilt {:.2} s, total {:.2} s",
             read.as_secs_f64(),
             restore.as_secs_f64(),
             (read + restore).as_secs_f64()
         );
-        println!("        CPU: rebuilding thread {rebuilding:.2} s, the others (reading, decoding) {others:.2} s");
+        println!("        CPU: rebuilding thread (and its share of decoding) {rebuilding:.2} s, the others (reading, decoding) {others:.2} s");
         let t = Instant::now();
         drop(dept);
         journal.shutdown();
