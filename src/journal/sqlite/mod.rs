@@ -450,10 +450,10 @@ fn load_recent(
 
 /// Patients per batch of the start-up feed.
 pub(crate) const FEED_BATCH: usize = 4096;
-/// Batches decoded ahead of the queues' rebuilding, at most. Enough that
-/// the reader, the longer of the two sides, need not stop while the rebuilding
-/// thread reads the rest of the snapshot (~0.1 s); what waits here is memory
-/// the registry takes over anyway.
+/// Batches read ahead of the queues' rebuilding, at most. Enough that the
+/// reader need not stop while the rebuilding thread first reads the rest of
+/// the snapshot (~0.1 s); what waits here is memory the registry takes over
+/// anyway.
 const FEED_AHEAD: usize = 32;
 
 type Started = mpsc::Sender<Result<(), JournalError>>;
