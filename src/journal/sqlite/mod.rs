@@ -469,11 +469,11 @@ fn patient_feed(path: &Path) -> Result<PatientFeed, JournalError> {
         .name("journal-read".into())
         .spawn(move || {
             let mut started = Some(started);
-            let mut feed = Feed {
+            let feed = Feed {
                 batches,
                 queued: Arc::new(AtomicUsize::new(0)),
             };
-            if let Err(e) = feed_patients(&path, &mut feed, &mut started) {
+            if let Err(e) = feed_patients(&path, &feed, &mut started) {
                 // Before the start the opener hears of it; after, the rebuild.
                 match started.take() {
                     Some(started) => drop(started.send(Err(e))),
@@ -543,7 +543,7 @@ impl Feed {
 
 fn feed_patients(
     path: &Path,
-    feed: &mut Feed,
+    feed: &Feed,
     started: &mut Option<Started>,
 ) -> Result<(), JournalError> {
     let conn = open_connection(path)?;
@@ -556,8 +556,8 @@ fn feed_patients(
     if let Some(started) = started.take() {
         let _ = started.send(Ok(()));
     }
-    let mut batch = Vec::new();
-    let (mut bodies, mut ends) = (String::new(), Vec::new());
+    let mut batch = Vec::with_capacity(FEED_BATCH);
+    let (mut bodies, mut ends) = (String::new(), Vec::with_capacity(FEED_BATCH));
     let mut leave_undecoded = feed.starving();
     while let Some(r) = row {
         let body = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
@@ -569,9 +569,13 @@ fn feed_patients(
         }
         if batch.len() + ends.len() == FEED_BATCH {
             let take = if leave_undecoded {
-                feed.undecoded(std::mem::take(&mut bodies), std::mem::take(&mut ends))
+                let full = std::mem::replace(&mut ends, Vec::with_capacity(FEED_BATCH));
+                feed.undecoded(std::mem::take(&mut bodies), full)
             } else {
-                feed.decoded(std::mem::take(&mut batch))
+                feed.decoded(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(FEED_BATCH),
+                ))
             };
             if !feed.send(take) {
                 return Ok(()); // nobody is rebuilding any more
