@@ -76,14 +76,15 @@ def admissions(port):
                if line.startswith("triagem_admissions_total"))
 
 
-def thread_files(out_dir):
-    """(kind, instructions, path) of each thread's callgrind file."""
+def thread_files(out_dir, kinds):
+    """(kind, instructions, path) of each thread's callgrind file; `kinds` is
+    [(kind, marker)], the first whose marker the file names wins, else "other"."""
     rows = []
     for path in sorted(glob.glob(os.path.join(out_dir, "cg.out-*"))):
         with open(path, errors="replace") as f:
             text = f.read()
         m = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
-        kind = next((k for k, marker in KINDS if marker in text), "other")
+        kind = next((k for k, marker in kinds if marker in text), "other")
         rows.append((kind, int(m.group(1)) if m else 0, path))
     return rows
 
@@ -166,13 +167,9 @@ def restart(args, work):
           f"(admitted natively in {args.seconds} s, wrk -t2 -c64)")
     print("instructions per patient read back (user space):")
     files = {kind: [] for kind, _ in RESTART_KINDS}
-    for path in glob.glob(os.path.join(work, "cg.out-*")):
-        with open(path, errors="replace") as f:
-            text = f.read()
-        kind = next((k for k, marker in RESTART_KINDS if marker in text), None)
-        m = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
-        if kind:
-            files[kind].append((int(m.group(1)) if m else 0, path))
+    for kind, ir, path in thread_files(work, RESTART_KINDS):
+        if kind in files:
+            files[kind].append((ir, path))
     for kind, _ in RESTART_KINDS:
         print(f"  {kind:18s} {sum(i for i, _ in files[kind]) / patients:9,.0f}")
     total = sum(i for rows in files.values() for i, _ in rows)
@@ -208,7 +205,7 @@ def main():
     if admitted == 0:
         sys.exit("no admission was made")
 
-    rows = thread_files(work)
+    rows = thread_files(work, KINDS)
     by_kind = {}
     for kind, ir, path in rows:
         by_kind.setdefault(kind, []).append((ir, path))
