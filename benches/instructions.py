@@ -8,15 +8,22 @@
 Req/s and CPU time on this machine drift by a quarter within minutes, which
 hides a change of a few per cent. Instructions do not drift: this runs the
 release server under `valgrind --tool=callgrind --separate-threads=yes` on a
-fresh data directory, admits for --seconds with `wrk -t1 -c16`
-(benches/wrk/admit.lua), stops it with SIGTERM, and divides each thread's
-instructions by the admissions made (`triagem_admissions_total`). The threads
+fresh data directory, admits for 2 s uninstrumented (so start-up, each
+worker's first requests and the first growth of the maps and buffers are not
+counted: they made a build look dearer the fewer admissions fitted in the
+run), then for --seconds with instrumentation on (`callgrind_control -i`),
+both with `wrk -t1 -c16` (benches/wrk/admit.lua), stops it with SIGTERM, and
+divides each thread's instructions by the admissions made while it was on
+(`triagem_admissions_total`). The threads
 are told apart by what they ran: the actix workers (HTTP, the domain, the
 answer), the journal writer (SQL, commit, event streams) and its checkpoint
 thread; start-up lands in "other". User-space only: the kernel's share (TCP,
 fsync; about a third of a worker's time in `/proc/<tid>/stat`) is not
 counted, and valgrind's CPU lacks SHA extensions, so the check code's HMAC
-counts more than it costs natively. Compare builds with each other, not with
+counts more than it costs natively; likewise a `rep stosb` counts one
+instruction per byte (actix-http zeroes a 3 KiB header index at every
+parse: `__memset_avx2_unaligned_erms`, ~18 000 per admission here, a few
+hundred cycles natively). Compare builds with each other, not with
 wall-clock figures.
 
 --restart measures start-up instead: the server (not under valgrind) admits
@@ -52,9 +59,10 @@ RESTART_KINDS = [
     ("start-up rebuild", "Department::restore"),
     ("start-up reader", "sqlite::Feed"),
 ]
+# The first marker a thread's file names wins: the writer checkpoints too.
 KINDS = [
     ("journal writer", "journal::Writer::run"),
-    ("checkpoint thread", "checkpoint::Checkpointer"),
+    ("checkpoint thread", "sqlite3WalCheckpoint"),
     ("actix workers", "h1::dispatcher::Dispatcher"),
 ]
 
@@ -83,7 +91,8 @@ def thread_files(out_dir, kinds):
     for path in sorted(glob.glob(os.path.join(out_dir, "cg.out-*"))):
         with open(path, errors="replace") as f:
             text = f.read()
-        m = re.search(r"^(?:totals|summary):\s+(\d+)", text, re.M)
+        # `summary:` is 0 when counting began after start-up; `totals:` is right.
+        m = re.search(r"^totals:\s+(\d+)", text, re.M) or re.search(r"^summary:\s+(\d+)", text, re.M)
         kind = next((k for k, marker in kinds if marker in text), "other")
         rows.append((kind, int(m.group(1)) if m else 0, path))
     return rows
@@ -109,7 +118,7 @@ def top_functions(paths, n, admitted):
         print(f"      {ir / admitted:9,.0f}  {name[:110]}")
 
 
-def start(binary, data_dir, out_dir, under_valgrind):
+def start(binary, data_dir, out_dir, under_valgrind, count_from_start=True):
     """The server on a free port, waited for until ready: (process, port)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGEM_") and k != "RUST_LOG"}
@@ -117,6 +126,7 @@ def start(binary, data_dir, out_dir, under_valgrind):
     cmd = [binary, "serve", "--config", os.path.join(ROOT, "config", "default.toml")]
     if under_valgrind:
         cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+               f"--instr-atstart={'yes' if count_from_start else 'no'}",
                f"--callgrind-out-file={out_dir}/cg.out"] + cmd
     log_path = os.path.join(out_dir, "server.log")
     with open(log_path, "a") as log:
@@ -132,6 +142,12 @@ def start(binary, data_dir, out_dir, under_valgrind):
             server.kill()
             sys.exit(f"the server did not become ready; see {log_path}")
         time.sleep(0.5)
+
+
+def instrument(server, state):
+    """Turns callgrind's counting on or off in the running server."""
+    subprocess.run(["callgrind_control", "-i", state, str(server.pid)],
+                   check=True, capture_output=True)
 
 
 def stop(server):
@@ -188,7 +204,7 @@ def main():
     ap.add_argument("--top", type=int, default=0, help="also list the N costliest functions of each thread kind")
     ap.add_argument("--restart", action="store_true", help="measure start-up, per patient read back")
     args = ap.parse_args()
-    for tool in ("valgrind", "callgrind_annotate", "wrk"):
+    for tool in ("valgrind", "callgrind_annotate", "callgrind_control", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not on PATH (valgrind: Debian package `valgrind`)")
 
@@ -197,9 +213,13 @@ def main():
         restart(args, work)
         shutil.rmtree(work, ignore_errors=True)
         return
-    server, port = start(args.bin, os.path.join(work, "data"), work, under_valgrind=True)
+    server, port = start(args.bin, os.path.join(work, "data"), work, under_valgrind=True,
+                         count_from_start=False)
     try:
-        admitted = admit(port, args.seconds, 1, 16)
+        before = admit(port, 2, 1, 16)
+        instrument(server, "on")
+        admitted = admit(port, args.seconds, 1, 16) - before
+        instrument(server, "off")
     finally:
         stop(server)
     if admitted == 0:
@@ -209,7 +229,8 @@ def main():
     by_kind = {}
     for kind, ir, path in rows:
         by_kind.setdefault(kind, []).append((ir, path))
-    print(f"{args.bin}: {admitted:.0f} admissions in {args.seconds} s under callgrind (wrk -t1 -c16)")
+    print(f"{args.bin}: {admitted:.0f} admissions counted in {args.seconds} s under callgrind "
+          f"(wrk -t1 -c16, after 2 s uncounted)")
     print("instructions per admission (user space):")
     for kind in [k for k, _ in KINDS] + ["other"]:
         if kind in by_kind:
