@@ -85,17 +85,17 @@ def admissions(port):
 
 
 def thread_files(out_dir, kinds):
-    """(kind, instructions, path) of each thread's callgrind file; `kinds` is
-    [(kind, marker)], the first whose marker the file names wins, else "other"."""
-    rows = []
+    """{kind: [(instructions, path)]} over the threads' callgrind files; `kinds`
+    is [(kind, marker)], the first whose marker a file names wins, else "other"."""
+    by_kind = {}
     for path in sorted(glob.glob(os.path.join(out_dir, "cg.out-*"))):
         with open(path, errors="replace") as f:
             text = f.read()
         # `summary:` is 0 when counting began after start-up; `totals:` is right.
         m = re.search(r"^totals:\s+(\d+)", text, re.M) or re.search(r"^summary:\s+(\d+)", text, re.M)
         kind = next((k for k, marker in kinds if marker in text), "other")
-        rows.append((kind, int(m.group(1)) if m else 0, path))
-    return rows
+        by_kind.setdefault(kind, []).append((int(m.group(1)) if m else 0, path))
+    return by_kind
 
 
 def top_functions(paths, n, admitted):
@@ -182,10 +182,8 @@ def restart(args, work):
     print(f"{args.bin}: start-up under callgrind with {patients:.0f} patients read back "
           f"(admitted natively in {args.seconds} s, wrk -t2 -c64)")
     print("instructions per patient read back (user space):")
-    files = {kind: [] for kind, _ in RESTART_KINDS}
-    for kind, ir, path in thread_files(work, RESTART_KINDS):
-        if kind in files:
-            files[kind].append((ir, path))
+    found = thread_files(work, RESTART_KINDS)
+    files = {kind: found.get(kind, []) for kind, _ in RESTART_KINDS}
     for kind, _ in RESTART_KINDS:
         print(f"  {kind:18s} {sum(i for i, _ in files[kind]) / patients:9,.0f}")
     total = sum(i for rows in files.values() for i, _ in rows)
@@ -225,10 +223,7 @@ def main():
     if admitted == 0:
         sys.exit("no admission was made")
 
-    rows = thread_files(work, KINDS)
-    by_kind = {}
-    for kind, ir, path in rows:
-        by_kind.setdefault(kind, []).append((ir, path))
+    by_kind = thread_files(work, KINDS)
     print(f"{args.bin}: {admitted:.0f} admissions counted in {args.seconds} s under callgrind "
           f"(wrk -t1 -c16, after 2 s uncounted)")
     print("instructions per admission (user space):")
@@ -236,7 +231,7 @@ def main():
         if kind in by_kind:
             ir = sum(i for i, _ in by_kind[kind])
             print(f"  {kind:18s} {ir / admitted:9,.0f}   ({len(by_kind[kind])} thread{'s' if len(by_kind[kind]) > 1 else ''})")
-    served = sum(i for k, i, _ in rows if k != "other")
+    served = sum(i for k, rows in by_kind.items() if k != "other" for i, _ in rows)
     print(f"  {'workers + journal':18s} {served / admitted:9,.0f}")
     if args.top:
         for kind in ("actix workers", "journal writer"):

@@ -572,7 +572,6 @@ def climb(args, run_dir, with_calls):
             seconds = max(2, min(args.window, math.ceil(need)))
         index = len(windows) + 1
         watch = CpuWatch(server)
-        steal = steal_seconds()
         admit = Wrk(server.port, ADMIT_PATH, ADMIT_LUA, args.threads, args.connections, seconds)
         call = None
         call_seconds = min(args.call_duration, seconds - 2)
@@ -581,14 +580,13 @@ def climb(args, run_dir, with_calls):
             call = Wrk(server.port, CALL_PATH, CALL_LUA, 1, 1, call_seconds).result()
         a = admit.result()
         a.update(watch.finish(a["cpu"] + (call["cpu"] if call else 0)))
-        steal = (steal_seconds() - steal) / seconds
         server.check()
         values = metrics(server.port)
         before, now_waiting = now_waiting, metric_sum(values, "triagem_patients_waiting", unit=UNIT)
         slow, slow_before = slow_commits(values), slow
         net_rate = max(1.0, (now_waiting - before) / seconds)
         w = {"index": index, "seconds": seconds, "before": before, "after": now_waiting, "admit": a, "call": call,
-             "slow_commits": slow - slow_before, "steal_cores": steal}
+             "slow_commits": slow - slow_before}
         windows.append(w)
         line = (f"  window {index:2}: {before:8} -> {now_waiting:8} waiting, {a['rps']:7.0f} adm/s, "
                 f"p99 {a['p99']:6.2f} p99.9 {a['p99.9']:7.2f} ms, {a['bad']} not 201")
@@ -599,7 +597,7 @@ def climb(args, run_dir, with_calls):
                      f"p99.9 {call['p99.9']:.2f} ms")
             if call["empty"] or call["bad"] or call["socket_errors"]:
                 line += f" ({call['empty']} empty, {call['bad']} other, {call['socket_errors']} socket errors)"
-        line += f"; others {a['others_cores']:.2f} cores, stolen {steal:.2f}"
+        line += f"; others {a['others_cores']:.2f} cores, stolen {a['stolen_cores']:.2f}"
         if w["slow_commits"]:
             line += f"; {w['slow_commits']} commits over {SLOW_COMMIT_S * 1000:.0f} ms"
         log(line)
@@ -781,7 +779,7 @@ def summary(args, results):
         log(f"  other processes kept {statistics.fmean(others):.2f} cores busy on average during the wrk runs "
             f"(most: {max(others):.2f})")
     stolen = [r["stolen_cores"] for r in results.get("ratio", {}).get("runs", [])]
-    stolen += [w["steal_cores"] for w in results.get("climb", {}).get("windows", [])]
+    stolen += [w["admit"]["stolen_cores"] for w in results.get("climb", {}).get("windows", [])]
     if stolen:
         log(f"  the host took {statistics.fmean(stolen):.2f} cores on average during the wrk runs (steal; "
             f"most: {max(stolen):.2f}); more than a few hundredths makes every figure above slower")
