@@ -4,6 +4,7 @@
     python3 benches/instructions.py                              # target/release/triagem
     python3 benches/instructions.py --bin /tmp/old --top 15      # and the costliest functions
     python3 benches/instructions.py --restart                    # start-up, per patient read back
+    python3 benches/instructions.py --ceiling                    # and the bare server beside it
 
 Req/s and CPU time on this machine drift by a quarter within minutes, which
 hides a change of a few per cent. Instructions do not drift: this runs the
@@ -25,6 +26,13 @@ instruction per byte (actix-http zeroes a 3 KiB header index at every
 parse: `__memset_avx2_unaligned_erms`, ~18 000 per admission here, a few
 hundred cycles natively). Compare builds with each other, not with
 wall-clock figures.
+
+--ceiling also counts the bare actix-web server of benches/ceiling.rs (the
+newest built by `cargo bench --no-run --bench ceiling`) the same way, per
+request answered, and prints its instructions over Triagem's: the ratio of
+`perf.py` in a unit that does not drift with the machine. It leaves out the
+kernel (the fsync, the writer's wake-ups), so it is an upper bound on what
+the wall-clock ratio can reach.
 
 --restart measures start-up instead: the server (not under valgrind) admits
 for --seconds with `wrk -t2 -c64` into a fresh data directory and is
@@ -156,13 +164,60 @@ def stop(server):
 
 
 def admit(port, seconds, threads, connections):
+    """Admissions made so far, from the server's metrics."""
+    run_wrk(port, seconds, threads, connections)
+    return admissions(port)
+
+
+def run_wrk(port, seconds, threads, connections):
+    """Requests answered, all 201, from wrk's own count."""
     wrk = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s",
          os.path.join(ROOT, "benches", "wrk", "admit.lua"), f"http://127.0.0.1:{port}{ADMIT}"],
         capture_output=True, text=True)
-    if not re.search(r"admissions: \d+ requests, 0 not 201", wrk.stdout):
+    m = re.search(r"admissions: (\d+) requests, 0 not 201", wrk.stdout)
+    if not m:
         sys.exit(f"admissions failed:\n{wrk.stdout}{wrk.stderr}")
-    return admissions(port)
+    return int(m.group(1))
+
+
+def ceiling(args, work):
+    """The bare server's instructions per request answered, counted like Triagem's."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from perf import build  # the newest ceiling executable in target/release/deps
+
+    binary = build(no_build=True)
+    port = free_port()
+    env = dict(os.environ, CEILING_BIND=f"127.0.0.1:{port}")
+    cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no",
+           f"--callgrind-out-file={work}/cg.out", binary, "--bench"]
+    with open(os.path.join(work, "ceiling.log"), "a") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"the ceiling did not start; see {work}/ceiling.log")
+                time.sleep(0.5)
+        run_wrk(port, 2, 1, 16)
+        instrument(server, "on")
+        answered = run_wrk(port, args.seconds, 1, 16)
+        instrument(server, "off")
+    finally:
+        stop(server)
+    workers = thread_files(work, KINDS).get("actix workers", [])
+    per_request = sum(i for i, _ in workers) / answered
+    print(f"{binary}: {answered} requests counted in {args.seconds} s under callgrind "
+          f"(wrk -t1 -c16, after 2 s uncounted)")
+    print(f"  {'actix workers':18s} {per_request:9,.0f}   ({len(workers)} threads)")
+    if args.top:
+        print(f"  top {args.top} functions of the actix workers (exclusive, per request):")
+        top_functions([p for _, p in workers], args.top, answered)
+    return per_request
 
 
 def restart(args, work):
@@ -201,6 +256,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="admission load (default 10)")
     ap.add_argument("--top", type=int, default=0, help="also list the N costliest functions of each thread kind")
     ap.add_argument("--restart", action="store_true", help="measure start-up, per patient read back")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also count benches/ceiling.rs's server and print the ratio of the two")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_annotate", "callgrind_control", "wrk"):
         if not shutil.which(tool):
@@ -238,6 +295,12 @@ def main():
             print(f"  top {args.top} functions of the {kind} (exclusive, per admission):")
             top_functions([p for _, p in by_kind.get(kind, [])], args.top, admitted)
     shutil.rmtree(work, ignore_errors=True)
+    if args.ceiling:
+        work = tempfile.mkdtemp(prefix="triagem-instructions-ceiling-")
+        bare = ceiling(args, work)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"ceiling / Triagem: {bare:,.0f} / {served / admitted:,.0f} = {bare / (served / admitted):.3f} "
+              f"(user-space instructions per answer; perf.py's ratio adds the kernel and the wait for fsync)")
 
 
 if __name__ == "__main__":

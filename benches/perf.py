@@ -124,6 +124,14 @@ def build(no_build):
         )
         if not found:
             sys.exit("no ceiling executable in target/release/deps: build it (or leave out --no-build)")
+        # An old build of the ceiling stays in deps/ beside the new one; one built
+        # before the crates' features changed answers at another speed (actix-web's
+        # `unicode` feature alone is a fifth of its instructions), so the ratio lies.
+        sources = [os.path.join(ROOT, f) for f in ("Cargo.toml", "Cargo.lock", "benches/ceiling.rs")]
+        newest = max(os.path.getmtime(f) for f in sources)
+        if os.path.getmtime(found[-1]) < newest:
+            sys.exit(f"{found[-1]} is older than Cargo.toml, Cargo.lock or benches/ceiling.rs: "
+                     "rebuild it (cargo bench --no-run --bench ceiling) or leave out --no-build")
         return found[-1]
     log("building: cargo build --release")
     subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
