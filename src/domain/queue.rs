@@ -10,14 +10,14 @@ use chrono::{DateTime, Utc};
 use priority_queue::PriorityQueue;
 
 use super::patient::Protocol;
-use super::registry::{shard_of, ProtocolHasher, SHARDS};
+use super::registry::{shard_of, ShardHasher, SHARDS};
 use super::scale::Rank;
 
 /// The order within one queue: earlier arrival first, then the lower protocol.
 pub type ArrivalKey = (DateTime<Utc>, Protocol);
 
 /// One heap of an [`ArrivalQueue`], keyed by protocol.
-type Heap = PriorityQueue<Protocol, Reverse<ArrivalKey>, ProtocolHasher>;
+type Heap = PriorityQueue<Protocol, Reverse<ArrivalKey>, ShardHasher>;
 
 /// Keys per block of an [`ArrivalQueue`]; a block is split when it exceeds twice this.
 #[cfg(not(test))]
