@@ -138,12 +138,12 @@ impl Department {
         active: &ProtocolMap<Alert>,
         deadlines: &mut Vec<(DateTime<Utc>, Protocol)>,
     ) -> Result<(), RestoreError> {
-        if !self.unit_index.contains_key(&p.unit) {
+        let Some(&unit) = self.unit_index.get(p.unit.as_str()) else {
             return Err(RestoreError::UnknownUnit {
                 protocol: p.protocol,
                 unit: p.unit,
             });
-        }
+        };
         // A colour removed from the config must not drop a patient from the
         // queue: treat it as the most urgent so a clinician sees it first.
         if let Some(c) = &p.colour {
@@ -157,10 +157,7 @@ impl Department {
             }
         }
         // The config's copies of the ids, shared (see `ids`).
-        p.unit = self.units[self.unit_index[p.unit.as_str()]]
-            .settings
-            .id
-            .clone();
+        p.unit = self.units[unit].settings.id.clone();
         if let Some(admitted) = &p.admitted_unit {
             if let Some(&i) = self.unit_index.get(admitted.as_str()) {
                 p.admitted_unit = Some(self.units[i].settings.id.clone());
