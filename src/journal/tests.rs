@@ -394,6 +394,35 @@ fn a_record_that_cannot_be_read_stops_the_rebuild_with_its_reason() {
     );
 }
 
+#[test]
+fn a_patient_of_a_unit_no_longer_configured_stops_the_rebuild_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    let protocol = {
+        let (journal, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+        let applied = d
+            .admit(&unit_id("pa"), admission("A", None), None, "desk", now())
+            .unwrap();
+        journal.submit(applied.changes).wait_blocking().unwrap();
+        applied.value.protocol
+    };
+    // The same site restarted with its only unit renamed.
+    let mut renamed = config();
+    renamed.units[0].id = unit_id("uti");
+    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let err = Department::restore(&renamed.department_settings(), snapshot).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&protocol.to_string()) && text.contains("`pa`"),
+        "names the patient and the unit: {text}"
+    );
+    // With the unit back, the same journal restores.
+    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let d = Department::restore(&c.department_settings(), snapshot).unwrap();
+    assert!(d.patient(protocol).is_ok());
+}
+
 // ---- files that are not a whole Triagem journal: refused, never written to
 
 /// Opening must fail; the error as the operator reads it.
