@@ -30,9 +30,10 @@ wall-clock figures.
 --ceiling also counts the bare actix-web server of benches/ceiling.rs (the
 newest built by `cargo bench --no-run --bench ceiling`) the same way, per
 request answered, and prints its instructions over Triagem's: the ratio of
-`perf.py` in a unit that does not drift with the machine. It leaves out the
-kernel (the fsync, the writer's wake-ups), so it is an upper bound on what
-the wall-clock ratio can reach.
+`perf.py` in a unit that does not drift with the machine. It leaves out
+the kernel (TCP, the journal's writes and fsync, the wake-ups between the
+workers and the writer, which cost Triagem more per answer than the ceiling)
+and wrk: what the ratio would be if only user-space work counted.
 
 --restart measures start-up instead: the server (not under valgrind) admits
 for --seconds with `wrk -t2 -c64` into a fresh data directory and is
