@@ -500,10 +500,17 @@ struct Feed {
 }
 
 impl Feed {
-    /// False once nobody is rebuilding any more.
+    /// Queues a batch, counted until the taker takes it. False once nobody
+    /// is rebuilding any more.
     fn send(&self, take: FeedBatch) -> bool {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        self.batches.send(take).is_ok()
+        let queued = self.queued.clone();
+        queued.fetch_add(1, Ordering::AcqRel);
+        self.batches
+            .send(Box::new(move || {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                take()
+            }))
+            .is_ok()
     }
 
     /// Whether the rebuilding thread is about to wait for the reader: at
@@ -513,32 +520,26 @@ impl Feed {
     fn starving(&self) -> bool {
         self.queued.load(Ordering::Acquire) <= 1
     }
+}
 
-    /// A batch decoded here.
-    fn decoded(&self, batch: PatientBatch) -> FeedBatch {
-        let queued = self.queued.clone();
-        Box::new(move || {
-            queued.fetch_sub(1, Ordering::AcqRel);
-            Ok(batch)
-        })
-    }
+/// A batch decoded by the reader.
+fn decoded(batch: PatientBatch) -> FeedBatch {
+    Box::new(move || Ok(batch))
+}
 
-    /// A batch of records as text (`bodies`, each ending at its `ends`), for
-    /// the taker to decode.
-    fn undecoded(&self, bodies: String, ends: Vec<usize>) -> FeedBatch {
-        let queued = self.queued.clone();
-        Box::new(move || {
-            queued.fetch_sub(1, Ordering::AcqRel);
-            let mut start = 0;
-            ends.into_iter()
-                .map(|end| {
-                    let body = &bodies[start..end];
-                    start = end;
-                    parse_json::<Box<Patient>>("patient", body).map_err(|e| e.to_string())
-                })
-                .collect()
-        })
-    }
+/// A batch of records as text (`bodies`, each ending at its `ends`), for the
+/// taker to decode.
+fn undecoded(bodies: String, ends: Vec<usize>) -> FeedBatch {
+    Box::new(move || {
+        let mut start = 0;
+        ends.into_iter()
+            .map(|end| {
+                let body = &bodies[start..end];
+                start = end;
+                parse_json::<Box<Patient>>("patient", body).map_err(|e| e.to_string())
+            })
+            .collect()
+    })
 }
 
 fn feed_patients(
@@ -570,9 +571,9 @@ fn feed_patients(
         if batch.len() + ends.len() == FEED_BATCH {
             let take = if leave_undecoded {
                 let full = std::mem::replace(&mut ends, Vec::with_capacity(FEED_BATCH));
-                feed.undecoded(std::mem::take(&mut bodies), full)
+                undecoded(std::mem::take(&mut bodies), full)
             } else {
-                feed.decoded(std::mem::replace(
+                decoded(std::mem::replace(
                     &mut batch,
                     Vec::with_capacity(FEED_BATCH),
                 ))
@@ -585,9 +586,9 @@ fn feed_patients(
         row = rows.next()?;
     }
     let last = if leave_undecoded {
-        feed.undecoded(bodies, ends)
+        undecoded(bodies, ends)
     } else {
-        feed.decoded(batch)
+        decoded(batch)
     };
     feed.send(last);
     Ok(())
@@ -758,20 +759,20 @@ mod feed_tests {
         let bodies = bodies();
         let (feed, rx) = feed();
         assert!(feed.starving(), "nothing sent yet");
-        let decoded: PatientBatch = bodies
+        let expected: PatientBatch = bodies
             .iter()
             .map(|b| parse_json("patient", b).unwrap())
             .collect();
-        assert!(feed.send(feed.decoded(decoded.clone())));
+        assert!(feed.send(decoded(expected.clone())));
         let (all, ends) = text(&bodies);
-        assert!(feed.send(feed.undecoded(all, ends)));
+        assert!(feed.send(undecoded(all, ends)));
         assert!(!feed.starving(), "two batches wait");
         let first = rx.recv().unwrap()();
         assert!(feed.starving(), "one left: the taker is about to wait");
         let second = rx.recv().unwrap()();
         assert_eq!(feed.queued.load(Ordering::Acquire), 0);
-        assert_eq!(first.unwrap(), decoded);
-        assert_eq!(second.unwrap(), decoded);
+        assert_eq!(first.unwrap(), expected);
+        assert_eq!(second.unwrap(), expected);
     }
 
     #[test]
@@ -780,7 +781,7 @@ mod feed_tests {
         bodies[1].truncate(20);
         let (feed, rx) = feed();
         let (all, ends) = text(&bodies);
-        assert!(feed.send(feed.undecoded(all, ends)));
+        assert!(feed.send(undecoded(all, ends)));
         let err = rx.recv().unwrap()().unwrap_err();
         assert!(err.contains("patient"), "{err}");
     }
