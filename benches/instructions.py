@@ -127,6 +127,30 @@ def top_functions(paths, n, admitted):
         print(f"      {ir / admitted:9,.0f}  {name[:110]}")
 
 
+def callgrind(out_dir, count_from_start):
+    """The valgrind command both servers run under, so they are counted alike."""
+    return ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+            f"--instr-atstart={'yes' if count_from_start else 'no'}",
+            f"--callgrind-out-file={out_dir}/cg.out"]
+
+
+def launch(cmd, env, log_path, ready, timeout=600):
+    """Starts `cmd` and waits, at most `timeout` seconds, until `ready()`."""
+    with open(log_path, "a") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return server
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            sys.exit(f"the server did not become ready; see {log_path}")
+        time.sleep(0.5)
+
+
 def start(binary, data_dir, out_dir, under_valgrind, count_from_start=True):
     """The server on a free port, waited for until ready: (process, port)."""
     port = free_port()
@@ -134,23 +158,10 @@ def start(binary, data_dir, out_dir, under_valgrind, count_from_start=True):
     env.update(TRIAGEM_BIND=f"127.0.0.1:{port}", TRIAGEM_DATA_DIR=data_dir)
     cmd = [binary, "serve", "--config", os.path.join(ROOT, "config", "default.toml")]
     if under_valgrind:
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
-               f"--instr-atstart={'yes' if count_from_start else 'no'}",
-               f"--callgrind-out-file={out_dir}/cg.out"] + cmd
-    log_path = os.path.join(out_dir, "server.log")
-    with open(log_path, "a") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            if get(port, "/readyz")[0] == 200:
-                return server, port
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            sys.exit(f"the server did not become ready; see {log_path}")
-        time.sleep(0.5)
+        cmd = callgrind(out_dir, count_from_start) + cmd
+    server = launch(cmd, env, os.path.join(out_dir, "server.log"),
+                    lambda: get(port, "/readyz")[0] == 200)
+    return server, port
 
 
 def instrument(server, state):
@@ -189,21 +200,15 @@ def ceiling(args, work):
 
     binary = build(no_build=True)
     port = free_port()
-    env = dict(os.environ, CEILING_BIND=f"127.0.0.1:{port}")
-    cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no",
-           f"--callgrind-out-file={work}/cg.out", binary, "--bench"]
-    with open(os.path.join(work, "ceiling.log"), "a") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def listening():
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    server = launch(callgrind(work, count_from_start=False) + [binary, "--bench"],
+                    dict(os.environ, CEILING_BIND=f"127.0.0.1:{port}"),
+                    os.path.join(work, "ceiling.log"), listening, timeout=120)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"the ceiling did not start; see {work}/ceiling.log")
-                time.sleep(0.5)
         run_wrk(port, 2, 1, 16)
         instrument(server, "on")
         answered = run_wrk(port, args.seconds, 1, 16)
