@@ -4,6 +4,7 @@
     python3 benches/perf.py                     # everything, ~6 min plus the builds
     python3 benches/perf.py --quick             # 100 000 patients, 5 s windows and runs
     python3 benches/perf.py --only ratio        # or climb, or recovery
+    python3 benches/perf.py --only rates        # call-next at steady admission rates (not in the default run)
     python3 benches/perf.py --patients 500000 --window 10 --duration 20 --keep
 
 Python 3 standard library only, plus wrk on PATH. It builds the release server
@@ -41,6 +42,14 @@ recovery  with that server full: kill -9, start it again on the same data
           The ratio runs and the restart also report the CPU the hypervisor
           took meanwhile (steal), in cores.
           (--only recovery fills the server without the call-next runs.)
+rates     only with --only rates: call-next at steady admission rates below
+          saturation, to show where its latency comes from. For each level
+          a fresh Triagem, 2 s of admissions (-t1 -c16) so calls find
+          patients, 10 s of rest, then admissions paced by admit.lua's pause
+          (connections, ms after each answer: 16/100, 16/10, 64/10, 64/4 and
+          64/0, which is saturation) for 10 s with a call-next run (-t1 -c1,
+          5 s) 2 s into it. Prints each level's admission rate and p99, and
+          the calls' p50/p99/p99.9; no target is judged.
 
 Servers get free ports and a directory under the run's temporary directory;
 Triagem runs `serve --config config/default.toml` with TRIAGEM_BIND and
@@ -463,11 +472,13 @@ def queue_totals(port):
 class Wrk:
     """One wrk run in the background; result() waits for it and parses its output."""
 
-    def __init__(self, port, path, script, threads, connections, seconds):
+    def __init__(self, port, path, script, threads, connections, seconds, script_args=()):
         self.cmd = [
             "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
             "-s", script, f"http://127.0.0.1:{port}{path}",
         ]
+        if script_args:
+            self.cmd += ["--", *map(str, script_args)]
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def result(self):
@@ -623,6 +634,42 @@ def climb(args, run_dir, with_calls):
     }
 
 
+# (connections, ms each connection waits after an answer); the last is saturation.
+RATE_LEVELS = [(16, 100), (16, 10), (64, 10), (64, 4), (64, 0)]
+
+
+def rates(args, run_dir):
+    log("\n== rates: call-next (wrk -t1 -c1 -d5s) 2 s into 10 s of admissions paced by admit.lua "
+        "(-t2, connections / pause after each answer), a fresh Triagem each, after 2 s of -c16 "
+        "admissions and 10 s of rest")
+    levels = []
+    for connections, pause in RATE_LEVELS:
+        flush_dirty()
+        data_dir = os.path.join(run_dir, f"rates-c{connections}-p{pause}-data")
+        server = start_triagem(f"rates-c{connections}-p{pause}-triagem", run_dir, data_dir)
+        try:
+            Wrk(server.port, ADMIT_PATH, ADMIT_LUA, 1, 16, 2).result()
+            time.sleep(10)
+            admit = Wrk(server.port, ADMIT_PATH, ADMIT_LUA, args.threads, connections, 10, [pause])
+            time.sleep(2)
+            call = Wrk(server.port, CALL_PATH, CALL_LUA, 1, 1, 5).result()
+            a = admit.result()
+            server.check()
+        finally:
+            server.stop()
+            if not args.keep:
+                shutil.rmtree(data_dir, ignore_errors=True)
+        failed = a["bad"] + a["socket_errors"] + call["bad"] + call["empty"] + call["socket_errors"]
+        levels.append({"connections": connections, "pause": pause, "admit": a, "call": call, "failed": failed})
+        log(f"  c{connections:<3} pause {pause:3} ms: {a['rps']:7.0f} adm/s (p99 {a['p99']:6.2f} ms); "
+            f"calls p50 {call['p50']:.2f} p99 {call['p99']:.2f} p99.9 {call['p99.9']:.2f} ms"
+            + (f"; {failed} failed or empty" if failed else ""))
+    under = [lv["admit"]["rps"] for lv in levels if lv["call"]["p99"] < CALL_P99_MS]
+    log(f"  call-next p99 under {CALL_P99_MS:g} ms up to {max(under):.0f} admissions/s" if under else
+        f"  call-next p99 not under {CALL_P99_MS:g} ms at any level")
+    return levels
+
+
 def ordinal(n):
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
@@ -776,6 +823,8 @@ def summary(args, results):
                      f"{r['after']} after, {r['before']} before, {r['expected']} admitted - called, "
                      f"queues {r['totals'][0]} + {r['totals'][1]}",
                      lost_ok))
+    if not rows:
+        return True
     width = max(len(t) for t, _, _ in rows)
     log("\n== summary")
     log(f"  {'target':<{width}}  result  measured")
@@ -800,8 +849,9 @@ def main():
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--quick", action="store_true",
                         help="development: 100 000 patients, 5 s windows and ratio runs")
-    parser.add_argument("--only", choices=["ratio", "climb", "recovery"],
-                        help="one part (recovery fills the server without call-next runs)")
+    parser.add_argument("--only", choices=["ratio", "climb", "recovery", "rates"],
+                        help="one part (recovery fills the server without call-next runs; "
+                             "rates runs only when asked for)")
     parser.add_argument("--patients", type=int, help="waiting patients to climb to (default 1 000 000)")
     parser.add_argument("--duration", type=int, help="seconds of each ratio run (default 10)")
     parser.add_argument("--window", type=int, help="seconds of each climb window (default 10)")
@@ -836,6 +886,8 @@ def main():
     try:
         if "ratio" in parts:
             results["ratio"] = ratio(args, run_dir, ceiling)
+        if "rates" in parts:
+            results["rates"] = rates(args, run_dir)
         if "climb" in parts or "recovery" in parts:
             server, data_dir, results["climb"] = climb(args, run_dir, with_calls="climb" in parts)
             if "recovery" in parts:
