@@ -17,9 +17,10 @@ left (`sync`: the build's, which the kernel would otherwise write in one
 burst in the middle of a run) before each ratio run and before the climb:
 
 ratio     wrk (-t2 -c64 -d10s, benches/wrk/admit.lua) against the ceiling (A) and
-          against Triagem (B) in the order A B A B, one server at a time, each
-          B on a fresh data directory (so both B runs start empty); prints each
-          run's req/s, non-201 answers and latency, and mean(B) / mean(A).
+          against Triagem (B) in the order A B A B (--pairs 3: A B A B A B),
+          one server at a time, each B on a fresh data directory (so every B
+          run starts empty); prints each run's req/s, non-201 answers and
+          latency, and mean(B) / mean(A).
           Any answer other than 201 in B, or any socket error, fails.
 climb     a fresh Triagem; admissions (-t2 -c64) in windows (--window s) until
           --patients wait, and in every --call-every-th window a call-next run
@@ -525,9 +526,9 @@ def parse_wrk(out):
 
 def ratio(args, run_dir, ceiling):
     log(f"\n== ratio: wrk -t{args.threads} -c{args.connections} -d{args.duration}s admit.lua, "
-        f"ceiling (A) and Triagem (B, a fresh data directory each) in the order A B A B")
+        f"ceiling (A) and Triagem (B, a fresh data directory each) in the order {' '.join('AB' * args.pairs)}")
     runs = []
-    for i, kind in enumerate("ABAB"):
+    for i, kind in enumerate("AB" * args.pairs):
         n = i // 2 + 1
         time.sleep(1)
         flush_dirty()
@@ -854,6 +855,8 @@ def main():
                              "rates runs only when asked for)")
     parser.add_argument("--patients", type=int, help="waiting patients to climb to (default 1 000 000)")
     parser.add_argument("--duration", type=int, help="seconds of each ratio run (default 10)")
+    parser.add_argument("--pairs", type=int, default=2,
+                        help="ceiling/Triagem pairs in the ratio; more average out the machine's drift (default 2)")
     parser.add_argument("--window", type=int, help="seconds of each climb window (default 10)")
     parser.add_argument("--call-duration", type=int, default=3, help="seconds of each call-next run (default 3)")
     parser.add_argument("--call-every", type=int, default=1, help="a call-next run every n-th window (default 1)")
