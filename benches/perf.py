@@ -50,7 +50,8 @@ rates     only with --only rates: call-next at steady admission rates below
           (connections, ms after each answer: 16/100, 16/10, 64/10, 64/4 and
           64/0, which is saturation) for 10 s with a call-next run (-t1 -c1,
           5 s) 2 s into it. Prints each level's admission rate and p99, and
-          the calls' p50/p99/p99.9; no target is judged.
+          the calls' p50/p99/p99.9; no latency target is judged, but a failed
+          admission or a call that fails or finds the queue empty does.
 
 Servers get free ports and a directory under the run's temporary directory;
 Triagem runs `serve --config config/default.toml` with TRIAGEM_BIND and
@@ -824,6 +825,9 @@ def summary(args, results):
                      f"{r['after']} after, {r['before']} before, {r['expected']} admitted - called, "
                      f"queues {r['totals'][0]} + {r['totals'][1]}",
                      lost_ok))
+    if "rates" in results:
+        failed = sum(lv["failed"] for lv in results["rates"])
+        rows.append(("no failed admission, failed or empty call at steady rates", f"{failed}", failed == 0))
     if not rows:
         return True
     width = max(len(t) for t, _, _ in rows)
@@ -868,6 +872,8 @@ def main():
     parser.add_argument("--quiet-timeout", type=float, default=600,
                         help="wait at most this many seconds for a quiet machine; 0: do not wait (default 600)")
     args = parser.parse_args()
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     args.patients = args.patients or (100_000 if args.quick else 1_000_000)
     args.duration = args.duration or (5 if args.quick else 10)
     args.window = args.window or (5 if args.quick else 10)
