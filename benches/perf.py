@@ -828,8 +828,6 @@ def summary(args, results):
     if "rates" in results:
         failed = sum(lv["failed"] for lv in results["rates"])
         rows.append(("no failed admission, failed or empty call at steady rates", f"{failed}", failed == 0))
-    if not rows:
-        return True
     width = max(len(t) for t, _, _ in rows)
     log("\n== summary")
     log(f"  {'target':<{width}}  result  measured")

@@ -4,7 +4,7 @@
 -- Every request admits a new green patient ("Paciente N"); the summary at the
 -- end counts answers other than 201 Created, which must be zero.
 -- A number after `--` paces each connection: it waits that many ms after each
--- answer (`-c16 ... -- 10` makes ~1 500 admissions/s), for latencies at a
+-- answer (`-c16 ... -- 10` makes ~1 400 admissions/s), for latencies at a
 -- steady rate below saturation instead of at it.
 
 local threads = {}
