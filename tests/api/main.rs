@@ -21,6 +21,7 @@ mod journal_failure;
 mod journal_files;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod notifications;
 mod openapi;
 mod outage;
