@@ -32,7 +32,12 @@ climb     a fresh Triagem; admissions (-t2 -c64) in windows (--window s) until
           enough wait). Each window also counts the group commits slower
           than 25 ms (the journal's commit histogram) and the CPU the
           hypervisor took (steal, /proc/stat), so that a stall can be put
-          down to the disk or the host rather than the service. Memory: VmRSS of the server empty (ready + 1 s) and
+          down to the disk or the host rather than the service. A window
+          with calls also gives the share of them the server answered
+          within 5 ms by its own clock (its request-duration histogram,
+          from the handler's start to the answer's head): what wrk sees
+          beyond that is the request waiting to be read and the answer to
+          be sent, on cores shared with wrk. Memory: VmRSS of the server empty (ready + 1 s) and
           full (2 s after the last window); (full - empty) / waiting.
 recovery  with that server full: kill -9, start it again on the same data
           directory, poll /readyz every 10 ms and report exec -> first 200;
@@ -50,7 +55,8 @@ rates     only with --only rates: call-next at steady admission rates below
           (connections, ms after each answer: 16/100, 16/10, 64/10, 64/4 and
           64/0, which is saturation) for 10 s with a call-next run (-t1 -c1,
           5 s) 2 s into it. Prints each level's admission rate and p99, and
-          the calls' p50/p99/p99.9; no latency target is judged, but a failed
+          the calls' p50/p99/p99.9 (and the server's own share within 5 ms,
+          as in the climb); no latency target is judged, but a failed
           admission or a call that fails or finds the queue empty does.
 
 Servers get free ports and a directory under the run's temporary directory;
@@ -450,6 +456,25 @@ def slow_commits(values):
     return total - fast
 
 
+CALL_ROUTE = {"method": "POST", "route": "/api/v1/units/{unit}/call"}
+
+
+def calls_served(values):
+    """(calls answered so far, of which within CALL_P99_MS by the server's own clock), from its
+    request-duration histogram: from the handler's start to the answer's head, so without the
+    time a request waits to be read and an answer to be sent."""
+    total = metric_sum(values, "triagem_http_request_duration_seconds_count", **CALL_ROUTE)
+    within = metric_sum(values, "triagem_http_request_duration_seconds_bucket", le=f"{CALL_P99_MS / 1000:g}",
+                        **CALL_ROUTE)
+    return total, within
+
+
+def server_share(before, after):
+    """The share of the calls between two calls_served() readings within CALL_P99_MS (None if none)."""
+    calls = after[0] - before[0]
+    return (after[1] - before[1]) / calls if calls else None
+
+
 def steal_seconds():
     """CPU time the hypervisor took from this machine so far (/proc/stat), in seconds."""
     with open("/proc/stat") as f:
@@ -583,6 +608,7 @@ def climb(args, run_dir, with_calls):
     values = metrics(server.port)
     now_waiting = metric_sum(values, "triagem_patients_waiting", unit=UNIT)
     slow = slow_commits(values)
+    served = calls_served(values)
     net_rate = None
     t0 = time.monotonic()
     while now_waiting < args.patients:
@@ -605,9 +631,10 @@ def climb(args, run_dir, with_calls):
         values = metrics(server.port)
         before, now_waiting = now_waiting, metric_sum(values, "triagem_patients_waiting", unit=UNIT)
         slow, slow_before = slow_commits(values), slow
+        served, served_before = calls_served(values), served
         net_rate = max(1.0, (now_waiting - before) / seconds)
         w = {"index": index, "seconds": seconds, "before": before, "after": now_waiting, "admit": a, "call": call,
-             "slow_commits": slow - slow_before}
+             "slow_commits": slow - slow_before, "server_share": server_share(served_before, served)}
         windows.append(w)
         line = (f"  window {index:2}: {before:8} -> {now_waiting:8} waiting, {a['rps']:7.0f} adm/s, "
                 f"p99 {a['p99']:6.2f} p99.9 {a['p99.9']:7.2f} ms, {a['bad']} not 201")
@@ -616,6 +643,8 @@ def climb(args, run_dir, with_calls):
         if call:
             line += (f"; calls {call['rps']:5.0f}/s p50 {call['p50']:.2f} p99 {call['p99']:.2f} "
                      f"p99.9 {call['p99.9']:.2f} ms")
+            if w["server_share"] is not None:
+                line += f" ({w['server_share']:.1%} within {CALL_P99_MS:g} ms in the server)"
             if call["empty"] or call["bad"] or call["socket_errors"]:
                 line += f" ({call['empty']} empty, {call['bad']} other, {call['socket_errors']} socket errors)"
         line += f"; others {a['others_cores']:.2f} cores, stolen {a['stolen_cores']:.2f}"
@@ -654,7 +683,9 @@ def rates(args, run_dir):
             time.sleep(10)
             admit = Wrk(server.port, ADMIT_PATH, ADMIT_LUA, args.threads, connections, 10, [pause])
             time.sleep(2)
+            served = calls_served(metrics(server.port))
             call = Wrk(server.port, CALL_PATH, CALL_LUA, 1, 1, 5).result()
+            share = server_share(served, calls_served(metrics(server.port)))
             a = admit.result()
             server.check()
         finally:
@@ -662,9 +693,11 @@ def rates(args, run_dir):
             if not args.keep:
                 shutil.rmtree(data_dir, ignore_errors=True)
         failed = a["bad"] + a["socket_errors"] + call["bad"] + call["empty"] + call["socket_errors"]
-        levels.append({"connections": connections, "pause": pause, "admit": a, "call": call, "failed": failed})
+        levels.append({"connections": connections, "pause": pause, "admit": a, "call": call, "failed": failed,
+                       "server_share": share})
         log(f"  c{connections:<3} pause {pause:3} ms: {a['rps']:7.0f} adm/s (p99 {a['p99']:6.2f} ms); "
             f"calls p50 {call['p50']:.2f} p99 {call['p99']:.2f} p99.9 {call['p99.9']:.2f} ms"
+            + (f" ({share:.1%} within {CALL_P99_MS:g} ms in the server)" if share is not None else "")
             + (f"; {failed} failed or empty" if failed else ""))
     under = [lv["admit"]["rps"] for lv in levels if lv["call"]["p99"] < CALL_P99_MS]
     log(f"  call-next p99 under {CALL_P99_MS:g} ms up to {max(under):.0f} admissions/s" if under else
@@ -799,9 +832,13 @@ def summary(args, results):
             calls = [w for w in ws if w["call"]]
             if calls:
                 wc = max(calls, key=lambda w: w["call"]["p99"])
+                shares = [w["server_share"] for w in calls if w["server_share"] is not None]
+                span = (f"{min(shares):.1%}" if min(shares) == max(shares) else
+                        f"{min(shares):.1%}-{max(shares):.1%}") if shares else ""
+                inside = f"; the server's own time within {CALL_P99_MS:g} ms for {span} of calls" if shares else ""
                 rows.append((f"call-next p99 < {CALL_P99_MS:g} ms while admissions run",
                              f"{wc['call']['p99']:.2f} ms worst (window {wc['index']}, "
-                             f"{wc['before']} -> {wc['after']} waiting)",
+                             f"{wc['before']} -> {wc['after']} waiting){inside}",
                              wc["call"]["p99"] < CALL_P99_MS))
             bad = sum(w["admit"]["bad"] + w["admit"]["socket_errors"] for w in ws)
             bad += sum(w["call"]["bad"] + w["call"]["socket_errors"] for w in calls)
