@@ -833,9 +833,11 @@ def summary(args, results):
             if calls:
                 wc = max(calls, key=lambda w: w["call"]["p99"])
                 shares = [w["server_share"] for w in calls if w["server_share"] is not None]
-                span = (f"{min(shares):.1%}" if min(shares) == max(shares) else
-                        f"{min(shares):.1%}-{max(shares):.1%}") if shares else ""
-                inside = f"; the server's own time within {CALL_P99_MS:g} ms for {span} of calls" if shares else ""
+                inside = ""
+                if shares:
+                    lo, hi = min(shares), max(shares)
+                    span = f"{lo:.1%}" if lo == hi else f"{lo:.1%}-{hi:.1%}"
+                    inside = f"; the server's own time within {CALL_P99_MS:g} ms for {span} of calls"
                 rows.append((f"call-next p99 < {CALL_P99_MS:g} ms while admissions run",
                              f"{wc['call']['p99']:.2f} ms worst (window {wc['index']}, "
                              f"{wc['before']} -> {wc['after']} waiting){inside}",
