@@ -1,6 +1,7 @@
 //! Request parsing that maps every failure to a problem: 413 for oversize
 //! bodies, 415 for non-JSON, 400 for broken JSON, paths or query strings,
-//! 422 for JSON that parses but does not fit the request's shape.
+//! 422 for JSON that parses but does not fit the request's shape (naming the
+//! field where it can).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,11 +9,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::error::PayloadError;
 use actix_web::mime;
 use actix_web::HttpMessage;
 use actix_web::{web, FromRequest, HttpRequest};
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::Required;
 use utoipa::IntoParams;
@@ -21,30 +24,9 @@ use super::errors::ApiError;
 use crate::domain::patient::Protocol;
 use crate::domain::UnitId;
 
-/// actix's JSON extractor (`web::Json`) with the service's body limit and
-/// errors as problems.
-pub(super) fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        .error_handler(|e, _| ApiError::from(e).into())
-}
-
-/// The body limit for bodies read as bytes (see [`OptionalJson`]).
+/// The body limit for bodies read as bytes ([`Json`], [`OptionalJson`]).
 pub(super) fn payload_config(limit: usize) -> web::PayloadConfig {
     web::PayloadConfig::new(limit)
-}
-
-impl From<JsonPayloadError> for ApiError {
-    fn from(e: JsonPayloadError) -> Self {
-        match e {
-            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-            JsonPayloadError::OverflowKnownLength { limit, .. }
-            | JsonPayloadError::Overflow { limit } => ApiError::TooLarge(limit),
-            JsonPayloadError::Deserialize(e) => parse_error(&e),
-            JsonPayloadError::Payload(e) => ApiError::from(e),
-            other => ApiError::Malformed(format!("cannot read the body: {other}")),
-        }
-    }
 }
 
 impl From<PayloadError> for ApiError {
@@ -100,16 +82,106 @@ impl futures_util::Stream for Deadline {
     }
 }
 
-fn parse_error(e: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Data => ApiError::Invalid {
-            detail: format!("the body does not fit this request: {e}"),
-            field: None,
-        },
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::Malformed(format!("the body is not valid JSON: {e}"))
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::Malformed(format!("the body is not valid JSON: {e}"))
+}
+
+/// A request body read as `T`. Unlike a bare `serde_json::from_slice`, the
+/// body must be an object: serde fills a struct from an array too, field by
+/// field in order, so `["cancelled"]` would pass for `{"reason": "cancelled"}`.
+/// And whether the JSON itself is broken (400) is decided by the JSON alone:
+/// serde_json reports a `null` or a number where an enum is expected as a
+/// syntax error, though the body parses.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(match serde_json::from_slice::<IgnoredAny>(body) {
+            Ok(_) => ApiError::Invalid {
+                detail: "the body must be a JSON object".into(),
+                field: None,
+            },
+            Err(e) => malformed(&e),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| misfit::<T>(body, &e))
+}
+
+/// Why `T` refused a body: broken JSON is 400; JSON that parses is 422,
+/// naming the field. The body is read a second time to find the field's path,
+/// only on this path of refusal, so that an admission that fits pays nothing.
+fn misfit<T: DeserializeOwned>(body: &[u8], e: &serde_json::Error) -> ApiError {
+    if let Err(broken) = serde_json::from_slice::<IgnoredAny>(body) {
+        return malformed(&broken);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let field = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(refused) => field_of(&refused.path().to_string(), &refused.inner().to_string()),
+        Ok(_) => None,
+    };
+    ApiError::Invalid {
+        detail: format!("the body does not fit this request: {e}"),
+        field,
+    }
+}
+
+/// The field a refusal is about: the path to the value refused (`colour`,
+/// `contact.phone`, `colours[1]`), or for a missing field, that field under
+/// the path (`.` is the whole body).
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, missing) {
+        (".", None) => None,
+        (".", Some(name)) => Some(name.to_owned()),
+        (path, Some(name)) => Some(format!("{path}.{name}")),
+        (path, None) => Some(path.to_owned()),
+    }
+}
+
+/// For an optional field with a default: `null` is the default, as when the
+/// field is left out (`#[serde(default, deserialize_with = "null_is_default")]`).
+pub(super) fn null_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// For a field that holds an object: only an object (or `null`, or nothing),
+/// never an array filling its fields in order (see [`decode`]).
+pub(super) fn object_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Object<T>(T);
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Fields<T>(std::marker::PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+                type Value = T;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map))
+                }
+            }
+            d.deserialize_map(Fields(std::marker::PhantomData))
+                .map(Object)
         }
+    }
+    Ok(Option::<Object<T>>::deserialize(d)?.map(|Object(t)| t))
+}
+
+/// The error of reading a body as bytes.
+fn read_error(req: &HttpRequest, e: &actix_web::Error) -> ApiError {
+    match e.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::TooLarge(body_limit(req)),
+        Some(p) if timed_out(p) => ApiError::Timeout,
+        _ => ApiError::Malformed(format!("cannot read the body: {e}")),
     }
 }
 
@@ -118,6 +190,27 @@ fn is_json(req: &HttpRequest) -> bool {
         m.type_() == mime::APPLICATION
             && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
     })
+}
+
+/// A JSON request body (see [`decode`]).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let json = is_json(&req);
+        let bytes = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            if !json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let body = bytes.await.map_err(|e| read_error(&req, &e))?;
+            decode(&body).map(Json)
+        })
+    }
 }
 
 /// A JSON body that may be left out: an empty body is `T::default()`.
@@ -131,22 +224,14 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
         let req = req.clone();
         let bytes = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let body = bytes
-                .await
-                .map_err(|e| match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => ApiError::TooLarge(body_limit(&req)),
-                    Some(p) if timed_out(p) => ApiError::Timeout,
-                    _ => ApiError::Malformed(format!("cannot read the body: {e}")),
-                })?;
+            let body = bytes.await.map_err(|e| read_error(&req, &e))?;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalJson(T::default()));
             }
             if !is_json(&req) {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            serde_json::from_slice(&body)
-                .map(OptionalJson)
-                .map_err(|e| parse_error(&e))
+            decode(&body).map(OptionalJson)
         })
     }
 }

@@ -57,7 +57,6 @@ impl Api {
             .app_data(self.auth.clone())
             .app_data(self.admissions.clone())
             .app_data(self.lookups.clone())
-            .app_data(extract::json_config(limit))
             .app_data(extract::payload_config(limit));
         routes::configure(cfg);
         cfg.default_service(web::to(|req: HttpRequest| async move {

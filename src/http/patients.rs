@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{OptionalJson, ProtocolPath, UnitPath};
+use super::extract::{null_is_default, object_or_null, Json, OptionalJson, ProtocolPath, UnitPath};
 use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
 use crate::domain::patient::{Contact, LeaveReason, Outcome, Status};
@@ -49,7 +49,7 @@ pub struct AdmitBody {
     #[schema(max_length = 32)]
     document: Option<String>,
     /// How to reach the patient: messages are sent only with `consent`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     contact: Option<ContactBody>,
 }
 
@@ -64,7 +64,7 @@ pub struct ContactBody {
     #[schema(example = "maria@example.com")]
     email: Option<String>,
     /// The patient agreed to be sent messages.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     consent: bool,
 }
 
@@ -96,7 +96,7 @@ pub async fn admit(
     caller: Caller,
     UnitPath(unit): UnitPath,
     req: HttpRequest,
-    body: web::Json<AdmitBody>,
+    body: Json<AdmitBody>,
 ) -> Result<HttpResponse, ApiError> {
     // Counted before anything is checked. Tokens mode only: in open mode every desk is the same `anonymous`.
     if caller.role().is_some() {
@@ -284,7 +284,7 @@ pub async fn triage(
     service: Svc,
     caller: Caller,
     ProtocolPath(protocol): ProtocolPath,
-    body: web::Json<TriageBody>,
+    body: Json<TriageBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
     let TriageBody { colour, note } = body.0;
     let view = service
@@ -401,7 +401,7 @@ pub async fn finish(
     service: Svc,
     caller: Caller,
     ProtocolPath(protocol): ProtocolPath,
-    body: web::Json<FinishBody>,
+    body: Json<FinishBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
     let outcome = body.0.outcome;
     let view = service
@@ -413,7 +413,7 @@ pub async fn finish(
 /// The body may be left out: the reason is then `lwbs`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LeaveBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     #[schema(value_type = LeaveRequestReason)]
     reason: LeaveReason,
 }
@@ -481,7 +481,7 @@ pub async fn transfer(
     service: Svc,
     caller: Caller,
     ProtocolPath(protocol): ProtocolPath,
-    body: web::Json<TransferBody>,
+    body: Json<TransferBody>,
 ) -> Result<web::Json<PatientView>, ApiError> {
     let to = UnitId::parse(&body.0.unit)
         .map_err(|_| ApiError::NotFound(format!("unit `{}` does not exist", body.0.unit)))?;

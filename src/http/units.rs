@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{query, UnitPath};
+use super::extract::{null_is_default, query, Json, UnitPath};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::patient::QueueKind;
@@ -101,7 +101,7 @@ pub async fn protocol(service: Svc) -> web::Json<ProtocolView> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CallBody {
     /// Which queue to call from (default `treatment`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     queue: QueueKind,
     /// One of the unit's rooms.
     #[schema(example = "Consultório 1")]
@@ -132,7 +132,7 @@ pub async fn call(
     service: Svc,
     caller: Caller,
     UnitPath(unit): UnitPath,
-    body: web::Json<CallBody>,
+    body: Json<CallBody>,
 ) -> Result<HttpResponse, ApiError> {
     let CallBody {
         queue,

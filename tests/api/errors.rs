@@ -493,11 +493,162 @@ async fn a_422_names_the_field_to_correct() {
         .await
         .expect_problem(422, "invalid");
     assert_eq!(field(p), "colours");
-    let p = app
-        .admit_raw(UNIT, &json!({"name": 7}))
+    // Values of the wrong type or missing, and where they are.
+    let shapes = [
+        (json!({"name": 7}), "name"),
+        (json!({"colour": "red"}), "name"),
+        (json!({"name": "Ana", "colour": "RED"}), "colour"),
+        (
+            json!({"name": "Ana", "contact": {"phone": 5}}),
+            "contact.phone",
+        ),
+        (
+            json!({"name": "Ana", "contact": ["+5511987654321"]}),
+            "contact",
+        ),
+        (
+            json!({"name": "Ana", "arrived_at": "yesterday"}),
+            "arrived_at",
+        ),
+    ];
+    for (body, expected) in shapes {
+        let p = app
+            .admit_raw(UNIT, &body)
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(field(p), expected, "{body}");
+    }
+    let calls = [
+        (json!({"queue": "triage"}), "room"),
+        (json!({"room": ROOM, "queue": 1}), "queue"),
+        (json!({"room": ROOM, "colours": ["green", 5]}), "colours[1]"),
+    ];
+    for (body, expected) in calls {
+        let p = app
+            .post_json(&format!("/units/{UNIT}/call"), &body)
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(field(p), expected, "{body}");
+    }
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_422_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    for body in ["[]", r#"["Ana", "red"]"#, r#""Ana""#, "7", "null", "true"] {
+        let p = app
+            .post_raw(&format!("/units/{UNIT}/patients"), "application/json", body)
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(p["detail"], "the body must be a JSON object", "{body}");
+    }
+    assert_nobody_admitted(&app).await;
+
+    // serde would fill the fields of these bodies from an array, in order.
+    let p = protocol(&app.admit("Ana", None).await);
+    let before = snapshot(&app, &p).await;
+    for (path, body) in [
+        (format!("/patients/{p}/triage"), r#"["red"]"#),
+        (format!("/patients/{p}/leave"), r#"["cancelled"]"#),
+        (format!("/patients/{p}/leave"), "[]"),
+        (format!("/patients/{p}/finish"), r#"["discharged"]"#),
+        (
+            format!("/units/{UNIT}/call"),
+            r#"["treatment", "Consultório 1"]"#,
+        ),
+    ] {
+        app.post_raw(&path, "application/json", body)
+            .await
+            .expect_problem(422, "invalid");
+    }
+    assert_eq!(snapshot(&app, &p).await, before);
+}
+
+#[tokio::test]
+async fn an_enum_of_the_wrong_type_is_422_naming_it_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("green")).await);
+    let before = snapshot(&app, &p).await;
+    let cases = [
+        (
+            format!("/patients/{p}/finish"),
+            json!({"outcome": null}),
+            "outcome",
+        ),
+        (
+            format!("/patients/{p}/finish"),
+            json!({"outcome": 5}),
+            "outcome",
+        ),
+        (format!("/patients/{p}/finish"), json!({}), "outcome"),
+        (
+            format!("/patients/{p}/leave"),
+            json!({"reason": 5}),
+            "reason",
+        ),
+        (
+            format!("/patients/{p}/leave"),
+            json!({"reason": ["lwbs"]}),
+            "reason",
+        ),
+        (
+            format!("/units/{UNIT}/call"),
+            json!({"room": ROOM, "queue": false}),
+            "queue",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let problem = app
+            .post_json(&path, &body)
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(problem["field"], field, "{path} {body}");
+    }
+    assert_eq!(snapshot(&app, &p).await, before);
+}
+
+#[tokio::test]
+async fn null_for_an_optional_field_is_its_default() {
+    let app = TestApp::spawn().await;
+    let first = protocol(&app.admit("Ana", Some("green")).await);
+    let second = protocol(&app.admit("Bia", Some("green")).await);
+    let called = app
+        .post_json(
+            &format!("/units/{UNIT}/call"),
+            &json!({"room": ROOM, "queue": null, "colours": null}),
+        )
         .await
-        .expect_problem(422, "invalid");
-    assert_eq!(field(p), Value::Null, "a body of the wrong shape");
+        .expect(200);
+    assert_eq!(
+        called["protocol"],
+        first.as_str(),
+        "from the treatment queue"
+    );
+    let left = app
+        .post_json(
+            &format!("/patients/{second}/leave"),
+            &json!({"reason": null}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(left["leave_reason"], "lwbs");
+    let v = app
+        .admit_raw(
+            UNIT,
+            &json!({"name": "Caio", "colour": null, "complaint": null, "contact": null}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(v["status"], "awaiting_triage");
+    let v = app
+        .admit_raw(
+            UNIT,
+            &json!({"name": "Duda", "contact": {"phone": "+5511987654321", "consent": null}}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(v["contact"]["consent"], false, "{v}");
 }
 
 #[tokio::test]
