@@ -186,7 +186,7 @@ pub async fn observe<B: MessageBody + 'static>(
     if let Some(service) = service {
         service
             .metrics()
-            .http(method.as_str(), &route, status, seconds);
+            .http(method_label(&method), &route, status, seconds);
     }
     // Every request is counted in the metrics; the log line per request is for
     // debugging (`RUST_LOG=triagem::http=debug`): at info it cost ~5 % of an
@@ -197,6 +197,19 @@ pub async fn observe<B: MessageBody + 'static>(
         tracing::debug!(method = %method, route = %route, status, ms = seconds * 1000.0, "request");
     }
     Ok(res)
+}
+
+/// The `method` label: a standard method's name, or `other` for any name a
+/// client made up, which would otherwise put its own text (a name, a protocol
+/// number) into /metrics and a new series there per request.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|name| *name == method.as_str())
+        .unwrap_or("other")
 }
 
 #[cfg(test)]

@@ -64,3 +64,24 @@ async fn requests_are_counted_and_timed_by_route_never_by_patient() {
     let count = format!("triagem_http_request_duration_seconds_count{{{LOOKUP}}}");
     assert_eq!(app.metric(&count).await, 3.0);
 }
+
+#[tokio::test]
+async fn a_made_up_method_is_counted_as_other() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [("20260000000000001", "/healthz"), ("ZULEICA", "/nothing")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method token");
+        let res = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("a made-up method is answered");
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    let text = app.get_abs("/metrics").await.text;
+    for secret in ["20260000000000001", "ZULEICA"] {
+        assert!(!text.contains(secret), "`{secret}` reached /metrics");
+    }
+    let other = r#"triagem_http_requests_total{method="other",route="/healthz",status="405"}"#;
+    assert_eq!(app.metric(other).await, 1.0);
+}
