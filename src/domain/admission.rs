@@ -2,14 +2,15 @@
 //! ticket at once, then the queue. An `Idempotency-Key` seen within its window
 //! answers the first response again.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use serde_json::json;
 
 use super::change::{Applied, Change, IdempotencyRecord};
 use super::ids::{ColourId, UnitId};
 use super::numbering::format_ticket;
 use super::patient::{
-    Contact, Patient, PatientName, Protocol, Status, COMPLAINT_MAX_CHARS, DOCUMENT_MAX_CHARS,
+    stray_control, Contact, Patient, PatientName, Protocol, Status, COMPLAINT_MAX_CHARS,
+    DOCUMENT_MAX_CHARS,
 };
 use super::view::PatientView;
 use super::{Department, DomainError};
@@ -107,7 +108,7 @@ impl Department {
                 }
             }
         }
-        let name = PatientName::parse(&admission.name)
+        let name = PatientName::parse_new(&admission.name)
             .map_err(|e| DomainError::invalid("name", e.to_string()))?;
         let colour = match admission.colour {
             Some(c) => Some(self.colour_id(&c)?),
@@ -115,6 +116,14 @@ impl Department {
         };
         let max_wait = colour.as_deref().and_then(|c| self.max_wait_seconds(c));
         let arrived_at = match admission.arrived_at {
+            // chrono reads second 60 of any minute as a leap second; browsers
+            // and most languages cannot read such a time back.
+            Some(at) if at.nanosecond() >= 1_000_000_000 => {
+                return Err(DomainError::invalid(
+                    "arrived_at",
+                    "`arrived_at` has second 60, which is not a time",
+                ))
+            }
             Some(at) if at > now + ARRIVAL_FUTURE_TOLERANCE => {
                 return Err(DomainError::invalid(
                     "arrived_at",
@@ -131,15 +140,20 @@ impl Department {
             Some(at) => at.min(now),
             None => now,
         };
-        let check_len = |field: &'static str, v: &Option<String>, max: usize| match v {
+        let check_text = |field: &'static str, v: &Option<String>, max: usize, lines: bool| match v
+        {
             Some(s) if s.chars().count() > max => Err(DomainError::invalid(
                 field,
                 format!("`{field}` must be at most {max} characters"),
             )),
+            Some(s) if stray_control(s, lines) => Err(DomainError::invalid(
+                field,
+                format!("`{field}` must not hold control characters"),
+            )),
             _ => Ok(()),
         };
-        check_len("complaint", &admission.complaint, COMPLAINT_MAX_CHARS)?;
-        check_len("document", &admission.document, DOCUMENT_MAX_CHARS)?;
+        check_text("complaint", &admission.complaint, COMPLAINT_MAX_CHARS, true)?;
+        check_text("document", &admission.document, DOCUMENT_MAX_CHARS, false)?;
         if admission
             .birth_date
             .is_some_and(|b| b > now.with_timezone(&self.tz).date_naive())

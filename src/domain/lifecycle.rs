@@ -10,7 +10,7 @@ use super::change::{Applied, Change};
 use super::escalation::Notification;
 use super::ids::{ColourId, UnitId};
 use super::patient::{
-    FirstCall, LeaveReason, Outcome, Protocol, QueueKind, Status, NOTE_MAX_CHARS,
+    stray_control, FirstCall, LeaveReason, Outcome, Protocol, QueueKind, Status, NOTE_MAX_CHARS,
 };
 use super::scale::Rank;
 use super::view::{BoardCall, PatientView};
@@ -34,6 +34,12 @@ impl Department {
                 return Err(DomainError::invalid(
                     "note",
                     format!("`note` must be at most {NOTE_MAX_CHARS} characters"),
+                ));
+            }
+            if stray_control(n, true) {
+                return Err(DomainError::invalid(
+                    "note",
+                    "`note` must not hold control characters",
                 ));
             }
         }

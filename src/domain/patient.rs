@@ -128,7 +128,56 @@ impl<'de> Deserialize<'de> for PatientName {
 #[error("`name` must be 1 to {NAME_MAX_CHARS} characters after trimming")]
 pub struct NameError;
 
+/// Why a name given at the desk was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainNameError {
+    #[error("`name` must be 1 to {NAME_MAX_CHARS} characters after trimming, without control characters")]
+    Length,
+    #[error("`name` must have a visible character")]
+    Blank,
+    #[error("`name` must not hold bidirectional embedding, override or isolate characters")]
+    Reorders,
+}
+
+/// Free text as a person typed it: no control characters but, where
+/// `lines`, a line break or tab (a form's text area sends those). A NUL or an
+/// escape sequence would reach screens, exports and terminals as it is.
+pub fn stray_control(s: &str, lines: bool) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !(lines && matches!(c, '\n' | '\r' | '\t')))
+}
+
+/// Characters that draw nothing (zero-width spaces and joiners, the byte
+/// order mark, the soft hyphen, bidirectional marks): a name of only these is
+/// blank on every screen.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Bidirectional embeddings, overrides and isolates: they reorder the text
+/// that follows, so a name on a screen could read as another. Right-to-left
+/// names need none of them (the bidirectional algorithm orders their letters).
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 impl PatientName {
+    /// A name given at the desk: as [`PatientName::parse`], and also legible:
+    /// some character that draws, none that reorders the text. (Records read
+    /// back from the journal go through `parse` only, so that a name stored
+    /// before this rule never stops a start.)
+    pub fn parse_new(s: &str) -> Result<Self, DomainNameError> {
+        let name = Self::parse(s).map_err(|_| DomainNameError::Length)?;
+        if name.0.chars().all(|c| c.is_whitespace() || invisible(c)) {
+            return Err(DomainNameError::Blank);
+        }
+        if name.0.chars().any(reorders) {
+            return Err(DomainNameError::Reorders);
+        }
+        Ok(name)
+    }
+
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let t = s.trim();
         let n = t.chars().count();

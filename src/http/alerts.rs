@@ -8,6 +8,7 @@ use super::extract::{query, OptionalJson};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::escalation::Alert;
+use crate::domain::patient::stray_control;
 
 /// `active` (firing or acknowledged) or `all` (also resolved).
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, ToSchema)]
@@ -51,9 +52,14 @@ pub async fn list(service: Svc, req: HttpRequest) -> Result<web::Json<Vec<Alert>
 /// The body may be left out: `by` is then the caller's token name.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AckBody {
-    /// Who acknowledges: 1 to 100 characters after trimming, not all blank.
+    /// Who acknowledges: 1 to 100 characters after trimming, not all blank,
+    /// no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     by: Option<String>,
 }
 
@@ -83,10 +89,14 @@ pub async fn ack(
         .map_err(|_| ApiError::Malformed("an alert id is a positive integer".into()))?;
     let actor = caller.name();
     let by = match body.0.by.map(|b| b.trim().to_owned()) {
-        Some(b) if b.is_empty() || b.chars().count() > ACK_BY_MAX_CHARS => {
+        Some(b)
+            if b.is_empty() || b.chars().count() > ACK_BY_MAX_CHARS || stray_control(&b, false) =>
+        {
             return Err(ApiError::invalid(
                 "by",
-                format!("`by` must be 1 to {ACK_BY_MAX_CHARS} characters"),
+                format!(
+                    "`by` must be 1 to {ACK_BY_MAX_CHARS} characters, without control characters"
+                ),
             ))
         }
         Some(b) => b,

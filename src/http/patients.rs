@@ -21,12 +21,14 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// An arrival at the desk.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AdmitBody {
-    /// 1 to 200 characters after trimming, not all blank, no control characters.
+    /// 1 to 200 characters after trimming, one of them visible; no control
+    /// characters, none that reorders the text (bidirectional embeddings,
+    /// overrides, isolates).
     #[schema(
         example = "Maria Silva",
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff][^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
     )]
     name: String,
     /// A colour id of the protocol, when classified at admission; left out
@@ -34,9 +36,12 @@ pub struct AdmitBody {
     #[serde(default)]
     #[schema(example = "yellow")]
     colour: Option<ColourId>,
-    /// At most 1000 characters.
+    /// At most 1000 characters; no control characters but line breaks and tabs.
     #[serde(default)]
-    #[schema(max_length = 1000)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     complaint: Option<String>,
     /// When the patient arrived, if before now: at most 24 h ago, at most 5 s ahead.
     #[serde(default)]
@@ -44,9 +49,9 @@ pub struct AdmitBody {
     /// Not in the future.
     #[serde(default)]
     birth_date: Option<NaiveDate>,
-    /// An identity document number, at most 32 characters.
+    /// An identity document number, at most 32 characters, no control characters.
     #[serde(default)]
-    #[schema(max_length = 32)]
+    #[schema(max_length = 32, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     document: Option<String>,
     /// How to reach the patient: messages are sent only with `consent`.
     #[serde(default, deserialize_with = "object_or_null")]
@@ -259,9 +264,12 @@ pub struct TriageBody {
     /// A colour id of the protocol.
     #[schema(example = "yellow")]
     colour: ColourId,
-    /// At most 1000 characters.
+    /// At most 1000 characters; no control characters but line breaks and tabs.
     #[serde(default)]
-    #[schema(max_length = 1000)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     note: Option<String>,
 }
 

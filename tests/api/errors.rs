@@ -728,3 +728,82 @@ async fn an_invalid_idempotency_key_is_422_and_admits_nobody() {
     }
     assert_nobody_admitted(&app).await;
 }
+
+#[tokio::test]
+async fn text_with_control_or_invisible_characters_is_422_and_admits_nobody() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (json!({"name": "Ana", "complaint": "dor\u{0}"}), "complaint"),
+        (
+            json!({"name": "Ana", "complaint": "\u{1b}[2Jdor"}),
+            "complaint",
+        ),
+        (json!({"name": "Ana", "document": "123\t456"}), "document"),
+        (json!({"name": "Ana", "document": "12\u{85}3"}), "document"),
+        (json!({"name": "\u{200b}"}), "name"),
+        (json!({"name": "\u{feff} \u{200b}\u{2060}"}), "name"),
+        (json!({"name": "Maria \u{202e}avlis"}), "name"),
+        (json!({"name": "Ana \u{2067}X\u{2069}"}), "name"),
+    ];
+    for (body, field) in cases {
+        let p = app
+            .admit_raw(UNIT, &body)
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(p["field"], field, "{body}");
+    }
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
+async fn line_breaks_and_right_to_left_names_are_accepted() {
+    let app = TestApp::spawn().await;
+    let v = app
+        .admit_raw(
+            UNIT,
+            &json!({"name": "مريم الحسن", "complaint": "dor no peito\nhá 2 horas\tforte"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(v["name"], "مريم الحسن");
+    assert_eq!(v["complaint"], "dor no peito\nhá 2 horas\tforte");
+    // A zero-width joiner inside a name is part of how some scripts are written.
+    app.admit_raw(UNIT, &json!({"name": "می\u{200c}خواهم"}))
+        .await
+        .expect(201);
+    let p = protocol(&v);
+    app.post_json(
+        &format!("/patients/{p}/triage"),
+        &json!({"colour": "green", "note": "PA 12x8\nsem febre"}),
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
+async fn a_triage_note_with_control_characters_is_422_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", None).await);
+    let before = snapshot(&app, &p).await;
+    let problem = app
+        .post_json(
+            &format!("/patients/{p}/triage"),
+            &json!({"colour": "green", "note": "a\u{0}b\u{1b}[2J"}),
+        )
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(problem["field"], "note");
+    assert_eq!(snapshot(&app, &p).await, before);
+}
+
+#[tokio::test]
+async fn an_arrival_at_second_60_is_422_and_admits_nobody() {
+    let app = TestApp::spawn().await;
+    let at = (start_time() - TimeDelta::minutes(5)).format("%Y-%m-%dT%H:%M:60Z");
+    let p = app
+        .admit_raw(UNIT, &json!({"name": "Ana", "arrived_at": at.to_string()}))
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(p["field"], "arrived_at");
+    assert_nobody_admitted(&app).await;
+}

@@ -346,6 +346,25 @@ async fn acknowledging_an_unknown_a_malformed_or_a_resolved_alert_is_refused() {
 }
 
 #[tokio::test]
+async fn an_ack_by_with_control_characters_is_422_and_leaves_the_alert_firing() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("red")).await);
+    let a = app.wait_for_alert(&p, |a| a["level"] == 1).await;
+    let problem = app
+        .post_json(
+            &format!("/alerts/{}/ack", id(&a)),
+            &json!({"by": "Enf\u{0}Ana\u{1b}[31m"}),
+        )
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(problem["field"], "by");
+    assert_eq!(
+        ack(&app, id(&a), "Enf. Ana").await["acknowledged_by"],
+        "Enf. Ana"
+    );
+}
+
+#[tokio::test]
 async fn an_ack_without_a_body_is_recorded_as_the_caller() {
     let app = TestApp::spawn().await;
     let p = protocol(&app.admit("Ana", Some("red")).await);
