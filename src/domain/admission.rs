@@ -17,6 +17,8 @@ use super::{Department, DomainError};
 
 /// How far in the future an `arrived_at` may be (clock skew between desk and server).
 pub const ARRIVAL_FUTURE_TOLERANCE: TimeDelta = TimeDelta::seconds(5);
+/// No one alive was born before this; an earlier `birth_date` is mistyped.
+const EARLIEST_BIRTH: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a date");
 /// How far back an `arrived_at` may be.
 pub const ARRIVAL_MAX_AGE: TimeDelta = TimeDelta::hours(24);
 /// How long an `Idempotency-Key` keeps answering with its first response.
@@ -161,6 +163,12 @@ impl Department {
             return Err(DomainError::invalid(
                 "birth_date",
                 "`birth_date` is in the future",
+            ));
+        }
+        if admission.birth_date.is_some_and(|b| b < EARLIEST_BIRTH) {
+            return Err(DomainError::invalid(
+                "birth_date",
+                "`birth_date` is before 1900: a typing error",
             ));
         }
 

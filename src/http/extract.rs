@@ -13,6 +13,7 @@ use actix_web::error::PayloadError;
 use actix_web::mime;
 use actix_web::HttpMessage;
 use actix_web::{web, FromRequest, HttpRequest};
+use chrono::NaiveDate;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -174,6 +175,36 @@ where
         }
     }
     Ok(Option::<Object<T>>::deserialize(d)?.map(|Object(t)| t))
+}
+
+/// A date written `YYYY-MM-DD` and nothing else: chrono also reads `+2026-12-01`,
+/// `2026-1-1` and negative years.
+pub(super) fn iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    let shape = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    shape
+        .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+/// For an optional date field of a body: `YYYY-MM-DD` ([`iso_date`]) or `null`.
+pub(super) fn iso_date_or_null<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<NaiveDate>, D::Error> {
+    Option::<std::borrow::Cow<'de, str>>::deserialize(d)?
+        .map(|s| {
+            iso_date(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("`{s}` is not a date written YYYY-MM-DD"))
+            })
+        })
+        .transpose()
 }
 
 /// The error of reading a body as bytes.

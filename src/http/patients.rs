@@ -7,7 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{null_is_default, object_or_null, Json, OptionalJson, ProtocolPath, UnitPath};
+use super::extract::{
+    iso_date_or_null, null_is_default, object_or_null, Json, OptionalJson, ProtocolPath, UnitPath,
+};
 use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
 use crate::domain::patient::{Contact, LeaveReason, Outcome, Status};
@@ -47,7 +49,7 @@ pub struct AdmitBody {
     #[serde(default)]
     arrived_at: Option<DateTime<Utc>>,
     /// Not in the future.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "iso_date_or_null")]
     birth_date: Option<NaiveDate>,
     /// An identity document number, at most 32 characters, no control characters.
     #[serde(default)]

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::query;
+use super::extract::{iso_date, query};
 use super::{ApiError, Svc};
 use crate::domain::UnitId;
 use crate::reports::{self, Day, Period, PeriodError, Summary};
@@ -33,7 +33,7 @@ fn period(service: &Service, req: &HttpRequest) -> Result<(Period, Option<UnitId
     let date = |name: &str, s: &Option<String>| -> Result<Option<NaiveDate>, ApiError> {
         s.as_deref()
             .map(|d| {
-                NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                iso_date(d).ok_or_else(|| {
                     ApiError::Malformed(format!("`{name}` must be a date such as 2026-11-30"))
                 })
             })

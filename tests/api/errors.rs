@@ -807,3 +807,43 @@ async fn an_arrival_at_second_60_is_422_and_admits_nobody() {
     assert_eq!(p["field"], "arrived_at");
     assert_nobody_admitted(&app).await;
 }
+
+#[tokio::test]
+async fn a_date_not_written_yyyy_mm_dd_is_refused() {
+    let app = TestApp::spawn().await;
+    for birth in [
+        "+2000-02-01",
+        "2000-2-1",
+        "-0001-01-01",
+        "0000-01-01",
+        "1899-12-31",
+    ] {
+        let p = app
+            .admit_raw(UNIT, &json!({"name": "Ana", "birth_date": birth}))
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(p["field"], "birth_date", "{birth}");
+    }
+    assert_nobody_admitted(&app).await;
+    let v = app
+        .admit_raw(UNIT, &json!({"name": "Bia", "birth_date": "1900-01-01"}))
+        .await
+        .expect(201);
+    assert_eq!(v["birth_date"], "1900-01-01");
+    for query in [
+        "from=2026-1-1",
+        "from=%2B2026-11-01",
+        "from=-0001-01-01&to=-0001-01-02",
+        "to=2026-11-28T00:00:00Z",
+    ] {
+        app.get(&format!("/reports/summary?{query}"))
+            .await
+            .expect_problem(400, "malformed");
+        app.get(&format!("/reports/daily?{query}"))
+            .await
+            .expect_problem(400, "malformed");
+    }
+    app.get("/reports/summary?from=2026-11-01&to=2026-11-28")
+        .await
+        .expect(200);
+}
