@@ -53,6 +53,10 @@ pub(crate) struct Route {
     /// The event stream takes its token from the query too: browsers'
     /// EventSource cannot set headers.
     pub token_in_query: bool,
+    /// A GET also answers HEAD (RFC 9110 asks it of every server, and load
+    /// balancers probe health with it), except the event stream, whose body
+    /// never ends.
+    head: bool,
     pub problems: &'static [Kind],
     /// Attaches the handler to an actix route.
     handler: fn(actix_web::Route) -> actix_web::Route,
@@ -75,6 +79,7 @@ impl Route {
             _ => Method::GET,
         };
         Self {
+            head: method == Method::GET,
             method,
             path: P::path(),
             access,
@@ -90,6 +95,7 @@ impl Route {
     /// A page or asset: public, GET, not part of the API document.
     fn page(path: &str, handler: fn(actix_web::Route) -> actix_web::Route) -> Self {
         Self {
+            head: true,
             method: Method::GET,
             path: path.to_owned(),
             access: Access::Public,
@@ -110,6 +116,11 @@ impl Route {
 
     fn token_in_query(mut self) -> Self {
         self.token_in_query = true;
+        self
+    }
+
+    fn no_head(mut self) -> Self {
+        self.head = false;
         self
     }
 
@@ -184,7 +195,8 @@ pub(crate) fn routes() -> &'static [Route] {
             documented!(Roles(SCREENS), units::board, units::__path_board).problems(&[Unavailable]),
             documented!(Roles(SCREENS), events::stream, events::__path_stream)
                 .problems(&[Unavailable])
-                .token_in_query(),
+                .token_in_query()
+                .no_head(),
             documented!(Roles(ALERTS), alerts::list, alerts::__path_list).problems(&[
                 Malformed,
                 NotFound,
@@ -236,19 +248,27 @@ pub(crate) fn routes() -> &'static [Route] {
 /// it, and a 405 problem with `Allow` for any other method.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     for route in routes() {
-        let allow = route.method.as_str();
-        let resource = web::resource(route.path.as_str())
-            .route((route.handler)(web::route().method(route.method.clone())))
-            .default_service(web::to(move |req: HttpRequest| async move {
-                Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-                    detail: format!(
-                        "{} is not allowed on {}; use {allow}",
-                        req.method(),
-                        req.path()
-                    ),
-                    allow,
-                })
-            }));
+        let allow = if route.head {
+            "GET, HEAD"
+        } else {
+            route.method.as_str()
+        };
+        let mut resource = web::resource(route.path.as_str())
+            .route((route.handler)(web::route().method(route.method.clone())));
+        if route.head {
+            // actix sends the GET's head without its body.
+            resource = resource.route((route.handler)(web::route().method(Method::HEAD)));
+        }
+        let resource = resource.default_service(web::to(move |req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                detail: format!(
+                    "{} is not allowed on {}; use {allow}",
+                    req.method(),
+                    req.path()
+                ),
+                allow,
+            })
+        }));
         match route.access {
             Access::Public => cfg.service(resource),
             Access::Roles(_) => cfg.service(resource.wrap(from_fn(

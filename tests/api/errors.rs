@@ -202,8 +202,8 @@ async fn a_wrong_method_on_a_known_route_is_405_problem_json() {
     let r = app.post_json("/units", &json!({})).await;
     assert_eq!(
         r.header("allow"),
-        Some("GET"),
-        "405 names the method to use"
+        Some("GET, HEAD"),
+        "405 names the methods to use"
     );
     r.expect_problem(405, "method_not_allowed");
 
@@ -219,7 +219,7 @@ async fn a_wrong_method_on_a_known_route_is_405_problem_json() {
         .await
         .expect("POST");
     let r = crate::helpers::Resp::from(page).await;
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
     r.expect_problem(405, "method_not_allowed");
 }
 

@@ -119,3 +119,47 @@ async fn page_assets_are_revalidated_by_their_etag() {
         404
     );
 }
+
+#[tokio::test]
+async fn head_answers_like_get_without_the_body() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/api/v1/units",
+        "/display/pa",
+        "/metrics",
+    ] {
+        let url = format!("{}{path}", app.address);
+        let get = app.client.get(&url).send().await.expect("GET");
+        let get_type = get.headers().get("content-type").cloned();
+        let get_len = get.bytes().await.expect("GET body").len();
+        let head = app.client.head(&url).send().await.expect("HEAD");
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type").cloned(),
+            get_type,
+            "{path}"
+        );
+        if path != "/metrics" {
+            // (The metrics count the GET, so their length moves.)
+            let len = head.headers().get("content-length").expect("a length");
+            assert_eq!(len.to_str().unwrap(), get_len.to_string(), "{path}");
+        }
+        assert!(head.bytes().await.expect("HEAD body").is_empty(), "{path}");
+    }
+    // Not the event stream, whose body never ends, nor a POST route.
+    for (path, allow) in [
+        ("/api/v1/units/pa/events", "GET"),
+        ("/api/v1/units/pa/call", "POST"),
+    ] {
+        let head = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(head.status(), 405, "{path}");
+        assert_eq!(head.headers()["allow"], allow, "{path}");
+    }
+}
