@@ -110,7 +110,14 @@ pub async fn admit(
         limiter.allow(caller.name(), service.now())?;
     }
     let b = body.0;
-    let key = match req.headers().get(IDEMPOTENCY_KEY) {
+    let mut keys = req.headers().get_all(IDEMPOTENCY_KEY);
+    let key = match keys.next() {
+        // Which of two keys would name the request? Neither: ask for one.
+        Some(_) if keys.next().is_some() => {
+            return Err(ApiError::Malformed(
+                "send one `Idempotency-Key` header, not several".into(),
+            ))
+        }
         Some(v) => Some(
             v.to_str()
                 .map_err(|_| ApiError::Malformed("`Idempotency-Key` must be visible ASCII".into()))?

@@ -730,6 +730,24 @@ async fn an_invalid_idempotency_key_is_422_and_admits_nobody() {
 }
 
 #[tokio::test]
+async fn two_idempotency_keys_are_400_and_admit_nobody() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .post(app.url(&format!("/units/{UNIT}/patients")))
+        .header("Idempotency-Key", "a")
+        .header("Idempotency-Key", "b")
+        .json(&json!({"name": "Ana"}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::Resp::from(r)
+        .await
+        .expect_problem(400, "malformed");
+    assert_nobody_admitted(&app).await;
+}
+
+#[tokio::test]
 async fn text_with_control_or_invisible_characters_is_422_and_admits_nobody() {
     let app = TestApp::spawn().await;
     let cases = [
