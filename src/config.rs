@@ -13,10 +13,10 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthMode, Token};
+use crate::auth::{AuthMode, Token, ANONYMOUS};
 use crate::domain::{
     ClockStarts, Colour, ColourId, Ladder, Level, NotifyEvent, NotifySettings, Settings,
-    TriageScale, UnitSettings,
+    TriageScale, UnitSettings, SYSTEM_ACTOR,
 };
 
 pub const ENV_BIND: &str = "TRIAGEM_BIND";
@@ -40,6 +40,64 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// The longest a wait or an escalation delay may be. Longer is a typing
+/// error (`10M` is ten *months* in this notation) that would leave a patient
+/// without alerts, and times beyond chrono's range would fail requests.
+const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest any timeout, retry, lease or tick may be.
+const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
+/// A hundred years of retention is the most that makes sense (and keeps the
+/// purge's date arithmetic in range).
+const MAX_RETENTION_DAYS: u32 = 36_500;
+/// The shortest check-code secret: with less, the codes could be guessed
+/// from the sequential protocol numbers.
+const MIN_SECRET_BYTES: usize = 16;
+
+/// Refuses a duration above `max`, naming the key.
+fn at_most(key: &str, value: Duration, max: Duration, what: &str) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            key,
+            format!(
+                "must be at most {} ({what})",
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A `tracing` filter of levels and module paths. `EnvFilter` takes any word
+/// as a target, so `"loud!!"` would silence every log line, errors included.
+fn log_filter_ok(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = |s: &str| LEVELS.contains(&s.trim().to_ascii_lowercase().as_str());
+    let path = |s: &str| {
+        s.split("::").all(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+        && filter.split(',').all(|directive| {
+            let d = directive.trim();
+            // Span filters (`target[span{field=value}]=level`) are passed as they are.
+            d.contains('[')
+                || match d.split_once('=') {
+                    Some((target, lvl)) => path(target.trim()) && level(lvl),
+                    None => level(d) || path(d),
+                }
+        })
+}
+
+/// Free text of the config that reaches screens and the journal.
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -763,11 +821,50 @@ impl Config {
         if self.server.send_timeout < Duration::from_secs(1) {
             return Err(invalid("server.send_timeout", "must be at least 1s"));
         }
+        let server = &self.server;
+        for (key, value) in [
+            ("server.request_head_timeout", server.request_head_timeout),
+            ("server.keep_alive", server.keep_alive),
+            ("server.request_body_timeout", server.request_body_timeout),
+            ("server.send_timeout", server.send_timeout),
+            ("storage.lease", self.storage.lease),
+            ("escalation.tick", self.escalation.tick),
+            ("alerts.timeout", self.alerts.timeout),
+            ("alerts.retry_initial", self.alerts.retry_initial),
+            ("alerts.retry_max", self.alerts.retry_max),
+        ] {
+            at_most(key, value, MAX_TIMER, "a longer timer is a typing error")?;
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
         }
-        if self.storage.retention_days == 0 {
-            return Err(invalid("storage.retention_days", "must be at least 1"));
+        if !(1..=MAX_RETENTION_DAYS).contains(&self.storage.retention_days) {
+            return Err(invalid(
+                "storage.retention_days",
+                format!("must be between 1 and {MAX_RETENTION_DAYS}"),
+            ));
+        }
+        if !log_filter_ok(&self.log.level) {
+            return Err(invalid(
+                "log.level",
+                "must be a tracing filter such as \"info\" or \"warn,triagem=debug\"",
+            ));
+        }
+        if self.portal.lookups_per_minute == 0 {
+            return Err(invalid(
+                "portal.lookups_per_minute",
+                "must be at least 1: the limit is what keeps the 6-character codes from being guessed",
+            ));
+        }
+        if let Some(secret) = &self.portal.secret {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(invalid(
+                    "portal.secret",
+                    format!(
+                        "must be at least {MIN_SECRET_BYTES} bytes (or left out: one is generated and kept in the journal)"
+                    ),
+                ));
+            }
         }
         if self.storage.backend == Backend::Postgres && self.storage.postgres_url.is_none() {
             return Err(invalid(
@@ -810,6 +907,12 @@ impl Config {
                 "must be longer than 0s",
             ));
         }
+        at_most(
+            "protocol.triage_max_wait",
+            p.triage_max_wait,
+            MAX_WAIT,
+            "`M` is months, `m` minutes",
+        )?;
         if p.colours.is_empty() {
             return Err(invalid(
                 "protocol.colours",
@@ -830,6 +933,12 @@ impl Config {
                     "must not be empty",
                 ));
             }
+            at_most(
+                &format!("protocol.colours[{i}].max_wait"),
+                c.max_wait,
+                MAX_WAIT,
+                "`M` is months, `m` minutes",
+            )?;
         }
         Ok(())
     }
@@ -854,6 +963,12 @@ impl Config {
                     "must be a non-empty name used once",
                 ));
             }
+            at_most(
+                &format!("escalation.levels[{i}].after"),
+                level.after,
+                MAX_WAIT,
+                "`M` is months, `m` minutes",
+            )?;
             if level.after < previous {
                 return Err(invalid(
                     format!("escalation.levels[{i}].after"),
@@ -873,6 +988,7 @@ impl Config {
             ));
         }
         let mut seen = HashSet::new();
+        let mut prefixes = HashSet::new();
         for (i, u) in self.units.iter().enumerate() {
             if !seen.insert(u.id.as_str()) {
                 return Err(invalid(
@@ -892,6 +1008,14 @@ impl Config {
                     "must be 1 to 4 letters",
                 ));
             }
+            // A transfer keeps the ticket: two units with one prefix would
+            // give one queue two patients called `A001`.
+            if !prefixes.insert(u.ticket_prefix.to_lowercase()) {
+                return Err(invalid(
+                    format!("units[{i}].ticket_prefix"),
+                    format!("`{}` is another unit's prefix", u.ticket_prefix),
+                ));
+            }
             if u.rooms.is_empty() {
                 return Err(invalid(
                     format!("units[{i}].rooms"),
@@ -900,10 +1024,14 @@ impl Config {
             }
             let mut rooms = HashSet::new();
             for (j, room) in u.rooms.iter().enumerate() {
-                if room.trim().is_empty() || room.chars().count() > 100 || !rooms.insert(room) {
+                if room.trim().is_empty()
+                    || room.chars().count() > 100
+                    || has_control(room)
+                    || !rooms.insert(room)
+                {
                     return Err(invalid(
                         format!("units[{i}].rooms[{j}]"),
-                        "rooms must be non-empty, at most 100 characters and unique",
+                        "rooms must be non-empty, at most 100 characters without control characters, and unique",
                     ));
                 }
             }
@@ -944,11 +1072,34 @@ impl Config {
                         "mode \"tokens\" needs at least one [[auth.tokens]] entry",
                     ));
                 }
+                let mut names = HashSet::new();
                 for (i, t) in self.auth.tokens.iter().enumerate() {
-                    if t.name.trim().is_empty() {
+                    if t.name.trim().is_empty() || has_control(&t.name) {
                         return Err(invalid(
                             format!("auth.tokens[{i}].name"),
-                            "must not be empty",
+                            "must not be empty or hold control characters",
+                        ));
+                    }
+                    // The name is the actor in the patients' history.
+                    if [SYSTEM_ACTOR, ANONYMOUS].contains(&t.name.as_str()) {
+                        return Err(invalid(
+                            format!("auth.tokens[{i}].name"),
+                            format!("`{}` is the service's own actor name", t.name),
+                        ));
+                    }
+                    if !names.insert(t.name.as_str()) {
+                        return Err(invalid(
+                            format!("auth.tokens[{i}].name"),
+                            format!(
+                                "`{}` names two tokens: the history could not tell them apart",
+                                t.name
+                            ),
+                        ));
+                    }
+                    if self.auth.tokens[..i].iter().any(|o| o.sha256 == t.sha256) {
+                        return Err(invalid(
+                            format!("auth.tokens[{i}].sha256"),
+                            "is listed twice: one token would get two names and roles",
                         ));
                     }
                 }
@@ -987,6 +1138,118 @@ mod tests {
         let message = Config::from_toml(text).unwrap_err().to_string();
         assert!(message.contains(&format!("`{key}`")), "{message}");
         assert!(message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn values_a_typing_error_makes_are_refused_naming_the_key() {
+        let refused = |edit: &dyn Fn(&mut Config), key: &str| {
+            let mut c = Config::from_toml(MINIMAL).unwrap();
+            c.validate().unwrap();
+            edit(&mut c);
+            let refusal = c.validate().map(|()| format!("accepted: {key}"));
+            assert_eq!(key_of(refusal.unwrap_err()), key);
+        };
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let over = week + Duration::from_secs(1);
+        // `10M` is ten months, not minutes: no alert would ever fire.
+        let months = format!(
+            "{}",
+            MINIMAL.replace(r#"max_wait = "0s""#, r#"max_wait = "10M""#)
+        );
+        let c = Config::from_toml(&months).unwrap();
+        assert_eq!(
+            key_of(c.validate().unwrap_err()),
+            "protocol.colours[0].max_wait"
+        );
+        refused(
+            &|c| c.protocol.colours[0].max_wait = over,
+            "protocol.colours[0].max_wait",
+        );
+        refused(
+            &|c| c.protocol.triage_max_wait = over,
+            "protocol.triage_max_wait",
+        );
+        refused(
+            &|c| {
+                c.escalation.levels[0].after = over;
+            },
+            "escalation.levels[0].after",
+        );
+        refused(
+            &|c| c.escalation.tick = Duration::from_secs(86_401),
+            "escalation.tick",
+        );
+        refused(
+            &|c| c.storage.lease = Duration::from_secs(86_401),
+            "storage.lease",
+        );
+        refused(
+            &|c| c.alerts.retry_max = Duration::from_secs(86_401),
+            "alerts.retry_max",
+        );
+        refused(
+            &|c| c.storage.retention_days = 36_501,
+            "storage.retention_days",
+        );
+        refused(&|c| c.log.level = "loud!!".into(), "log.level");
+        refused(
+            &|c| c.portal.lookups_per_minute = 0,
+            "portal.lookups_per_minute",
+        );
+        refused(&|c| c.portal.secret = Some(String::new()), "portal.secret");
+        refused(&|c| c.portal.secret = Some("short".into()), "portal.secret");
+        refused(
+            &|c| c.units[0].rooms[0] = "Sala\u{7}".into(),
+            "units[0].rooms[0]",
+        );
+        // At the bounds, accepted.
+        let mut c = Config::from_toml(MINIMAL).unwrap();
+        c.protocol.colours[0].max_wait = week;
+        c.storage.retention_days = 36_500;
+        c.portal.secret = Some("0123456789abcdef".into());
+        c.log.level = "warn,triagem=debug".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn units_may_not_share_a_ticket_prefix() {
+        let two = format!(
+            "{MINIMAL}\n[[units]]\nid = \"obs\"\nname = \"Observação\"\nticket_prefix = \"a\"\nrooms = [\"Leito 1\"]\n"
+        );
+        let c = Config::from_toml(&two).unwrap();
+        assert_eq!(key_of(c.validate().unwrap_err()), "units[1].ticket_prefix");
+        let c = Config::from_toml(&two.replace(r#"ticket_prefix = "a""#, r#"ticket_prefix = "B""#))
+            .unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn tokens_are_one_name_and_one_role_each() {
+        use crate::auth::{Role, TokenHash};
+        let token = |name: &str, secret: &str| Token {
+            name: name.into(),
+            role: Role::Reception,
+            sha256: TokenHash::of(secret),
+        };
+        let check = |tokens: Vec<Token>| {
+            let mut c = Config::from_toml(MINIMAL).unwrap();
+            c.auth.mode = AuthMode::Tokens;
+            c.auth.tokens = tokens;
+            c.validate().map_err(key_of)
+        };
+        assert_eq!(check(vec![token("desk", "a"), token("ward", "b")]), Ok(()));
+        let key = |i: usize, field: &str| Err(format!("auth.tokens[{i}].{field}"));
+        assert_eq!(
+            check(vec![token("desk", "a"), token("ward", "a")]),
+            key(1, "sha256")
+        );
+        assert_eq!(
+            check(vec![token("desk", "a"), token("desk", "b")]),
+            key(1, "name")
+        );
+        assert_eq!(check(vec![token("system", "a")]), key(0, "name"));
+        assert_eq!(check(vec![token("anonymous", "a")]), key(0, "name"));
+        assert_eq!(check(vec![token("desk\n2", "a")]), key(0, "name"));
     }
 
     #[test]

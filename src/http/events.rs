@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::extract::UnitPath;
+use super::extract::{query, UnitPath};
 use super::{ApiError, Svc};
 use crate::service::{Live, Service};
 
@@ -47,6 +47,12 @@ impl Stream {
     }
 }
 
+/// The stream's own query parameter (`access_token` is the role check's).
+#[derive(serde::Deserialize)]
+struct ResumeQuery {
+    last_event_id: Option<u64>,
+}
+
 /// Server-sent events of a unit (never names or protocol numbers)
 ///
 /// Events `admitted`, `triaged`, `called`, `started`, `no_show`, `finished`,
@@ -73,18 +79,16 @@ pub async fn stream(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     service.read(|d, _| d.unit(&unit).map(|_| ()))?;
-    // Browsers' EventSource sends the header on reconnection; the query
-    // parameter lets a page resume after a reload.
+    // Browsers' EventSource sends the header on reconnection (one it cannot
+    // read starts the stream afresh: the page cannot correct it); the query
+    // parameter lets a page resume after a reload, and a bad one is refused.
+    let resume: ResumeQuery = query(&req)?;
     let after = req
         .headers()
         .get("Last-Event-ID")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .or_else(|| {
-            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-                .ok()
-                .and_then(|q| q.get("last_event_id").and_then(|v| v.parse().ok()))
-        });
+        .or(resume.last_event_id);
     let (missed, rx) = service
         .events()
         .subscribe(&unit, after)

@@ -292,3 +292,19 @@ async fn the_events_of_an_unknown_unit_are_404() {
         .expect("answered in time");
     r.expect_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn a_last_event_id_query_that_is_not_a_number_is_400() {
+    let app = TestApp::spawn().await;
+    for query in [
+        "last_event_id=abc",
+        "last_event_id=-1",
+        "last_event_id=",
+        "last_event_id=1&last_event_id=2",
+    ] {
+        let r = tokio::time::timeout(PATIENCE, app.get(&format!("/units/pa/events?{query}")))
+            .await
+            .expect("answered in time");
+        r.expect_problem(400, "malformed");
+    }
+}
