@@ -1152,10 +1152,7 @@ mod tests {
         let week = Duration::from_secs(7 * 24 * 3600);
         let over = week + Duration::from_secs(1);
         // `10M` is ten months, not minutes: no alert would ever fire.
-        let months = format!(
-            "{}",
-            MINIMAL.replace(r#"max_wait = "0s""#, r#"max_wait = "10M""#)
-        );
+        let months = MINIMAL.replace(r#"max_wait = "0s""#, r#"max_wait = "10M""#);
         let c = Config::from_toml(&months).unwrap();
         assert_eq!(
             key_of(c.validate().unwrap_err()),
