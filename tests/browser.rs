@@ -2387,6 +2387,14 @@ async fn the_triage_nurses_view() {
         "the whole complaint",
     )
     .await;
+    // And closes again from its own toggle.
+    click(&page, "#queue details.complaint summary").await;
+    wait_until(
+        &page,
+        "!document.querySelector('#queue details.complaint').open",
+        "the complaint closed again",
+    )
+    .await;
     // Nothing scrolls sideways at 1366×768 or 1280×720.
     for (w, h) in [(1366, 768), (1280, 720)] {
         set_viewport(&page, w, h).await;
@@ -2771,7 +2779,7 @@ async fn problems_are_said_in_the_pages_language() {
     let said = text(&reception, "#admit-error").await;
     assert_eq!(
         said,
-        "Data de nascimento inválida: não pode ser depois de hoje"
+        "Data de nascimento inválida: deve estar entre 1900 e hoje"
     );
     assert_eq!(
         eval::<String>(

@@ -116,7 +116,9 @@
     if (!text) return null;
     if (text.length <= 90) return h("div", { class: "complaint" }, text);
     const box = h("details", { class: "complaint", open: openComplaints.has(p.protocol), title: text },
-      h("summary", {}, text.slice(0, 70).trimEnd() + "… ", h("span", { class: "more" }, t("complaint.more"))),
+      h("summary", {},
+        h("span", { class: "closed" }, text.slice(0, 70).trimEnd() + "… ", h("span", { class: "more" }, t("complaint.more"))),
+        h("span", { class: "more open" }, t("complaint.less"))),
       h("p", {}, text));
     box.addEventListener("toggle", () => { if (box.open) openComplaints.add(p.protocol); else openComplaints.delete(p.protocol); });
     return box;
