@@ -41,7 +41,7 @@ enum Command {
         #[arg(long)]
         role: Role,
         /// Recorded as the actor of every change made with the token.
-        #[arg(long)]
+        #[arg(long, value_parser = token_name)]
         name: Option<String>,
     },
     /// Copy the SQLite journal of the config's storage.data_dir into an empty
@@ -53,6 +53,18 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+}
+
+/// A name `check-config` will take: not blank, no control characters, not
+/// one the service writes into the history itself.
+fn token_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() || s.chars().any(char::is_control) {
+        return Err("must not be empty or hold control characters".into());
+    }
+    if ["system", auth::ANONYMOUS].contains(&s) {
+        return Err(format!("`{s}` is the service's own actor name"));
+    }
+    Ok(s.to_owned())
 }
 
 fn init_tracing(config: &Config) {

@@ -1331,6 +1331,13 @@ async fn triagem_token_prints_a_random_token_and_the_table_holding_its_sha256() 
         "{}",
         text(&out.stderr)
     );
+
+    // Names check-config would refuse are refused here, before a table is printed.
+    for name in ["", "  ", "system", "anonymous", "enf\nana"] {
+        let out = run(triagem(&["token", "--role", "triage", "--name", name])).await;
+        assert!(!out.status.success(), "{name:?} is refused");
+        assert!(!text(&out.stdout).contains("[[auth.tokens]]"), "{name:?}");
+    }
 }
 
 // ---- 7. TRIAGEM_TOKENS_FILE ----
