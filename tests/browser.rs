@@ -954,6 +954,13 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the treatment queue",
     )
     .await;
+    // One unit: nowhere to transfer to, so no button that could only refuse.
+    let transfers: u32 = eval(
+        &clinician,
+        "document.querySelectorAll('#queue button[data-key$=\":transfer\"]').length",
+    )
+    .await;
+    assert_eq!(transfers, 0);
 
     // Never a name or a protocol number on the display, whatever happened.
     let dom: String = eval(&display, "document.documentElement.outerHTML").await;
@@ -1720,6 +1727,21 @@ async fn triage_rooms_come_from_the_config() {
         let rooms: Vec<String> = eval(&other, &options(id)).await;
         assert_eq!(rooms, ["Sala A", "Sala B"], "#{id}");
     }
+    // Two units: a waiting patient can be transferred from the list.
+    server
+        .api(
+            "POST",
+            &format!("/units/{UNIT}/patients"),
+            Some(json!({"name": "Para Transferir", "colour": "green"})),
+        )
+        .await;
+    let transfer = "#queue button[data-key$=\":transfer\"]";
+    wait_until(
+        &clinician,
+        &format!("!!document.querySelector('{transfer}')"),
+        "a transfer button with two units",
+    )
+    .await;
 
     drop(server);
     chrome.close().await;

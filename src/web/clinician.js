@@ -139,7 +139,8 @@
     if (!page) return h("p", { class: "muted" }, t("loading"));
     if (!page.patients.length) return h("p", { class: "empty" }, t("queue.empty"));
     const canTriage = Triagem.may("triage");
-    const canTransfer = Triagem.may("treatment");
+    // With one unit there is nowhere to transfer to: no button that can only refuse.
+    const canTransfer = Triagem.may("treatment") && Triagem.units.some((u) => u.id !== unit);
     return h("table", { class: "queue " + kind },
       h("thead", {}, h("tr", {},
         h("th", { scope: "col", class: "num" }, t("col.pos")),
