@@ -3704,6 +3704,22 @@ async fn the_reports_page_for_a_nurse_manager() {
         text(&page, "#measures [data-measure=arrivals] .m-value").await,
         summary["arrivals"].to_string()
     );
+    // Counts of one in the singular, and no acknowledgement said as such.
+    let subs: String = eval(
+        &page,
+        "[...document.querySelectorAll('#measures .m-sub')].map(e => e.textContent).join(' | ')",
+    )
+    .await;
+    eprintln!("the cards' lines: {subs}");
+    for plural_of_one in [" 1 visitas", " 1 pacientes", "1 de 1 pacientes"] {
+        assert!(!subs.contains(plural_of_one), "{subs}");
+    }
+    if summary["time_to_acknowledge_seconds"]["count"] == 0 {
+        assert_eq!(
+            text(&page, "#measures [data-measure=ack] .m-sub").await,
+            "nenhum alerta reconhecido no período"
+        );
+    }
     // A definition on focus (and hover), hidden by Escape.
     run(
         &page,

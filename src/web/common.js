@@ -556,8 +556,11 @@ const Triagem = (() => {
   const unit = document.body.dataset.unit;
   const unitName = document.body.dataset.unitName;
 
-  /** The string `key` in the page's language, with `{name}` filled from `vars`. */
+  /** The string `key` in the page's language, with `{name}` filled from `vars`;
+   *  its `.one` form where the count (`total`, else `n`) is 1 and there is one. */
   function t(key, vars) {
+    const count = vars ? Number(vars.total ?? vars.n) : NaN;
+    if (count === 1 && (STRINGS[lang][key + ".one"] ?? STRINGS["pt-BR"][key + ".one"])) key += ".one";
     let s = STRINGS[lang][key] ?? STRINGS["pt-BR"][key] ?? key;
     if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
     return s;

@@ -44,8 +44,11 @@
       "rp.measures.hint": "Passe o mouse ou o foco do teclado sobre uma medida para ver a sua definição.",
       "rp.median": "mediana",
       "rp.stat.sub": "p90 {p90} · p95 {p95} · {n} visitas",
+      "rp.stat.sub.one": "p90 {p90} · p95 {p95} · {n} visita",
       "rp.stat.none": "nenhuma visita no período",
+      "rp.stat.none.ack": "nenhum alerta reconhecido no período",
       "rp.of": "{n} de {total} pacientes",
+      "rp.of.one": "{n} de {total} paciente",
       "rp.lwbs.sub": "{before} antes da classificação · {after} depois",
       "m.arrivals": "Chegadas",
       "m.arrivals.def": "Visitas que chegaram no período (dias locais) nesta unidade, onde foram admitidas, qualquer que tenha sido o seu destino depois.",
@@ -89,6 +92,7 @@
       "rp.waits.row": "{label}: mediana {median}, p90 {p90}, p95 {p95}; meta {target}",
       "rp.waits.none": "{label}: sem chamadas",
       "rp.calls": "{n} chamados",
+      "rp.calls.one": "{n} chamado",
       "rp.p50": "Mediana",
       "rp.p90": "P90",
       "rp.p95": "P95",
@@ -133,8 +137,11 @@
       "rp.measures.hint": "Hover over a measure, or move the keyboard focus to it, to see its definition.",
       "rp.median": "median",
       "rp.stat.sub": "p90 {p90} · p95 {p95} · {n} visits",
+      "rp.stat.sub.one": "p90 {p90} · p95 {p95} · {n} visit",
       "rp.stat.none": "no visit in the period",
+      "rp.stat.none.ack": "no alert acknowledged in the period",
       "rp.of": "{n} of {total} patients",
+      "rp.of.one": "{n} of {total} patient",
       "rp.lwbs.sub": "{before} before triage · {after} after",
       "m.arrivals": "Arrivals",
       "m.arrivals.def": "Visits that arrived in the period (local days) in this unit, where they were admitted, whatever happened to them later.",
@@ -604,7 +611,11 @@
     return el;
   }
   function statCard(key, stat) {
-    if (!stat || !stat.count) return card(key, "—", t("rp.stat.none"));
+    if (!stat || !stat.count) {
+      // A measure's own "none" where it has one (ack counts alerts, not visits).
+      const own = t("rp.stat.none." + key);
+      return card(key, "—", own === "rp.stat.none." + key ? t("rp.stat.none") : own);
+    }
     return card(key, h("span", {}, dur(stat.median), " ", h("small", {}, t("rp.median"))),
       t("rp.stat.sub", { p90: dur(stat.p90), p95: dur(stat.p95), n: num(stat.count) }));
   }
