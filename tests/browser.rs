@@ -3889,3 +3889,63 @@ async fn the_reports_page_for_a_nurse_manager() {
     drop(server);
     chrome.close().await;
 }
+
+/// Pages show times in the service's zone (config `timezone`), not in the
+/// zone of the computer showing them: a ward's PC left on UTC shows the
+/// times of the receipt and the reports.
+#[tokio::test]
+async fn times_are_in_the_services_zone_whatever_the_browsers() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    // A zone no test machine is in: UTC+05:45.
+    let zone = chrono_tz::Asia::Kathmandu;
+    let server = Server::start(move |c| c.timezone = zone).await;
+    let view = server
+        .admit(json!({"name": "Hora Certa", "colour": "green"}))
+        .await;
+
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    wait_until(
+        &display,
+        "Triagem.protocol.timezone === 'Asia/Kathmandu'",
+        "the protocol",
+    )
+    .await;
+    let noon: String = eval(&display, "Triagem.fmtTime('2026-11-28T12:00:00Z')").await;
+    assert_eq!(noon, "17:45");
+    let now = chrono::Utc::now().with_timezone(&zone);
+    let near: Vec<String> = [-1, 0, 1]
+        .map(|m| {
+            (now + chrono::TimeDelta::minutes(m))
+                .format("%H:%M")
+                .to_string()
+        })
+        .to_vec();
+    wait_until(
+        &display,
+        &format!("{near:?}.includes(document.querySelector('#clock').textContent)"),
+        "the display's clock in the service's zone",
+    )
+    .await;
+
+    let phone = chrome
+        .open(view["follow_url"].as_str().expect("a follow-up link"))
+        .await;
+    wait_until(
+        &phone,
+        "!document.querySelector('#case').hidden",
+        "the case",
+    )
+    .await;
+    let arrived = chrono::DateTime::parse_from_rfc3339(view["arrived_at"].as_str().unwrap())
+        .expect("an RFC 3339 time")
+        .with_timezone(&zone)
+        .format("%H:%M")
+        .to_string();
+    let times = text(&phone, "#times").await;
+    assert!(times.contains(&arrived), "{times:?} shows {arrived}?");
+
+    drop(server);
+    chrome.close().await;
+}

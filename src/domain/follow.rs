@@ -35,6 +35,10 @@ pub struct FollowView {
     /// When the patient finished or left.
     pub closed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The service's time zone (IANA), so the page shows the times of the
+    /// receipt and the screens whatever zone the phone is set to.
+    #[schema(example = "America/Sao_Paulo")]
+    pub timezone: &'static str,
 }
 
 impl Department {
@@ -103,6 +107,7 @@ impl Department {
             triaged_at: p.triaged_at,
             closed_at: p.closed_at,
             updated_at: p.updated_at.unwrap_or(p.admitted_at),
+            timezone: self.tz.name(),
         }
     }
 

@@ -68,6 +68,10 @@ pub struct ProtocolView {
     clock_starts: crate::domain::ClockStarts,
     triage_max_wait_seconds: u64,
     colours: Vec<ColourView>,
+    /// The service's time zone (IANA, config `timezone`): the pages show
+    /// times in it, whatever zone the screen's computer is set to.
+    #[schema(example = "America/Sao_Paulo")]
+    timezone: &'static str,
 }
 
 /// The triage protocol (colour scale and maximum waits)
@@ -83,6 +87,7 @@ pub struct ProtocolView {
 pub async fn protocol(service: Svc) -> web::Json<ProtocolView> {
     let p = &service.config().protocol;
     web::Json(ProtocolView {
+        timezone: service.config().timezone.name(),
         name: p.name.clone(),
         clock_starts: p.clock_starts,
         triage_max_wait_seconds: p.triage_max_wait.as_secs(),

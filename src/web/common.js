@@ -1089,8 +1089,11 @@ const Triagem = (() => {
     }
   });
 
-  const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }) : "—");
-  const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString(lang, { dateStyle: "short", timeStyle: "short" }) : "—");
+  // Times in the service's zone (config `timezone`, from /protocol), not the
+  // zone of the computer showing the page: a kiosk left on UTC shows the
+  // same times as the receipt and the reports.
+  const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", timeZone: protocol.timezone }) : "—");
+  const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString(lang, { dateStyle: "short", timeStyle: "short", timeZone: protocol.timezone }) : "—");
 
   /** The language switch link and the token button in the header. */
   function setupHeader() {

@@ -27,7 +27,7 @@
   // ---- clock ----
   function tickClock() {
     const now = new Date(Date.now() + serverOffset);
-    $("clock").textContent = now.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+    $("clock").textContent = now.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", timeZone: Triagem.protocol.timezone });
     $("clock").dateTime = now.toISOString();
   }
 

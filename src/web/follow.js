@@ -96,10 +96,13 @@
    *  read out again each time. */
   const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
 
+  // Times in the service's zone (the case says which), as on the receipt and
+  // the screens, whatever zone the phone is set to.
+  let timeZone;
   const fmtTime = (iso) =>
-    new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+    new Date(iso).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", timeZone });
   const fmtDateTime = (iso) =>
-    new Date(iso).toLocaleString(lang, { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+    new Date(iso).toLocaleString(lang, { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", timeZone });
 
   function showForm(problem) {
     $("case").hidden = true;
@@ -145,6 +148,7 @@
   }
 
   function render(v) {
+    timeZone = v.timezone || timeZone;
     $("form").hidden = true;
     $("problem").hidden = true;
     $("case").hidden = false;

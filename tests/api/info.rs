@@ -74,7 +74,8 @@ async fn protocol_describes_the_default_brazilian_scale() {
                 {"id": "yellow", "label": "Amarelo", "max_wait_seconds": 1800},
                 {"id": "green", "label": "Verde", "max_wait_seconds": 7200},
                 {"id": "blue", "label": "Azul", "max_wait_seconds": 10800}
-            ]
+            ],
+            "timezone": "America/Sao_Paulo"
         })
     );
 }

@@ -64,6 +64,7 @@ async fn the_holder_of_the_receipt_follows_the_case_and_sees_nothing_else() {
         "triaged_at",
         "closed_at",
         "updated_at",
+        "timezone",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -74,6 +75,10 @@ async fn the_holder_of_the_receipt_follows_the_case_and_sees_nothing_else() {
     }
     assert_eq!(v["unit_name"], "Pronto Atendimento");
     assert_eq!(v["colour_label"], "Verde");
+    assert_eq!(
+        v["timezone"], "America/Sao_Paulo",
+        "the page shows the receipt's times"
+    );
     assert_eq!(
         (v["position"].clone(), v["ahead"].clone()),
         (json!(1), json!(0))
