@@ -737,9 +737,14 @@ impl Config {
         let Some(path) = self.auth.tokens_file.clone() else {
             return Ok(());
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
+        let text = std::fs::read_to_string(&path).map_err(|source| {
+            invalid(
+                "auth.tokens_file",
+                format!(
+                    "cannot read {} (set by the config or {ENV_TOKENS_FILE}): {source}",
+                    path.display()
+                ),
+            )
         })?;
         let file: TokensFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.clone(),
@@ -1218,6 +1223,15 @@ mod tests {
         let c = Config::from_toml(&two.replace(r#"ticket_prefix = "a""#, r#"ticket_prefix = "B""#))
             .unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_tokens_file_that_cannot_be_read_names_the_key_and_the_variable() {
+        let mut c = Config::from_toml(MINIMAL).unwrap();
+        c.auth.tokens_file = Some("/nonexistent/tokens.toml".into());
+        let err = c.load_tokens_file().unwrap_err();
+        assert!(err.to_string().contains(ENV_TOKENS_FILE), "{err}");
+        assert_eq!(key_of(err), "auth.tokens_file");
     }
 
     #[test]
