@@ -42,6 +42,17 @@ pub(crate) enum Attempt {
     Retry(String),
 }
 
+/// The HTTP client of webhook and SMS deliveries. It does not follow
+/// redirects: reqwest would by default, re-sending an alert to an address
+/// nobody configured (or as a bodiless GET) and counting the answer there as
+/// delivered. A 3xx is retried like any other answer that is not 2xx or 4xx.
+pub(crate) fn delivery_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
 /// An HTTP answer (or its absence) as an attempt: 2xx delivered, 4xx final,
 /// anything else transient.
 pub(crate) fn http_attempt(result: Result<reqwest::Response, reqwest::Error>) -> Attempt {
@@ -161,9 +172,7 @@ pub(crate) struct Webhook {
 impl Webhook {
     pub fn new(service: &Service, receiver: usize) -> Option<Self> {
         let hook = service.config().alerts.webhooks.get(receiver)?.clone();
-        let client = reqwest::Client::builder()
-            .timeout(service.config().alerts.timeout)
-            .build()
+        let client = delivery_client(service.config().alerts.timeout)
             .map_err(|e| tracing::error!(error = %e, "cannot build the webhook client"))
             .ok()?;
         Some(Self {

@@ -147,9 +147,7 @@ pub(crate) struct Sms {
 
 impl Sms {
     pub fn new(service: &Service, config: &SmsConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(service.config().alerts.timeout)
-            .build()
+        let client = crate::outbox::delivery_client(service.config().alerts.timeout)
             .map_err(|e| format!("cannot build the SMS client: {e}"))?;
         Ok(Self {
             config: config.clone(),

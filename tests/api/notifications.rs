@@ -206,6 +206,20 @@ async fn a_gateway_down_then_up_across_a_restart_gets_each_message_once() {
 }
 
 #[tokio::test]
+async fn an_sms_gateway_redirect_is_tried_again_never_followed() {
+    let gateway = Receiver::start(&[302], 200).await;
+    let app = spawn(None, Some(gateway.url())).await;
+    let p = protocol(&app.admit_raw(UNIT, &maria(true)).await.expect(201));
+    let sent = delivered(&app, &p, 1).await;
+    assert_eq!(sent[0]["attempts"], 2, "{sent:?}");
+    let paths: Vec<String> = gateway.received().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        !paths.iter().any(|p| p == "/elsewhere"),
+        "a redirect was followed: {paths:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_smtp_4xx_is_tried_again_and_a_5xx_is_final() {
     let sink = SmtpSink::start(&[451, 550]).await;
     let app = spawn(Some(sink.url()), None).await;

@@ -187,8 +187,16 @@ async fn serve(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         body,
         answered: status,
     });
-    let response =
-        format!("HTTP/1.1 {status} Test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    // A redirect names somewhere else on the same receiver, where a client
+    // that followed it would show up as a request to `/elsewhere`.
+    let location = if (300..400).contains(&status) {
+        "location: /elsewhere\r\n"
+    } else {
+        ""
+    };
+    let response = format!(
+        "HTTP/1.1 {status} Test\r\n{location}content-length: 0\r\nconnection: close\r\n\r\n"
+    );
     conn.write_all(response.as_bytes()).await?;
     conn.shutdown().await
 }

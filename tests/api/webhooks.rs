@@ -154,6 +154,24 @@ async fn a_delivery_answered_503_is_retried_with_the_same_id_and_body_until_deli
 }
 
 #[tokio::test]
+async fn a_redirect_is_retried_at_the_configured_address_never_followed() {
+    let hook = Receiver::start(&[301, 307, 308], 200).await;
+    let app = spawn_hooked(hook.url()).await;
+    app.admit("Ana", Some("red")).await;
+    let got = hook.wait_for(4).await;
+    app.wait_for_metric(OK, 1.0).await;
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert!(
+        !paths.contains(&"/elsewhere"),
+        "a redirect was followed: {paths:?}"
+    );
+    let answered: Vec<u16> = got.iter().map(|r| r.answered).collect();
+    assert_eq!(answered, [301, 307, 308, 200]);
+    assert!(got.iter().all(|r| r.body == got[0].body));
+    assert_eq!(app.metric(FAILED).await, 0.0);
+}
+
+#[tokio::test]
 async fn a_delivery_answered_400_is_not_retried_and_counts_as_failed() {
     let hook = Receiver::start(&[], 400).await;
     let app = spawn_hooked(hook.url()).await;
