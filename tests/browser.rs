@@ -3946,6 +3946,41 @@ async fn times_are_in_the_services_zone_whatever_the_browsers() {
     let times = text(&phone, "#times").await;
     assert!(times.contains(&arrived), "{times:?} shows {arrived}?");
 
+    // The desk types an arrival on the same clock as the screens.
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    wait_until(
+        &reception,
+        "Triagem.protocol.timezone === 'Asia/Kathmandu'",
+        "the protocol",
+    )
+    .await;
+    let ten_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
+    let wall = ten_ago.with_timezone(&zone).format("%Y-%m-%dT%H:%M");
+    type_into(&reception, "#name", "Chegou Antes").await;
+    run(
+        &reception,
+        &format!("document.querySelector('#arrived').value = '{wall}'"),
+    )
+    .await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    let protocol = text(&reception, "#result-protocol").await;
+    let (_, admitted) = server
+        .api("GET", &format!("/patients/{protocol}"), None)
+        .await;
+    assert_eq!(
+        admitted["arrived_at"],
+        ten_ago.format("%Y-%m-%dT%H:%M:00Z").to_string(),
+        "{wall} in Kathmandu"
+    );
+
     drop(server);
     chrome.close().await;
 }

@@ -32,9 +32,28 @@
   }
 
   /** A `datetime-local` value (local time) as RFC 3339 UTC. */
+  /** The field's wall-clock time ("2026-11-28T09:30") read in the service's
+   *  zone, as every time on the pages is shown, not in the computer's. */
   function toRfc3339(local) {
-    const d = new Date(local);
-    return isNaN(d) ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+    const zone = Triagem.protocol.timezone;
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(local);
+    if (!zone || !m) {
+      const d = new Date(local);
+      return isNaN(d) ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+    }
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    const parts = new Intl.DateTimeFormat("en-US", {
+      timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
+    });
+    // The zone's offset at an instant: its wall clock then, less the instant.
+    const offset = (at) => {
+      const p = Object.fromEntries(parts.formatToParts(new Date(at)).map((x) => [x.type, x.value]));
+      return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - at;
+    };
+    // Twice, for a time near a change of offset.
+    const at = wall - offset(wall - offset(wall));
+    return new Date(at).toISOString().replace(/\.\d{3}Z$/, "Z");
   }
 
   // ---- admission ----
