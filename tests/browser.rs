@@ -954,6 +954,33 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the treatment queue",
     )
     .await;
+    // The triage nurse's note is there for whoever calls the patient.
+    let first = eval::<String>(
+        &clinician,
+        "document.querySelector('#queue tbody tr').dataset.protocol",
+    )
+    .await;
+    let colour = server
+        .api("GET", &format!("/patients/{first}"), None)
+        .await
+        .1["colour"]
+        .as_str()
+        .expect("a colour")
+        .to_owned();
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/patients/{first}/triage"),
+            Some(json!({"colour": colour, "note": "PA 160x100\nsem febre"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue')?.innerText.includes('Nota da triagem: PA 160x100\\nsem febre')",
+        "the triage note on the clinician's queue",
+    )
+    .await;
     // One unit: nowhere to transfer to, so no button that could only refuse.
     let transfers: u32 = eval(
         &clinician,

@@ -19,6 +19,9 @@ pub struct PatientView {
     pub colour: Option<ColourId>,
     pub status: Status,
     pub complaint: Option<String>,
+    /// The triage nurse's note of the last classification that had one, for
+    /// the clinician who calls the patient; staff views only.
+    pub triage_note: Option<String>,
     pub birth_date: Option<NaiveDate>,
     pub document: Option<String>,
     #[serde(serialize_with = "text_time::serialize")]
@@ -112,6 +115,7 @@ impl Department {
             colour: p.colour.clone(),
             status: p.status,
             complaint: p.complaint.clone(),
+            triage_note: p.triage_note.clone(),
             birth_date: p.birth_date,
             document: p.document.clone(),
             arrived_at: p.arrived_at,

@@ -107,7 +107,13 @@
     const age = Triagem.age(p.birth_date);
     return h("td", { class: "patient" },
       h("div", { class: "who" }, h("span", { class: "name" }, p.name), age ? h("span", { class: "age" }, age) : null),
-      complaint(p));
+      complaint(p), triageNote(p));
+  }
+
+  /** The triage nurse's note, for whoever calls the patient next. */
+  function triageNote(p) {
+    if (!p.triage_note) return null;
+    return h("div", { class: "triage-note" }, h("span", { class: "label" }, t("patient.triage_note") + ": "), p.triage_note);
   }
 
   /** A complaint in full; a long one opens on demand (and stays open across refreshes). */
@@ -286,6 +292,7 @@
             p.called_at ? h("span", { class: "since", dataset: { calledAt: p.called_at } }, t("since.call", { d: Triagem.duration(Triagem.since(p.called_at)) })) : null,
             p.no_shows ? h("span", { class: "noshows" }, t("noshow.count", { n: p.no_shows, max })) : null))),
       complaint(p),
+      triageNote(p),
       actions.length ? h("div", { class: "actions" }, actions) : null);
   }
 
@@ -308,7 +315,7 @@
   // resets a chosen outcome or moves the keyboard focus.
   const cards = new Map(); // protocol -> { key, el }
   function cardFor(p) {
-    const key = JSON.stringify([p.status, p.room, p.colour, p.ticket, p.name, p.complaint, p.no_shows, p.called_at, p.birth_date]);
+    const key = JSON.stringify([p.status, p.room, p.colour, p.ticket, p.name, p.complaint, p.triage_note, p.no_shows, p.called_at, p.birth_date]);
     let c = cards.get(p.protocol);
     if (!c || c.key !== key) {
       c = { key, el: activeCard(p) };

@@ -607,3 +607,33 @@ async fn entries_the_service_writes_itself_carry_the_system_actor() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_triage_note_reaches_the_clinicians_view_never_the_screens() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Maria", None).await);
+    let note = "PA 160x100\ndor 7/10";
+    let v = app
+        .post_json(
+            &format!("/patients/{p}/triage"),
+            &json!({"colour": "yellow", "note": note}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(v["triage_note"], note);
+    // A re-classification without a note keeps the last one.
+    let v = app
+        .post_json(
+            &format!("/patients/{p}/triage"),
+            &json!({"colour": "green"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(v["triage_note"], note);
+    assert_eq!(app.patient(&p).await["triage_note"], note);
+    let q = app.queue("queue=treatment").await;
+    assert_eq!(q["patients"][0]["triage_note"], note);
+    // Nothing of it on the ward screen's board.
+    let board = app.board().await.to_string();
+    assert!(!board.contains("PA 160x100"), "{board}");
+}
