@@ -2811,6 +2811,28 @@ async fn problems_are_said_in_the_pages_language() {
     click(&reception, "dialog.token-dialog button.primary").await;
     wait_live(&reception, "the reception's event stream").await;
 
+    // A complaint near the field's limit says how much is left, and at it,
+    // that the rest is not kept.
+    let count = |n: usize| {
+        format!(
+            "(() => {{ const c = document.querySelector('#complaint'); c.value = 'x'.repeat({n});
+               c.dispatchEvent(new Event('input')); const p = document.querySelector('#complaint-count');
+               return p.hidden ? '' : p.textContent; }})()"
+        )
+    };
+    assert_eq!(eval::<String>(&reception, &count(100)).await, "");
+    assert_eq!(
+        eval::<String>(&reception, &count(950)).await,
+        "950 de 1000 caracteres"
+    );
+    assert!(eval::<String>(&reception, &count(1000))
+        .await
+        .starts_with("Limite de 1000 caracteres"));
+    run(
+        &reception,
+        "document.querySelector('#complaint').value = ''",
+    )
+    .await;
     // A birth date after today: the field is named, in Portuguese.
     type_into(&reception, "#name", "Nascido Amanhã").await;
     run(

@@ -388,6 +388,16 @@
   });
 
   $("admit-form").addEventListener("submit", admit);
+  // The field stops at 1000 characters: near the end, say so, rather than
+  // letting a pasted complaint lose its tail unnoticed.
+  const countComplaint = () => {
+    const n = $("complaint").value.length;
+    const max = $("complaint").maxLength;
+    $("complaint-count").hidden = n < max * 0.9;
+    $("complaint-count").textContent = t(n >= max ? "admit.complaint.full" : "admit.complaint.count", { n, max });
+  };
+  $("complaint").addEventListener("input", countComplaint);
+  $("admit-form").addEventListener("reset", () => setTimeout(countComplaint));
   $("print").addEventListener("click", printReceipt);
   $("again").addEventListener("click", () => { $("result").hidden = true; $("name").focus(); });
   // Anything typed after a failed admission is a new admission.
