@@ -11,6 +11,19 @@ use subtle::ConstantTimeEq;
 /// The actor recorded for changes in open mode.
 pub const ANONYMOUS: &str = "anonymous";
 
+/// Why a token's name cannot be used (`None`: it can). The name is the actor
+/// of every change made with the token, so it must be visible and not one the
+/// service writes into the history itself.
+pub fn token_name_refusal(name: &str) -> Option<String> {
+    if name.trim().is_empty() || crate::domain::patient::stray_control(name, false) {
+        return Some("must not be empty or hold control characters".into());
+    }
+    if [crate::domain::SYSTEM_ACTOR, ANONYMOUS].contains(&name) {
+        return Some(format!("`{name}` is the service's own actor name"));
+    }
+    None
+}
+
 #[derive(
     Debug,
     Clone,

@@ -13,10 +13,11 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthMode, Token, ANONYMOUS};
+use crate::auth::{token_name_refusal, AuthMode, Token};
+use crate::domain::patient::stray_control;
 use crate::domain::{
     ClockStarts, Colour, ColourId, Ladder, Level, NotifyEvent, NotifySettings, Settings,
-    TriageScale, UnitSettings, SYSTEM_ACTOR,
+    TriageScale, UnitSettings,
 };
 
 pub const ENV_BIND: &str = "TRIAGEM_BIND";
@@ -93,11 +94,6 @@ fn log_filter_ok(filter: &str) -> bool {
                     None => level(d) || path(d),
                 }
         })
-}
-
-/// Free text of the config that reaches screens and the journal.
-fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -1031,7 +1027,7 @@ impl Config {
             for (j, room) in u.rooms.iter().enumerate() {
                 if room.trim().is_empty()
                     || room.chars().count() > 100
-                    || has_control(room)
+                    || stray_control(room, false)
                     || !rooms.insert(room)
                 {
                     return Err(invalid(
@@ -1079,18 +1075,8 @@ impl Config {
                 }
                 let mut names = HashSet::new();
                 for (i, t) in self.auth.tokens.iter().enumerate() {
-                    if t.name.trim().is_empty() || has_control(&t.name) {
-                        return Err(invalid(
-                            format!("auth.tokens[{i}].name"),
-                            "must not be empty or hold control characters",
-                        ));
-                    }
-                    // The name is the actor in the patients' history.
-                    if [SYSTEM_ACTOR, ANONYMOUS].contains(&t.name.as_str()) {
-                        return Err(invalid(
-                            format!("auth.tokens[{i}].name"),
-                            format!("`{}` is the service's own actor name", t.name),
-                        ));
+                    if let Some(refusal) = token_name_refusal(&t.name) {
+                        return Err(invalid(format!("auth.tokens[{i}].name"), refusal));
                     }
                     if !names.insert(t.name.as_str()) {
                         return Err(invalid(

@@ -55,16 +55,9 @@ enum Command {
     },
 }
 
-/// A name `check-config` will take: not blank, no control characters, not
-/// one the service writes into the history itself.
+/// A name `check-config` will take (`auth::token_name_refusal`).
 fn token_name(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() || s.chars().any(char::is_control) {
-        return Err("must not be empty or hold control characters".into());
-    }
-    if ["system", auth::ANONYMOUS].contains(&s) {
-        return Err(format!("`{s}` is the service's own actor name"));
-    }
-    Ok(s.to_owned())
+    auth::token_name_refusal(s).map_or_else(|| Ok(s.to_owned()), Err)
 }
 
 fn init_tracing(config: &Config) {

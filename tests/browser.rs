@@ -355,6 +355,19 @@ async fn text(page: &Page, selector: &str) -> String {
 
 /// Types into a field as a user would: a click to focus it, then the text as
 /// the keyboard's input method inserts it (any character, with input events).
+/// Submits the reception's admission form as it stands; the protocol number
+/// the desk then shows.
+async fn admit_at_desk(reception: &Page) -> String {
+    click(reception, "#admit-submit").await;
+    wait_until(
+        reception,
+        "!document.querySelector('#result').hidden",
+        "the admission result",
+    )
+    .await;
+    text(reception, "#result-protocol").await
+}
+
 async fn type_into(page: &Page, selector: &str, value: &str) {
     page.bring_to_front().await.expect("bring to front");
     // A click lands where the field was when it was measured: if the page
@@ -814,14 +827,7 @@ async fn reception_clinician_and_display_in_a_real_browser() {
     )
     .await;
     type_into(&reception, "#complaint", "dor torácica há 2 horas").await;
-    click(&reception, "#admit-submit").await;
-    wait_until(
-        &reception,
-        "!document.querySelector('#result').hidden",
-        "the admission result",
-    )
-    .await;
-    let protocol = text(&reception, "#result-protocol").await;
+    let protocol = admit_at_desk(&reception).await;
     let ticket = text(&reception, "#result-ticket").await;
     assert_eq!(
         protocol.len(),
@@ -2585,14 +2591,7 @@ async fn protocol_numbers_and_patient_search() {
     set_viewport(&reception, 1280, 720).await;
     wait_live(&reception, "the reception's event stream").await;
     type_into(&reception, "#name", "Protocolo Agrupado").await;
-    click(&reception, "#admit-submit").await;
-    wait_until(
-        &reception,
-        "!document.querySelector('#result').hidden",
-        "the admission result",
-    )
-    .await;
-    let protocol = text(&reception, "#result-protocol").await;
+    let protocol = admit_at_desk(&reception).await;
     assert!(
         protocol.len() == 17 && protocol.chars().all(|c| c.is_ascii_digit()),
         "{protocol:?}"
@@ -3416,14 +3415,7 @@ async fn the_patient_follows_the_visit_on_a_phone() {
     run(&reception, "document.querySelector('#phone').value = ''").await;
     type_into(&reception, "#email", "maria.lopes@example.com").await;
     click(&reception, "#consent").await;
-    click(&reception, "#admit-submit").await;
-    wait_until(
-        &reception,
-        "!document.querySelector('#result').hidden",
-        "the admission result",
-    )
-    .await;
-    let protocol = text(&reception, "#result-protocol").await;
+    let protocol = admit_at_desk(&reception).await;
     let (status, view) = server
         .api("GET", &format!("/patients/{protocol}"), None)
         .await;
@@ -4013,14 +4005,7 @@ async fn times_are_in_the_services_zone_whatever_the_browsers() {
         &format!("document.querySelector('#arrived').value = '{wall}'"),
     )
     .await;
-    click(&reception, "#admit-submit").await;
-    wait_until(
-        &reception,
-        "!document.querySelector('#result').hidden",
-        "the admission result",
-    )
-    .await;
-    let protocol = text(&reception, "#result-protocol").await;
+    let protocol = admit_at_desk(&reception).await;
     let (_, admitted) = server
         .api("GET", &format!("/patients/{protocol}"), None)
         .await;

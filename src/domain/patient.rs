@@ -151,8 +151,8 @@ pub fn stray_control(s: &str, lines: bool) -> bool {
 /// order mark, the soft hyphen, bidirectional marks): a name of only these is
 /// blank on every screen.
 fn invisible(c: char) -> bool {
-    matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    reorders(c)
+        || matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
 /// Bidirectional embeddings, overrides and isolates: they reorder the text
