@@ -1123,7 +1123,7 @@ const Triagem = (() => {
   }
 
   return {
-    lang, unit, unitName, t, addStrings, translate, h, api, ApiError, askToken, getToken, randomKey,
+    lang, unit, unitName, t, has, addStrings, translate, h, api, ApiError, askToken, getToken, randomKey,
     notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, loadInfo,
     loadSession, may, chip, colourClass, colourLabel, colourInfo,
     targetSeconds, targetText, duration, due, since, age, now, setServerTime, protocolEl, copyText, copyButton,

@@ -613,8 +613,8 @@
   function statCard(key, stat) {
     if (!stat || !stat.count) {
       // A measure's own "none" where it has one (ack counts alerts, not visits).
-      const own = t("rp.stat.none." + key);
-      return card(key, "—", own === "rp.stat.none." + key ? t("rp.stat.none") : own);
+      const own = "rp.stat.none." + key;
+      return card(key, "—", t(Triagem.has(own) ? own : "rp.stat.none"));
     }
     return card(key, h("span", {}, dur(stat.median), " ", h("small", {}, t("rp.median"))),
       t("rp.stat.sub", { p90: dur(stat.p90), p95: dur(stat.p95), n: num(stat.count) }));
