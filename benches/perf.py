@@ -475,6 +475,11 @@ def server_share(before, after):
     return (after[1] - before[1]) / calls if calls else None
 
 
+def share_note(share):
+    """A call-next line's note of server_share() (nothing without calls)."""
+    return "" if share is None else f" ({share:.1%} within {CALL_P99_MS:g} ms in the server)"
+
+
 def steal_seconds():
     """CPU time the hypervisor took from this machine so far (/proc/stat), in seconds."""
     with open("/proc/stat") as f:
@@ -643,8 +648,7 @@ def climb(args, run_dir, with_calls):
         if call:
             line += (f"; calls {call['rps']:5.0f}/s p50 {call['p50']:.2f} p99 {call['p99']:.2f} "
                      f"p99.9 {call['p99.9']:.2f} ms")
-            if w["server_share"] is not None:
-                line += f" ({w['server_share']:.1%} within {CALL_P99_MS:g} ms in the server)"
+            line += share_note(w["server_share"])
             if call["empty"] or call["bad"] or call["socket_errors"]:
                 line += f" ({call['empty']} empty, {call['bad']} other, {call['socket_errors']} socket errors)"
         line += f"; others {a['others_cores']:.2f} cores, stolen {a['stolen_cores']:.2f}"
@@ -697,7 +701,7 @@ def rates(args, run_dir):
                        "server_share": share})
         log(f"  c{connections:<3} pause {pause:3} ms: {a['rps']:7.0f} adm/s (p99 {a['p99']:6.2f} ms); "
             f"calls p50 {call['p50']:.2f} p99 {call['p99']:.2f} p99.9 {call['p99.9']:.2f} ms"
-            + (f" ({share:.1%} within {CALL_P99_MS:g} ms in the server)" if share is not None else "")
+            + share_note(share)
             + (f"; {failed} failed or empty" if failed else ""))
     under = [lv["admit"]["rps"] for lv in levels if lv["call"]["p99"] < CALL_P99_MS]
     log(f"  call-next p99 under {CALL_P99_MS:g} ms up to {max(under):.0f} admissions/s" if under else
