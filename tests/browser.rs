@@ -819,6 +819,11 @@ async fn reception_clinician_and_display_in_a_real_browser() {
         "the colour list",
     )
     .await;
+    // The shipped config has no message channel: the desk promises nothing.
+    assert_eq!(
+        text(&reception, "#consent-hint").await,
+        "Este serviço não envia mensagens: o contato fica só na ficha do paciente."
+    );
     let name = "Maria Aparecida Testemunha";
     type_into(&reception, "#name", name).await;
     run(
@@ -3412,9 +3417,28 @@ async fn the_patient_follows_the_visit_on_a_phone() {
         eval::<String>(&reception, "document.activeElement.id").await,
         "phone"
     );
+    // The consent says what goes out, and how: here e-mail only. A mobile
+    // number alone with consent would send nothing, and is said so.
+    assert_eq!(
+        text(&reception, "#consent-hint").await,
+        "Com o aceite, o paciente recebe por e-mail: o protocolo com o link de acompanhamento e um aviso quando for chamado."
+    );
+    run(&reception, "document.querySelector('#phone').value = ''").await;
+    type_into(&reception, "#phone", "+5511987654321").await;
+    click(&reception, "#consent").await;
+    click(&reception, "#admit-submit").await;
+    wait_until(
+        &reception,
+        "document.querySelector('#admit-error').textContent.startsWith('Este serviço envia mensagens só por e-mail')",
+        "e-mail only, in words",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&reception, "document.activeElement.id").await,
+        "email"
+    );
     run(&reception, "document.querySelector('#phone').value = ''").await;
     type_into(&reception, "#email", "maria.lopes@example.com").await;
-    click(&reception, "#consent").await;
     let protocol = admit_at_desk(&reception).await;
     let (status, view) = server
         .api("GET", &format!("/patients/{protocol}"), None)

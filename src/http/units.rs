@@ -8,7 +8,7 @@ use super::extract::{null_is_default, query, Json, UnitPath};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::patient::QueueKind;
-use crate::domain::{Board, ColourId, DomainError, PatientView, UnitId};
+use crate::domain::{Board, Channel, ColourId, DomainError, PatientView, UnitId};
 use crate::service::ServiceError;
 
 /// The most patients one queue page may hold.
@@ -72,6 +72,20 @@ pub struct ProtocolView {
     /// times in it, whatever zone the screen's computer is set to.
     #[schema(example = "America/Sao_Paulo")]
     timezone: &'static str,
+    messages: MessagesView,
+}
+
+/// What the service can send a consenting patient (config `notifications`):
+/// the desk says so before it asks for consent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagesView {
+    /// The configured channels (`email`, `sms`); empty when the service
+    /// sends no messages.
+    #[schema(example = json!(["sms"]))]
+    channels: Vec<&'static str>,
+    /// The events that send a message (`admitted`, `called`, `finished`).
+    #[schema(example = json!(["admitted", "called"]))]
+    on: Vec<&'static str>,
 }
 
 /// The triage protocol (colour scale and maximum waits)
@@ -85,9 +99,22 @@ pub struct ProtocolView {
     )
 )]
 pub async fn protocol(service: Svc) -> web::Json<ProtocolView> {
-    let p = &service.config().protocol;
+    let config = service.config();
+    let p = &config.protocol;
+    let n = &config.notifications;
+    let channels = [
+        (Channel::Email, n.email.is_some()),
+        (Channel::Sms, n.sms.is_some()),
+    ];
     web::Json(ProtocolView {
-        timezone: service.config().timezone.name(),
+        timezone: config.timezone.name(),
+        messages: MessagesView {
+            channels: channels
+                .into_iter()
+                .filter_map(|(c, on)| on.then_some(c.as_str()))
+                .collect(),
+            on: n.on.iter().map(|e| e.as_str()).collect(),
+        },
         name: p.name.clone(),
         clock_starts: p.clock_starts,
         triage_max_wait_seconds: p.triage_max_wait.as_secs(),

@@ -56,6 +56,27 @@
     return new Date(at).toISOString().replace(/\.\d{3}Z$/, "Z");
   }
 
+  // ---- messages the service can send (config `notifications`) ----
+  /** The channels that send something: none when no channel or no event is configured. */
+  function channels() {
+    const m = Triagem.protocol.messages;
+    return m && m.on.length ? m.channels : [];
+  }
+  /** The channels that reach this contact. */
+  const reaching = (contact) => channels().filter((c) => (c === "sms" ? contact.phone : contact.email));
+  /** The consent's hint says what would be sent and how, or that nothing is. */
+  function consentHint() {
+    const m = Triagem.protocol.messages;
+    if (!m) return; // the protocol could not be read: no promise either way
+    const list = (items) => new Intl.ListFormat(Triagem.lang, { type: "conjunction" }).format(items);
+    $("consent-hint").textContent = channels().length
+      ? t("contact.consent.hint", {
+        channels: list(channels().map((c) => t("contact.channel." + c))),
+        what: list(m.on.map((e) => t("contact.consent.what." + e))),
+      })
+      : t("contact.consent.off");
+  }
+
   // ---- admission ----
   async function admit(ev) {
     ev.preventDefault();
@@ -90,6 +111,13 @@
     if (consent && !phone && !email) {
       Triagem.errorTo($("admit-error"), t("contact.consent.nochannel"));
       markInvalid("phone");
+      return;
+    }
+    // Consent with a contact no configured channel reaches would send nothing.
+    const only = channels();
+    if (consent && only.length === 1 && !reaching({ phone, email }).length) {
+      Triagem.errorTo($("admit-error"), t("contact.consent.only." + only[0]));
+      markInvalid(only[0] === "sms" ? "phone" : "email");
       return;
     }
     if (phone || email || consent) body.contact = { phone: phone || null, email: email || null, consent };
@@ -228,6 +256,10 @@
     }
     if (!contact.consent) {
       body.append(h("p", { class: "muted" }, t("messages.noconsent")));
+      return el;
+    }
+    if (Triagem.protocol.messages && !reaching(contact).length) {
+      body.append(h("p", { class: "muted" }, t(channels().length ? "messages.unreachable" : "messages.off")));
       return el;
     }
     let timer = null;
@@ -413,6 +445,7 @@
       const classify = Triagem.may("triage");
       $("colour-field").hidden = !classify;
       $("colour").disabled = !classify;
+      consentHint();
     } catch (e) {
       Triagem.showError(e);
     }

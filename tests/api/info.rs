@@ -75,7 +75,9 @@ async fn protocol_describes_the_default_brazilian_scale() {
                 {"id": "green", "label": "Verde", "max_wait_seconds": 7200},
                 {"id": "blue", "label": "Azul", "max_wait_seconds": 10800}
             ],
-            "timezone": "America/Sao_Paulo"
+            "timezone": "America/Sao_Paulo",
+            // No channel in the shipped config: the desk says no message goes out.
+            "messages": {"channels": [], "on": ["admitted", "called"]}
         })
     );
 }

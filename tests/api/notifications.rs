@@ -79,6 +79,25 @@ async fn delivered(app: &TestApp, p: &str, n: usize) -> Vec<Value> {
     }
 }
 
+/// The desk asks for consent in words that match what the service can send:
+/// `/protocol` names the configured channels and events.
+#[tokio::test]
+async fn the_protocol_says_which_channels_send_messages() {
+    let only_sms = spawn(None, Some("http://127.0.0.1:9/sms".into())).await;
+    let body = only_sms.get("/protocol").await.expect(200);
+    assert_eq!(
+        body["messages"],
+        json!({"channels": ["sms"], "on": ["admitted", "called"]})
+    );
+    let both = spawn(
+        Some("smtp://127.0.0.1:9".into()),
+        Some("http://127.0.0.1:9/sms".into()),
+    )
+    .await;
+    let body = both.get("/protocol").await.expect(200);
+    assert_eq!(body["messages"]["channels"], json!(["email", "sms"]));
+}
+
 #[tokio::test]
 async fn a_consenting_patient_gets_the_protocol_and_link_by_email_and_the_room_by_sms() {
     let sink = SmtpSink::start(&[]).await;
