@@ -3955,6 +3955,88 @@ async fn the_reports_page_for_a_nurse_manager() {
     chrome.close().await;
 }
 
+/// The patient's form at `/p` says what is wrong in the page's language
+/// (the browser's own bubbles speak the phone's), and takes the protocol
+/// number as the receipt groups it and the code in any case.
+#[tokio::test]
+async fn the_follow_up_form_says_its_problems_in_the_pages_words() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let view = server
+        .admit(json!({"name": "Form Do Paciente", "colour": "green"}))
+        .await;
+    let protocol = view["protocol"].as_str().unwrap();
+    let code = view["check_code"].as_str().unwrap();
+
+    let phone = chrome.open(&server.url("/p?lang=en")).await;
+    wait_until(
+        &phone,
+        "!document.querySelector('#form').hidden",
+        "the form",
+    )
+    .await;
+    click(&phone, "#form button[type=submit]").await;
+    wait_until(
+        &phone,
+        "document.querySelector('#form-error').textContent === 'The protocol number has 17 digits.'",
+        "the empty protocol in words",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&phone, "document.activeElement.id").await,
+        "protocol"
+    );
+    // As the receipt prints it, in groups; a code too short.
+    let grouped = format!(
+        "{} {} {}",
+        &protocol[..4],
+        &protocol[4..11],
+        &protocol[11..]
+    );
+    type_into(&phone, "#protocol", &grouped).await;
+    type_into(&phone, "#code", &code[..3]).await;
+    click(&phone, "#form button[type=submit]").await;
+    wait_until(
+        &phone,
+        "document.querySelector('#form-error').textContent.startsWith('The check code has 6 characters')",
+        "the short code in words",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&phone, "document.activeElement.id").await,
+        "code"
+    );
+    assert_eq!(
+        eval::<String>(
+            &phone,
+            "document.querySelector('#code').getAttribute('aria-invalid')"
+        )
+        .await,
+        "true"
+    );
+    run(&phone, "document.querySelector('#code').value = ''").await;
+    type_into(&phone, "#code", &code.to_lowercase()).await;
+    click(&phone, "#form button[type=submit]").await;
+    wait_until(
+        &phone,
+        "!document.querySelector('#case').hidden",
+        "the case",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&phone, "location.pathname").await,
+        format!("/p/{protocol}")
+    );
+    assert_eq!(
+        text(&phone, "#ticket").await,
+        view["ticket"].as_str().unwrap()
+    );
+    drop(server);
+    chrome.close().await;
+}
+
 /// Pages show times in the service's zone (config `timezone`), not in the
 /// zone of the computer showing them: a ward's PC left on UTC shows the
 /// times of the receipt and the reports.

@@ -37,6 +37,7 @@
       "err.not_found": "Protocolo ou código não conferem. Confira o comprovante.",
       "err.rate_limited": "Muitas consultas seguidas. Tente de novo em {s} s.",
       "err.malformed": "O protocolo tem 17 dígitos.",
+      "err.code": "O código de verificação tem 6 caracteres, impressos no comprovante.",
       "err.network": "Sem conexão. Tentando de novo…",
       "err.other": "Não foi possível consultar agora. Tentando de novo…",
     },
@@ -70,6 +71,7 @@
       "err.not_found": "The protocol number or the code does not match. Check your receipt.",
       "err.rate_limited": "Too many lookups. Try again in {s} s.",
       "err.malformed": "The protocol number has 17 digits.",
+      "err.code": "The check code has 6 characters, printed on the receipt.",
       "err.network": "No connection. Trying again…",
       "err.other": "Cannot check right now. Trying again…",
     },
@@ -113,14 +115,29 @@
     $("form-error").textContent = problem || "";
   }
 
+  /** A field the patient must mend: said in the page's words (the browser's
+   *  own bubbles would speak the phone's language), marked, and focused. */
+  function refuse(field, problem) {
+    showForm(problem);
+    for (const id of ["protocol", "code"]) {
+      if (id === field) $(id).setAttribute("aria-invalid", "true");
+      else $(id).removeAttribute("aria-invalid");
+    }
+    $(field).focus();
+  }
+
   $("form").addEventListener("submit", (e) => {
     e.preventDefault();
     const p = digits($("protocol").value);
     if (p.length !== 17) {
-      showForm(t("err.malformed"));
+      refuse("protocol", t("err.malformed"));
       return;
     }
     const c = $("code").value.trim().toUpperCase();
+    if (c.length !== 6) {
+      refuse("code", t("err.code"));
+      return;
+    }
     const query = new URLSearchParams(location.search).get("lang");
     location.assign(`/p/${p}${query ? `?lang=${encodeURIComponent(query)}` : ""}#${encodeURIComponent(c)}`);
     if (p === protocol) location.reload();
