@@ -1173,6 +1173,14 @@ async fn english_pages_and_unknown_unit() {
         "the classification dialog",
     )
     .await;
+    // No colour chosen: said in the page's words, and nothing is sent.
+    click(&clinician, "dialog.action-dialog button.primary").await;
+    wait_until(
+        &clinician,
+        "document.querySelector('dialog.action-dialog .error').textContent === \"Choose the classification's colour.\"",
+        "the missing colour in words",
+    )
+    .await;
     click(&clinician, "dialog.action-dialog input[value=green]").await;
     click(&clinician, "dialog.action-dialog button.primary").await;
     wait_until(
@@ -1290,6 +1298,14 @@ async fn tokens_mode_asks_for_a_token_once() {
         &reception,
         "!!document.querySelector('dialog.token-dialog[open]')",
         "the token dialog",
+    )
+    .await;
+    // Sent empty: the dialog stays and says so.
+    click(&reception, "dialog.token-dialog button.primary").await;
+    wait_until(
+        &reception,
+        "document.querySelector('dialog.token-dialog[open] .error')?.textContent === 'Escreva o token recebido da administração.'",
+        "the empty token in words",
     )
     .await;
     type_into(&reception, "#token-input", reception_token).await;

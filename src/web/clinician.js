@@ -38,7 +38,8 @@
   function openDialog(title, fields, submitLabel, onSubmit) {
     const err = h("p", { class: "error", role: "alert", hidden: true });
     const submit = h("button", { type: "submit", class: "primary" }, submitLabel);
-    const form = h("form", { method: "dialog" },
+    // novalidate: problems are said in the page's words, not the browser's.
+    const form = h("form", { method: "dialog", novalidate: true },
       h("h2", { id: "dlg-title" }, title), fields, err,
       h("div", { class: "actions" }, submit,
         h("button", { type: "button", onclick: () => dlg.close() }, t("cancel"))));
@@ -79,6 +80,10 @@
       h("div", { class: "field" }, h("label", { for: "dlg-note" }, t("retriage.note"), " ", h("small", {}, t("admit.optional"))),
         h("textarea", { id: "dlg-note", name: "note", rows: 2, maxlength: 1000 }))],
     t("retriage.submit"), async (form) => {
+      if (!form.elements.colour.value) {
+        form.querySelector("input[name=colour]").focus();
+        throw new Error(t("retriage.choose"));
+      }
       const body = { colour: form.elements.colour.value };
       const note = form.elements.note.value.trim();
       if (note) body.note = note;

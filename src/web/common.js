@@ -21,6 +21,7 @@ const Triagem = (() => {
       "token.submit": "Entrar",
       "token.cancel": "Cancelar",
       "token.required": "Sem um token válido a página não pode consultar o serviço.",
+      "token.empty": "Escreva o token recebido da administração.",
       "reconnecting": "Reconectando…",
       "offline": "Sem conexão com o servidor",
       "loading": "Carregando…",
@@ -272,6 +273,7 @@ const Triagem = (() => {
       "classify.title": "Classificar {ticket} ({name})",
       "retriage.note": "Observação",
       "retriage.submit": "Salvar classificação",
+      "retriage.choose": "Escolha a cor da classificação.",
       "transfer": "Transferir",
       "transfer.title": "Transferir {ticket} ({name})",
       "transfer.unit": "Para a unidade",
@@ -305,6 +307,7 @@ const Triagem = (() => {
       "token.submit": "Sign in",
       "token.cancel": "Cancel",
       "token.required": "Without a valid token this page cannot reach the service.",
+      "token.empty": "Write the token the administration gave you.",
       "reconnecting": "Reconnecting…",
       "offline": "No connection to the server",
       "loading": "Loading…",
@@ -553,6 +556,7 @@ const Triagem = (() => {
       "classify.title": "Classify {ticket} ({name})",
       "retriage.note": "Note",
       "retriage.submit": "Save classification",
+      "retriage.choose": "Choose the classification's colour.",
       "transfer": "Transfer",
       "transfer.title": "Transfer {ticket} ({name})",
       "transfer.unit": "To unit",
@@ -660,7 +664,7 @@ const Triagem = (() => {
       const input = h("input", { type: "password", id: "token-input", autocomplete: "current-password", required: true, spellcheck: "false" });
       const err = h("p", { class: "error", role: "alert" }, reason || "");
       const dlg = h("dialog", { class: "token-dialog", "aria-labelledby": "token-title" },
-        h("form", { method: "dialog" },
+        h("form", { method: "dialog", novalidate: true },
           h("h2", { id: "token-title" }, t("token.title")),
           h("p", {}, t("token.intro")),
           err,
@@ -669,6 +673,14 @@ const Triagem = (() => {
           h("div", { class: "actions" },
             h("button", { type: "submit", value: "ok", class: "primary" }, t("token.submit")),
             h("button", { type: "submit", value: "cancel", formnovalidate: true }, t("token.cancel")))));
+      // An empty token is said in the page's words, not the browser's.
+      dlg.querySelector("form").addEventListener("submit", (ev) => {
+        if (ev.submitter?.value !== "ok" || input.value.trim()) return;
+        ev.preventDefault();
+        err.textContent = t("token.empty");
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      });
       document.body.append(dlg);
       dlg.addEventListener("close", () => {
         const value = input.value.trim();
