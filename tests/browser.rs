@@ -3841,6 +3841,47 @@ async fn the_reports_page_for_a_nurse_manager() {
     assert!(eval::<String>(&page, "location.search")
         .await
         .contains("period=7d"));
+    // Each colour's waits on its own scale, its end written under the bars
+    // and at or beyond the row's 95th percentile and target.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::America::Sao_Paulo)
+        .date_naive();
+    let from = today - chrono::Days::new(6);
+    let summary_7d: Value = server
+        .client
+        .get(server.url(&format!(
+            "/api/v1/reports/summary?unit={UNIT}&from={from}&to={today}"
+        )))
+        .bearer_auth(monitor)
+        .send()
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("JSON");
+    let mut rows = 0;
+    for c in summary_7d["by_colour"].as_array().expect("by_colour") {
+        let w = &c["wait_to_call_seconds"];
+        if w["count"].as_u64().unwrap_or(0) == 0 {
+            continue;
+        }
+        rows += 1;
+        let scale: f64 = eval(
+            &page,
+            &format!(
+                "+document.querySelector('#chart-waits g.row[data-colour={}] [data-scale]').dataset.scale",
+                c["colour"]
+            ),
+        )
+        .await;
+        let p95 = w["p95"].as_f64().unwrap();
+        let target = c["max_wait_seconds"].as_f64().unwrap();
+        assert!(
+            scale >= p95 && scale >= target && scale >= 60.0,
+            "{c}: scale {scale}"
+        );
+    }
+    assert!(rows > 0, "no colour with calls in 7 days: {summary_7d}");
     // Every colour is written out beside its bars.
     let labels: String = text(&page, "#chart-target svg").await;
     for colour in ["Vermelho", "Amarelo", "Verde", "Azul"] {

@@ -69,7 +69,8 @@
       "rp.chart.target": "Atendidos dentro da meta, por cor",
       "rp.chart.target.sub": "Proporção dos pacientes de cada cor chamados dentro do tempo máximo, contra 100 %.",
       "rp.chart.waits": "Espera até a chamada, por cor",
-      "rp.chart.waits.sub": "Mediana, 90º e 95º percentis de cada cor, contra a meta da cor (linha tracejada); o trecho hachurado passou da meta.",
+      "rp.chart.waits.sub": "Mediana, 90º e 95º percentis de cada cor, contra a meta da cor (linha tracejada); o trecho hachurado passou da meta. Cada cor tem a sua escala, escrita sob as barras.",
+      "rp.scale": "escala: 0 a {d}",
       "rp.chart.daily": "Dia a dia",
       "rp.chart.daily.sub": "Chegadas por dia (barras) e proporção atendida dentro da meta (linha com pontos).",
       "rp.chart.heatmap": "Chegadas por dia da semana e hora",
@@ -162,7 +163,8 @@
       "rp.chart.target": "Seen within target, by colour",
       "rp.chart.target.sub": "The share of each colour's patients called within the maximum wait, against 100 %.",
       "rp.chart.waits": "Wait to the call, by colour",
-      "rp.chart.waits.sub": "Median, 90th and 95th percentiles of each colour against the colour's target (dashed line); the hatched part is over the target.",
+      "rp.chart.waits.sub": "Median, 90th and 95th percentiles of each colour against the colour's target (dashed line); the hatched part is over the target. Each colour has its own scale, written under its bars.",
+      "rp.scale": "scale: 0 to {d}",
       "rp.chart.daily": "Day by day",
       "rp.chart.daily.sub": "Arrivals per day (bars) and the share seen within target (line with dots).",
       "rp.chart.heatmap": "Arrivals by weekday and hour",
@@ -371,6 +373,12 @@
     return out;
   }
   const noData = (text) => h("p", { class: "chart-empty" }, text);
+  /** The first round duration (seconds) at or above `seconds`. */
+  function niceSpan(seconds) {
+    const minutes = [1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 1440];
+    const m = minutes.find((v) => v * 60 >= seconds);
+    return m ? m * 60 : Math.ceil(seconds / 86400) * 86400;
+  }
 
   // ---- charts ----
   /** Within target per colour, each bar against its 100 % track. */
@@ -414,7 +422,7 @@
   function waitsChart(summary) {
     const colours = summary.by_colour || [];
     const W = 680, L = 150, SUB = 54, X0 = L + SUB, X1 = 590, BAR = 13, GAP = 4, PAD = 22;
-    const GROUP = PAD + 3 * (BAR + GAP) + 8;
+    const GROUP = PAD + 3 * (BAR + GAP) + 20;
     const H = colours.length * GROUP + 34;
     const lines = colours.map((c) => {
       const w = c.wait_to_call_seconds || {};
@@ -435,8 +443,14 @@
         svg.append(g);
         return;
       }
-      const max = Math.max(w.p95 || 0, target, 60) * 1.12;
+      // A round end for the row's scale, written under it: a red row (target
+      // immediate) in minutes and a blue one in hours must not read alike.
+      const max = niceSpan(Math.max(w.p95 || 0, target, 60) * 1.08);
       const x = (v) => X0 + (X1 - X0) * (v / max);
+      const axisY = top + PAD + 3 * (BAR + GAP) + 1;
+      g.append(s("line", { x1: X0, x2: X1, y1: axisY, y2: axisY, class: "axis" }));
+      g.append(s("text", { x: X1, y: axisY + 12, class: "t-small", "text-anchor": "end", "data-scale": max },
+        t("rp.scale", { d: dur(max) })));
       [["p50", w.median], ["p90", w.p90], ["p95", w.p95]].forEach(([k, v], j) => {
         const y = top + PAD + j * (BAR + GAP);
         g.append(s("text", { x: X0 - 6, y: y + BAR - 2, class: "t-small", "text-anchor": "end" }, t("rp." + k)));
