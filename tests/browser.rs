@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams, MouseButton,
+};
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::{MediaTypeParams, ScreenshotParams};
@@ -4008,6 +4010,89 @@ async fn the_reports_page_for_a_nurse_manager() {
         .expect("screen media");
 
     violations_none(violations);
+    drop(server);
+    chrome.close().await;
+}
+
+/// A click whose press and release straddle a live redraw of the list still
+/// counts: a nurse pressing "Re-triage" as another patient arrives gets the
+/// dialog (a list replaced between press and release swallowed the click).
+#[tokio::test]
+async fn a_click_survives_a_live_redraw_of_its_list() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    server
+        .admit(json!({"name": "Primeira Paciente", "colour": "yellow"}))
+        .await;
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_live(&clinician, "the clinician's event stream").await;
+    let button = "#queue button[data-key$=':triage']";
+    wait_until(
+        &clinician,
+        &format!("!!document.querySelector(\"{button}\")"),
+        "the re-triage button",
+    )
+    .await;
+    clinician.bring_to_front().await.expect("bring to front");
+    let (x, y): (f64, f64) = eval(
+        &clinician,
+        &format!(
+            "(() => {{ const b = document.querySelector(\"{button}\"); b.scrollIntoView({{block: 'center'}}); const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ),
+    )
+    .await;
+    let mouse = |kind| {
+        DispatchMouseEventParams::builder()
+            .r#type(kind)
+            .x(x)
+            .y(y)
+            .button(MouseButton::Left)
+            .click_count(1)
+            .build()
+            .expect("a mouse event")
+    };
+    clinician
+        .execute(mouse(DispatchMouseEventType::MousePressed))
+        .await
+        .expect("press");
+    // Another patient arrives while the button is held down; the page has
+    // taken the event when the queue's count says so.
+    server
+        .admit(json!({"name": "Segunda Paciente", "colour": "green"}))
+        .await;
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue-total').textContent.startsWith('2')",
+        "the second arrival on the page",
+    )
+    .await;
+    // What the page would redraw is in the data it fetched; give it the time.
+    let _: bool = eval(
+        &clinician,
+        "new Promise((r) => setTimeout(() => r(true), 300))",
+    )
+    .await;
+    clinician
+        .execute(mouse(DispatchMouseEventType::MouseReleased))
+        .await
+        .expect("release");
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.action-dialog[open]')",
+        "the re-triage dialog from the held click",
+    )
+    .await;
+    // The list is redrawn once the press is over.
+    wait_until(
+        &clinician,
+        "document.querySelector('#queue').innerText.includes('Segunda Paciente')",
+        "the redrawn queue",
+    )
+    .await;
     drop(server);
     chrome.close().await;
 }

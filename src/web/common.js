@@ -965,10 +965,41 @@ const Triagem = (() => {
     return { reconnect() { if (es) { es.close(); es = null; } if (!timer) connect(); } };
   }
 
+  // A click counts only when the press and the release land on the same
+  // element: a list redrawn between them (a live event) swallows the click,
+  // and a nurse's "acknowledge" or "call" is lost. So a container pressed in
+  // is redrawn once the press is over (at most a few seconds later).
+  let pressedIn = null; // the element a pointer is down on
+  let presses = 0;
+  const held = new Map(); // container -> the children it will show
+  document.addEventListener("pointerdown", (e) => {
+    pressedIn = e.target;
+    const press = ++presses;
+    setTimeout(() => { if (press === presses) release(); }, 3000);
+  }, true);
+  function release() {
+    if (!pressedIn) return;
+    pressedIn = null;
+    // In a task of its own: after the click this release dispatches.
+    setTimeout(() => {
+      const due = [...held];
+      held.clear();
+      for (const [container, children] of due) rerender(container, children);
+    });
+  }
+  document.addEventListener("pointerup", release, true);
+  document.addEventListener("pointercancel", release, true);
+
   /** Re-renders `container` with `children` keeping keyboard focus: the
    *  element that had it comes back focused if an element with the same
-   *  `data-key` is rendered again (live updates must not steal focus). */
+   *  `data-key` is rendered again (live updates must not steal focus). Held
+   *  while a pointer is down inside it (above). */
   function rerender(container, children) {
+    if (pressedIn && container.contains(pressedIn)) {
+      held.set(container, children);
+      return;
+    }
+    held.delete(container);
     const active = document.activeElement;
     const key = active && container.contains(active) ? active.dataset.key : null;
     container.replaceChildren(...children);
