@@ -4097,6 +4097,82 @@ async fn a_click_survives_a_live_redraw_of_its_list() {
     chrome.close().await;
 }
 
+/// The desk choosing why a patient left keeps its choice and its place while
+/// other patients arrive: the looked-up card is redrawn only when the
+/// patient changed (each arrival redrew it, closing the reason's list and
+/// resetting its choice).
+#[tokio::test]
+async fn the_desk_keeps_a_leave_reason_while_others_arrive() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    let view = server
+        .admit(json!({"name": "Vai Embora", "colour": "green"}))
+        .await;
+    let protocol = view["protocol"].as_str().unwrap().to_owned();
+    let reception = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    wait_live(&reception, "the reception's event stream").await;
+    type_into(&reception, "#lookup", &protocol).await;
+    click(&reception, "#lookup-form button[type=submit]").await;
+    wait_until(
+        &reception,
+        "!!document.querySelector('#leave-reason')",
+        "the looked-up patient",
+    )
+    .await;
+    run(
+        &reception,
+        "const s = document.querySelector('#leave-reason'); s.value = 'cancelled'; s.dataset.mine = 'yes'; s.focus()",
+    )
+    .await;
+    // The page fetched the patient again on the arrival's event (resource
+    // timing counts the fetches), and found it unchanged: a blue arrival
+    // waits behind her. (One ahead of her changes her card, which is then
+    // redrawn with the choice and the focus kept.)
+    let fetches = format!(
+        "performance.getEntriesByType('resource').filter(e => e.name.endsWith('/api/v1/patients/{protocol}')).length"
+    );
+    let before: u64 = eval(&reception, &fetches).await;
+    server
+        .admit(json!({"name": "Outra Pessoa", "colour": "blue"}))
+        .await;
+    wait_until(
+        &reception,
+        &format!("{fetches} > {before}"),
+        "the card's refresh on the arrival",
+    )
+    .await;
+    let kept: (String, String, bool) = eval(
+        &reception,
+        "(() => { const s = document.querySelector('#leave-reason'); return [s.value, s.dataset.mine || '', document.activeElement === s]; })()",
+    )
+    .await;
+    assert_eq!(kept, ("cancelled".into(), "yes".into(), true));
+    // A yellow arrival goes ahead of her: her card changes and is redrawn,
+    // with the desk's choice and focus kept.
+    let before: u64 = eval(&reception, &fetches).await;
+    server
+        .admit(json!({"name": "Mais Urgente", "colour": "yellow"}))
+        .await;
+    wait_until(
+        &reception,
+        &format!("{fetches} > {before} && !document.querySelector('#leave-reason').dataset.mine"),
+        "the card redrawn for the arrival ahead",
+    )
+    .await;
+    let kept: (String, bool) = eval(
+        &reception,
+        "(() => { const s = document.querySelector('#leave-reason'); return [s.value, document.activeElement === s]; })()",
+    )
+    .await;
+    assert_eq!(kept, ("cancelled".into(), true));
+    drop(server);
+    chrome.close().await;
+}
+
 /// The patient's form at `/p` says what is wrong in the page's language
 /// (the browser's own bubbles speak the phone's), and takes the protocol
 /// number as the receipt groups it and the code in any case.

@@ -301,7 +301,17 @@
     return [h("dt", {}, k), h("dd", {}, v)];
   }
 
+  // What the lookup card last drew, and when: a unit's events redraw it, and
+  // a redraw of the same patient would close the leave reason's list under
+  // the desk's hand and reset its choice.
+  let drawn = { json: null, at: 0 };
+
   function renderPatient(p) {
+    const json = JSON.stringify(p);
+    // Unchanged: left as it is, but for a refresh of its times now and then.
+    if (json === drawn.json && performance.now() - drawn.at < 30000) return;
+    const chosen = drawn.json && JSON.parse(drawn.json).protocol === p.protocol ? $("leave-reason")?.value : null;
+    drawn = { json, at: performance.now() };
     const terminal = p.status === "finished" || p.status === "left";
     const age = Triagem.age(p.birth_date);
     const waiting = p.status === "awaiting_triage" || p.status === "waiting";
@@ -332,9 +342,10 @@
     if (!terminal) {
       parts.push(h("div", { class: "actions reprint" },
         h("button", { type: "button", class: "small", "data-key": "reprint", onclick: () => { fillReceipt(p); printReceipt(); } }, t("receipt.reprint"))));
-      const reason = h("select", { id: "leave-reason" },
+      const reason = h("select", { id: "leave-reason", "data-key": "leave-reason" },
         ["lwbs", "cancelled", "error"].map((r) => h("option", { value: r }, t("reason." + r))));
-      const button = h("button", { type: "submit", class: "danger" }, t("leave.submit"));
+      if (chosen) reason.value = chosen;
+      const button = h("button", { type: "submit", class: "danger", "data-key": "leave-submit" }, t("leave.submit"));
       parts.push(h("form", {
         class: "inline leave",
         onsubmit: async (ev) => {
@@ -358,7 +369,7 @@
         },
       }, h("div", { class: "field" }, h("label", { for: "leave-reason" }, t("leave.reason")), reason), button));
     }
-    $("lookup-result").replaceChildren(...parts);
+    Triagem.rerender($("lookup-result"), parts);
   }
 
   async function lookup(protocol) {
@@ -369,6 +380,7 @@
       renderPatient(p);
     } catch (e) {
       shown = null;
+      drawn = { json: null, at: 0 };
       $("lookup-result").replaceChildren();
       Triagem.errorTo($("lookup-error"), e.status === 404 ? Object.assign(e, { words: t("lookup.notfound") }) : e);
     }
@@ -383,14 +395,16 @@
       list = (await api("GET", `/patients?q=${encodeURIComponent(q)}&unit=${U}&limit=50`)).patients || [];
     } catch (e) {
       shown = null;
+      drawn = { json: null, at: 0 };
       $("lookup-result").replaceChildren();
       Triagem.errorTo($("lookup-error"), e);
       return;
     }
     shown = { q };
+    drawn = { json: null, at: 0 };
     const summary = h("p", { class: "muted", role: "status" },
       list.length ? (list.length === 1 ? t("lookup.result.one") : t("lookup.results", { n: list.length })) : t("lookup.none", { q }));
-    $("lookup-result").replaceChildren(summary,
+    Triagem.rerender($("lookup-result"), [summary,
       list.length >= 50 ? h("p", { class: "muted" }, t("lookup.more")) : "",
       list.length ? h("ul", { class: "results" }, list.map((p) => {
         const age = Triagem.age(p.birth_date);
@@ -402,8 +416,8 @@
               h("span", {}, `${t("patient.arrived")} ${Triagem.fmtDateTime(p.arrived_at)}`),
               p.document ? h("span", {}, `${t("patient.document")} ${p.document}`) : null,
               Triagem.protocolEl(p.protocol, "small"))),
-          h("button", { type: "button", class: "small", "aria-label": t("lookup.open.label", { ticket: p.ticket, name: p.name }), onclick: () => lookup(p.protocol) }, t("lookup.open")));
-      })) : "");
+          h("button", { type: "button", class: "small", "aria-label": t("lookup.open.label", { ticket: p.ticket, name: p.name }), "data-key": `${p.protocol}:open`, onclick: () => lookup(p.protocol) }, t("lookup.open")));
+      })) : ""]);
   }
 
   $("lookup-form").addEventListener("submit", (ev) => {
