@@ -54,6 +54,57 @@ const ROOM: &str = "Consultório 1";
 /// How long a wait for something on a page may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+// ---------------------------------------------------------------- watchdog
+
+/// How long the suite may go without any test taking a step before the
+/// watchdog stops it: a DevTools call that never answers hung the whole
+/// suite once in CI, silently, until the run's time limit.
+const SILENCE: Duration = Duration::from_secs(180);
+
+/// The latest steps taken (what, by which test, when), for the watchdog.
+static STEPS: std::sync::Mutex<Vec<(String, Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes a step (a page action or wait) for the watchdog.
+fn step(what: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a runtime worker")
+        .to_owned();
+    let mut steps = STEPS.lock().unwrap_or_else(|e| e.into_inner());
+    if steps.len() >= 12 {
+        steps.remove(0);
+    }
+    steps.push((format!("{test}: {what}"), Instant::now()));
+}
+
+/// Starts, once, a thread that aborts the test process with the last steps
+/// taken when no step has been taken for [`SILENCE`].
+fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| loop {
+            std::thread::sleep(Duration::from_secs(5));
+            let steps = STEPS.lock().unwrap_or_else(|e| e.into_inner());
+            let Some((_, last)) = steps.last() else {
+                continue;
+            };
+            if last.elapsed() > SILENCE {
+                // Straight to stderr: the test harness captures eprintln!
+                // in threads its tests spawn, and would drop it on abort.
+                let mut report = format!(
+                    "browser tests: no step for {} s, a page or DevTools call hangs; the last steps:\n",
+                    SILENCE.as_secs()
+                );
+                for (what, at) in steps.iter() {
+                    report.push_str(&format!("  {} s ago  {what}\n", at.elapsed().as_secs()));
+                }
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
+                std::process::abort();
+            }
+        });
+    });
+}
+
 // ---------------------------------------------------------------- server
 
 struct Running {
@@ -220,6 +271,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        step("stop the server");
         if let Some(Running { handle, thread }) = self.running.take() {
             drop(handle.stop(false));
             let _ = thread.join();
@@ -238,6 +290,8 @@ struct Chromium {
 
 impl Chromium {
     async fn launch() -> Option<Self> {
+        watchdog();
+        step("launch Chromium");
         if !Path::new(CHROMIUM).exists() {
             let hint = format!(
                 "the browser tests need Chromium at {CHROMIUM}: run `apt-get install -y chromium` (Debian)"
@@ -286,6 +340,7 @@ impl Chromium {
     }
 
     async fn open(&self, url: &str) -> Page {
+        step(&format!("open {url}"));
         let page = self.browser.new_page(url).await.expect("open page");
         page.wait_for_navigation().await.expect("page loads");
         page
@@ -293,6 +348,7 @@ impl Chromium {
 
     /// Opens `url` in a page where `script` runs before any of the page's own.
     async fn open_with_script(&self, url: &str, script: &str) -> Page {
+        step(&format!("open {url} with a script"));
         let page = self
             .browser
             .new_page("about:blank")
@@ -307,6 +363,7 @@ impl Chromium {
     }
 
     async fn close(mut self) {
+        step("close Chromium");
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
         self.handler.abort();
@@ -314,6 +371,7 @@ impl Chromium {
 }
 
 async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
+    step(js);
     page.evaluate(js)
         .await
         .unwrap_or_else(|e| panic!("evaluating `{js}`: {e}"))
@@ -325,6 +383,7 @@ async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
 async fn wait_until(page: &Page, js: &str, what: &str) -> Duration {
     let started = Instant::now();
     loop {
+        step(&format!("wait for {what}"));
         if page
             .evaluate(js)
             .await
@@ -371,6 +430,7 @@ async fn admit_at_desk(reception: &Page) -> String {
 }
 
 async fn type_into(page: &Page, selector: &str, value: &str) {
+    step(&format!("type into {selector}"));
     page.bring_to_front().await.expect("bring to front");
     // A click lands where the field was when it was measured: if the page
     // moved meanwhile (a box re-rendered by a live event), it lands elsewhere
@@ -399,6 +459,7 @@ async fn type_into(page: &Page, selector: &str, value: &str) {
 
 /// Runs a statement on the page, ignoring its value.
 async fn run(page: &Page, js: &str) {
+    step(js);
     page.evaluate(format!("(() => {{ {js}; return true; }})()"))
         .await
         .unwrap_or_else(|e| panic!("evaluating `{js}`: {e}"));
@@ -407,6 +468,7 @@ async fn run(page: &Page, js: &str) {
 /// Clicks the element as a mouse would; a live page may re-render it between
 /// finding and clicking, so a detached node is looked up again.
 async fn click(page: &Page, selector: &str) {
+    step(&format!("click {selector}"));
     page.bring_to_front().await.expect("bring to front");
     let mut tries = 0;
     loop {
@@ -437,6 +499,7 @@ async fn screenshot_full(page: &Page, name: &str) {
 }
 
 async fn shoot(page: &Page, name: &str, full: bool) {
+    step(&format!("screenshot {name}"));
     page.bring_to_front().await.expect("bring to front");
     let png = page
         .screenshot(ScreenshotParams::builder().full_page(full).build())
