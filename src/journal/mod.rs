@@ -470,6 +470,13 @@ impl Journal {
 
     /// Queues changes for the next group commit. Call it while still holding the
     /// lock under which the changes were made, so the journal's order is memory's.
+    /// Resolves once everything submitted before it is durable, or with the
+    /// error that refused it: an answer that depends on an earlier command
+    /// (a replayed admission) must not be given before that command's is.
+    pub fn barrier(&self) -> PendingCommit {
+        self.submit(Vec::new())
+    }
+
     pub fn submit(&self, changes: Vec<Change>) -> PendingCommit {
         let (reply, rx) = oneshot::channel();
         let sent = self
@@ -609,6 +616,9 @@ struct Batch {
     /// The first error staging them; the batch is then rolled back.
     error: Option<JournalError>,
     started: Instant,
+    /// Whether any command had changes (a transaction is open); commands
+    /// without changes only wait for the ones before them.
+    staged: bool,
 }
 
 impl Default for Batch {
@@ -617,6 +627,7 @@ impl Default for Batch {
             commands: Vec::new(),
             error: None,
             started: Instant::now(),
+            staged: false,
         }
     }
 }
@@ -695,12 +706,16 @@ impl Writer {
 
     /// Hands a command's changes to the backend. After an error nothing more
     /// is staged: the whole batch will be rolled back and every command refused.
+    /// A command without changes (an admission replayed by its
+    /// Idempotency-Key) stages nothing: its reply says whether everything
+    /// submitted before it is durable.
     fn stage(&mut self, batch: &mut Batch, changes: Vec<Change>, reply: Reply) {
-        if batch.error.is_none() && !self.failed && !self.inject_failure {
-            let first = batch.commands.is_empty();
-            if first {
-                batch.started = Instant::now();
-            }
+        if batch.commands.is_empty() {
+            batch.started = Instant::now();
+        }
+        if !changes.is_empty() && batch.error.is_none() && !self.failed && !self.inject_failure {
+            let first = !batch.staged;
+            batch.staged = true;
             if let Err(e) = self.store.stage(first, &changes, self.receivers) {
                 batch.error = Some(e);
             }
@@ -723,14 +738,20 @@ impl Writer {
             if r.is_err() {
                 self.store.rollback();
             }
-            if let (Ok(()), Some(observe)) = (&r, &self.observer) {
+            if let (Ok(()), true, Some(observe)) = (&r, batch.staged, &self.observer) {
                 let changes: Vec<&Change> = batch.commands.iter().flat_map(|(c, _)| c).collect();
                 observe(batch.started.elapsed().as_secs_f64(), &changes);
             }
             r
         };
         batch.error = None;
+        let staged = std::mem::take(&mut batch.staged);
         match result {
+            Ok(()) if !staged => {
+                for (_, reply) in batch.commands.drain(..) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
             Ok(()) => {
                 let mut committed = Vec::with_capacity(batch.commands.len());
                 for (changes, reply) in batch.commands.drain(..) {
@@ -769,6 +790,10 @@ impl Writer {
         }
         if let Some(e) = batch.error.take() {
             return Err(e);
+        }
+        if !batch.staged {
+            // Only commands without changes: what they wait for is durable.
+            return Ok(());
         }
         #[cfg(feature = "planted-fault")]
         if planted_fault_skips(&batch.commands) {

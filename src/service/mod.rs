@@ -223,6 +223,11 @@ impl Service {
             let applied = command(&mut state.department, now)?;
             Ok((applied.value, applied.changes))
         })?;
+        // No changes of its own (a replayed admission, an alert acknowledged
+        // twice): its answer comes from memory, which may hold commands not
+        // yet durable, so it waits for them (a replay answered 201 for an
+        // admission whose commit then failed).
+        let pending = pending.or_else(|| self.journal().map(Journal::barrier));
         self.durable(pending).await?;
         Ok(value)
     }

@@ -178,3 +178,67 @@ async fn while_memory_is_rebuilt_every_request_is_answered_at_once() {
     app.wait_ready(Duration::from_secs(10)).await;
     assert_eq!(app.queue_protocols("treatment").await, [a.as_str()]);
 }
+
+/// A retry with the first attempt's Idempotency-Key is answered from memory;
+/// while the first attempt is not yet durable it must wait for it, and fail
+/// with it: a replay answered 201 before the first commit failed gave the
+/// patient a receipt for an admission that was never saved (and its number
+/// and ticket to the next patient).
+#[tokio::test]
+async fn a_replay_waits_for_the_first_attempt_and_fails_with_it() {
+    let app = TestApp::spawn().await;
+    // Hold the journal's writer (in a paused reload) so commits queue up.
+    app.journal().pause_reloads(true);
+    let service = app.service.clone();
+    let held =
+        tokio::task::spawn_blocking(move || service.journal().expect("open").reload().map(|_| ()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.journal().paused_reloads() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every commit queued from now on fails when the writer goes on.
+    app.journal().inject_commit_failures(true);
+    let send = || {
+        app.client
+            .post(app.url(&format!("/units/{UNIT}/patients")))
+            .header("Idempotency-Key", "desk-7-attempt-1")
+            .json(&json!({"name": "Maria Original", "colour": "green"}))
+            .send()
+    };
+    let first = tokio::spawn(send());
+    // Applied in memory, not durable: the queue shows her.
+    while app.queue_protocols("treatment").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never applied");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut replay = tokio::spawn(send());
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut replay).await;
+    // Let the writer go before any assertion: a failing test must not hang
+    // on the held reload.
+    app.journal().pause_reloads(false);
+    held.await.expect("join").expect("the held reload");
+    assert!(
+        early.is_err(),
+        "the replay was answered before the first attempt was durable: {:?}",
+        early.map(|r| r.map(|r| r.map(|r| r.status())))
+    );
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(first.await.expect("join").expect("first")), 503);
+    assert_eq!(status(replay.await.expect("join").expect("replay")), 503);
+
+    app.journal().inject_commit_failures(false);
+    app.wait_ready(Duration::from_secs(10)).await;
+    app.get("/patients/20260000000000001")
+        .await
+        .expect_problem(404, "not_found");
+    // The key was never remembered: the desk's next retry admits her.
+    let again = send().await.expect("retry");
+    assert_eq!(again.status().as_u16(), 201);
+    let view: serde_json::Value = again.json().await.expect("JSON");
+    assert_eq!(view["protocol"], "20260000000000001");
+    assert_eq!(view["name"], "Maria Original");
+}
