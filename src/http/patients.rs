@@ -176,6 +176,8 @@ pub async fn get(
 /// The most patients one search answers.
 pub const SEARCH_MAX: usize = 50;
 const SEARCH_DEFAULT: usize = 20;
+/// Paging deeper than this is not a search any more.
+const SEARCH_MAX_OFFSET: usize = 100_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -190,6 +192,10 @@ pub struct SearchQuery {
     /// At most this many (default 20).
     #[param(minimum = 1, maximum = 50)]
     limit: Option<usize>,
+    /// Skip this many matches (default 0): the next page of a listing, e.g.
+    /// when more than 50 patients are in rooms.
+    #[param(minimum = 0, maximum = 100000)]
+    offset: Option<usize>,
 }
 
 /// Patients found by a search.
@@ -221,6 +227,13 @@ pub async fn search(service: Svc, req: HttpRequest) -> Result<web::Json<PatientL
             format!("`limit` must be 1 to {SEARCH_MAX}"),
         ));
     }
+    let offset = query.offset.unwrap_or(0);
+    if offset > SEARCH_MAX_OFFSET {
+        return Err(ApiError::invalid(
+            "offset",
+            format!("`offset` must be 0 to {SEARCH_MAX_OFFSET}"),
+        ));
+    }
     let unit = match &query.unit {
         Some(u) => Some(
             UnitId::parse(u)
@@ -244,6 +257,7 @@ pub async fn search(service: Svc, req: HttpRequest) -> Result<web::Json<PatientL
         unit,
         statuses,
         limit,
+        offset,
         ..PatientSearch::default()
     };
     let patients = service.search(search).await?;

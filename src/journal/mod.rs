@@ -177,6 +177,8 @@ pub struct PatientSearch {
     /// Tickets restart each local day: only those issued since this instant match.
     pub tickets_since: DateTime<Utc>,
     pub limit: usize,
+    /// Matches to skip, most recent first (the next page).
+    pub offset: usize,
 }
 
 /// What reports read of one visit (kept beside each patient's record).

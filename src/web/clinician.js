@@ -152,7 +152,11 @@
     const canTriage = Triagem.may("triage");
     // With one unit there is nowhere to transfer to: no button that can only refuse.
     const canTransfer = Triagem.may("treatment") && Triagem.units.some((u) => u.id !== unit);
-    return h("table", { class: "queue " + kind },
+    // The first rows only: say so, so nobody takes them for the whole queue.
+    const partial = page.total > page.patients.length
+      ? h("p", { class: "muted queue-more" }, t("queue.partial", { n: page.patients.length, total: page.total }))
+      : null;
+    return [partial, h("table", { class: "queue " + kind },
       h("thead", {}, h("tr", {},
         h("th", { scope: "col", class: "num" }, t("col.pos")),
         h("th", { scope: "col" }, t("col.ticket")),
@@ -168,12 +172,13 @@
         dueCell(p),
         h("td", { class: "row-actions" }, h("div", { class: "stack" },
           canTriage ? h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":triage" }, onclick: () => triageDialog(p) }, t(kind === "treatment" ? "retriage" : "active.classify")) : null,
-          canTransfer ? h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":transfer" }, onclick: () => transferDialog(p) }, t("transfer")) : null))))));
+          canTransfer ? h("button", { type: "button", class: "small", dataset: { key: p.protocol + ":transfer" }, onclick: () => transferDialog(p) }, t("transfer")) : null))))))];
   }
 
   function renderQueues() {
-    Triagem.rerender($("queue"), [queueTable(state.queue, state.queueError, "treatment")]);
-    Triagem.rerender($("triage"), [queueTable(state.triage, state.triageError, "triage")]);
+    const nodes = (x) => [].concat(x).filter(Boolean);
+    Triagem.rerender($("queue"), nodes(queueTable(state.queue, state.queueError, "treatment")));
+    Triagem.rerender($("triage"), nodes(queueTable(state.triage, state.triageError, "triage")));
     $("queue-total").textContent = state.queue ? t("queue.total", { n: state.queue.total }) : "";
     $("triage-total").textContent = state.triage ? t("queue.total", { n: state.triage.total }) : "";
   }
@@ -185,9 +190,11 @@
     let late = false;
     for (const [id, page] of [["queue", state.queue], ["triage", state.triage]]) {
       if (!page) continue;
-      const rows = $(id).querySelectorAll("tbody tr");
-      page.patients.forEach((p, i) => {
-        const row = rows[i];
+      // By protocol, not position: the rows drawn may be older than the
+      // page fetched (a redraw held while a button is pressed).
+      const rows = new Map([...$(id).querySelectorAll("tbody tr")].map((r) => [r.dataset.protocol, r]));
+      page.patients.forEach((p) => {
+        const row = rows.get(p.protocol);
         if (!row) return;
         const d = Triagem.due(p.due_at);
         row.querySelector("[data-due] .txt").textContent = d.text;
@@ -379,8 +386,15 @@
 
   async function fetchRooms() {
     try {
-      const r = await api("GET", `/patients?unit=${U}&status=${IN_ROOM.join(",")}&limit=50`);
-      state.rooms = r.patients.filter((p) => p.unit === unit && IN_ROOM.includes(p.status));
+      // Page by page: a busy department can have more than a page (50) in
+      // rooms, and the longest-staying would otherwise drop off the panel.
+      const seen = new Map();
+      for (let offset = 0; offset < 5000; offset += 50) {
+        const r = await api("GET", `/patients?unit=${U}&status=${IN_ROOM.join(",")}&limit=50&offset=${offset}`);
+        for (const p of r.patients) seen.set(p.protocol, p);
+        if (r.patients.length < 50) break;
+      }
+      state.rooms = [...seen.values()].filter((p) => p.unit === unit && IN_ROOM.includes(p.status));
       state.roomsError = null;
     } catch (e) {
       if (e.code === "network" || e.status === 503) throw e;

@@ -258,6 +258,8 @@ const Triagem = (() => {
       "queue.triage.title": "Fila de triagem",
       "queue.empty": "Ninguém aguardando.",
       "queue.total": "{n} aguardando",
+      "queue.partial": "Mostrando os primeiros {n} de {total}, na ordem da fila.",
+      "list.moved": "A lista mudou bem na hora do clique: nada foi feito. Confira e clique de novo.",
       "col.pos": "Nº",
       "col.ticket": "Senha",
       "col.name": "Nome",
@@ -541,6 +543,8 @@ const Triagem = (() => {
       "queue.triage.title": "Triage queue",
       "queue.empty": "Nobody waiting.",
       "queue.total": "{n} waiting",
+      "queue.partial": "Showing the first {n} of {total}, in queue order.",
+      "list.moved": "The list changed just as you clicked: nothing was done. Check and click again.",
       "col.pos": "#",
       "col.ticket": "Ticket",
       "col.name": "Name",
@@ -990,6 +994,37 @@ const Triagem = (() => {
   document.addEventListener("pointerup", release, true);
   document.addEventListener("pointercancel", release, true);
 
+  // A list that reorders between the moment a nurse aims and the moment she
+  // clicks puts another patient's button under the pointer (a new breach
+  // sorted to the top shifts every alert down a row): a click landing, just
+  // after a redraw, on a button that is not the one that was at that spot is
+  // not acted on, and the page says the list moved.
+  const MOVED_MS = 800;
+  const spots = new Map(); // container -> { at, buttons: [{ key, rect }] }
+  function noteSpots(container) {
+    const buttons = [...container.querySelectorAll("button[data-key]")]
+      .map((b) => ({ key: b.dataset.key, rect: b.getBoundingClientRect() }))
+      .filter((b) => b.rect.width > 0);
+    spots.set(container, { at: performance.now(), buttons });
+  }
+  document.addEventListener("click", (e) => {
+    // Keyboard activation (detail 0) goes to the focused control, wherever it is.
+    if (!e.isTrusted || e.detail === 0) return;
+    const button = e.target instanceof Element ? e.target.closest("button[data-key]") : null;
+    if (!button) return;
+    for (const [container, seen] of spots) {
+      if (!container.contains(button) || performance.now() - seen.at > MOVED_MS) continue;
+      const before = seen.buttons.find((b) => e.clientX >= b.rect.left && e.clientX <= b.rect.right &&
+        e.clientY >= b.rect.top && e.clientY <= b.rect.bottom);
+      if (before && before.key !== button.dataset.key) {
+        e.preventDefault();
+        e.stopImmediatePropagation();
+        notify(t("list.moved"), "error");
+      }
+      return;
+    }
+  }, true);
+
   /** Re-renders `container` with `children` keeping keyboard focus: the
    *  element that had it comes back focused if an element with the same
    *  `data-key` is rendered again (live updates must not steal focus). Held
@@ -1000,6 +1035,7 @@ const Triagem = (() => {
       return;
     }
     held.delete(container);
+    noteSpots(container);
     const active = document.activeElement;
     const key = active && container.contains(active) ? active.dataset.key : null;
     container.replaceChildren(...children);

@@ -307,7 +307,8 @@
   let drawn = { json: null, at: 0 };
 
   function renderPatient(p) {
-    const json = JSON.stringify(p);
+    // The wait grows every second: not a change to redraw for.
+    const json = JSON.stringify({ ...p, waited_seconds: null });
     // Unchanged: left as it is, but for a refresh of its times now and then.
     if (json === drawn.json && performance.now() - drawn.at < 30000) return;
     const chosen = drawn.json && JSON.parse(drawn.json).protocol === p.protocol ? $("leave-reason")?.value : null;
@@ -360,7 +361,7 @@
           button.disabled = true;
           try {
             const left = await api("POST", `/patients/${p.protocol}/leave`, { reason: reason.value });
-            renderPatient(left);
+            if (shown?.protocol === left.protocol) renderPatient(left);
             Triagem.notify(t("leave.done", { ticket: left.ticket }), "ok");
           } catch (e) {
             Triagem.errorTo($("lookup-error"), e);
@@ -372,13 +373,21 @@
     Triagem.rerender($("lookup-result"), parts);
   }
 
+  // Answers can come back out of order (a refresh on an event, then the
+  // desk's next lookup): only the latest request's answer is drawn, or the
+  // card would show one patient while the field names another.
+  let asked = 0;
+
   async function lookup(protocol) {
     Triagem.errorTo($("lookup-error"), null);
+    shown = { protocol }; // what the card should show, refreshes included
+    const mine = ++asked;
     try {
       const p = await api("GET", `/patients/${protocol}`);
-      shown = { protocol };
+      if (mine !== asked) return;
       renderPatient(p);
     } catch (e) {
+      if (mine !== asked) return;
       shown = null;
       drawn = { json: null, at: 0 };
       $("lookup-result").replaceChildren();
@@ -390,17 +399,20 @@
    *  today's ticket, latest arrival first. */
   async function find(q) {
     Triagem.errorTo($("lookup-error"), null);
+    shown = { q };
+    const mine = ++asked;
     let list;
     try {
       list = (await api("GET", `/patients?q=${encodeURIComponent(q)}&unit=${U}&limit=50`)).patients || [];
+      if (mine !== asked) return;
     } catch (e) {
+      if (mine !== asked) return;
       shown = null;
       drawn = { json: null, at: 0 };
       $("lookup-result").replaceChildren();
       Triagem.errorTo($("lookup-error"), e);
       return;
     }
-    shown = { q };
     drawn = { json: null, at: 0 };
     const summary = h("p", { class: "muted", role: "status" },
       list.length ? (list.length === 1 ? t("lookup.result.one") : t("lookup.results", { n: list.length })) : t("lookup.none", { q }));

@@ -114,10 +114,46 @@ async fn a_search_checks_its_query() {
     app.get("/patients?unit=Nowhere")
         .await
         .expect_problem(404, "not_found");
+    app.get("/patients?offset=-1")
+        .await
+        .expect_problem(400, "malformed");
+    app.get("/patients?offset=100001")
+        .await
+        .expect_problem(422, "invalid");
     for i in 0..25 {
         admit(&app, json!({"name": format!("Paciente {i}")})).await;
     }
     assert_eq!(search(&app, "q=paciente").await.len(), 20, "20 by default");
+}
+
+/// More patients in rooms than a page holds: the next pages, by `offset`,
+/// list the rest, none twice, so a busy department's clinician page shows
+/// every one of them.
+#[tokio::test]
+async fn a_listing_longer_than_a_page_is_read_page_by_page() {
+    let app = TestApp::spawn().await;
+    let mut called = Vec::new();
+    for i in 0..57 {
+        admit(
+            &app,
+            json!({"name": format!("Sala {i}"), "colour": "green"}),
+        )
+        .await;
+        called.push(protocol(&app.call(ROOM).await.expect(200)));
+    }
+    let query = |offset: usize| format!("unit={UNIT}&status=called&limit=50&offset={offset}");
+    let first = search(&app, &query(0)).await;
+    let second = search(&app, &query(50)).await;
+    assert_eq!((first.len(), second.len()), (50, 7));
+    assert!(search(&app, &query(100)).await.is_empty());
+    let mut all: Vec<String> = first.into_iter().chain(second).collect();
+    // Most recent arrival first, across the pages.
+    let mut expected = called.clone();
+    expected.reverse();
+    assert_eq!(all, expected);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 57);
 }
 
 #[tokio::test]

@@ -316,8 +316,9 @@ impl Reads for PgReads {
             sql.push_str(&format!(" AND ({})", any.join(" OR ")));
         }
         let n = arg(&mut args, Box::new(search.limit as i64));
+        let o = arg(&mut args, Box::new(search.offset as i64));
         sql.push_str(&format!(
-            " ORDER BY arrived_at DESC, protocol DESC LIMIT {n}"
+            " ORDER BY arrived_at DESC, protocol DESC LIMIT {n} OFFSET {o}"
         ));
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
         let rows = self.with(|c| Ok(c.query(&sql, &params)?))?;

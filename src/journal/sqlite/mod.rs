@@ -218,8 +218,9 @@ impl Reads for SqliteReads {
             }
             sql.push_str(&format!(" AND ({})", any.join(" OR ")));
         }
-        sql.push_str(" ORDER BY arrived_at DESC, protocol DESC LIMIT ?");
+        sql.push_str(" ORDER BY arrived_at DESC, protocol DESC LIMIT ? OFFSET ?");
         args.push(Value::Integer(search.limit as i64));
+        args.push(Value::Integer(search.offset as i64));
         let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?;
