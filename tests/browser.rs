@@ -4021,15 +4021,21 @@ async fn the_reports_page_for_a_nurse_manager() {
     let layout: Vec<String> = eval(&page, DESK_LAYOUT).await;
     assert!(layout.is_empty(), "layout problems: {layout:?}");
 
-    // English: the same page, in English words. The same tab navigates
-    // (a second tab opened here never finished loading in headless Chromium).
-    page.goto(server.url(&format!("/reports/{UNIT}?lang=en&period=7d")))
-        .await
-        .expect("navigate");
-    page.wait_for_navigation().await.expect("page loads");
+    // English: the same page, in English words. The same tab navigates, by
+    // the page's own script: a second tab opened here never finished loading
+    // in headless Chromium, and chromiumoxide's navigation (goto) failed now
+    // and then under load; the wait below is the page's own "loaded".
+    run(
+        &page,
+        &format!(
+            "location.assign({:?})",
+            format!("/reports/{UNIT}?lang=en&period=7d")
+        ),
+    )
+    .await;
     wait_until(
         &page,
-        "document.body.dataset.loaded === 'yes'",
+        "document.documentElement.lang === 'en' && document.body.dataset.loaded === 'yes'",
         "the English report",
     )
     .await;
@@ -4269,6 +4275,59 @@ async fn a_click_on_a_row_that_just_moved_is_not_acted_on() {
         return;
     }
     panic!("three clicks came too late after the redraw to test the guard");
+}
+
+/// A change in one room leaves the other rooms' cards where they are: a
+/// clinician choosing an outcome keeps the list open (every change anywhere
+/// re-attached every card, closing it under her hand).
+#[tokio::test]
+async fn a_room_card_stays_put_while_another_room_changes() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    for name in ["Sala Um", "Sala Dois"] {
+        server
+            .admit(json!({"name": name, "colour": "yellow"}))
+            .await;
+    }
+    server.call("Consultório 1").await;
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_live(&clinician, "the clinician's event stream").await;
+    let outcome = "#active .room[data-room='Consultório 1'] .finish select";
+    wait_until(
+        &clinician,
+        &format!("!!document.querySelector(\"{outcome}\")"),
+        "the outcome list in Consultório 1",
+    )
+    .await;
+    run(
+        &clinician,
+        &format!(
+            "window.moved = false; const block = document.querySelector(\"{outcome}\").closest('.room'); new MutationObserver((ms) => {{ for (const m of ms) for (const n of m.removedNodes) if (n === block || n.contains?.(block)) window.moved = true; }}).observe(document.querySelector('#active'), {{childList: true, subtree: true}}); document.querySelector(\"{outcome}\").focus()"
+        ),
+    )
+    .await;
+    // Another room goes from free to occupied.
+    server.call("Consultório 2").await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector(\"#active .room[data-room='Consultório 2'] .active-card\")",
+        "the patient in Consultório 2",
+    )
+    .await;
+    let kept: (bool, bool) = eval(
+        &clinician,
+        &format!(
+            "[window.moved, document.activeElement === document.querySelector(\"{outcome}\")]"
+        ),
+    )
+    .await;
+    assert_eq!(kept, (false, true), "(taken out of the page, focused)");
+    drop(server);
+    chrome.close().await;
 }
 
 /// The desk choosing why a patient left keeps its choice and its place while

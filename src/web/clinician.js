@@ -373,14 +373,14 @@
       if (current.length !== els.length || current.some((el, i) => el !== els[i])) {
         const active = document.activeElement;
         const hadFocus = active && block.contains(active) ? active : null;
-        block.replaceChildren(block.firstChild, ...els);
+        Triagem.place(block, [block.firstChild, ...els]);
         if (hadFocus && hadFocus.isConnected) hadFocus.focus({ preventScroll: true });
       }
       children.push(block);
     }
     for (const k of [...roomBlocks.keys()]) if (!byRoom.has(k)) roomBlocks.delete(k);
     const same = children.length === box.children.length && children.every((el, i) => box.children[i] === el);
-    if (!same) Triagem.rerender(box, children);
+    if (!same) Triagem.place(box, children);
     $("rooms-total").textContent = t("rooms.count", { n: state.rooms.length });
   }
 

@@ -975,7 +975,7 @@ const Triagem = (() => {
   // is redrawn once the press is over (at most a few seconds later).
   let pressedIn = null; // the element a pointer is down on
   let presses = 0;
-  const held = new Map(); // container -> the children it will show
+  const held = new Map(); // container -> the redraw it is waiting for
   document.addEventListener("pointerdown", (e) => {
     pressedIn = e.target;
     const press = ++presses;
@@ -986,9 +986,9 @@ const Triagem = (() => {
     pressedIn = null;
     // In a task of its own: after the click this release dispatches.
     setTimeout(() => {
-      const due = [...held];
+      const due = [...held.values()];
       held.clear();
-      for (const [container, children] of due) rerender(container, children);
+      for (const draw of due) draw();
     });
   }
   document.addEventListener("pointerup", release, true);
@@ -1025,13 +1025,30 @@ const Triagem = (() => {
     }
   }, true);
 
+  /** Puts `children` (nodes, most of them already there) into `container`
+   *  in order, moving only those out of place: a node left alone keeps its
+   *  open list, its focus and any press on it (the rooms' cards, whose
+   *  outcome list closed under the clinician's hand on every redraw). */
+  function place(container, children) {
+    if (pressedIn && container.contains(pressedIn)) {
+      held.set(container, () => place(container, children));
+      return;
+    }
+    held.delete(container);
+    if (children.some((el, i) => container.children[i] !== el)) noteSpots(container);
+    children.forEach((el, i) => {
+      if (container.children[i] !== el) container.insertBefore(el, container.children[i] || null);
+    });
+    while (container.children.length > children.length) container.lastElementChild.remove();
+  }
+
   /** Re-renders `container` with `children` keeping keyboard focus: the
    *  element that had it comes back focused if an element with the same
    *  `data-key` is rendered again (live updates must not steal focus). Held
    *  while a pointer is down inside it (above). */
   function rerender(container, children) {
     if (pressedIn && container.contains(pressedIn)) {
-      held.set(container, children);
+      held.set(container, () => rerender(container, children));
       return;
     }
     held.delete(container);
@@ -1223,7 +1240,7 @@ const Triagem = (() => {
 
   return {
     lang, unit, unitName, t, has, addStrings, translate, h, api, ApiError, askToken, getToken, randomKey,
-    notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, loadInfo,
+    notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, place, loadInfo,
     loadSession, may, chip, colourClass, colourLabel, colourInfo,
     targetSeconds, targetText, duration, due, since, age, now, setServerTime, protocolEl, copyText, copyButton,
     fmtTime, fmtDateTime, setupHeader,
