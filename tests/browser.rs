@@ -951,6 +951,40 @@ async fn reception_clinician_and_display_in_a_real_browser() {
     );
     let spoken: Vec<String> = eval(&display, "window.triagemSpoken").await;
     assert_eq!(spoken, vec![format!("Senha {ticket}, {ROOM}")]);
+    // The call's card is a live region: a board refresh with the same call
+    // leaves it untouched (a rewrite is announced again by screen readers).
+    let boards =
+        "performance.getEntriesByType('resource').filter(e => e.name.includes('/board')).length";
+    run(
+        &display,
+        "window.nowWrites = 0; new MutationObserver((ms) => { window.nowWrites += ms.length; }).observe(document.querySelector('#now'), {childList: true, subtree: true, characterData: true})",
+    )
+    .await;
+    let before: u64 = eval(&display, boards).await;
+    let late = server
+        .admit(json!({"name": "Chegou Depois", "colour": "green"}))
+        .await;
+    wait_until(
+        &display,
+        &format!("{boards} > {before}"),
+        "the board refreshed on the arrival",
+    )
+    .await;
+    let writes: u64 = eval(
+        &display,
+        "new Promise((r) => setTimeout(() => r(window.nowWrites), 100))",
+    )
+    .await;
+    assert_eq!(writes, 0, "the same call rewritten");
+    // Registered in error: the rest of the test counts without her.
+    let (status, _) = server
+        .api(
+            "POST",
+            &format!("/patients/{}/leave", late["protocol"].as_str().unwrap()),
+            Some(json!({"reason": "error"})),
+        )
+        .await;
+    assert_eq!(status, 200);
 
     // The called patient is on the clinician's panel: start, then finish.
     wait_until(

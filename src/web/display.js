@@ -186,7 +186,13 @@
     return Triagem.chip(call.colour || null);
   }
 
+  // The card is a live region: rewriting it with the same call on every
+  // board refresh had screen readers announce that call again each time.
+  let nowShown = null;
   function showNow(call, fresh) {
+    const key = JSON.stringify(call && [call.ticket, call.room, call.colour]);
+    if (key === nowShown && !fresh) return;
+    nowShown = key;
     const card = $("now");
     card.className = "d-now-card " + (call ? colourClass(call.colour) : "c-none") + (call ? "" : " empty");
     $("now-ticket").textContent = call ? call.ticket : t("display.none");
