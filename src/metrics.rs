@@ -338,16 +338,23 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with the queue gauges set from `gauges`.
-    pub fn render(&self, gauges: &QueueGauges) -> String {
+    /// The text exposition, with the queue gauges set from `gauges`. An
+    /// instance that does not lead exports zero waiting: its memory is from
+    /// its last term (the leader's is the department's), so sums across the
+    /// two instances and the alert rules read the leader alone (a follower
+    /// paged "red patient not called" for one called minutes before).
+    pub fn render(&self, gauges: &QueueGauges, leading: bool) -> String {
         for g in &gauges.0 {
             let label = g.colour.as_deref().unwrap_or(UNTRIAGED);
+            let (waiting, oldest) = if leading {
+                (g.waiting as i64, g.oldest_seconds)
+            } else {
+                (0, 0)
+            };
             self.waiting
                 .with_label_values(&[&g.unit, label])
-                .set(g.waiting as i64);
-            self.oldest
-                .with_label_values(&[&g.unit, label])
-                .set(g.oldest_seconds);
+                .set(waiting);
+            self.oldest.with_label_values(&[&g.unit, label]).set(oldest);
         }
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {

@@ -466,10 +466,9 @@ impl Service {
             crate::metrics::QueueGauges::read(&state.department, now)
         };
         let role = self.role();
-        self.shared
-            .metrics
-            .set_role(role.leader && !self.is_follower(), role.term);
-        self.shared.metrics.render(&gauges)
+        let leading = role.leader && !self.is_follower();
+        self.shared.metrics.set_role(leading, role.term);
+        self.shared.metrics.render(&gauges, leading)
     }
 
     /// Turns true when the service starts stopping (event streams end on it).
