@@ -101,19 +101,14 @@ pub struct MessagesView {
 pub async fn protocol(service: Svc) -> web::Json<ProtocolView> {
     let config = service.config();
     let p = &config.protocol;
-    let n = &config.notifications;
-    let channels = [
-        (Channel::Email, n.email.is_some()),
-        (Channel::Sms, n.sms.is_some()),
-    ];
     web::Json(ProtocolView {
         timezone: config.timezone.name(),
         messages: MessagesView {
-            channels: channels
+            channels: crate::metrics::configured_channels(config)
                 .into_iter()
-                .filter_map(|(c, on)| on.then_some(c.as_str()))
+                .map(Channel::as_str)
                 .collect(),
-            on: n.on.iter().map(|e| e.as_str()).collect(),
+            on: config.notifications.on.iter().map(|e| e.as_str()).collect(),
         },
         name: p.name.clone(),
         clock_starts: p.clock_starts,
