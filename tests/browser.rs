@@ -4364,6 +4364,50 @@ async fn a_room_card_stays_put_while_another_room_changes() {
     chrome.close().await;
 }
 
+/// Calling by keyboard: Enter on "Call next" calls, and the focus stays on
+/// the button, so the next Enter calls the next patient (disabling the button
+/// while the call was under way dropped the focus to the page).
+#[tokio::test]
+async fn call_next_twice_by_keyboard() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    for name in ["Teclado Um", "Teclado Dois"] {
+        server.admit(json!({"name": name, "colour": "green"})).await;
+    }
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_live(&clinician, "the clinician's event stream").await;
+    clinician.bring_to_front().await.expect("bring to front");
+    run(&clinician, "document.querySelector('#call-submit').focus()").await;
+    for n in 1..=2 {
+        step("press Enter on call next");
+        clinician
+            .find_element("#call-submit")
+            .await
+            .expect("the call button")
+            .press_key("Enter")
+            .await
+            .expect("Enter");
+        wait_until(
+            &clinician,
+            &format!("document.querySelectorAll('#active .active-card').length === {n}"),
+            "the called patient's card",
+        )
+        .await;
+        wait_until(
+            &clinician,
+            "document.activeElement === document.querySelector('#call-submit') && !document.activeElement.disabled",
+            "the focus back on call next",
+        )
+        .await;
+    }
+    drop(server);
+    chrome.close().await;
+}
+
 /// The desk choosing why a patient left keeps its choice and its place while
 /// other patients arrive: the looked-up card is redrawn only when the
 /// patient changed (each arrival redrew it, closing the reason's list and

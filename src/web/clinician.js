@@ -578,6 +578,9 @@
       const colours = [...document.querySelectorAll("#call-colours input:checked")].map((i) => i.value);
       if (colours.length) body.colours = colours;
     }
+    // Disabling the focused button drops the focus to the page: a keyboard
+    // user's next Enter would do nothing. It comes back when re-enabled.
+    const hadFocus = document.activeElement === button;
     button.disabled = true;
     try {
       const v = await api("POST", `/units/${U}/call`, body);
@@ -591,6 +594,7 @@
       Triagem.showError(e);
     } finally {
       button.disabled = false;
+      if (hadFocus && (document.activeElement === document.body || !document.activeElement)) button.focus();
     }
   }
 
