@@ -115,7 +115,25 @@ pub(crate) async fn run<S: Sender>(
             }
         }
     };
+    // The attempts of an entry whose last result could not be recorded.
+    let mut unrecorded = None;
     loop {
+        // Only while this instance leads and its journal takes writes: a
+        // former leader must not send (the new one does), and a result that
+        // cannot be recorded would have the entry read and sent again at once.
+        if !service.is_ready() {
+            if pause(cfg.retry_initial).await {
+                continue;
+            }
+            return;
+        }
+        if let Some(attempts) = unrecorded.take() {
+            // The journal is back: the usual pause before the entry's retry.
+            if pause(backoff(attempts, cfg.retry_initial, cfg.retry_max)).await {
+                continue;
+            }
+            return;
+        }
         let entry = match sender.next(&service).await {
             Ok(Some(entry)) => entry,
             Ok(None) => {
@@ -130,6 +148,10 @@ pub(crate) async fn run<S: Sender>(
         };
         let mut attempts = entry.attempts;
         loop {
+            // Checked before each send, by the lease's own deadline.
+            if !service.is_ready() {
+                break;
+            }
             let result = tokio::select! {
                 r = sender.attempt(&entry) => r,
                 _ = stop.cancelled() => return,
@@ -150,8 +172,12 @@ pub(crate) async fn run<S: Sender>(
                 attempts,
                 error,
             };
-            // A lost record only means the entry is sent again: at least once.
-            let _ = service.record_delivery(change).await;
+            // A lost record only means the entry is sent again (at least
+            // once), but not before the journal is back, after a pause.
+            if service.record_delivery(change).await.is_err() {
+                unrecorded = Some(attempts);
+                break;
+            }
             if outcome != DeliveryOutcome::Pending {
                 break;
             }

@@ -1214,6 +1214,326 @@ async fn a_leader_stopped_with_sigterm_gives_the_lease_up_and_the_other_leads_at
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_resumed_after_a_pause_past_its_lease_serves_and_sends_nothing() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("resumed").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A receiver (alert webhook and SMS gateway) per instance, so what the
+    // paused one sends is told apart; both refuse, so deliveries stay pending.
+    let hooks = [Hook::start(503).await, Hook::start(503).await];
+    let shipped = std::fs::read_to_string(config(dir.path(), "postgres")).unwrap();
+    let configs: Vec<PathBuf> = hooks
+        .iter()
+        .zip(["a", "b"])
+        .map(|(hook, name)| {
+            let path = dir.path().join(format!("{name}.toml"));
+            let text = shipped.clone()
+                + &format!(
+                    "\n[alerts]\nretry_initial = \"500ms\"\nretry_max = \"1s\"\ntimeout = \"2s\"\n\n\
+                     [[alerts.webhooks]]\nurl = \"{}\"\n\n[notifications.sms]\nurl = \"{}\"\n",
+                    hook.url("/alerts"),
+                    hook.url("/sms")
+                );
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
+    let a = Server::start(dir.path(), &configs[0], &url, "a");
+    let b = Server::start(dir.path(), &configs[1], &url, "b");
+    let client = client();
+    let (old, new) = leader_and_follower(&a, &b, &client, Duration::from_secs(20)).await;
+    let old_hook = if old.port == a.port {
+        &hooks[0]
+    } else {
+        &hooks[1]
+    };
+    let r = client
+        .post(old.url("/api/v1/units/pa/patients"))
+        .json(&json!({
+            "name": "Paciente",
+            "colour": "red",
+            "contact": {"phone": "+5511987654321", "consent": true},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The leader retries its alert and its SMS.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = old_hook.received();
+        let tries = |path: &str| got.iter().filter(|r| r.path == path).count();
+        if tries("/alerts") >= 2 && tries("/sms") >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}\n{}", old.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    old.signal("-STOP");
+    leader_among(&[new], &client, FAILOVER_BOUND).await;
+    // The new leader calls the patient: the paused one's memory is stale.
+    let called = client
+        .post(new.url("/api/v1/units/pa/call"))
+        .json(&json!({"room": "Consultório 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(called.status(), 200);
+
+    // Requests reach the paused leader's socket; it answers them once resumed.
+    let paused = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let queue = tokio::spawn(paused.get(old.url("/api/v1/units/pa/queue")).send());
+    let ready = tokio::spawn(paused.get(old.url("/readyz")).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = old_hook.received().len();
+    old.signal("-CONT");
+    for (what, answer) in [("queue", queue), ("readyz", ready)] {
+        let r = answer.await.unwrap().expect("answered once resumed");
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 503, "{what} from stale memory: {body}");
+        assert!(body.contains("not_leader"), "{what}: {body}");
+    }
+    // Nor does it send for a lease it no longer holds, though its retries
+    // were overdue when it resumed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = old_hook.received().split_off(sent);
+    assert!(after.is_empty(), "sent after it was resumed: {after:?}");
+    // Its memory still has the red patient waiting, called since by the new
+    // leader: its metrics say nobody waits (the queue rules read the leader),
+    // or the red rule would page for a patient already called.
+    let text = client
+        .get(old.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "triagem_leader"), Some(0.0));
+    let red = text
+        .lines()
+        .find(|l| l.starts_with("triagem_patients_waiting{") && l.contains("colour=\"red\""))
+        .expect("the red series");
+    assert!(red.ends_with(" 0"), "{red}");
+}
+
+/// A TCP proxy in front of the cluster that can hold every byte from now on
+/// (a database cut off behind a middlebox: what is sent is acknowledged by
+/// the proxy's kernel, and nothing arrives or comes back) and sever every
+/// connection it carries.
+struct Proxy {
+    port: u16,
+    hold: Arc<AtomicBool>,
+    carried: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = Arc::new(AtomicBool::new(false));
+        let carried = Arc::new(Mutex::new(Vec::new()));
+        let (held, connections) = (hold.clone(), carried.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let hold = held.clone();
+                connections.lock().push(tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
+                    tokio::join!(
+                        pipe(in_read, out_write, hold.clone()),
+                        pipe(out_read, in_write, hold)
+                    );
+                }));
+            }
+        });
+        Self {
+            port,
+            hold,
+            carried,
+            accept,
+        }
+    }
+
+    fn hold(&self, on: bool) {
+        self.hold.store(on, Ordering::SeqCst);
+    }
+
+    /// Closes every connection carried so far.
+    fn sever(&self) {
+        for connection in self.carried.lock().drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.sever();
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    hold: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while hold.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_steps_down_at_its_own_deadline() {
+    use triagem::journal::{Journal, JournalOptions};
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let direct = cluster.database("cutoff").await;
+    let proxy = Proxy::start(cluster.port).await;
+    let url = format!("postgres://postgres@127.0.0.1:{}/cutoff", proxy.port);
+    // Long enough to tell its 90 % (the deadline) from all of it.
+    const CUT_LEASE: Duration = Duration::from_secs(3);
+    let journal = tokio::task::spawn_blocking(move || {
+        Journal::open_postgres(&url, CUT_LEASE, JournalOptions::default())
+    })
+    .await
+    .unwrap()
+    .expect("open the journal through the proxy");
+    let mut role = journal.role();
+    let pg = database(&direct).await;
+    let expiry = || async {
+        pg.query_one("SELECT expires_at::text FROM lease", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    // Held: its connection stays open and a renewal never answers. Severed:
+    // a new connection never opens either.
+    let mut took = Vec::new();
+    for (how, sever) in [("held", false), ("severed and held", true)] {
+        if tokio::time::timeout(Duration::from_secs(10), role.wait_for(|r| r.leader))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        // Cut right after a renewal: the deadline is then 90 % of the lease away.
+        let renewed = expiry().await;
+        while expiry().await == renewed {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        proxy.hold(true);
+        if sever {
+            proxy.sever();
+        }
+        let cut = Instant::now();
+        let stepped_down = tokio::time::timeout(CUT_LEASE * 2, role.wait_for(|r| !r.leader))
+            .await
+            .is_ok();
+        took.push((how, stepped_down.then(|| cut.elapsed())));
+        proxy.hold(false);
+    }
+    // Let go before asserting: its synchronous clients close on a blocking
+    // thread, and not while the proxy holds their bytes.
+    proxy.hold(false);
+    proxy.sever();
+    tokio::task::spawn_blocking(move || drop(journal))
+        .await
+        .unwrap();
+    assert_eq!(took.len(), 2, "it did not lead again: {took:?}");
+    eprintln!(
+        "cut off from the database (lease {CUT_LEASE:?}): stepped down {took:?} after the cut"
+    );
+    for (how, took) in took {
+        let took = took.unwrap_or_else(|| panic!("{how}: never stepped down"));
+        assert!(
+            took <= CUT_LEASE.mul_f64(0.9) + Duration::from_millis(150),
+            "{how}: stepped down {took:?} after the cut (lease {CUT_LEASE:?})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_up_in_the_database_fails_within_the_lease() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("heldup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let server = Server::start(dir.path(), &config, &url, "a");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    leader_among(&[&server], &client, Duration::from_secs(20)).await;
+    assert_eq!(admit(&client, &server, "Before").await.status(), 201);
+
+    // Another session locks the patients: the next commit waits on it.
+    let pg = database(&url).await;
+    pg.batch_execute("BEGIN; LOCK TABLE patients IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let held_up = client
+        .post(server.url("/api/v1/units/pa/patients"))
+        .json(&json!({"name": "Held up", "colour": "green"}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let took = started.elapsed();
+    assert_eq!(held_up.ok(), Some(503), "after {took:?}");
+    assert!(
+        took < LEASE + Duration::from_secs(1),
+        "answered after {took:?}"
+    );
+    pg.batch_execute("ROLLBACK").await.unwrap();
+
+    // Nothing of it was committed, and the service takes admissions again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admit(&client, &server, "After").await.status() != 201 {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let names: Vec<String> = pg
+        .query(
+            "SELECT body::json->>'name' FROM patients ORDER BY protocol",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["Before", "After"]);
+}
+
 /// A load balancer as docs/ha.md sets one up: each new connection goes to the
 /// instance whose `/readyz` last answered 200 (checked every 100 ms); the
 /// connections to an instance that dies end with it.

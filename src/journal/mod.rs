@@ -457,6 +457,20 @@ impl Journal {
         self.role.clone()
     }
 
+    /// Whether this instance holds the lease now, by the lease's own deadline
+    /// (monotonic clock), even before the role announces that it ran out.
+    /// SQLite always leads.
+    pub fn holds_lease(&self) -> bool {
+        self.lease.as_ref().is_none_or(postgres::LeaseKeeper::holds)
+    }
+
+    /// [`Journal::holds_lease`], under the term memory was last read back with.
+    pub fn serves_lease(&self) -> bool {
+        self.lease
+            .as_ref()
+            .is_none_or(postgres::LeaseKeeper::serving)
+    }
+
     /// Gives the lease up at once (a commit was fenced off): the keeper
     /// contends again, and a new term means memory is rebuilt first.
     pub fn step_down(&self) {

@@ -156,9 +156,16 @@ impl Service {
         self.shared.health.store(health as u8, Ordering::Release);
     }
 
-    /// Recovered, nothing pending a reload, and the journal takes writes.
+    /// Recovered, nothing pending a reload, the journal takes writes, and
+    /// (PostgreSQL) the lease is held by its own deadline under the term
+    /// memory was read back with: checked here on every call, because the
+    /// role is announced by a task that may not have run yet (a leader
+    /// resumed after a pause answers its queued requests first).
     pub fn is_ready(&self) -> bool {
-        self.health() == Health::Ready && self.journal().is_some_and(Journal::is_healthy)
+        self.health() == Health::Ready
+            && self
+                .journal()
+                .is_some_and(|j| j.is_healthy() && j.serves_lease())
     }
 
     /// Whether this instance leads, and the lease's term (SQLite: always, 0).
@@ -177,7 +184,12 @@ impl Service {
     /// rebuilt memory under a new term: requests get 503 `not_leader`.
     pub fn is_follower(&self) -> bool {
         match self.journal() {
-            Some(j) => self.health() == Health::Follower || !j.role().borrow().leader,
+            Some(j) => {
+                self.health() == Health::Follower
+                    || !j.role().borrow().leader
+                    // Past the lease's deadline, whatever the role says yet.
+                    || !j.holds_lease()
+            }
             // Not open yet: starting, not following.
             None => false,
         }
@@ -241,7 +253,7 @@ impl Service {
         let journal = self.journal().ok_or(ServiceError::Unavailable)?;
         let (value, pending, wake) = {
             let mut state = self.shared.state.lock();
-            if self.health() != Health::Ready || !journal.is_healthy() {
+            if !self.is_ready() {
                 return Err(self.refusal());
             }
             // Read under the lock so journal order and time order agree.

@@ -354,3 +354,38 @@ async fn pending_deliveries_survive_a_restart_and_are_delivered_after_it() {
     );
     assert_ne!(ok[1].delivery_id(), first.delivery_id());
 }
+
+#[tokio::test]
+async fn a_delivery_whose_result_cannot_be_recorded_waits_for_the_journal_not_a_tight_loop() {
+    // The first attempt is answered 503 (recorded: pending), the next ones 200.
+    let hook = Receiver::start(&[503], 200).await;
+    let url = hook.url();
+    let slow_retries = move |c: &mut Config| {
+        hooked(url)(c);
+        c.alerts.retry_initial = Duration::from_millis(500);
+        c.alerts.retry_max = Duration::from_secs(1);
+    };
+    let app = TestApp::spawn_with(slow_retries, Arc::new(ManualClock::new(start_time()))).await;
+    app.admit("Ana", Some("red")).await;
+    hook.wait_for(1).await;
+    // Within the retry's pause (at least 500 ms), the journal stops taking
+    // writes: the retry is accepted, but its result cannot be recorded, so
+    // the entry stays pending.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.journal().inject_commit_failures(true);
+    hook.wait_for(2).await;
+    // It waits for the journal instead of reading the entry and sending it
+    // again at once (a tight loop sent it hundreds of times meanwhile).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sent = hook.received().len();
+    assert_eq!(sent, 2, "sent again while its result was not recorded");
+
+    // The journal is back: sent again (at least once, the same id), recorded.
+    app.journal().inject_commit_failures(false);
+    app.wait_for_metric(OK, 1.0).await;
+    app.wait_for_metric(PENDING, 0.0).await;
+    let got = hook.received();
+    let answered: Vec<u16> = got.iter().map(|r| r.answered).collect();
+    assert_eq!(answered, [503, 200, 200]);
+    assert!(got.iter().all(|r| r.delivery_id() == got[0].delivery_id()));
+}

@@ -31,6 +31,8 @@ struct Held {
     term: u64,
     /// While leading: when to have stepped down by.
     until: Option<Instant>,
+    /// The term memory was last read back under (see `PgStore::snapshot`).
+    recovered: Option<u64>,
 }
 
 impl LeaseState {
@@ -42,15 +44,25 @@ impl LeaseState {
             .map(|_| held.term)
     }
 
+    /// Leading, with time left, under the term memory was read back with:
+    /// memory recovered under an older term may miss another leader's writes.
+    pub(crate) fn serving(&self) -> bool {
+        let held = *self.0.lock();
+        held.until.is_some_and(|until| Instant::now() < until) && held.recovered == Some(held.term)
+    }
+
+    pub(crate) fn recovered(&self, term: u64) {
+        self.0.lock().recovered = Some(term);
+    }
+
     fn until(&self) -> Option<Instant> {
         self.0.lock().until
     }
 
     fn hold(&self, term: u64, until: Instant) {
-        *self.0.lock() = Held {
-            term,
-            until: Some(until),
-        };
+        let mut held = self.0.lock();
+        held.term = term;
+        held.until = Some(until);
     }
 
     /// Stops leading; true if it was.
@@ -61,6 +73,7 @@ impl LeaseState {
 
 /// The running keeper; dropping it does not stop it, [`LeaseKeeper::shutdown`] does.
 pub struct LeaseKeeper {
+    state: Arc<LeaseState>,
     role: watch::Receiver<Role>,
     step_down: Arc<Notify>,
     stop: CancellationToken,
@@ -86,7 +99,7 @@ impl LeaseKeeper {
             url,
             lease,
             holder,
-            state,
+            state: state.clone(),
             role: role_tx,
             step_down: step_down.clone(),
             stop: stop.clone(),
@@ -96,6 +109,7 @@ impl LeaseKeeper {
             let _ = released_tx.send(());
         });
         Self {
+            state,
             role,
             step_down,
             stop,
@@ -105,6 +119,18 @@ impl LeaseKeeper {
 
     pub fn role(&self) -> watch::Receiver<Role> {
         self.role.clone()
+    }
+
+    /// Whether the lease is held now by its own deadline (monotonic clock),
+    /// even before the keeper task has run to announce that it ran out (a
+    /// process resumed after a pause answers its queued requests first).
+    pub fn holds(&self) -> bool {
+        self.state.leading().is_some()
+    }
+
+    /// [`LeaseKeeper::holds`], under the term memory was read back with.
+    pub fn serving(&self) -> bool {
+        self.state.serving()
     }
 
     /// Stops leading now (a commit was fenced off); the keeper contends again.
@@ -151,13 +177,11 @@ impl Keeper {
         loop {
             let until = self.state.until();
             tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
+                // The deadline first: a renewal that is overdue too must
+                // never put stepping down off (select! would pick at random).
+                biased;
                 _ = sleep_until(until) => {
                     self.lose("the lease could not be renewed in time");
-                    continue;
-                }
-                _ = self.step_down.notified() => {
-                    self.lose("a write was fenced off: another instance holds a newer term");
                     continue;
                 }
                 _ = self.stop.cancelled() => {
@@ -178,6 +202,11 @@ impl Keeper {
                     }
                     return;
                 }
+                _ = self.step_down.notified() => {
+                    self.lose("a write was fenced off: another instance holds a newer term");
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next) => {}
             }
             next = Instant::now() + self.tick();
             if client
@@ -189,7 +218,7 @@ impl Keeper {
             let Some(c) = &client else { continue };
             let sent = Instant::now();
             let leading = self.state.leading();
-            match tokio::time::timeout(self.tick(), self.attempt(c, leading)).await {
+            match tokio::time::timeout(self.budget(self.tick()), self.attempt(c, leading)).await {
                 Ok(Ok(seen)) => self.saw(seen, leading, sent),
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach the lease"),
                 Err(_) => tracing::warn!("the lease did not answer in time"),
@@ -197,9 +226,18 @@ impl Keeper {
         }
     }
 
+    /// `limit`, cut to the time left before stepping down while leading: a
+    /// round trip that hangs must not keep the keeper past its deadline.
+    fn budget(&self, limit: Duration) -> Duration {
+        match self.state.until() {
+            Some(until) => limit.min(until.saturating_duration_since(Instant::now())),
+            None => limit,
+        }
+    }
+
     async fn connect(&self) -> Option<tokio_postgres::Client> {
         let connect = tokio_postgres::connect(&self.url, tokio_postgres::NoTls);
-        match tokio::time::timeout(self.lease, connect).await {
+        match tokio::time::timeout(self.budget(self.lease), connect).await {
             Ok(Ok((client, connection))) => {
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {

@@ -44,6 +44,9 @@ pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError
     config
         .application_name("triagem")
         .connect_timeout(lease)
+        // A database cut off (packets dropped) breaks the connection within
+        // the lease, instead of TCP's retransmissions holding a call for minutes.
+        .tcp_user_timeout(lease)
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(5));
     let mut client = config.connect(NoTls)?;
@@ -55,6 +58,18 @@ pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError
         lease.as_millis().max(1)
     ))?;
     Ok(client)
+}
+
+/// No statement of the writer may run longer than the lease: a write held up
+/// in the database (a lock, a stalled server) fails instead of holding the
+/// writer and every caller waiting on it past the time this instance may
+/// lead. COMMIT is exempt (see `PgStore::commit`).
+fn bound_statements(client: &mut Client, lease: Duration) -> Result<(), JournalError> {
+    client.batch_execute(&format!(
+        "SET statement_timeout = {}",
+        lease.as_millis().max(1)
+    ))?;
+    Ok(())
 }
 
 /// The URL without its password, for logs.
@@ -80,7 +95,9 @@ pub(crate) fn open(
         JournalError::Corrupt("the PostgreSQL journal needs a tokio runtime".into())
     })?;
     let mut client = connect(url, lease)?;
+    // Unbounded: the other instance may hold the migration lock a while.
     schema::migrate(&mut client)?;
+    bound_statements(&mut client, lease)?;
     let instance: String = client
         .query_one("SELECT value FROM counters WHERE name = 'instance'", &[])?
         .get(0);
@@ -138,7 +155,9 @@ impl PgStore {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
             self.statements.clear();
-            self.client = Some(connect(&self.url, self.lease)?);
+            let mut client = connect(&self.url, self.lease)?;
+            bound_statements(&mut client, self.lease)?;
+            self.client = Some(client);
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
@@ -167,9 +186,13 @@ impl Store for PgStore {
         };
         let mut tx = client.transaction()?;
         schema::apply_all(&mut tx, statements, changes, receivers)?;
+        // The fence also lifts the statement timeout for the COMMIT after
+        // it (SET LOCAL, without a round trip of its own): a COMMIT cancelled
+        // while it waits for a synchronous standby returns success, committed
+        // here but maybe not on the standby, which must never be acknowledged.
         let fence = statements.query_opt(
             &mut tx,
-            "SELECT term FROM lease
+            "SELECT term, set_config('statement_timeout', '0', true) FROM lease
              WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
              FOR SHARE",
             &[&(term as i64), &holder],
@@ -193,6 +216,7 @@ impl Store for PgStore {
         let term = self.state.leading().ok_or(JournalError::NotLeader)?;
         let snapshot = load_snapshot(self.client()?)?;
         self.term = Some(term);
+        self.state.recovered(term);
         Ok(snapshot)
     }
 }
