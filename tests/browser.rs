@@ -489,6 +489,24 @@ async fn click(page: &Page, selector: &str) {
     }
 }
 
+/// The left mouse button pressed or released at a point of the page, as a
+/// hand would (the page sees pointer, mouse and click events).
+async fn mouse(page: &Page, kind: DispatchMouseEventType, x: f64, y: f64) {
+    step(&format!("mouse {kind:?} at {x:.0},{y:.0}"));
+    page.execute(
+        DispatchMouseEventParams::builder()
+            .r#type(kind)
+            .x(x)
+            .y(y)
+            .button(MouseButton::Left)
+            .click_count(1)
+            .build()
+            .expect("a mouse event"),
+    )
+    .await
+    .expect("a mouse event dispatched");
+}
+
 async fn screenshot(page: &Page, name: &str) {
     shoot(page, name, false).await;
 }
@@ -4148,20 +4166,7 @@ async fn a_click_survives_a_live_redraw_of_its_list() {
         ),
     )
     .await;
-    let mouse = |kind| {
-        DispatchMouseEventParams::builder()
-            .r#type(kind)
-            .x(x)
-            .y(y)
-            .button(MouseButton::Left)
-            .click_count(1)
-            .build()
-            .expect("a mouse event")
-    };
-    clinician
-        .execute(mouse(DispatchMouseEventType::MousePressed))
-        .await
-        .expect("press");
+    mouse(&clinician, DispatchMouseEventType::MousePressed, x, y).await;
     // Another patient arrives while the button is held down; the page has
     // taken the event when the queue's count says so.
     server
@@ -4179,10 +4184,7 @@ async fn a_click_survives_a_live_redraw_of_its_list() {
         "new Promise((r) => setTimeout(() => r(true), 300))",
     )
     .await;
-    clinician
-        .execute(mouse(DispatchMouseEventType::MouseReleased))
-        .await
-        .expect("release");
+    mouse(&clinician, DispatchMouseEventType::MouseReleased, x, y).await;
     wait_until(
         &clinician,
         "!!document.querySelector('dialog.action-dialog[open]')",
@@ -4267,19 +4269,7 @@ async fn a_click_on_a_row_that_just_moved_is_not_acted_on() {
             DispatchMouseEventType::MousePressed,
             DispatchMouseEventType::MouseReleased,
         ] {
-            clinician
-                .execute(
-                    DispatchMouseEventParams::builder()
-                        .r#type(kind)
-                        .x(x)
-                        .y(y)
-                        .button(MouseButton::Left)
-                        .click_count(1)
-                        .build()
-                        .expect("a mouse event"),
-                )
-                .await
-                .expect("click");
+            mouse(&clinician, kind, x, y).await;
         }
         let gap: f64 = eval(&clinician, "window.clicked - window.redrawn").await;
         if gap > 600.0 {
