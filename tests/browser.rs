@@ -2446,6 +2446,14 @@ async fn alerts_and_queues_in_the_pages_words() {
         "the second acknowledgement",
     )
     .await;
+    // The acknowledged alert's button is gone: the focus goes on to the
+    // next one to acknowledge, here none left, so to the list itself.
+    wait_until(
+        &clinician,
+        "document.activeElement?.id === 'alerts'",
+        "the focus on the alert list",
+    )
+    .await;
     let dialogs: usize = eval(&clinician, "document.querySelectorAll('dialog').length").await;
     assert_eq!(dialogs, 0, "the name is asked for once");
 
@@ -4166,6 +4174,11 @@ async fn a_click_survives_a_live_redraw_of_its_list() {
         ),
     )
     .await;
+    let opener: String = eval(
+        &clinician,
+        &format!("document.querySelector(\"{button}\").dataset.key"),
+    )
+    .await;
     mouse(&clinician, DispatchMouseEventType::MousePressed, x, y).await;
     // Another patient arrives while the button is held down; the page has
     // taken the event when the queue's count says so.
@@ -4196,6 +4209,22 @@ async fn a_click_survives_a_live_redraw_of_its_list() {
         &clinician,
         "document.querySelector('#queue').innerText.includes('Segunda Paciente')",
         "the redrawn queue",
+    )
+    .await;
+    // Escape closes the dialog and the focus goes back to the button that
+    // opened it, though the redraw replaced that button meanwhile.
+    step("Escape in the dialog");
+    clinician
+        .find_element("dialog.action-dialog")
+        .await
+        .expect("the dialog")
+        .press_key("Escape")
+        .await
+        .expect("Escape");
+    wait_until(
+        &clinician,
+        &format!("!document.querySelector('dialog.action-dialog') && document.activeElement?.dataset.key === {opener:?}"),
+        "the focus back on the re-triage button",
     )
     .await;
     drop(server);
@@ -4393,6 +4422,61 @@ async fn call_next_twice_by_keyboard() {
             "the focus back on call next",
         )
         .await;
+    }
+    drop(server);
+    chrome.close().await;
+}
+
+/// A voice standing in for the machine's (headless Chromium has none): each
+/// utterance takes 400 ms, and what it said, when, is kept for the test.
+const SLOW_VOICE: &str = r#"window.said = [];
+window.SpeechSynthesisUtterance = class { constructor(text) { this.text = text; } };
+Object.defineProperty(window, "speechSynthesis", { configurable: true, value: {
+  getVoices: () => [],
+  cancel: () => {},
+  speak(u) {
+    const started = performance.now();
+    setTimeout(() => { window.said.push([u.text, started, performance.now()]); u.onend && u.onend(); }, 400);
+  },
+}});"#;
+
+/// Calls that come faster than the voice reads them are read in turn, one
+/// at a time, in the order they were made (the browser's queue was fed
+/// without a bound; now the page reads them one after another itself).
+#[tokio::test]
+async fn the_display_reads_quick_calls_one_after_another() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|_| {}).await;
+    for name in ["Voz Um", "Voz Dois", "Voz Tres"] {
+        server.admit(json!({"name": name, "colour": "green"})).await;
+    }
+    let display = chrome
+        .open_with_script(&server.url(&format!("/display/{UNIT}")), SLOW_VOICE)
+        .await;
+    wait_live(&display, "the display's event stream").await;
+    for room in ["Consultório 1", "Consultório 2", "Consultório 1"] {
+        server.call(room).await;
+    }
+    wait_until(&display, "window.said.length === 3", "three calls read").await;
+    let said: Vec<(String, f64, f64)> = eval(&display, "window.said").await;
+    let order: Vec<&str> = said.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "Senha A 0 0 1, Consultório 1",
+            "Senha A 0 0 2, Consultório 2",
+            "Senha A 0 0 3, Consultório 1"
+        ]
+    );
+    for pair in said.windows(2) {
+        assert!(
+            pair[1].1 >= pair[0].2 - 1.0,
+            "{} began before {} ended",
+            pair[1].0,
+            pair[0].0
+        );
     }
     drop(server);
     chrome.close().await;

@@ -57,7 +57,15 @@
         submit.disabled = false;
       }
     });
-    dlg.addEventListener("close", () => dlg.remove());
+    // Back to what opened the dialog when it closes: the same control, or the
+    // one with its key if a live redraw replaced it meanwhile.
+    const opener = document.activeElement;
+    const key = opener?.dataset?.key;
+    dlg.addEventListener("close", () => {
+      dlg.remove();
+      const back = opener?.isConnected ? opener : key && document.querySelector(`[data-key="${CSS.escape(key)}"]`);
+      if (back && (document.activeElement === document.body || !document.activeElement)) back.focus();
+    });
     document.body.append(dlg);
     dlg.showModal();
     const first = form.querySelector("input:checked, input, select, textarea");
@@ -465,9 +473,16 @@
             const button = ev.currentTarget;
             const by = ackName() || await askAckName();
             if (!by) return;
+            const keyboard = document.activeElement === button;
             button.disabled = true;
             try { await api("POST", `/alerts/${a.id}/ack`, { by }); } catch (e) { Triagem.showError(e); }
-            refreshAlerts().catch(() => {});
+            await refreshAlerts().catch(() => {});
+            // The button is gone (acknowledged) and the focus with it: a
+            // keyboard user goes on to the next alert to acknowledge, or the list.
+            if (keyboard && (document.activeElement === document.body || !document.activeElement)) {
+              const next = document.querySelector("#alerts button[data-key^='alert:']:not([disabled])");
+              (next || $("alerts")).focus();
+            }
           },
         }, t("alerts.ack")));
     }))]);

@@ -74,7 +74,7 @@
     soundOn = !soundOn;
     storage.set(SOUND_KEY, soundOn ? "on" : "off");
     if (soundOn) audioContext(); // a user gesture lets the browser play sound
-    else if (window.speechSynthesis) speechSynthesis.cancel();
+    else if (window.speechSynthesis) { toSpeak.length = 0; speechSynthesis.cancel(); }
     renderSound();
   });
   // Any touch of the screen is the gesture the browser waits for.
@@ -104,6 +104,30 @@
     });
   }
 
+  // Calls can come faster than a voice reads them: they are read in turn,
+  // and one whose moment has passed is skipped (read a minute late, it would
+  // send a patient to a room long after the screen showed the call).
+  const SPEAK_WITHIN_MS = 60000;
+  const toSpeak = [];
+  let speaking = false;
+  function speakNext() {
+    while (toSpeak.length && performance.now() - toSpeak[0].at > SPEAK_WITHIN_MS) toSpeak.shift();
+    const next = toSpeak.shift();
+    if (!next || speaking) { if (next) toSpeak.unshift(next); return; }
+    speaking = true;
+    let over = false;
+    const done = () => {
+      if (over) return;
+      over = true;
+      speaking = false;
+      speakNext();
+    };
+    next.u.onend = done;
+    next.u.onerror = done;
+    // A voice that never says it ended must not stop the ones after it.
+    setTimeout(done, 15000);
+    speechSynthesis.speak(next.u);
+  }
   function speak(ticket, room) {
     // Spelled out ("A 0 1 2") so every voice reads it the same way.
     const text = t("display.say", { ticket: ticket.split("").join(" "), room });
@@ -113,7 +137,8 @@
     const voice = speechSynthesis.getVoices().find((v) => v.lang.replace("_", "-").toLowerCase().startsWith(u.lang.slice(0, 2).toLowerCase()));
     if (voice) u.voice = voice;
     u.rate = 0.9;
-    speechSynthesis.speak(u);
+    toSpeak.push({ u, at: performance.now() });
+    speakNext();
   }
 
   function announce(call) {
