@@ -1763,3 +1763,52 @@ async fn the_display_shows_reconnecting_across_a_failover_and_resumes_on_the_new
     let _ = browser.wait().await;
     handler.abort();
 }
+
+/// A follower's connection that died while it followed (a database restart,
+/// a pooler reset) looks open until used: taking over finds it at once and
+/// connects again, rather than failing the first rebuild and trying again a
+/// second later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_over_replaces_a_connection_that_died_while_following() {
+    use triagem::journal::{Journal, JournalOptions};
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let direct = cluster.database("stale").await;
+    let proxy = Proxy::start(cluster.port).await;
+    let through = format!("postgres://postgres@127.0.0.1:{}/stale", proxy.port);
+    const LEASE: Duration = Duration::from_secs(2);
+    let open = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            Journal::open_postgres(&url, LEASE, JournalOptions::default())
+        })
+    };
+    let a = open(direct).await.unwrap().expect("open A");
+    let mut a_role = a.role();
+    tokio::time::timeout(Duration::from_secs(10), a_role.wait_for(|r| r.leader))
+        .await
+        .expect("A leads")
+        .unwrap();
+    let b = open(through).await.unwrap().expect("open B, following");
+    let mut b_role = b.role();
+    // B's connections die while it follows; its lease keeper reconnects by
+    // itself, its writer's connection is found out only when used.
+    proxy.sever();
+    tokio::task::spawn_blocking(move || a.shutdown())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), b_role.wait_for(|r| r.leader))
+        .await
+        .expect("B leads once A has let go")
+        .unwrap();
+    let b = Arc::new(b);
+    let rebuild = {
+        let b = b.clone();
+        tokio::task::spawn_blocking(move || b.reload().map(|_| ()))
+            .await
+            .unwrap()
+    };
+    let b = Arc::try_unwrap(b).ok().expect("the only handle");
+    tokio::task::spawn_blocking(move || drop(b)).await.unwrap();
+    rebuild.expect("the first rebuild under the new term");
+}

@@ -206,8 +206,18 @@ impl Store for PgStore {
     }
 
     fn probe(&mut self) -> Result<(), JournalError> {
-        self.client()?.batch_execute("SELECT 1")?;
-        Ok(())
+        match self.client()?.batch_execute("SELECT 1") {
+            Ok(()) => Ok(()),
+            // A connection left idle while following may have died with a
+            // database restart or a pooler reset, unnoticed until used:
+            // found here, it is replaced at once, not after a failed
+            // takeover and another try a second later.
+            Err(_) if self.client.as_ref().is_some_and(Client::is_closed) => {
+                self.client()?.batch_execute("SELECT 1")?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Binds the term held now: everything committed under older terms is
