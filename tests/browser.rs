@@ -4385,7 +4385,8 @@ async fn a_room_card_stays_put_while_another_room_changes() {
 
 /// Calling by keyboard: Enter on "Call next" calls, and the focus stays on
 /// the button, so the next Enter calls the next patient (disabling the button
-/// while the call was under way dropped the focus to the page).
+/// while the call was under way dropped the focus to the page); and a focused
+/// row whose patient another desk calls hands the focus to the row now there.
 #[tokio::test]
 async fn call_next_twice_by_keyboard() {
     let Some(chrome) = Chromium::launch().await else {
@@ -4400,6 +4401,30 @@ async fn call_next_twice_by_keyboard() {
         .await;
     wait_live(&clinician, "the clinician's event stream").await;
     clinician.bring_to_front().await.expect("bring to front");
+    // A keyboard user on the first row's button: when another desk calls
+    // that patient, the focus stays in the list, on the row now first.
+    wait_until(
+        &clinician,
+        "document.querySelectorAll('#queue tbody tr').length === 2",
+        "the queue",
+    )
+    .await;
+    run(
+        &clinician,
+        "document.querySelector(\"#queue button[data-key$=':triage']\").focus()",
+    )
+    .await;
+    let first: String = eval(&clinician, "document.activeElement.dataset.key").await;
+    server.call("Consultório 2").await;
+    wait_until(
+        &clinician,
+        &format!("document.querySelectorAll('#queue tbody tr').length === 1 && document.activeElement?.dataset.key?.endsWith(':triage') && document.activeElement.dataset.key !== {first:?}"),
+        "the focus on the row now first",
+    )
+    .await;
+    server
+        .admit(json!({"name": "Teclado Tres", "colour": "green"}))
+        .await;
     run(&clinician, "document.querySelector('#call-submit').focus()").await;
     for n in 1..=2 {
         step("press Enter on call next");
@@ -4412,7 +4437,10 @@ async fn call_next_twice_by_keyboard() {
             .expect("Enter");
         wait_until(
             &clinician,
-            &format!("document.querySelectorAll('#active .active-card').length === {n}"),
+            &format!(
+                "document.querySelectorAll('#active .active-card').length === {}",
+                n + 1
+            ),
             "the called patient's card",
         )
         .await;

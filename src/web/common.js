@@ -1055,12 +1055,17 @@ const Triagem = (() => {
     noteSpots(container);
     const active = document.activeElement;
     const key = active && container.contains(active) ? active.dataset.key : null;
+    // Where it stood among the keyed controls: if its patient left the list
+    // (called from another desk), the focus stays in the list at that place.
+    const at = key ? [...container.querySelectorAll("[data-key]")].indexOf(active) : -1;
     container.replaceChildren(...children);
     if (key) {
       const keyed = [...container.querySelectorAll("[data-key]")];
-      // The same control, or else another one for the same thing (a patient's next action).
+      // The same control, or else another one for the same thing (a patient's
+      // next action), or else the one now where it was.
       const again = keyed.find((el) => el.dataset.key === key) ||
-        keyed.find((el) => el.dataset.key.split(":")[0] === key.split(":")[0]);
+        keyed.find((el) => el.dataset.key.split(":")[0] === key.split(":")[0]) ||
+        keyed[Math.min(at, keyed.length - 1)];
       if (again) again.focus({ preventScroll: true });
     }
   }
