@@ -54,19 +54,25 @@ impl Period {
     /// The instants the period spans in `tz`: from the first local midnight
     /// up to (not including) the one after the last day.
     pub fn instants(&self, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
-        let start = |d: NaiveDate| {
-            d.and_time(NaiveTime::MIN)
-                .and_local_timezone(tz)
-                .earliest()
-                .map_or_else(|| d.and_time(NaiveTime::MIN).and_utc(), |t| t.to_utc())
-        };
         let after = self.to.checked_add_days(Days::new(1)).unwrap_or(self.to);
-        (start(self.from), start(after))
+        (day_start(self.from, tz), day_start(after, tz))
     }
 
     fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         self.from.iter_days().take_while(|d| *d <= self.to)
     }
+}
+
+/// The first instant of local day `d` in `tz`: its midnight, or, where a
+/// clock change skips midnight (Chile; Brazil until 2019: 00:00 became
+/// 01:00), the first minute of the day that exists. Read as UTC instead, the
+/// day began hours early and took in the evening before.
+pub fn day_start(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let midnight = d.and_time(NaiveTime::MIN);
+    (0..=24 * 60)
+        .map(|m| midnight + chrono::TimeDelta::minutes(m))
+        .find_map(|t| t.and_local_timezone(tz).earliest())
+        .map_or_else(|| midnight.and_utc(), |t| t.to_utc())
 }
 
 /// Count and nearest-rank percentiles of durations in seconds.

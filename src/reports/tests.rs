@@ -304,3 +304,32 @@ fn the_csv_has_a_row_per_measure_and_colour() {
     assert!(lines.contains(&"left_without_being_seen.rate,,,0.2857,,,"));
     assert!(lines.iter().all(|l| l.split(',').count() == 7), "{csv}");
 }
+
+/// A day whose midnight a clock change skipped starts at its first minute
+/// that exists (São Paulo, 4 November 2018: 00:00 became 01:00, UTC-2), not
+/// at midnight read as UTC, which began it at 22:00 the evening before.
+#[test]
+fn a_day_without_a_midnight_starts_where_its_clock_does() {
+    let d = NaiveDate::from_ymd_opt(2018, 11, 4).unwrap();
+    let start = day_start(d, Sao_Paulo);
+    assert_eq!(start, Utc.with_ymd_and_hms(2018, 11, 4, 3, 0, 0).unwrap());
+    assert_eq!(start.with_timezone(&Sao_Paulo).date_naive(), d);
+    // An ordinary day: its midnight (UTC-3).
+    let d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    assert_eq!(
+        day_start(d, Sao_Paulo),
+        Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap()
+    );
+    // The 3rd has its 24 hours; the 4th, which lost its first hour, 23.
+    let days = |from: u32, to: u32| {
+        let (a, b) = Period::new(
+            NaiveDate::from_ymd_opt(2018, 11, from).unwrap(),
+            NaiveDate::from_ymd_opt(2018, 11, to).unwrap(),
+        )
+        .unwrap()
+        .instants(Sao_Paulo);
+        b - a
+    };
+    assert_eq!(days(3, 3), chrono::TimeDelta::hours(24));
+    assert_eq!(days(4, 4), chrono::TimeDelta::hours(23));
+}

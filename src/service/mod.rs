@@ -405,14 +405,7 @@ impl Service {
             None => Ok(()),
         })?;
         let tz = self.shared.settings.time_zone;
-        let midnight = now
-            .with_timezone(&tz)
-            .date_naive()
-            .and_time(chrono::NaiveTime::MIN);
-        search.tickets_since = midnight
-            .and_local_timezone(tz)
-            .earliest()
-            .map_or(now, |t| t.with_timezone(&Utc));
+        search.tickets_since = crate::reports::day_start(now.with_timezone(&tz).date_naive(), tz);
         let statuses = search.statuses.clone();
         let found = self.blocking_read(move |j| j.search(&search)).await?;
         // Memory may be a change ahead of the journal: filter on what it says.
