@@ -484,8 +484,6 @@ impl Journal {
         self.shared.healthy.load(Ordering::Acquire)
     }
 
-    /// Queues changes for the next group commit. Call it while still holding the
-    /// lock under which the changes were made, so the journal's order is memory's.
     /// Resolves once everything submitted before it is durable, or with the
     /// error that refused it: an answer that depends on an earlier command
     /// (a replayed admission) must not be given before that command's is.
@@ -493,6 +491,8 @@ impl Journal {
         self.submit(Vec::new())
     }
 
+    /// Queues changes for the next group commit. Call it while still holding the
+    /// lock under which the changes were made, so the journal's order is memory's.
     pub fn submit(&self, changes: Vec<Change>) -> PendingCommit {
         let (reply, rx) = oneshot::channel();
         let sent = self
@@ -761,13 +761,8 @@ impl Writer {
             r
         };
         batch.error = None;
-        let staged = std::mem::take(&mut batch.staged);
+        batch.staged = false;
         match result {
-            Ok(()) if !staged => {
-                for (_, reply) in batch.commands.drain(..) {
-                    let _ = reply.send(Ok(()));
-                }
-            }
             Ok(()) => {
                 let mut committed = Vec::with_capacity(batch.commands.len());
                 for (changes, reply) in batch.commands.drain(..) {
