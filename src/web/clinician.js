@@ -64,7 +64,7 @@
     dlg.addEventListener("close", () => {
       dlg.remove();
       const back = opener?.isConnected ? opener : key && document.querySelector(`[data-key="${CSS.escape(key)}"]`);
-      if (back && (document.activeElement === document.body || !document.activeElement)) back.focus();
+      if (back && Triagem.focusLost()) back.focus();
     });
     document.body.append(dlg);
     dlg.showModal();
@@ -479,7 +479,7 @@
             await refreshAlerts().catch(() => {});
             // The button is gone (acknowledged) and the focus with it: a
             // keyboard user goes on to the next alert to acknowledge, or the list.
-            if (keyboard && (document.activeElement === document.body || !document.activeElement)) {
+            if (keyboard && Triagem.focusLost()) {
               const next = document.querySelector("#alerts button[data-key^='alert:']:not([disabled])");
               (next || $("alerts")).focus();
             }
@@ -609,7 +609,7 @@
       Triagem.showError(e);
     } finally {
       button.disabled = false;
-      if (hadFocus && (document.activeElement === document.body || !document.activeElement)) button.focus();
+      if (hadFocus && Triagem.focusLost()) button.focus();
     }
   }
 

@@ -1025,6 +1025,10 @@ const Triagem = (() => {
     }
   }, true);
 
+  /** Whether the keyboard focus has fallen to the page (its control was
+   *  disabled or replaced): the caller puts it back somewhere useful. */
+  const focusLost = () => !document.activeElement || document.activeElement === document.body;
+
   /** Puts `children` (nodes, most of them already there) into `container`
    *  in order, moving only those out of place: a node left alone keeps its
    *  open list, its focus and any press on it (the rooms' cards, whose
@@ -1245,7 +1249,7 @@ const Triagem = (() => {
 
   return {
     lang, unit, unitName, t, has, addStrings, translate, h, api, ApiError, askToken, getToken, randomKey,
-    notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, place, loadInfo,
+    notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, place, focusLost, loadInfo,
     loadSession, may, chip, colourClass, colourLabel, colourInfo,
     targetSeconds, targetText, duration, due, since, age, now, setServerTime, protocolEl, copyText, copyButton,
     fmtTime, fmtDateTime, setupHeader,

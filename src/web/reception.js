@@ -304,15 +304,24 @@
   // What the lookup card last drew, and when: a unit's events redraw it, and
   // a redraw of the same patient would close the leave reason's list under
   // the desk's hand and reset its choice.
-  let drawn = { json: null, at: 0 };
+  const NOTHING_DRAWN = { json: null, protocol: null, at: 0 };
+  let drawn = NOTHING_DRAWN;
+
+  /** The card emptied after a failed lookup or search. */
+  function clearCard(e) {
+    shown = null;
+    drawn = NOTHING_DRAWN;
+    $("lookup-result").replaceChildren();
+    Triagem.errorTo($("lookup-error"), e);
+  }
 
   function renderPatient(p) {
     // The wait grows every second: not a change to redraw for.
     const json = JSON.stringify({ ...p, waited_seconds: null });
     // Unchanged: left as it is, but for a refresh of its times now and then.
     if (json === drawn.json && performance.now() - drawn.at < 30000) return;
-    const chosen = drawn.json && JSON.parse(drawn.json).protocol === p.protocol ? $("leave-reason")?.value : null;
-    drawn = { json, at: performance.now() };
+    const chosen = drawn.protocol === p.protocol ? $("leave-reason")?.value : null;
+    drawn = { json, protocol: p.protocol, at: performance.now() };
     const terminal = p.status === "finished" || p.status === "left";
     const age = Triagem.age(p.birth_date);
     const waiting = p.status === "awaiting_triage" || p.status === "waiting";
@@ -388,10 +397,7 @@
       renderPatient(p);
     } catch (e) {
       if (mine !== asked) return;
-      shown = null;
-      drawn = { json: null, at: 0 };
-      $("lookup-result").replaceChildren();
-      Triagem.errorTo($("lookup-error"), e.status === 404 ? Object.assign(e, { words: t("lookup.notfound") }) : e);
+      clearCard(e.status === 404 ? Object.assign(e, { words: t("lookup.notfound") }) : e);
     }
   }
 
@@ -407,13 +413,10 @@
       if (mine !== asked) return;
     } catch (e) {
       if (mine !== asked) return;
-      shown = null;
-      drawn = { json: null, at: 0 };
-      $("lookup-result").replaceChildren();
-      Triagem.errorTo($("lookup-error"), e);
+      clearCard(e);
       return;
     }
-    drawn = { json: null, at: 0 };
+    drawn = NOTHING_DRAWN;
     const summary = h("p", { class: "muted", role: "status" },
       list.length ? (list.length === 1 ? t("lookup.result.one") : t("lookup.results", { n: list.length })) : t("lookup.none", { q }));
     Triagem.rerender($("lookup-result"), [summary,
