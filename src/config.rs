@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{token_name_refusal, AuthMode, Token};
 use crate::domain::patient::stray_control;
 use crate::domain::{
-    ClockStarts, Colour, ColourId, Ladder, Level, NotifyEvent, NotifySettings, Settings,
+    Channel, ClockStarts, Colour, ColourId, Ladder, Level, NotifyEvent, NotifySettings, Settings,
     TriageScale, UnitSettings,
 };
 
@@ -572,6 +572,19 @@ pub struct NotificationsConfig {
     pub email: Option<EmailConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms: Option<SmsConfig>,
+}
+
+impl NotificationsConfig {
+    /// The message channels set up.
+    pub fn channels(&self) -> Vec<Channel> {
+        [
+            (Channel::Email, self.email.is_some()),
+            (Channel::Sms, self.sms.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(c, on)| on.then_some(c))
+        .collect()
+    }
 }
 
 impl Default for NotificationsConfig {

@@ -207,7 +207,7 @@ impl Metrics {
         for result in ["ok", "failed"] {
             self.deliveries.with_label_values(&[result]);
         }
-        for channel in configured_channels(config) {
+        for channel in config.notifications.channels() {
             self.notifications_pending
                 .with_label_values(&[channel.as_str()]);
             for event in NotifyEvent::VARIANTS {
@@ -393,16 +393,4 @@ impl QueueGauges {
         }
         Self(out)
     }
-}
-
-/// The message channels the config sets up.
-pub fn configured_channels(config: &Config) -> Vec<Channel> {
-    let n = &config.notifications;
-    [
-        (Channel::Email, n.email.is_some()),
-        (Channel::Sms, n.sms.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(c, on)| on.then_some(c))
-    .collect()
 }

@@ -104,7 +104,9 @@ pub async fn protocol(service: Svc) -> web::Json<ProtocolView> {
     web::Json(ProtocolView {
         timezone: config.timezone.name(),
         messages: MessagesView {
-            channels: crate::metrics::configured_channels(config)
+            channels: config
+                .notifications
+                .channels()
                 .into_iter()
                 .map(Channel::as_str)
                 .collect(),

@@ -549,7 +549,7 @@ impl Service {
     fn count_pending(&self, journal: &Journal) -> Result<(), crate::journal::JournalError> {
         let metrics = &self.shared.metrics;
         metrics.set_outbox_pending(journal.outbox_pending()?);
-        for channel in crate::metrics::configured_channels(&self.shared.config) {
+        for channel in self.shared.config.notifications.channels() {
             metrics.set_notifications_pending(channel, journal.messages_pending(channel)?);
         }
         Ok(())
