@@ -1372,6 +1372,11 @@ impl Proxy {
         self.hold.store(on, Ordering::SeqCst);
     }
 
+    /// The URL of `database` through this proxy.
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
     /// Closes every connection carried so far.
     fn sever(&self) {
         for connection in self.carried.lock().drain(..) {
@@ -1408,23 +1413,28 @@ async fn pipe(
     }
 }
 
+/// A journal on PostgreSQL, opened on a blocking thread (its client is
+/// synchronous).
+async fn open_journal(url: String, lease: Duration) -> triagem::journal::Journal {
+    use triagem::journal::{Journal, JournalOptions};
+    tokio::task::spawn_blocking(move || {
+        Journal::open_postgres(&url, lease, JournalOptions::default())
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("open the journal: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_the_database_steps_down_at_its_own_deadline() {
-    use triagem::journal::{Journal, JournalOptions};
     let Some(cluster) = Cluster::start() else {
         return;
     };
     let direct = cluster.database("cutoff").await;
     let proxy = Proxy::start(cluster.port).await;
-    let url = format!("postgres://postgres@127.0.0.1:{}/cutoff", proxy.port);
     // Long enough to tell its 90 % (the deadline) from all of it.
     const CUT_LEASE: Duration = Duration::from_secs(3);
-    let journal = tokio::task::spawn_blocking(move || {
-        Journal::open_postgres(&url, CUT_LEASE, JournalOptions::default())
-    })
-    .await
-    .unwrap()
-    .expect("open the journal through the proxy");
+    let journal = open_journal(proxy.url("cutoff"), CUT_LEASE).await;
     let mut role = journal.role();
     let pg = database(&direct).await;
     let expiry = || async {
@@ -1770,26 +1780,19 @@ async fn the_display_shows_reconnecting_across_a_failover_and_resumes_on_the_new
 /// second later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taking_over_replaces_a_connection_that_died_while_following() {
-    use triagem::journal::{Journal, JournalOptions};
     let Some(cluster) = Cluster::start() else {
         return;
     };
     let direct = cluster.database("stale").await;
     let proxy = Proxy::start(cluster.port).await;
-    let through = format!("postgres://postgres@127.0.0.1:{}/stale", proxy.port);
     const LEASE: Duration = Duration::from_secs(2);
-    let open = |url: String| {
-        tokio::task::spawn_blocking(move || {
-            Journal::open_postgres(&url, LEASE, JournalOptions::default())
-        })
-    };
-    let a = open(direct).await.unwrap().expect("open A");
+    let a = open_journal(direct, LEASE).await;
     let mut a_role = a.role();
     tokio::time::timeout(Duration::from_secs(10), a_role.wait_for(|r| r.leader))
         .await
         .expect("A leads")
         .unwrap();
-    let b = open(through).await.unwrap().expect("open B, following");
+    let b = open_journal(proxy.url("stale"), LEASE).await;
     let mut b_role = b.role();
     // B's connections die while it follows; its lease keeper reconnects by
     // itself, its writer's connection is found out only when used.
@@ -1801,14 +1804,13 @@ async fn taking_over_replaces_a_connection_that_died_while_following() {
         .await
         .expect("B leads once A has let go")
         .unwrap();
-    let b = Arc::new(b);
-    let rebuild = {
-        let b = b.clone();
-        tokio::task::spawn_blocking(move || b.reload().map(|_| ()))
-            .await
-            .unwrap()
-    };
-    let b = Arc::try_unwrap(b).ok().expect("the only handle");
-    tokio::task::spawn_blocking(move || drop(b)).await.unwrap();
+    // On a blocking thread, closed there too: its client is synchronous.
+    let rebuild = tokio::task::spawn_blocking(move || {
+        let rebuilt = b.reload().map(|_| ());
+        drop(b);
+        rebuilt
+    })
+    .await
+    .unwrap();
     rebuild.expect("the first rebuild under the new term");
 }
