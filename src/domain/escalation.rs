@@ -104,7 +104,8 @@ pub struct Alert {
     pub max_wait_seconds: i64,
     pub arrived_at: DateTime<Utc>,
     pub fired_at: DateTime<Utc>,
-    /// When the wait first reached its maximum (level 1); reports time the
+    /// When the first breach (level 1) fired: the deadline, or when the
+    /// service came back if it was down across it. Reports time the
     /// acknowledgement from here.
     #[serde(default)]
     pub breached_at: Option<DateTime<Utc>>,

@@ -12,7 +12,7 @@ use super::extract::{
 };
 use super::{ApiError, RateLimiter, Svc, API_BASE};
 use crate::auth::Caller;
-use crate::domain::patient::{Contact, LeaveReason, Outcome, Status};
+use crate::domain::patient::{stray_control, Contact, LeaveReason, Outcome, Status};
 use crate::domain::{Admission, PatientView};
 use crate::domain::{ColourId, UnitId};
 use crate::journal::HistoryEntry;
@@ -232,6 +232,14 @@ pub async fn search(service: Svc, req: HttpRequest) -> Result<web::Json<PatientL
         return Err(ApiError::invalid(
             "offset",
             format!("`offset` must be 0 to {SEARCH_MAX_OFFSET}"),
+        ));
+    }
+    // A NUL matched everyone on SQLite (LIKE stops at it) and was refused by
+    // PostgreSQL as a journal error (503): nothing a person types holds one.
+    if query.q.as_deref().is_some_and(|q| stray_control(q, false)) {
+        return Err(ApiError::invalid(
+            "q",
+            "`q` must not hold control characters",
         ));
     }
     let unit = match &query.unit {

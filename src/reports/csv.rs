@@ -1,5 +1,7 @@
 //! The summary as CSV, for a spreadsheet: one row per measure (the summary's
 //! JSON keys) and colour, under `measure,colour,count,value,median,p90,p95`.
+//! Counts go in `count`, ratios and single figures in `value`. The
+//! weekday-by-hour table of arrivals is left out: it is not one row.
 
 use std::fmt::Write;
 
@@ -36,13 +38,15 @@ pub fn summary_csv(s: &Summary) -> String {
         &s.door_to_provider_seconds,
     );
     for c in &s.by_colour {
+        let colour = &c.colour;
+        let _ = writeln!(out, "patients,{colour},{},,,,", c.patients);
+        let _ = writeln!(out, "within_target,{colour},{},,,,", c.within_target);
         let _ = writeln!(
             out,
-            "within_target,{},{},{},,,",
-            c.colour,
-            c.patients,
+            "within_target_ratio,{colour},,{},,,",
             cell(c.within_target_ratio)
         );
+        let _ = writeln!(out, "max_wait_seconds,{colour},,{},,,", c.max_wait_seconds);
         stat_row(
             &mut out,
             "wait_to_call_seconds",

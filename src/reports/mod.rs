@@ -185,7 +185,9 @@ fn left_unseen(v: &ReportFacts) -> bool {
 }
 
 /// The colour a visit is judged in for "within target", and whether it was,
-/// or `None` when it does not count.
+/// or `None` when it does not count. A visit called to treatment is judged by
+/// that call even if the patient then left (did not answer, walked out): the
+/// department met or missed its target there, as door-to-provider counts it.
 fn target(v: &ReportFacts) -> Option<(&ColourId, bool)> {
     match &v.first_call {
         Some(call) => {

@@ -251,6 +251,30 @@ fn the_maximum_wait_in_force_at_classification_judges_the_visit_not_todays() {
     assert_eq!((yellow.within_target, yellow.max_wait_seconds), (1, 1800));
 }
 
+/// Called within target, then gone after the no-shows: judged by the call
+/// (the department called in time) and counted among the unseen departures
+/// after triage (the patient was not seen).
+#[test]
+fn a_patient_called_in_time_who_then_left_is_within_target_and_left_unseen() {
+    let visits = [
+        Visit::arrived(0)
+            .triaged(5, "green", 7200)
+            .called(30, 5)
+            .left(50, LeaveReason::NoShow),
+        Visit::arrived(0)
+            .triaged(5, "green", 7200)
+            .called(200, 5)
+            .left(210, LeaveReason::Lwbs),
+    ]
+    .map(|v| v.0);
+    let s = summary(&visits, &[], &scale(), None, period(), Sao_Paulo);
+    let green = s.by_colour.iter().find(|c| c.colour == "green").unwrap();
+    assert_eq!((green.patients, green.within_target), (2, 1));
+    assert_eq!(s.door_to_provider_seconds.count, 2);
+    let lwbs = &s.left_without_being_seen;
+    assert_eq!((lwbs.before_triage, lwbs.after_triage), (0, 2));
+}
+
 #[test]
 fn every_day_of_the_period_has_an_entry() {
     let from = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
@@ -298,7 +322,35 @@ fn the_csv_has_a_row_per_measure_and_colour() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "measure,colour,count,value,median,p90,p95");
     assert!(lines.contains(&"arrivals,,,7,,,"));
-    assert!(lines.contains(&"within_target,yellow,3,0.3333,,,"));
+    assert!(lines.contains(&"patients,yellow,3,,,,"));
+    assert!(lines.contains(&"within_target,yellow,1,,,,"));
+    assert!(lines.contains(&"within_target_ratio,yellow,,0.3333,,,"));
+    assert!(lines.contains(&"max_wait_seconds,yellow,,1800,,,"));
+    // Every colour's counts and ratio, as in the JSON.
+    for c in &s.by_colour {
+        let row = |measure: &str| {
+            let head = format!("{measure},{},", c.colour);
+            let line = lines.iter().find(|l| l.starts_with(&head));
+            line.unwrap_or_else(|| panic!("no {head} row: {csv}"))
+                .to_string()
+        };
+        let ratio = c
+            .within_target_ratio
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            row("patients"),
+            format!("patients,{},{},,,,", c.colour, c.patients)
+        );
+        assert_eq!(
+            row("within_target"),
+            format!("within_target,{},{},,,,", c.colour, c.within_target)
+        );
+        assert_eq!(
+            row("within_target_ratio"),
+            format!("within_target_ratio,{},,{ratio},,,", c.colour)
+        );
+    }
     assert!(lines.contains(&"wait_to_call_seconds,yellow,2,,900,2400,2400"));
     assert!(lines.contains(&"wait_to_call_seconds,blue,0,,,,"));
     assert!(lines.contains(&"left_without_being_seen.rate,,,0.2857,,,"));

@@ -133,7 +133,13 @@ async fn the_csv_is_a_download_of_the_same_numbers() {
     let lines: Vec<&str> = r.text.lines().collect();
     assert_eq!(lines[0], "measure,colour,count,value,median,p90,p95");
     assert!(lines.contains(&"arrivals,,,3,,,"), "{}", r.text);
-    assert!(lines.contains(&"within_target,yellow,1,1,,,"), "{}", r.text);
+    assert!(lines.contains(&"patients,yellow,1,,,,"), "{}", r.text);
+    assert!(lines.contains(&"within_target,yellow,1,,,,"), "{}", r.text);
+    assert!(
+        lines.contains(&"within_target_ratio,yellow,,1,,,"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]

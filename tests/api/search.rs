@@ -120,6 +120,13 @@ async fn a_search_checks_its_query() {
     app.get("/patients?offset=100001")
         .await
         .expect_problem(422, "invalid");
+    // Control characters: a NUL matched every patient (SQLite) or was a
+    // journal error (PostgreSQL).
+    for q in ["%00", "a%00b", "ana%1B"] {
+        app.get(&format!("/patients?q={q}"))
+            .await
+            .expect_problem(422, "invalid");
+    }
     for i in 0..25 {
         admit(&app, json!({"name": format!("Paciente {i}")})).await;
     }
