@@ -54,11 +54,19 @@ pub(crate) fn delivery_client(timeout: std::time::Duration) -> reqwest::Result<r
 }
 
 /// An HTTP answer (or its absence) as an attempt: 2xx delivered, 4xx final,
-/// anything else transient.
+/// anything else transient. 408 and 429 are the 4xx that mean "later": a
+/// receiver that throttles must not lose an alert or a patient's message.
 pub(crate) fn http_attempt(result: Result<reqwest::Response, reqwest::Error>) -> Attempt {
+    use reqwest::StatusCode;
     match result {
         Ok(res) if res.status().is_success() => Attempt::Delivered,
-        Ok(res) if res.status().is_client_error() => {
+        Ok(res)
+            if res.status().is_client_error()
+                && !matches!(
+                    res.status(),
+                    StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+                ) =>
+        {
             Attempt::Refused(format!("HTTP {}", res.status()))
         }
         Ok(res) => Attempt::Retry(format!("HTTP {}", res.status())),
@@ -86,6 +94,10 @@ pub(crate) trait Sender: Send + Sync {
     /// Resolves when a commit has queued something for this outbox.
     fn woken(&self, service: &Service) -> impl Future<Output = ()> + Send;
     fn attempt(&self, entry: &Entry<Self::Item>) -> impl Future<Output = Attempt> + Send;
+    /// Why an entry is no longer worth sending, checked before each attempt.
+    fn outdated(&self, _service: &Service, _entry: &Entry<Self::Item>) -> Option<String> {
+        None
+    }
 }
 
 /// Exponential backoff with ±50 % jitter, capped.
@@ -152,15 +164,19 @@ pub(crate) async fn run<S: Sender>(
             if !service.is_ready() {
                 break;
             }
-            let result = tokio::select! {
-                r = sender.attempt(&entry) => r,
-                _ = stop.cancelled() => return,
-            };
-            attempts += 1;
-            let (outcome, error) = match result {
-                Attempt::Delivered => (DeliveryOutcome::Delivered, None),
-                Attempt::Refused(e) => (DeliveryOutcome::Failed, Some(e)),
-                Attempt::Retry(e) => (DeliveryOutcome::Pending, Some(e)),
+            let (outcome, error) = if let Some(why) = sender.outdated(&service, &entry) {
+                (DeliveryOutcome::Failed, Some(why))
+            } else {
+                let result = tokio::select! {
+                    r = sender.attempt(&entry) => r,
+                    _ = stop.cancelled() => return,
+                };
+                attempts += 1;
+                match result {
+                    Attempt::Delivered => (DeliveryOutcome::Delivered, None),
+                    Attempt::Refused(e) => (DeliveryOutcome::Failed, Some(e)),
+                    Attempt::Retry(e) => (DeliveryOutcome::Pending, Some(e)),
+                }
             };
             if let Some(e) = &error {
                 tracing::warn!(outbox = name, delivery_id = %entry.delivery_id, attempts, error = %e, "delivery not accepted");

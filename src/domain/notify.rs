@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::change::Change;
 use super::ids::UnitId;
-use super::patient::{Patient, Protocol};
+use super::patient::{Patient, Protocol, Status};
 use super::Department;
 
 /// The events a patient may be sent a message about.
@@ -113,5 +113,17 @@ impl Department {
                 }))
             })
             .collect()
+    }
+
+    /// Whether a message not yet sent still says something true. A call
+    /// notice is, only while the patient is still called to that room: sent
+    /// after a receiver's outage, "go to room 1" would reach a patient already
+    /// seen, back in the queue, elsewhere, or gone.
+    pub fn message_current(&self, m: &Message) -> bool {
+        if m.event != NotifyEvent::Called {
+            return true;
+        }
+        self.patient(m.protocol)
+            .is_ok_and(|p| p.status == Status::Called && p.unit == m.unit && p.room == m.room)
     }
 }

@@ -239,6 +239,14 @@ impl Contact {
             }
         }
         if let Some(e) = email {
+            // Sending one needs SMTPUTF8, which many servers lack: the
+            // message would never leave, so the desk hears it now.
+            if !e.is_ascii() {
+                return Err(ContactError {
+                    field: "contact.email",
+                    message: "must be written without accents or other non-ASCII characters",
+                });
+            }
             if !is_email(e) {
                 return Err(ContactError {
                     field: "contact.email",
@@ -254,23 +262,20 @@ impl Contact {
     }
 }
 
-/// `local@domain.tld`, without spaces or angle brackets, at most 254 characters.
+/// An address the e-mail channel can deliver to: `local@domain.tld` by the
+/// grammar the sender's parser checks (`email_address`, which lettre uses),
+/// at most 254 characters. Quoted local parts and IP literals are legal but
+/// no desk types one; some servers mishandle them.
 fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    let clean = |part: &str| {
-        !part.is_empty()
-            && part
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>()[],;:\\\"@".contains(c))
-    };
     s.len() <= 254
-        && clean(local)
-        && clean(domain)
+        && !local.starts_with('"')
+        && !domain.starts_with('[')
         && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
+        && email_address::EmailAddress::is_valid_local_part(local)
+        && email_address::EmailAddress::is_valid_domain(domain)
 }
 
 /// The first call of a visit to the treatment queue: when, the colour then, when

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::SinglePart;
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncTransport, Tokio1Executor};
 use serde_json::json;
@@ -25,7 +25,7 @@ pub fn words(m: &Message, lang: Lang) -> (String, String) {
         ),
         (Lang::PtBr, NotifyEvent::Called) => (
             format!("Protocolo {p}: senha {t} chamada"),
-            format!("Senha {t}: dirija-se ao {room}"),
+            format!("Senha {t}: é a sua vez. Local: {room}"),
         ),
         (Lang::PtBr, NotifyEvent::Finished) => (
             format!("Protocolo {p}: atendimento concluído"),
@@ -44,6 +44,15 @@ pub fn words(m: &Message, lang: Lang) -> (String, String) {
             format!("Your visit is complete. Protocol {p}: keep it as proof of attendance."),
         ),
     }
+}
+
+/// A call notice the patient has moved on from is not sent (see
+/// `Department::message_current`).
+fn outdated(service: &Service, m: &Message) -> Option<String> {
+    let current = service.read(|d, _| Ok(d.message_current(m)));
+    // Unreadable (a reload): send it, as before; the next check decides.
+    (!current.unwrap_or(true))
+        .then(|| "not sent: the patient is no longer called to that room".into())
 }
 
 async fn next_message(
@@ -104,10 +113,19 @@ impl Sender for Email {
         service.messages_woken(Channel::Email).await;
     }
 
+    fn outdated(&self, service: &Service, entry: &Entry<Message>) -> Option<String> {
+        outdated(service, &entry.item)
+    }
+
     async fn attempt(&self, entry: &Entry<Message>) -> Attempt {
         let (subject, text) = words(&entry.item, self.lang);
-        let Ok(to) = entry.item.to.parse::<lettre::message::Mailbox>() else {
-            return Attempt::Refused("the address is not one SMTP takes".into());
+        // Non-ASCII needs SMTPUTF8, which lettre refuses to send without as a
+        // client error, the same on every retry (admissions refuse such an
+        // address now; older ones may be queued). Retried, it held every
+        // later e-mail behind it.
+        let to = match entry.item.to.parse::<lettre::message::Mailbox>() {
+            Ok(to) if entry.item.to.is_ascii() => to,
+            _ => return Attempt::Refused("the address is not one SMTP takes".into()),
         };
         let email = lettre::Message::builder()
             .from(self.from.clone())
@@ -115,8 +133,8 @@ impl Sender for Email {
             .subject(subject)
             // The same on every attempt, so a receiver can tell a repeat.
             .message_id(Some(format!("<{}@triagem>", entry.delivery_id)))
-            .header(ContentType::TEXT_PLAIN)
-            .body(text);
+            // A MIME part: `MIME-Version` and the charset with it.
+            .singlepart(SinglePart::plain(text));
         let email = match email {
             Ok(e) => e,
             Err(e) => return Attempt::Refused(e.to_string()),
@@ -168,6 +186,10 @@ impl Sender for Sms {
         service.messages_woken(Channel::Sms).await;
     }
 
+    fn outdated(&self, service: &Service, entry: &Entry<Message>) -> Option<String> {
+        outdated(service, &entry.item)
+    }
+
     async fn attempt(&self, entry: &Entry<Message>) -> Attempt {
         let (_, text) = words(&entry.item, self.lang);
         let body = json!({
@@ -211,7 +233,7 @@ mod tests {
     #[test]
     fn a_call_names_the_ticket_and_the_room() {
         let (_, text) = words(&message(NotifyEvent::Called), Lang::PtBr);
-        assert_eq!(text, "Senha A012: dirija-se ao Consultório 2");
+        assert_eq!(text, "Senha A012: é a sua vez. Local: Consultório 2");
         let (_, text) = words(&message(NotifyEvent::Called), Lang::En);
         assert_eq!(text, "Ticket A012: please go to Consultório 2");
     }

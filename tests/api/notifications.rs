@@ -126,6 +126,13 @@ async fn a_consenting_patient_gets_the_protocol_and_link_by_email_and_the_room_b
         "the follow link: {}",
         mail.body()
     );
+    // RFC 2045: a body with a charset and a transfer encoding is MIME.
+    assert_eq!(
+        mail.header("mime-version").as_deref(),
+        Some("1.0"),
+        "{}",
+        mail.data
+    );
 
     let sms = gateway.wait_for(1).await.remove(0);
     let body = sms.json();
@@ -143,7 +150,10 @@ async fn a_consenting_patient_gets_the_protocol_and_link_by_email_and_the_room_b
     app.call(ROOM).await.expect(200);
     let called = gateway.wait_for(2).await.remove(1).json();
     assert_eq!(called["event"], "called");
-    assert_eq!(called["text"], format!("Senha A001: dirija-se ao {ROOM}"));
+    assert_eq!(
+        called["text"],
+        format!("Senha A001: é a sua vez. Local: {ROOM}")
+    );
     sink.wait_for(2).await;
 
     // Received by the peers; recorded a commit later.
@@ -224,6 +234,67 @@ async fn a_gateway_down_then_up_across_a_restart_gets_each_message_once() {
     delivered(&app, &p, 2).await;
 }
 
+/// 429 and 408 say "later": a gateway that throttles must not lose a
+/// patient's message (another 4xx is final, as before).
+#[tokio::test]
+async fn a_gateway_that_throttles_gets_the_message_later() {
+    let gateway = Receiver::start(&[429, 408], 200).await;
+    let app = spawn(None, Some(gateway.url())).await;
+    let p = protocol(&app.admit_raw(UNIT, &maria(true)).await.expect(201));
+    let sent = delivered(&app, &p, 1).await;
+    assert_eq!(sent[0]["attempts"], 3, "{sent:?}");
+    let ids: Vec<String> = gateway.received().iter().map(|r| r.delivery_id()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one delivery id: {ids:?}"
+    );
+}
+
+/// A call notice held up by an outage is not sent once the patient has been
+/// seen: "go to room 1" would reach someone already there (or gone home).
+#[tokio::test]
+async fn a_call_notice_is_dropped_once_the_patient_is_no_longer_called() {
+    let port = free_port();
+    let app = spawn(None, Some(format!("http://127.0.0.1:{port}/sms"))).await;
+    let p = protocol(&app.admit_raw(UNIT, &maria(true)).await.expect(201));
+    app.call(ROOM).await.expect(200);
+    app.post_empty(&format!("/patients/{p}/start"))
+        .await
+        .expect(200);
+    let gateway = Receiver::start_on(port, &[], 200).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let sent = loop {
+        let sent = messages(&app, &p).await;
+        if sent.iter().all(|m| m["state"] != "pending") {
+            break sent;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still pending: {sent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let states: Vec<(String, String)> = sent
+        .iter()
+        .map(|m| (text_at(m, "/event"), text_at(m, "/state")))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("admitted".to_owned(), "delivered".to_owned()),
+            ("called".to_owned(), "failed".to_owned())
+        ]
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events: Vec<Value> = gateway
+        .received()
+        .iter()
+        .map(|r| r.json()["event"].clone())
+        .collect();
+    assert_eq!(events, ["admitted"], "the stale call never went out");
+}
+
 #[tokio::test]
 async fn an_sms_gateway_redirect_is_tried_again_never_followed() {
     let gateway = Receiver::start(&[302], 200).await;
@@ -296,12 +367,43 @@ async fn a_bad_phone_or_email_is_422_naming_the_field() {
             json!({"email": "maria@localhost", "consent": true}),
             "contact.email",
         ),
-    ] {
+    ]
+    .into_iter()
+    // Accepted before, then never sendable: a server without SMTPUTF8
+    // refuses non-ASCII (and the retries held every later e-mail), the
+    // sender's parser refuses the dots.
+    .chain(
+        [
+            "josé@exemplo.com.br",
+            "maria@conceição.com.br",
+            "maria\u{200b}@example.com",
+            ".maria@example.com",
+            "maria.@example.com",
+            "ma..ria@example.com",
+            "maria@example..com",
+            "maria@-example.com",
+            "\"maria\"@example.com",
+            "maria@[192.0.2.1]",
+        ]
+        .map(|e| (json!({"email": e, "consent": true}), "contact.email")),
+    ) {
         let p = app
             .admit_raw(UNIT, &json!({"name": "Ana", "contact": contact}))
             .await
             .expect_problem(422, "invalid");
         assert_eq!(p["field"], field, "{contact}");
+    }
+    for email in [
+        "maria.silva+ps@exemplo.com.br",
+        "o'neil@example.ie",
+        "A_B-c@sub.example.org",
+    ] {
+        app.admit_raw(
+            UNIT,
+            &json!({"name": "Ana", "contact": {"email": email, "consent": true}}),
+        )
+        .await
+        .expect(201);
     }
     let ok = app
         .admit_raw(
