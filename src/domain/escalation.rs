@@ -311,6 +311,9 @@ impl Escalation {
             self.index.insert((at, protocol));
         }
         self.store(protocol, ep, None);
+        if resumed.is_some() {
+            self.follow_wait(protocol);
+        }
     }
 
     /// [`Escalation::start`] for a patient read back at start-up, but the
@@ -330,7 +333,13 @@ impl Escalation {
         if let Some((at, _)) = ep.next {
             deadlines.push((at, protocol));
         }
+        let has_alert = ep.alert.is_some();
         self.store(protocol, ep, Some(deadlines));
+        if has_alert {
+            // Journals written before transfers and re-triages recorded the
+            // alert kept its old unit or colour: the patient's record wins.
+            self.follow_wait(protocol);
+        }
     }
 
     /// Indexes the deadlines gathered by [`Escalation::resume`]; until then
@@ -403,29 +412,53 @@ impl Escalation {
         })
     }
 
-    /// The patient was re-triaged to a colour already past its deadline: the
-    /// episode and its alert go on, measured against the new target.
-    pub fn retarget(&mut self, protocol: Protocol, wait: WaitContext) {
-        let Some(ep) = self.episodes.get_mut(&protocol) else {
-            self.enter(protocol, wait);
-            return;
-        };
-        if let Some(a) = ep.alert.and_then(|id| self.alerts.get_mut(&id)) {
-            a.colour.clone_from(&wait.colour);
-            a.max_wait_seconds = wait.max_wait_ms / 1000;
-        }
-        ep.wait = wait;
-        self.schedule(protocol);
+    /// Whether `wait` gives the patient less time than the running episode
+    /// does: a re-triage to a more urgent colour.
+    pub fn is_stricter(&self, protocol: Protocol, wait: &WaitContext) -> bool {
+        self.episodes
+            .get(&protocol)
+            .is_some_and(|ep| wait.max_wait_ms < ep.wait.max_wait_ms)
     }
 
-    /// The patient moved to another unit, keeping their wait: the alert follows.
-    pub fn relocate(&mut self, protocol: Protocol, unit: &UnitId) {
-        if let Some(ep) = self.episodes.get_mut(&protocol) {
-            ep.wait.unit = unit.clone();
-            if let Some(a) = ep.alert.and_then(|id| self.alerts.get_mut(&id)) {
-                a.unit = unit.clone();
-            }
+    /// The patient was re-triaged to a colour already past its deadline, and
+    /// no stricter: the episode and its alert go on, measured against the new
+    /// target. Returns the alert changed, to be journaled (a restart would
+    /// otherwise read back the old colour).
+    pub fn retarget(&mut self, protocol: Protocol, wait: WaitContext) -> Option<Alert> {
+        let Some(ep) = self.episodes.get_mut(&protocol) else {
+            self.enter(protocol, wait);
+            return None;
+        };
+        ep.wait = wait;
+        let changed = self.follow_wait(protocol);
+        self.schedule(protocol);
+        changed
+    }
+
+    /// The patient moved to another unit, keeping their wait: the alert
+    /// follows. Returns it, to be journaled: read back after a restart with
+    /// its old unit, it was listed and escalated to the unit they had left.
+    pub fn relocate(&mut self, protocol: Protocol, unit: &UnitId) -> Option<Alert> {
+        self.episodes.get_mut(&protocol)?.wait.unit = unit.clone();
+        self.follow_wait(protocol)
+    }
+
+    /// Brings the running alert of a patient's episode in line with its wait
+    /// (unit, colour, target); the alert as it now is, if it changed.
+    fn follow_wait(&mut self, protocol: Protocol) -> Option<Alert> {
+        let ep = self.episodes.get(&protocol)?;
+        let a = self.alerts.get_mut(&ep.alert?)?;
+        let w = &ep.wait;
+        let max_wait_seconds = w.max_wait_ms / 1000;
+        if !a.is_active()
+            || (a.unit == w.unit && a.colour == w.colour && a.max_wait_seconds == max_wait_seconds)
+        {
+            return None;
         }
+        a.unit.clone_from(&w.unit);
+        a.colour.clone_from(&w.colour);
+        a.max_wait_seconds = max_wait_seconds;
+        Some(a.clone())
     }
 
     /// Fires everything due at `now`, in deadline order. A step that is due

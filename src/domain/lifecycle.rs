@@ -61,11 +61,15 @@ impl Department {
         }
         self.file(protocol);
         // A new colour whose deadline is still ahead ends the old alert; one
-        // already past keeps it escalating against the new target.
+        // already past keeps it escalating against the new target, unless
+        // the new colour is more urgent: then the old alert ends and a new one
+        // fires at once. Kept, an acknowledged breach stayed silent for a
+        // patient just re-classified red.
         let wait = self.wait_context(&self.patients[&protocol]);
         let mut notes = Vec::new();
-        if was_queued && wait.breach_at() <= now {
-            self.escalation.retarget(protocol, wait);
+        let mut kept = None;
+        if was_queued && wait.breach_at() <= now && !self.escalation.is_stricter(protocol, &wait) {
+            kept = self.escalation.retarget(protocol, wait);
         } else {
             notes.extend(self.escalation.leave(protocol, now));
             self.escalation.enter(protocol, wait);
@@ -78,6 +82,7 @@ impl Department {
             now,
         );
         changes.extend(self.alert_changes(notes, SYSTEM_ACTOR, now));
+        changes.extend(kept.map(|a| Change::Alert(Box::new(a))));
         Ok(self.applied_view(protocol, changes, now))
     }
 
@@ -299,6 +304,7 @@ impl Department {
         let p = self.patient_mut(protocol)?;
         let from = std::mem::replace(&mut p.unit, to_unit.clone());
         let was_called = p.status == Called;
+        let mut moved = None;
         if was_called {
             p.status = Waiting;
             p.room = None;
@@ -308,15 +314,16 @@ impl Department {
         } else {
             // Still waiting, same deadlines: the running alert follows the patient.
             self.file(protocol);
-            self.escalation.relocate(protocol, to_unit);
+            moved = self.escalation.relocate(protocol, to_unit);
         }
-        let changes = self.journaled(
+        let mut changes = self.journaled(
             protocol,
             "transferred",
             actor,
             json!({"from": from, "to": to_unit}),
             now,
         );
+        changes.extend(moved.map(|a| Change::Alert(Box::new(a))));
         Ok(self.applied_view(protocol, changes, now))
     }
 

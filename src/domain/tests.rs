@@ -940,7 +940,46 @@ fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
 }
 
 #[test]
-fn re_triage_to_a_colour_already_past_its_deadline_keeps_escalating() {
+fn re_triage_to_a_less_urgent_colour_already_past_its_deadline_keeps_escalating() {
+    let mut c = config();
+    c.protocol.clock_starts = ClockStarts::Arrival;
+    let mut d = Department::new(&c.department_settings());
+    let p = admit_at(&mut d, Some("yellow"), t0());
+    let first = d.escalate(mins(31));
+    let id = match &first.changes[0] {
+        Change::Alert(a) => a.id,
+        other => panic!("{other:?}"),
+    };
+    let t = d
+        .triage(p, &colour_id("green"), None, "nurse", mins(125))
+        .unwrap();
+    assert!(alert_events(&t.changes).is_empty(), "not resolved");
+    // The alert's new colour is journaled, or a restart reads back yellow.
+    let kept: Vec<_> = t
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Alert(a) => Some((a.id, a.colour.clone(), a.max_wait_seconds)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept, [(id, Some(colour_id("green")), 7200)]);
+    // Green from arrival was due at 120 min, its level 2 at 135.
+    assert_eq!(d.next_deadline(), Some(mins(135)));
+    let level2 = d.escalate(mins(135));
+    assert_eq!(
+        alert_events(&level2.changes),
+        vec![("alert.firing".into(), 2)]
+    );
+    assert_eq!(
+        d.alerts(None, false, mins(135)).unwrap()[0].id,
+        id,
+        "same alert"
+    );
+}
+
+#[test]
+fn re_triage_to_a_more_urgent_colour_already_past_its_deadline_starts_a_new_alert() {
     let mut c = config();
     c.protocol.clock_starts = ClockStarts::Arrival;
     let mut d = Department::new(&c.department_settings());
@@ -950,21 +989,26 @@ fn re_triage_to_a_colour_already_past_its_deadline_keeps_escalating() {
         Change::Alert(a) => a.id,
         other => panic!("{other:?}"),
     };
+    d.acknowledge(id, "Enf. Ana", "nurse-1", mins(100)).unwrap();
     let t = d
         .triage(p, &colour_id("yellow"), None, "nurse", mins(101))
         .unwrap();
-    assert!(alert_events(&t.changes).is_empty(), "not resolved");
-    // Yellow from arrival was due at 30 min and its level 2 at 45: both fire now.
-    let breach = d.escalate(mins(101));
+    assert_eq!(alert_events(&t.changes), vec![("alert.resolved".into(), 0)]);
+    // Yellow from arrival: warning at 24, breach at 30, level 2 at 45; all
+    // due, all fire now, on a new alert the acknowledgement does not silence.
+    let due = d.escalate(mins(101));
     assert_eq!(
-        alert_events(&breach.changes),
-        vec![("alert.firing".into(), 1), ("alert.firing".into(), 2)]
+        alert_events(&due.changes),
+        vec![
+            ("alert.firing".into(), 0),
+            ("alert.firing".into(), 1),
+            ("alert.firing".into(), 2)
+        ]
     );
-    assert_eq!(
-        d.alerts(None, false, mins(101)).unwrap()[0].id,
-        id,
-        "same alert"
-    );
+    let active = d.alerts(None, false, mins(101)).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_ne!(active[0].id, id);
+    assert_eq!(active[0].colour, Some(colour_id("yellow")));
 }
 
 #[test]
@@ -974,6 +1018,15 @@ fn a_transferred_patient_keeps_their_alert_in_the_new_unit() {
     d.escalate(t0());
     let moved = d.transfer(p, &unit_id("ped"), "desk", mins(1)).unwrap();
     assert!(alert_events(&moved.changes).is_empty());
+    let journaled: Vec<_> = moved
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Alert(a) => Some(a.unit.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(journaled, [unit_id("ped")], "the move is journaled");
     let active = d.alerts(Some("ped"), false, mins(1)).unwrap();
     assert_eq!(active.len(), 1);
     assert!(d.alerts(Some("pa"), false, mins(1)).unwrap().is_empty());

@@ -278,6 +278,71 @@ async fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
     assert!(app.alerts("").await.is_empty());
 }
 
+/// An overdue yellow patient, acknowledged, then re-classified red: the red
+/// patient is a new fact. The yellow alert ends and a red one fires at once;
+/// kept, the acknowledged alert stayed silent (and read back yellow after a
+/// restart).
+#[tokio::test]
+async fn re_triage_to_a_more_urgent_colour_past_its_deadline_fires_a_new_alert() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Ana", Some("yellow")).await);
+    app.advance_and_wake(TimeDelta::minutes(31));
+    let yellow = app.wait_for_alert(&p, |a| a["level"] == 1).await;
+    ack(&app, id(&yellow), "Enf. Ana").await;
+    app.advance(TimeDelta::minutes(1));
+    app.triage(&p, "red").await.expect(200);
+    let red = app
+        .wait_for_alert(&p, |a| a["colour"] == "red" && a["level"] == 1)
+        .await;
+    assert_ne!(red["id"], yellow["id"], "a new alert");
+    assert_eq!(red["state"], "firing");
+    assert_eq!(red["max_wait_seconds"], 0);
+    assert_eq!(time(&red["fired_at"]), at(32, 0));
+    let all = app.alerts("state=all").await;
+    let old = all
+        .iter()
+        .find(|a| a["id"] == yellow["id"])
+        .expect("yellow");
+    assert_eq!(old["state"], "resolved");
+
+    // As it was, after a restart.
+    let app = app.restart().await;
+    let active = app.alerts("").await;
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0]["id"], red["id"]);
+    assert_eq!(active[0]["colour"], "red");
+}
+
+/// A waiting patient's running alert follows them to another unit, and stays
+/// there after a restart (it read back in the unit they had left).
+#[tokio::test]
+async fn a_transferred_patients_alert_stays_in_the_new_unit_across_a_restart() {
+    let app = TestApp::spawn_with(
+        with_second_unit,
+        std::sync::Arc::new(triagem::clock::ManualClock::new(start_time())),
+    )
+    .await;
+    let p = protocol(&app.admit("Ana", Some("yellow")).await);
+    app.advance_and_wake(TimeDelta::minutes(25));
+    let warned = app.wait_for_alert(&p, |a| a["level"] == 0).await;
+    app.post_json(&format!("/patients/{p}/transfer"), &json!({"unit": "obs"}))
+        .await
+        .expect(200);
+    let moved = app.alerts("unit=obs").await;
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0]["id"], warned["id"]);
+
+    let app = app.restart().await;
+    let obs = app.alerts("unit=obs").await;
+    assert_eq!(obs.len(), 1, "{obs:?}");
+    assert_eq!(obs[0]["id"], warned["id"]);
+    assert!(app.alerts("unit=pa").await.is_empty());
+    // The breach that follows is the new unit's.
+    app.advance_and_wake(TimeDelta::minutes(5));
+    let breach = app.wait_for_alert(&p, |a| a["level"] == 1).await;
+    assert_eq!(breach["unit"], "obs");
+}
+
 #[tokio::test]
 async fn the_alert_list_filters_by_unit_and_lists_newest_first() {
     let app = TestApp::spawn_with(
