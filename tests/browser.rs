@@ -3727,6 +3727,12 @@ async fn the_patient_follows_the_visit_on_a_phone() {
     violations_none(axe(&phone, "the follow-up page (waiting)").await);
     screenshot(&phone, "follow-phone-waiting").await;
 
+    // The phone buzzes on her call (counted: headless Chromium has no motor).
+    run(
+        &phone,
+        "window.buzzes = 0; navigator.vibrate = () => { window.buzzes++; return true; }",
+    )
+    .await;
     // The two before her are called; then a clinician calls her through the
     // API: the room is on her phone within 5 s.
     server.call("Consultório 2").await;
@@ -3746,6 +3752,14 @@ async fn the_patient_follows_the_visit_on_a_phone() {
     eprintln!("the call reached the phone {took:?} after it was made");
     assert!(took < Duration::from_secs(5), "the room took {took:?}");
     assert_eq!(text(&phone, "#status").await, "Chamado para atendimento");
+    // The first call after the page opened buzzes (it was taken for the
+    // opening state and kept silent), and so does a recall.
+    wait_until(&phone, "window.buzzes === 1", "a buzz for the call").await;
+    let (status, _) = server
+        .api("POST", &format!("/patients/{protocol}/recall"), None)
+        .await;
+    assert_eq!(status, 200);
+    wait_until(&phone, "window.buzzes === 2", "a buzz for the recall").await;
     violations_none(axe(&phone, "the follow-up page (called)").await);
     screenshot(&phone, "follow-phone-called").await;
 
@@ -3766,8 +3780,8 @@ async fn the_patient_follows_the_visit_on_a_phone() {
     click(&reception, "#lookup-form button[type=submit]").await;
     wait_until(
         &reception,
-        "document.querySelectorAll('#lookup-result li.msg.delivered').length === 2",
-        "both messages on the looked-up patient",
+        "document.querySelectorAll('#lookup-result li.msg.delivered').length === 3",
+        "the three messages (admission, call, recall) on the looked-up patient",
     )
     .await;
     let found = text(&reception, "#lookup-result").await;

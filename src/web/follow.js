@@ -143,14 +143,18 @@
     if (p === protocol) location.reload();
   });
 
-  // A call is announced once: vibration and a short tone where the phone allows.
-  let announced = null;
-  function announce(v) {
-    const key = `${v.status}|${v.called_at}`;
-    if (announced === key) return;
-    const first = announced === null;
-    announced = key;
-    if (first) return;
+  // A call is announced once: vibration and a short tone where the phone
+  // allows. Each render notes the call shown (none, or this one, which a
+  // recall renews: it moves `updated_at`); what the page opened on is not
+  // announced, every call after it is. Noted only in a room, the first call
+  // after opening the page was taken for the opening one and kept silent.
+  let shown = null;
+  function announce(v, inRoom) {
+    const key = inRoom ? `${v.status}|${v.called_at}|${v.updated_at}` : "";
+    if (shown === key) return;
+    const first = shown === null;
+    shown = key;
+    if (first || !inRoom) return;
     if (navigator.vibrate) navigator.vibrate([400, 150, 400]);
     try {
       const ctx = new (window.AudioContext || window.webkitAudioContext)();
@@ -177,8 +181,8 @@
       // The words first, then shown: the alert is read out once, with the room.
       put($("called-text"), t("called"));
       put($("room"), v.room);
-      announce(v);
     }
+    announce(v, inRoom);
     $("called").hidden = !inRoom;
     $("colour").hidden = !v.colour;
     if (v.colour) {
