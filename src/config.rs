@@ -680,6 +680,22 @@ impl Config {
         }
     }
 
+    /// What is valid but likely wrong, for `check-config` and the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.portal.enabled
+            && self.portal.public_url.is_none()
+            && self.server.bind.ip().is_unspecified()
+        {
+            out.push(format!(
+                "portal.public_url is not set: receipts, QR codes and messages link to {}, \
+                 which no phone can open; set it to the address patients reach",
+                self.public_url()
+            ));
+        }
+        out
+    }
+
     /// Reads the file, applies the environment overrides and validates the result.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -869,6 +885,24 @@ impl Config {
                 "portal.lookups_per_minute",
                 "must be at least 1: the limit is what keeps the 6-character codes from being guessed",
             ));
+        }
+        if let Some(url) = &self.portal.public_url {
+            // The link is `{public_url}/p/{protocol}#{code}`, and the page
+            // reads its protocol from a path that starts at `/p/`.
+            let u = url.as_url();
+            if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+                return Err(invalid(
+                    "portal.public_url",
+                    "must be a scheme, host and port only (https://triagem.hospital.example): \
+                     the follow-up page is served at /p/ of that address",
+                ));
+            }
+            if !u.username().is_empty() || u.password().is_some() {
+                return Err(invalid(
+                    "portal.public_url",
+                    "must not hold a user name or password: it is printed on receipts",
+                ));
+            }
         }
         if let Some(secret) = &self.portal.secret {
             if secret.len() < MIN_SECRET_BYTES {
@@ -1197,6 +1231,17 @@ mod tests {
             &|c| c.portal.lookups_per_minute = 0,
             "portal.lookups_per_minute",
         );
+        for url in [
+            "https://h.example/triagem",
+            "https://h.example/?x=1",
+            "https://h.example/#frag",
+            "https://user:pw@h.example",
+        ] {
+            refused(
+                &|c| c.portal.public_url = Some(url.to_owned().try_into().unwrap()),
+                "portal.public_url",
+            );
+        }
         refused(&|c| c.portal.secret = Some(String::new()), "portal.secret");
         refused(&|c| c.portal.secret = Some("short".into()), "portal.secret");
         refused(
@@ -1209,7 +1254,22 @@ mod tests {
         c.storage.retention_days = 36_500;
         c.portal.secret = Some("0123456789abcdef".into());
         c.log.level = "warn,triagem=debug".into();
+        c.portal.public_url = Some("https://h.example:8443/".to_owned().try_into().unwrap());
         c.validate().unwrap();
+    }
+
+    /// A server open to the network without `portal.public_url` prints links
+    /// to 0.0.0.0 on receipts: valid, but said.
+    #[test]
+    fn links_no_phone_can_open_are_warned_about() {
+        let mut c = Config::from_toml(MINIMAL).unwrap();
+        assert!(c.warnings().is_empty(), "loopback: a developer's machine");
+        c.server.bind = "0.0.0.0:8080".parse().unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("http://0.0.0.0:8080"), "{w:?}");
+        c.portal.public_url = Some("https://h.example".to_owned().try_into().unwrap());
+        assert!(c.warnings().is_empty());
     }
 
     #[test]

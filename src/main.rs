@@ -87,16 +87,21 @@ fn main() -> ExitCode {
             ))
         }
         Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(c) => match toml::to_string_pretty(&c) {
-                Ok(text) => print_or_fail(format_args!(
-                    "# {} is valid; effective settings:\n{text}\n",
-                    config.display()
-                )),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
+            Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("warning: {w}");
                 }
-            },
+                match toml::to_string_pretty(&c) {
+                    Ok(text) => print_or_fail(format_args!(
+                        "# {} is valid; effective settings:\n{text}\n",
+                        config.display()
+                    )),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
@@ -121,6 +126,9 @@ fn main() -> ExitCode {
                 }
             };
             init_tracing(&config);
+            for w in config.warnings() {
+                tracing::warn!("{w}");
+            }
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
