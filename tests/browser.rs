@@ -4678,6 +4678,32 @@ async fn the_follow_up_form_says_its_problems_in_the_pages_words() {
         text(&phone, "#ticket").await,
         view["ticket"].as_str().unwrap()
     );
+
+    // A link that lost a digit, or half its code, on the way: said at once,
+    // in the form's words, with what it held filled in.
+    let short = &protocol[..16];
+    let mangled = chrome
+        .open(&server.url(&format!("/p/{short}?lang=en#{code}")))
+        .await;
+    wait_until(
+        &mangled,
+        "document.querySelector('#form-error').textContent === 'The protocol number has 17 digits.'",
+        "a link one digit short, in words",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&mangled, "document.querySelector('#protocol').value").await,
+        short
+    );
+    let cut = chrome
+        .open(&server.url(&format!("/p/{protocol}?lang=en#{}", &code[..3])))
+        .await;
+    wait_until(
+        &cut,
+        "document.querySelector('#form-error').textContent.startsWith('The check code has 6 characters')",
+        "a link with half its code, in words",
+    )
+    .await;
     drop(server);
     chrome.close().await;
 }

@@ -277,6 +277,17 @@
     if (next != null) setTimeout(loop, next);
   }
 
-  if (protocol && code) loop();
-  else showForm(null);
+  // A link mangled on its way (a digit lost, the code cut short) is said at
+  // once, in the form's own words, with what it held filled in.
+  const linked = location.pathname.match(/^\/p\/([^/]+)$/);
+  if (protocol && code && code.length !== 6) {
+    refuse("code", t("err.code"));
+  } else if (protocol && code) {
+    loop();
+  } else if (linked && !protocol) {
+    $("protocol").value = digits(decodeURIComponent(linked[1]));
+    refuse("protocol", t("err.malformed"));
+  } else {
+    showForm(null);
+  }
 })();
