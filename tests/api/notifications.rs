@@ -63,20 +63,30 @@ async fn messages(app: &TestApp, p: &str) -> Vec<Value> {
     }
 }
 
-/// Polls the patient's messages until `n` of them are delivered; returns them all.
-async fn delivered(app: &TestApp, p: &str, n: usize) -> Vec<Value> {
+/// Polls the patient's messages until `ready` holds (5 s at most); returns them.
+async fn messages_until(
+    app: &TestApp,
+    p: &str,
+    what: &str,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let sent = messages(app, p).await;
-        if sent.iter().filter(|m| m["state"] == "delivered").count() >= n {
+        if ready(&sent) {
             return sent;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not {n} delivered: {sent:?}"
-        );
+        assert!(std::time::Instant::now() < deadline, "{what}: {sent:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Polls the patient's messages until `n` of them are delivered; returns them all.
+async fn delivered(app: &TestApp, p: &str, n: usize) -> Vec<Value> {
+    messages_until(app, p, &format!("not {n} delivered"), |sent| {
+        sent.iter().filter(|m| m["state"] == "delivered").count() >= n
+    })
+    .await
 }
 
 /// The desk asks for consent in words that match what the service can send:
@@ -202,18 +212,10 @@ async fn a_gateway_down_then_up_across_a_restart_gets_each_message_once() {
     let p = protocol(&app.admit_raw(UNIT, &maria(true)).await.expect(201));
     app.call(ROOM).await.expect(200);
     // Refused connections: the first is retried, the second waits behind it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let pending = loop {
-        let sent = messages(&app, &p).await;
-        if sent.len() == 2 && sent[0]["attempts"].as_u64() > Some(1) {
-            break sent;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never tried: {sent:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pending = messages_until(&app, &p, "never tried", |sent| {
+        sent.len() == 2 && sent[0]["attempts"].as_u64() > Some(1)
+    })
+    .await;
     assert!(
         pending.iter().all(|m| m["state"] == "pending"),
         "{pending:?}"
@@ -263,18 +265,10 @@ async fn a_call_notice_is_dropped_once_the_patient_is_no_longer_called() {
         .await
         .expect(200);
     let gateway = Receiver::start_on(port, &[], 200).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let sent = loop {
-        let sent = messages(&app, &p).await;
-        if sent.iter().all(|m| m["state"] != "pending") {
-            break sent;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still pending: {sent:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let sent = messages_until(&app, &p, "still pending", |sent| {
+        sent.iter().all(|m| m["state"] != "pending")
+    })
+    .await;
     let states: Vec<(String, String)> = sent
         .iter()
         .map(|m| (text_at(m, "/event"), text_at(m, "/state")))
