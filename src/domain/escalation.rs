@@ -580,12 +580,14 @@ impl Escalation {
         Ok(Some(notification))
     }
 
-    /// Forgets resolved alerts resolved before `before` (retention).
-    pub fn purge_resolved(&mut self, before: DateTime<Utc>) -> Vec<u64> {
+    /// Forgets the resolved alerts of patients no longer kept (`kept` says
+    /// who is). By age alone, a patient still waiting lost the alerts of an
+    /// earlier wait resolved more than the retention ago.
+    pub fn purge_resolved(&mut self, kept: impl Fn(Protocol) -> bool) -> Vec<u64> {
         let ids: Vec<u64> = self
             .alerts
             .values()
-            .filter(|a| a.resolved_at.is_some_and(|r| r < before))
+            .filter(|a| a.resolved_at.is_some() && !kept(a.protocol))
             .map(|a| a.id)
             .collect();
         for id in &ids {

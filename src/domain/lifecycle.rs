@@ -376,7 +376,10 @@ impl Department {
         let idempotency_before = now - IDEMPOTENCY_WINDOW;
         self.idempotency
             .retain(|_, r| r.created_at >= idempotency_before);
-        let alerts = self.escalation.purge_resolved(cutoff);
+        let patients = &self.patients;
+        let alerts = self
+            .escalation
+            .purge_resolved(|p| patients.get(&p).is_some());
         Applied {
             value: protocols.len(),
             changes: vec![Change::Purge {

@@ -719,6 +719,28 @@ fn purge_forgets_closed_patients_after_retention_only() {
     assert!(d.patient(waiting).is_ok());
 }
 
+/// Alerts go with their patient: one resolved long ago stays while the
+/// patient is still kept (here, waiting again after a re-triage).
+#[test]
+fn purge_keeps_the_alerts_of_patients_still_kept() {
+    let mut d = Department::new(&config().department_settings());
+    let waiting = admit_at(&mut d, Some("red"), t0());
+    let gone = admit_at(&mut d, Some("red"), t0());
+    d.escalate(t0());
+    d.triage(waiting, &colour_id("blue"), None, "nurse", mins(1))
+        .unwrap();
+    d.leave(gone, LeaveReason::Lwbs, "desk", mins(1)).unwrap();
+    let all = |d: &Department| d.alerts(None, true, t0() + TimeDelta::days(91)).unwrap();
+    assert_eq!(all(&d).len(), 2);
+    let purged = d.purge(t0() + TimeDelta::days(91));
+    let Change::Purge { alerts, .. } = &purged.changes[0] else {
+        panic!("{:?}", purged.changes);
+    };
+    assert_eq!(alerts.len(), 1);
+    let left: Vec<_> = all(&d).iter().map(|a| a.protocol).collect();
+    assert_eq!(left, [waiting]);
+}
+
 #[test]
 fn restore_rebuilds_the_same_queues_in_the_same_order() {
     let c = config();

@@ -166,6 +166,11 @@ pub struct JournalOptions {
 /// The most words of a name search that are looked for.
 pub(crate) const MAX_SEARCH_WORDS: usize = 8;
 
+/// The purge's statement for webhook notifications already sent (or refused
+/// for good) whose alert is no longer kept: the same SQL on both backends.
+pub(crate) const ORPHAN_NOTIFICATIONS: &str = "DELETE FROM outbox WHERE state <> 'pending' \
+     AND NOT EXISTS (SELECT 1 FROM alerts WHERE alerts.id = outbox.alert_id)";
+
 /// What a patient search asks for (`GET /patients`).
 #[derive(Debug, Clone, Default)]
 pub struct PatientSearch {

@@ -259,7 +259,7 @@ fn purge_removes_patients_and_their_history() {
     let a = d
         .admit(
             &unit_id("pa"),
-            admission("A", Some("blue")),
+            admission("Zuleica Purgada Daqui", Some("blue")),
             None,
             "desk",
             now(),
@@ -267,6 +267,17 @@ fn purge_removes_patients_and_their_history() {
         .unwrap();
     let protocol = a.value.protocol;
     journal.submit(a.changes).wait_blocking().unwrap();
+    {
+        // Webhook notifications of an alert no longer kept: one sent after
+        // an earlier purge (it was pending then), one still pending.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "INSERT INTO outbox(receiver, alert_id, event, alert, state, created_at)
+                 VALUES (0, 999, 'alert.firing', '{}', 'delivered', 0),
+                        (0, 999, 'alert.resolved', '{}', 'pending', 0);",
+        )
+        .unwrap();
+    }
     let l = d
         .leave(
             protocol,
@@ -279,7 +290,27 @@ fn purge_removes_patients_and_their_history() {
     let purge = d.purge(now() + chrono::TimeDelta::days(91));
     journal.submit(purge.changes).wait_blocking().unwrap();
     assert!(journal.history(protocol).unwrap().is_empty());
+    let states: Vec<String> = Connection::open(dir.path().join(DB_FILE))
+        .unwrap()
+        .prepare("SELECT state FROM outbox WHERE alert_id = 999")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        states,
+        ["pending"],
+        "the sent one goes, the pending one waits"
+    );
     drop(journal);
+    // Gone means gone from the file too: the name is not left in free space.
+    let file = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+    let name = b"Zuleica Purgada Daqui";
+    assert!(
+        !file.windows(name.len()).any(|w| w == name),
+        "the purged name is still in the database file"
+    );
     let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     assert!(snapshot.patients.into_vec().unwrap().is_empty());
     assert_eq!(

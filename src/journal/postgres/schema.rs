@@ -11,7 +11,7 @@ use postgres::Transaction;
 
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::{Change, Outbox};
-use crate::journal::{JournalError, ReportFacts};
+use crate::journal::{JournalError, ReportFacts, ORPHAN_NOTIFICATIONS};
 
 /// Bumped when the tables change; a newer journal is refused.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
@@ -674,11 +674,9 @@ fn apply_one(
             let alerts: Vec<i64> = alerts.iter().map(|a| *a as i64).collect();
             let protocols: Vec<i64> = protocols.iter().map(|p| p.as_u64() as i64).collect();
             st.execute(tx, "DELETE FROM alerts WHERE id = ANY($1)", &[&alerts])?;
-            st.execute(
-                tx,
-                "DELETE FROM outbox WHERE alert_id = ANY($1) AND state <> 'pending'",
-                &[&alerts],
-            )?;
+            // Sent notifications of alerts no longer kept, these and earlier
+            // purges' (one still pending at its purge was sent after it).
+            st.execute(tx, ORPHAN_NOTIFICATIONS, &[])?;
             // Messages hold the contact: they go with the patient, sent or not.
             for table in ["visits", "patients", "events", "messages"] {
                 st.execute(

@@ -40,6 +40,13 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     // FULL: the WAL is fsynced at every commit, which is what "acknowledged" means here.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // A purged patient's name and contact are zeroed on disk, not left in
+    // free space to be read from the file; so is an updated row's old text.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    // After a checkpoint the WAL is cut back to this size, so the pages of
+    // changes long checkpointed (purged records among them) do not linger
+    // past its end.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     Ok(conn)
 }
 

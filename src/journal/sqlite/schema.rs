@@ -398,12 +398,12 @@ fn apply(tx: &Connection, change: &Change, receivers: usize) -> Result<(), Journ
             idempotency_before,
         } => {
             let mut del_alert = tx.prepare_cached("DELETE FROM alerts WHERE id = ?1")?;
-            let mut del_outbox =
-                tx.prepare_cached("DELETE FROM outbox WHERE alert_id = ?1 AND state <> 'pending'")?;
             for id in alerts {
                 del_alert.execute(params![*id as i64])?;
-                del_outbox.execute(params![*id as i64])?;
             }
+            // Sent notifications of alerts no longer kept, these and earlier
+            // purges' (one still pending at its purge was sent after it).
+            tx.execute(crate::journal::ORPHAN_NOTIFICATIONS, [])?;
             let mut patients = tx.prepare_cached("DELETE FROM patients WHERE protocol = ?1")?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE protocol = ?1")?;
             // Messages hold the contact: they go with the patient, sent or not.
