@@ -123,7 +123,7 @@ impl Metrics {
                 &["unit", "colour"],
             ).expect("valid metric")),
             left: register(&r, IntCounterVec::new(
-                Opts::new(LEFT, "Patients who left without being seen or were cancelled, per reason."),
+                Opts::new(LEFT, "Patients who left before the end of their visit, per reason (lwbs, cancelled, error, no_show)."),
                 &["unit", "reason"],
             ).expect("valid metric")),
             alerts: register(&r, IntCounterVec::new(
@@ -135,7 +135,7 @@ impl Metrics {
                 &["result"],
             ).expect("valid metric")),
             outbox_pending: register(&r, IntGauge::new(
-                OUTBOX_PENDING, "Webhook notifications waiting to be delivered.",
+                OUTBOX_PENDING, "Webhook deliveries waiting to be done (notifications times receivers).",
             ).expect("valid metric")),
             notifications: register(&r, IntCounterVec::new(
                 Opts::new(NOTIFICATIONS, "Messages to patients that ended, per channel, event and result."),
