@@ -2,6 +2,8 @@
 //! ticket at once, then the queue. An `Idempotency-Key` seen within its window
 //! answers the first response again.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use serde_json::json;
 
@@ -74,6 +76,18 @@ impl Admitted {
 }
 
 impl Department {
+    /// The numbers above `above` of unit `ui`'s tickets held by patients in
+    /// care, wherever they are now (a transfer keeps the ticket).
+    pub(super) fn held_tickets(&self, ui: usize, above: u32) -> HashSet<u32> {
+        let prefix = &self.units[ui].settings.ticket_prefix;
+        self.patients
+            .values()
+            .filter(|p| !p.status.is_terminal())
+            .filter_map(|p| p.ticket.strip_prefix(prefix.as_str())?.parse::<u32>().ok())
+            .filter(|&n| n > above)
+            .collect()
+    }
+
     /// Registers an arrival: a protocol number and ticket at once, then the queue.
     pub fn admit(
         &mut self,
@@ -177,8 +191,16 @@ impl Department {
             .sequence
             .peek_next(local.year())
             .map_err(|e| DomainError::Exhausted(e.to_string()))?;
+        let day = local.date_naive();
+        if day > self.units[ui].tickets.day {
+            // A new day starts again at 1: patients still here keep theirs.
+            self.units[ui].carried = self.held_tickets(ui, 0);
+        }
         let unit = &mut self.units[ui];
-        let (tickets, n) = unit.tickets.peek_next(local.date_naive());
+        let (mut tickets, mut n) = unit.tickets.peek_next(day);
+        while unit.carried.contains(&n) {
+            (tickets, n) = tickets.peek_next(day);
+        }
         let ticket = format_ticket(&unit.settings.ticket_prefix, n);
         self.sequence = sequence;
         unit.tickets = tickets;

@@ -125,6 +125,10 @@ impl Department {
             }
         }
         d.escalation.index_resumed(deadlines);
+        for ui in 0..d.units.len() {
+            let last = d.units[ui].tickets.last;
+            d.units[ui].carried = d.held_tickets(ui, last);
+        }
         for rec in snapshot.idempotency {
             d.idempotency.insert(rec.key.clone(), rec);
         }

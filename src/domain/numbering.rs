@@ -2,7 +2,8 @@
 //! Both only ever move forward: if the clock steps back across midnight or New
 //! Year, the counters keep their later period instead of reissuing a number.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::patient::Protocol;
@@ -39,6 +40,18 @@ impl Default for ProtocolSequence {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The first instant of local day `d` in `tz`: its midnight, or, where a
+/// clock change skips midnight (Chile; Brazil until 2019: 00:00 became
+/// 01:00), the first minute of the day that exists. Read as UTC instead, the
+/// day began hours early and took in the evening before.
+pub fn day_start(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let midnight = d.and_time(NaiveTime::MIN);
+    (0..=24 * 60)
+        .map(|m| midnight + chrono::TimeDelta::minutes(m))
+        .find_map(|t| t.and_local_timezone(tz).earliest())
+        .map_or_else(|| midnight.and_utc(), |t| t.to_utc())
 }
 
 /// A unit's ticket counter for one local day.

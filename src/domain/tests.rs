@@ -741,6 +741,41 @@ fn purge_keeps_the_alerts_of_patients_still_kept() {
     assert_eq!(left, [waiting]);
 }
 
+/// Tickets start again at A001 every day, but never as a patient still here
+/// holds: a long stay (or a time zone changed mid-shift) kept yesterday's
+/// A001 waiting while the new day's A001 was called to the same screen.
+#[test]
+fn a_new_days_tickets_skip_those_still_held_also_after_a_restart() {
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    let ticket = |d: &Department, p| d.patient(p).unwrap().ticket.clone();
+    let day1: Vec<Protocol> = (0..5)
+        .map(|i| admit_at(&mut d, Some("green"), mins(i)))
+        .collect();
+    // A001 and A005 stay; A002..A004 leave.
+    for p in &day1[1..4] {
+        d.leave(*p, LeaveReason::Lwbs, "desk", mins(10)).unwrap();
+    }
+    let next_day = t0() + TimeDelta::days(1);
+    let first = admit_at(&mut d, Some("green"), next_day);
+    assert_eq!(ticket(&d, first), "A002", "A001 is still waiting");
+    // After a restart the counter stands at 2, and A005 still waits.
+    let snapshot = Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        tickets: vec![("pa".into(), d.units[0].tickets)],
+        ..Snapshot::default()
+    };
+    let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
+    let issued: Vec<String> = (1..=4)
+        .map(|i| {
+            let p = admit_at(&mut r, Some("green"), next_day + TimeDelta::minutes(i));
+            ticket(&r, p)
+        })
+        .collect();
+    assert_eq!(issued, ["A003", "A004", "A006", "A007"]);
+}
+
 #[test]
 fn restore_rebuilds_the_same_queues_in_the_same_order() {
     let c = config();

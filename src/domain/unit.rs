@@ -1,7 +1,7 @@
 //! A care unit: its settings, its two queues, its ticket counter and the
 //! calls its ward screen shows.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,11 @@ pub struct Unit {
     pub(super) triage: ArrivalQueue,
     pub(super) treatment: TreatmentQueue,
     pub(super) tickets: TicketCounter,
+    /// Numbers of this unit's tickets still held by patients in care that the
+    /// counter will reach again (issued on an earlier day, or above the
+    /// counter after a restart): they are skipped, so no two patients present
+    /// answer to the same ticket. Usually empty.
+    pub(super) carried: HashSet<u32>,
     /// Newest first, at most [`BOARD_CALLS`].
     pub(super) calls: VecDeque<BoardCall>,
     /// Recent calls and entries, for wait estimates.
@@ -57,6 +62,7 @@ impl Unit {
             triage: ArrivalQueue::default(),
             treatment: TreatmentQueue::new(colours),
             tickets: TicketCounter::new(),
+            carried: HashSet::new(),
             calls: VecDeque::with_capacity(BOARD_CALLS),
             recent: Recent::default(),
         }

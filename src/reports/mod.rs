@@ -12,7 +12,7 @@ mod csv;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -63,17 +63,8 @@ impl Period {
     }
 }
 
-/// The first instant of local day `d` in `tz`: its midnight, or, where a
-/// clock change skips midnight (Chile; Brazil until 2019: 00:00 became
-/// 01:00), the first minute of the day that exists. Read as UTC instead, the
-/// day began hours early and took in the evening before.
-pub fn day_start(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let midnight = d.and_time(NaiveTime::MIN);
-    (0..=24 * 60)
-        .map(|m| midnight + chrono::TimeDelta::minutes(m))
-        .find_map(|t| t.and_local_timezone(tz).earliest())
-        .map_or_else(|| midnight.and_utc(), |t| t.to_utc())
-}
+/// Where a report's day begins (the domain's rule, shared with tickets).
+pub use crate::domain::numbering::day_start;
 
 /// Count and nearest-rank percentiles of durations in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
