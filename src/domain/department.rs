@@ -50,8 +50,12 @@ pub struct Department {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("the journal holds patient {protocol} in unit `{unit}`, which is not in the config; put the unit back or transfer its patients first")]
-    UnknownUnit { protocol: Protocol, unit: UnitId },
+    #[error("the journal holds patient {protocol}, still in care ({status}), in unit `{unit}`, which is not in the config; put the unit back, start with it, and transfer or close its patients in care before removing it (closed patients do not hold a unit)")]
+    UnknownUnit {
+        protocol: Protocol,
+        unit: UnitId,
+        status: &'static str,
+    },
     #[error("cannot read the journal's patients: {0}")]
     Read(String),
 }
@@ -143,9 +147,16 @@ impl Department {
         deadlines: &mut Vec<(DateTime<Utc>, Protocol)>,
     ) -> Result<(), RestoreError> {
         let Some(&unit) = self.unit_index.get(p.unit.as_str()) else {
+            // Closed: readable until purged, in no queue. Refused, a unit
+            // could not be removed until its last patients' retention ran out.
+            if p.status.is_terminal() {
+                self.patients.insert(p.protocol, p);
+                return Ok(());
+            }
             return Err(RestoreError::UnknownUnit {
                 protocol: p.protocol,
                 unit: p.unit,
+                status: p.status.as_str(),
             });
         };
         // A colour removed from the config must not drop a patient from the

@@ -91,10 +91,10 @@ impl Department {
             protocol: p.protocol,
             ticket: p.ticket.clone(),
             unit: p.unit.clone(),
+            // A unit since removed from the config (a closed visit): its id.
             unit_name: self
                 .unit(&p.unit)
-                .map(|u| u.settings.name.clone())
-                .unwrap_or_default(),
+                .map_or_else(|_| p.unit.to_string(), |u| u.settings.name.clone()),
             status: p.status,
             colour: p.colour.clone(),
             colour_label,

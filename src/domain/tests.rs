@@ -776,6 +776,50 @@ fn a_new_days_tickets_skip_those_still_held_also_after_a_restart() {
     assert_eq!(issued, ["A003", "A004", "A006", "A007"]);
 }
 
+/// A unit removed from the config: its closed visits stay readable and do
+/// not hold up the start; one patient still in care does, and says how to go on.
+#[test]
+fn a_removed_unit_blocks_the_start_only_while_it_has_patients_in_care() {
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    let ped = |d: &mut Department, now| {
+        d.admit(
+            &unit_id("ped"),
+            admission("Bia", Some("green")),
+            None,
+            "desk",
+            now,
+        )
+        .unwrap()
+        .value
+        .protocol
+    };
+    let closed = ped(&mut d, t0());
+    d.leave(closed, LeaveReason::Lwbs, "desk", mins(1)).unwrap();
+    let mut without_ped = config();
+    without_ped.units.retain(|u| u.id.as_str() != "ped");
+    let snapshot = |d: &Department| Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        ..Snapshot::default()
+    };
+    let r = Department::restore(&without_ped.department_settings(), snapshot(&d)).unwrap();
+    assert_eq!(r.patient(closed).unwrap().status, Status::Left);
+    let code = r.check_code(closed);
+    let seen = r.follow(closed, Some(code.as_str()), mins(2)).unwrap();
+    assert_eq!(seen.unit_name, "ped", "the id, for want of a name");
+
+    let waiting = ped(&mut d, mins(2));
+    let refused = Department::restore(&without_ped.department_settings(), snapshot(&d))
+        .err()
+        .expect("a patient in care in a removed unit");
+    let said = refused.to_string();
+    assert!(
+        said.contains(&waiting.to_string()) && said.contains("waiting"),
+        "{said}"
+    );
+}
+
 #[test]
 fn restore_rebuilds_the_same_queues_in_the_same_order() {
     let c = config();
