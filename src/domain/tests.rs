@@ -810,9 +810,9 @@ fn a_removed_unit_blocks_the_start_only_while_it_has_patients_in_care() {
     assert_eq!(seen.unit_name, "ped", "the id, for want of a name");
 
     let waiting = ped(&mut d, mins(2));
-    let refused = Department::restore(&without_ped.department_settings(), snapshot(&d))
-        .err()
-        .expect("a patient in care in a removed unit");
+    let Err(refused) = Department::restore(&without_ped.department_settings(), snapshot(&d)) else {
+        panic!("a patient in care in a removed unit was taken in");
+    };
     let said = refused.to_string();
     assert!(
         said.contains(&waiting.to_string()) && said.contains("waiting"),
