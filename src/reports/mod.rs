@@ -210,27 +210,47 @@ pub fn summary(
         .iter()
         .filter_map(|v| Some(seconds(v.arrived_at, v.first_call.as_ref()?.at)))
         .collect();
-    let by_colour = scale
+    // The configured colours, then any the period's visits were judged or
+    // called in that the config no longer has (a scale changed from five
+    // colours to four): last month's audit keeps them.
+    let mut colours: Vec<(ColourId, String, i64)> = scale
         .colours
         .iter()
-        .map(|c| {
+        .map(|c| (c.id.clone(), c.label.clone(), c.max_wait.num_seconds()))
+        .collect();
+    let seen = visits.iter().flat_map(|v| {
+        let judged = target(v).map(|(c, _)| (c, v.classified_max_wait_seconds));
+        let called = v
+            .first_call
+            .as_ref()
+            .and_then(|call| Some((call.colour.as_ref()?, Some(call.max_wait_seconds))));
+        judged.into_iter().chain(called)
+    });
+    for (colour, max_wait) in seen {
+        if !colours.iter().any(|(c, _, _)| c == colour) {
+            colours.push((colour.clone(), colour.to_string(), max_wait.unwrap_or(0)));
+        }
+    }
+    let by_colour = colours
+        .into_iter()
+        .map(|(id, label, max_wait_seconds)| {
             let judged: Vec<bool> = visits
                 .iter()
                 .filter_map(target)
-                .filter(|(colour, _)| **colour == c.id)
+                .filter(|(colour, _)| **colour == id)
                 .map(|(_, within)| within)
                 .collect();
             let within = judged.iter().filter(|w| **w).count();
             let waits = visits
                 .iter()
                 .filter_map(|v| v.first_call.as_ref())
-                .filter(|call| call.colour.as_ref() == Some(&c.id))
+                .filter(|call| call.colour.as_ref() == Some(&id))
                 .map(|call| seconds(call.clock_start, call.at))
                 .collect();
             ColourSummary {
-                colour: c.id.clone(),
-                label: c.label.clone(),
-                max_wait_seconds: c.max_wait.num_seconds(),
+                colour: id,
+                label,
+                max_wait_seconds,
                 patients: judged.len(),
                 within_target: within,
                 within_target_ratio: ratio(within, judged.len()),

@@ -275,6 +275,28 @@ fn a_patient_called_in_time_who_then_left_is_within_target_and_left_unseen() {
     assert_eq!((lwbs.before_triage, lwbs.after_triage), (0, 2));
 }
 
+/// A scale changed from five colours to four: the visits classified in the
+/// colour taken out still count, in a row of their own after the configured
+/// ones, judged by the target they were given.
+#[test]
+fn a_colour_no_longer_configured_keeps_its_visits_in_the_report() {
+    let visits = [Visit::arrived(0)
+        .triaged(5, "orange", 600)
+        .called(10, 5)
+        .finished(40, Outcome::Discharged)]
+    .map(|v| v.0);
+    let s = summary(&visits, &[], &scale(), None, period(), Sao_Paulo);
+    let ids: Vec<&str> = s.by_colour.iter().map(|c| c.colour.as_str()).collect();
+    assert_eq!(ids, ["red", "yellow", "green", "blue", "orange"]);
+    let orange = &s.by_colour[4];
+    assert_eq!((orange.patients, orange.within_target), (1, 1));
+    assert_eq!(
+        (orange.label.as_str(), orange.max_wait_seconds),
+        ("orange", 600)
+    );
+    assert_eq!(orange.wait_to_call_seconds.count, 1);
+}
+
 #[test]
 fn every_day_of_the_period_has_an_entry() {
     let from = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
