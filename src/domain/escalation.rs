@@ -245,6 +245,9 @@ pub struct Escalation {
     index: BTreeSet<(DateTime<Utc>, Protocol)>,
     alerts: HashMap<u64, Alert>,
     last_alert_id: u64,
+    /// Alerts were read back: the first pass checks them against the targets
+    /// of the config now in force ([`Escalation::settle`]).
+    unsettled: bool,
 }
 
 impl Escalation {
@@ -255,6 +258,7 @@ impl Escalation {
             index: BTreeSet::new(),
             alerts: HashMap::new(),
             last_alert_id: 0,
+            unsettled: false,
         }
     }
 
@@ -264,6 +268,42 @@ impl Escalation {
             self.last_alert_id = self.last_alert_id.max(a.id);
             self.alerts.insert(a.id, a);
         }
+        self.unsettled = true;
+    }
+
+    /// Resolves the running alerts whose step is not due at `now` against
+    /// their patient's wait as it is now: a target raised by a config change
+    /// left "wait exceeded" on a patient with most of the new target ahead.
+    /// Their episodes start over against that target.
+    fn settle(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
+        let stale: Vec<(u64, Protocol)> = self
+            .alerts
+            .values()
+            .filter(|a| a.is_active())
+            .filter_map(|a| {
+                let ep = self.episodes.get(&a.protocol)?;
+                let due = self.ladder.at(&ep.wait, ep.fired?)?;
+                (ep.alert == Some(a.id) && due > now).then_some((a.id, a.protocol))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(stale.len());
+        for (id, protocol) in stale {
+            if let Some(ep) = self.episodes.get_mut(&protocol) {
+                ep.alert = None;
+                ep.fired = None;
+            }
+            self.schedule(protocol);
+            if let Some(a) = self.alerts.get_mut(&id) {
+                a.state = AlertState::Resolved;
+                a.resolved_at = Some(now);
+                a.waited_seconds = waited(a.arrived_at, now);
+                out.push(Notification {
+                    event: AlertEvent::Resolved,
+                    alert: a.clone(),
+                });
+            }
+        }
+        out
     }
 
     pub fn set_last_alert_id(&mut self, id: u64) {
@@ -467,6 +507,9 @@ impl Escalation {
     /// receivers see every level the contract promises, in order, once.
     pub fn fire_due(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
         let mut out = Vec::new();
+        if std::mem::take(&mut self.unsettled) {
+            out = self.settle(now);
+        }
         while let Some(&(at, protocol)) = self.index.first() {
             if at > now {
                 break;

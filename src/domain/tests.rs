@@ -171,7 +171,10 @@ fn the_protocol_year_and_ticket_day_follow_the_configured_time_zone() {
         .value
         .json();
     assert_eq!(v["protocol"], "20270000000000001");
-    assert_eq!(v["ticket"], "A001", "a new local day restarts tickets");
+    assert_eq!(
+        v["ticket"], "A002",
+        "a new local day restarts tickets, past the A001 still waiting"
+    );
 }
 
 #[test]
@@ -1152,6 +1155,44 @@ fn acknowledging_records_who_and_stops_the_ladder() {
         d.acknowledge(999, "x", "x", mins(3)),
         Err(DomainError::UnknownAlert(999))
     ));
+}
+
+/// Yellow's target raised from 30 to 60 minutes across a restart: a patient
+/// breached under the old one is not overdue under the new one, so the alert
+/// is resolved at the first pass and the wait is watched anew.
+#[test]
+fn a_target_raised_across_a_restart_resolves_the_alerts_it_ends() {
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    admit_at(&mut d, Some("yellow"), t0());
+    let fired = d.escalate(mins(31));
+    assert_eq!(
+        alert_events(&fired.changes),
+        vec![("alert.firing".into(), 0), ("alert.firing".into(), 1)]
+    );
+    let snapshot = Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        alerts: d.escalation.alerts().cloned().collect(),
+        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
+        ..Snapshot::default()
+    };
+    let mut raised = config();
+    for colour in &mut raised.protocol.colours {
+        if colour.id.as_str() == "yellow" {
+            colour.max_wait = std::time::Duration::from_secs(3600);
+        }
+    }
+    let mut r = Department::restore(&raised.department_settings(), snapshot).unwrap();
+    let settled = r.escalate(mins(35));
+    assert_eq!(
+        alert_events(&settled.changes),
+        vec![("alert.resolved".into(), 1)]
+    );
+    assert!(r.alerts(None, false, mins(35)).unwrap().is_empty());
+    // Watched against 60 minutes from triage: the warning at 48.
+    assert_eq!(r.next_deadline(), Some(mins(48)));
+    assert!(r.escalate(mins(40)).changes.is_empty(), "settled once");
 }
 
 #[test]

@@ -122,16 +122,26 @@ async fn tickets_count_up_from_a001_whatever_the_colour() {
 #[tokio::test]
 async fn tickets_restart_the_next_local_day_but_protocol_numbers_go_on() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.admit("Ana", None).await["ticket"], "A001");
+    let ana = app.admit("Ana", None).await;
+    assert_eq!(ana["ticket"], "A001");
     assert_eq!(app.admit("Bia", None).await["ticket"], "A002");
     // 2026-11-28T12:00Z is 09:00 in São Paulo; local midnight is 03:00Z next day.
     app.advance(TimeDelta::hours(14)); // 02:00Z on the 29th: still the 28th locally
     let same_day = app.admit("Caio", None).await;
     assert_eq!(same_day["ticket"], "A003");
+    // Ana goes home; Bia and Caio still wait when the day turns.
+    app.post_json(
+        &format!("/patients/{}/leave", protocol(&ana)),
+        &json!({"reason": "lwbs"}),
+    )
+    .await
+    .expect(200);
     app.advance(TimeDelta::hours(2)); // 04:00Z: 01:00 on the 29th locally
     let next_day = app.admit("Davi", None).await;
     assert_eq!(next_day["ticket"], "A001");
     assert_eq!(next_day["protocol"], "20260000000000004");
+    // A002 and A003 are still in the waiting room: never issued twice.
+    assert_eq!(app.admit("Eva", None).await["ticket"], "A004");
 }
 
 #[tokio::test]
@@ -150,7 +160,7 @@ async fn the_protocol_year_is_the_local_year_and_the_sequence_restarts_on_new_ye
     app.advance(TimeDelta::hours(3)); // 01:00 local on 1 January 2027
     let v = app.admit("Caio", None).await;
     assert_eq!(v["protocol"], "20270000000000001");
-    assert_eq!(v["ticket"], "A001");
+    assert_eq!(v["ticket"], "A003", "a new day; Ana and Bia still wait");
 }
 
 #[tokio::test]
