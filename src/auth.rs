@@ -16,7 +16,9 @@ pub const ANONYMOUS: &str = "anonymous";
 /// service writes into the history itself.
 pub fn token_name_refusal(name: &str) -> Option<String> {
     if name.trim().is_empty() || crate::domain::patient::stray_control(name, false) {
-        return Some("must not be empty or hold control characters".into());
+        return Some(
+            "must not be empty or hold control or bidirectional override characters".into(),
+        );
     }
     if [crate::domain::SYSTEM_ACTOR, ANONYMOUS].contains(&name) {
         return Some(format!("`{name}` is the service's own actor name"));

@@ -96,6 +96,19 @@ fn log_filter_ok(filter: &str) -> bool {
         })
 }
 
+/// Text of the config that pages, receipts and the patient's phone show: not
+/// empty, without control characters or bidirectional overrides (which
+/// reorder what follows on a screen; the API refuses them in names too).
+fn shown(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() || stray_control(value, false) {
+        return Err(invalid(
+            key,
+            "must not be empty or hold control or bidirectional override characters",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -946,9 +959,7 @@ impl Config {
 
     fn validate_protocol(&self) -> Result<(), ConfigError> {
         let p = &self.protocol;
-        if p.name.trim().is_empty() {
-            return Err(invalid("protocol.name", "must not be empty"));
-        }
+        shown("protocol.name", &p.name)?;
         if p.triage_max_wait.is_zero() {
             return Err(invalid(
                 "protocol.triage_max_wait",
@@ -975,12 +986,7 @@ impl Config {
                     format!("colour `{}` is listed twice", c.id),
                 ));
             }
-            if c.label.trim().is_empty() {
-                return Err(invalid(
-                    format!("protocol.colours[{i}].label"),
-                    "must not be empty",
-                ));
-            }
+            shown(&format!("protocol.colours[{i}].label"), &c.label)?;
             at_most(
                 &format!("protocol.colours[{i}].max_wait"),
                 c.max_wait,
@@ -1010,6 +1016,9 @@ impl Config {
                     format!("escalation.levels[{i}].name"),
                     "must be a non-empty name used once",
                 ));
+            }
+            if let Some(label) = &level.label {
+                shown(&format!("escalation.levels[{i}].label"), label)?;
             }
             at_most(
                 &format!("escalation.levels[{i}].after"),
@@ -1044,9 +1053,7 @@ impl Config {
                     format!("unit `{}` is listed twice", u.id),
                 ));
             }
-            if u.name.trim().is_empty() {
-                return Err(invalid(format!("units[{i}].name"), "must not be empty"));
-            }
+            shown(&format!("units[{i}].name"), &u.name)?;
             let prefix_ok = !u.ticket_prefix.is_empty()
                 && u.ticket_prefix.chars().count() <= 4
                 && u.ticket_prefix.chars().all(|c| c.is_alphabetic());
@@ -1079,7 +1086,7 @@ impl Config {
                 {
                     return Err(invalid(
                         format!("units[{i}].rooms[{j}]"),
-                        "rooms must be non-empty, at most 100 characters without control characters, and unique",
+                        "rooms must be non-empty, at most 100 characters without control or bidirectional override characters, and unique",
                     ));
                 }
             }
@@ -1242,6 +1249,15 @@ mod tests {
                 "portal.public_url",
             );
         }
+        refused(
+            &|c| c.units[0].name = "Pronto \u{202e}otnemidnetA".into(),
+            "units[0].name",
+        );
+        refused(
+            &|c| c.protocol.colours[0].label = "Verm\u{1b}[31melho".into(),
+            "protocol.colours[0].label",
+        );
+        refused(&|c| c.protocol.name = " ".into(), "protocol.name");
         refused(&|c| c.portal.secret = Some(String::new()), "portal.secret");
         refused(&|c| c.portal.secret = Some("short".into()), "portal.secret");
         refused(

@@ -61,6 +61,12 @@ impl Application {
         let limits = service.config().server.clone();
         let server = HttpServer::new(move || {
             App::new()
+                // Every answer, not only the pages: a browser must never read
+                // a JSON, CSV or SVG answer as something it would run.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                )
                 .wrap(actix_web::middleware::from_fn(http::observe))
                 // Outermost, so a browser's preflight (which carries no token) is
                 // answered before the role check.

@@ -11,7 +11,7 @@ use super::change::{Applied, Change, IdempotencyRecord};
 use super::ids::{ColourId, UnitId};
 use super::numbering::format_ticket;
 use super::patient::{
-    stray_control, Contact, Patient, PatientName, Protocol, Status, COMPLAINT_MAX_CHARS,
+    blank, stray_control, Contact, Patient, PatientName, Protocol, Status, COMPLAINT_MAX_CHARS,
     DOCUMENT_MAX_CHARS,
 };
 use super::view::PatientView;
@@ -164,7 +164,7 @@ impl Department {
             )),
             Some(s) if stray_control(s, lines) => Err(DomainError::invalid(
                 field,
-                format!("`{field}` must not hold control characters"),
+                format!("`{field}` must not hold control or bidirectional override characters"),
             )),
             _ => Ok(()),
         };
@@ -218,9 +218,9 @@ impl Department {
             triaged_at: colour.as_ref().map(|_| now),
             colour: colour.clone(),
             status,
-            complaint: admission.complaint.filter(|c| !c.trim().is_empty()),
+            complaint: admission.complaint.filter(|c| !blank(c)),
             birth_date: admission.birth_date,
-            document: admission.document.filter(|d| !d.trim().is_empty()),
+            document: admission.document.filter(|d| !blank(d)),
             arrived_at,
             admitted_at: now,
             called_at: None,

@@ -39,7 +39,7 @@ impl Department {
             if stray_control(n, true) {
                 return Err(DomainError::invalid(
                     "note",
-                    "`note` must not hold control characters",
+                    "`note` must not hold control or bidirectional override characters",
                 ));
             }
         }

@@ -139,12 +139,19 @@ pub enum DomainNameError {
     Reorders,
 }
 
-/// Free text as a person typed it: no control characters but, where
-/// `lines`, a line break or tab (a form's text area sends those). A NUL or an
-/// escape sequence would reach screens, exports and terminals as it is.
+/// Free text as a person typed it holds no control character but, where
+/// `lines`, a line break or tab (a form's text area sends those), and no
+/// bidirectional override: a NUL or an escape sequence would reach screens,
+/// exports and terminals as it is, and an override reorders what follows it
+/// on a screen (an acknowledgement's name read as another's).
 pub fn stray_control(s: &str, lines: bool) -> bool {
     s.chars()
-        .any(|c| c.is_control() && !(lines && matches!(c, '\n' | '\r' | '\t')))
+        .any(|c| (c.is_control() && !(lines && matches!(c, '\n' | '\r' | '\t'))) || reorders(c))
+}
+
+/// Text nothing of which draws: spaces, zero-width characters, marks.
+pub fn blank(s: &str) -> bool {
+    s.chars().all(|c| c.is_whitespace() || invisible(c))
 }
 
 /// Characters that draw nothing (zero-width spaces and joiners, the byte
@@ -169,7 +176,7 @@ impl PatientName {
     /// before this rule never stops a start.)
     pub fn parse_new(s: &str) -> Result<Self, DomainNameError> {
         let name = Self::parse(s).map_err(|_| DomainNameError::Length)?;
-        if name.0.chars().all(|c| c.is_whitespace() || invisible(c)) {
+        if blank(&name.0) {
             return Err(DomainNameError::Blank);
         }
         if name.0.chars().any(reorders) {

@@ -8,7 +8,7 @@ use super::extract::{query, OptionalJson};
 use super::{ApiError, Svc};
 use crate::auth::Caller;
 use crate::domain::escalation::Alert;
-use crate::domain::patient::stray_control;
+use crate::domain::patient::{blank, stray_control};
 
 /// `active` (firing or acknowledged) or `all` (also resolved).
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, ToSchema)]
@@ -53,7 +53,7 @@ pub async fn list(service: Svc, req: HttpRequest) -> Result<web::Json<Vec<Alert>
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AckBody {
     /// Who acknowledges: 1 to 100 characters after trimming, not all blank,
-    /// no control characters.
+    /// no control characters or bidirectional overrides, at least one visible.
     #[serde(default)]
     #[schema(
         min_length = 1,
@@ -90,12 +90,12 @@ pub async fn ack(
     let actor = caller.name();
     let by = match body.0.by.map(|b| b.trim().to_owned()) {
         Some(b)
-            if b.is_empty() || b.chars().count() > ACK_BY_MAX_CHARS || stray_control(&b, false) =>
+            if blank(&b) || b.chars().count() > ACK_BY_MAX_CHARS || stray_control(&b, false) =>
         {
             return Err(ApiError::invalid(
                 "by",
                 format!(
-                    "`by` must be 1 to {ACK_BY_MAX_CHARS} characters, without control characters"
+                    "`by` must be 1 to {ACK_BY_MAX_CHARS} characters, with a visible one, without control or bidirectional override characters"
                 ),
             ))
         }

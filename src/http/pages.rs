@@ -113,11 +113,13 @@ fn page(
     let Some(u) = config.units.iter().find(|u| u.id == unit) else {
         return Err(ApiError::NotFound(format!("unit `{unit}` does not exist")));
     };
+    // The unit's name last: free text from the config, it may hold `{{v}}`
+    // itself, which a later replacement would take for a placeholder.
     let html = template
         .replace("{{lang}}", language(req, config.web.lang).tag())
         .replace("{{unit}}", &escape(&u.id))
-        .replace("{{unit_name}}", &escape(&u.name))
-        .replace("{{v}}", assets_version());
+        .replace("{{v}}", assets_version())
+        .replace("{{unit_name}}", &escape(&u.name));
     Ok(html_response(html))
 }
 

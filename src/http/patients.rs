@@ -38,7 +38,8 @@ pub struct AdmitBody {
     #[serde(default)]
     #[schema(example = "yellow")]
     colour: Option<ColourId>,
-    /// At most 1000 characters; no control characters but line breaks and tabs.
+    /// At most 1000 characters; no control characters but line breaks and tabs, no
+    /// bidirectional overrides.
     #[serde(default)]
     #[schema(
         max_length = 1000,
@@ -51,7 +52,8 @@ pub struct AdmitBody {
     /// Not in the future.
     #[serde(default, deserialize_with = "iso_date_or_null")]
     birth_date: Option<NaiveDate>,
-    /// An identity document number, at most 32 characters, no control characters.
+    /// An identity document number, at most 32 characters, no control characters
+    /// or bidirectional overrides.
     #[serde(default)]
     #[schema(max_length = 32, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     document: Option<String>,
@@ -239,7 +241,7 @@ pub async fn search(service: Svc, req: HttpRequest) -> Result<web::Json<PatientL
     if query.q.as_deref().is_some_and(|q| stray_control(q, false)) {
         return Err(ApiError::invalid(
             "q",
-            "`q` must not hold control characters",
+            "`q` must not hold control or bidirectional override characters",
         ));
     }
     let unit = match &query.unit {
@@ -295,7 +297,8 @@ pub struct TriageBody {
     /// A colour id of the protocol.
     #[schema(example = "yellow")]
     colour: ColourId,
-    /// At most 1000 characters; no control characters but line breaks and tabs.
+    /// At most 1000 characters; no control characters but line breaks and tabs, no
+    /// bidirectional overrides.
     #[serde(default)]
     #[schema(
         max_length = 1000,

@@ -465,7 +465,10 @@
         h("div", { class: "alert-kind" },
           h("span", { class: "ico " + (a.kind === "warning" ? "i-clock" : "i-warn"), "aria-hidden": "true" }),
           levelText(a),
-          acked ? ` (${t("alerts.acknowledged")}${a.acknowledged_by ? ": " + a.acknowledged_by : ""})` : ""),
+          // The name in a <bdi> of its own: whatever its direction, it cannot
+          // carry the closing parenthesis or the words around it with it.
+          ...(acked ? [` (${t("alerts.acknowledged")}${a.acknowledged_by ? ": " : ""}`,
+            a.acknowledged_by ? h("bdi", {}, a.acknowledged_by) : null, ")"] : [])),
         h("div", { class: "alert-wait" }, [d ? d.text : null, t("since.arrival", { d: Triagem.duration(Triagem.since(a.arrived_at)) })].filter(Boolean).join(" · ")),
         acked ? null : h("button", {
           type: "button", class: "small", dataset: { key: "alert:" + a.id }, "aria-label": t("alerts.ack.label", { ticket: a.ticket }),

@@ -762,6 +762,15 @@ async fn text_with_control_or_invisible_characters_is_422_and_admits_nobody() {
         (json!({"name": "\u{feff} \u{200b}\u{2060}"}), "name"),
         (json!({"name": "Maria \u{202e}avlis"}), "name"),
         (json!({"name": "Ana \u{2067}X\u{2069}"}), "name"),
+        // Overrides reorder what follows them on a screen, in any free text.
+        (
+            json!({"name": "Ana", "complaint": "dor \u{202e}etrof"}),
+            "complaint",
+        ),
+        (
+            json!({"name": "Ana", "document": "12\u{202d}3"}),
+            "document",
+        ),
     ];
     for (body, field) in cases {
         let p = app
@@ -807,6 +816,14 @@ async fn a_triage_note_with_control_characters_is_422_and_changes_nothing() {
         .post_json(
             &format!("/patients/{p}/triage"),
             &json!({"colour": "green", "note": "a\u{0}b\u{1b}[2J"}),
+        )
+        .await
+        .expect_problem(422, "invalid");
+    assert_eq!(problem["field"], "note");
+    let problem = app
+        .post_json(
+            &format!("/patients/{p}/triage"),
+            &json!({"colour": "green", "note": "PA \u{2067}21x8\u{2069}"}),
         )
         .await
         .expect_problem(422, "invalid");

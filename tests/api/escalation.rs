@@ -423,6 +423,15 @@ async fn an_ack_by_with_control_characters_is_422_and_leaves_the_alert_firing() 
         .await
         .expect_problem(422, "invalid");
     assert_eq!(problem["field"], "by");
+    // An override made "(reconhecido: Ana)" read as another name on the
+    // clinician page; a name of zero-width spaces named nobody.
+    for by in ["\u{202e}anA .fnE", "Ana \u{2067}X", "\u{200b}\u{200b}"] {
+        let problem = app
+            .post_json(&format!("/alerts/{}/ack", id(&a)), &json!({ "by": by }))
+            .await
+            .expect_problem(422, "invalid");
+        assert_eq!(problem["field"], "by", "{by:?}");
+    }
     assert_eq!(
         ack(&app, id(&a), "Enf. Ana").await["acknowledged_by"],
         "Enf. Ana"

@@ -166,3 +166,57 @@ async fn head_answers_like_get_without_the_body() {
         assert_eq!(head.headers()["allow"], allow, "{path}");
     }
 }
+
+/// A unit's name is the config's free text, shown escaped, and taken as
+/// written: a `{{v}}` in it was replaced by the assets' version.
+#[tokio::test]
+async fn a_unit_name_reaches_its_pages_escaped_and_as_written() {
+    let app = TestApp::spawn_with(
+        |c| c.units[0].name = "Ala {{v}} <b>&".into(),
+        std::sync::Arc::new(triagem::clock::ManualClock::new(
+            crate::helpers::start_time(),
+        )),
+    )
+    .await;
+    for page in ["display", "reception", "clinician", "reports"] {
+        let r = app
+            .client
+            .get(format!("{}/{page}/pa", app.address))
+            .send()
+            .await
+            .expect("GET the page");
+        let html = r.text().await.expect("the page");
+        assert!(html.contains("Ala {{v}} &lt;b&gt;&amp;"), "{page}: {html}");
+        assert!(!html.contains("<b>&"), "{page}");
+    }
+}
+
+/// No answer may be sniffed into something a browser runs: JSON, problems,
+/// CSV, the QR code's SVG and the metrics carry `nosniff` like the pages.
+#[tokio::test]
+async fn every_answer_says_nosniff() {
+    let app = TestApp::spawn().await;
+    let p = crate::helpers::protocol(&app.admit("Ana", None).await);
+    for path in [
+        "/api/v1/units".to_owned(),
+        format!("/api/v1/patients/{p}/qr"),
+        "/api/v1/patients/00000000000000000".to_owned(),
+        "/api/v1/reports/summary.csv".to_owned(),
+        "/metrics".to_owned(),
+        "/nowhere".to_owned(),
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(
+            r.headers()
+                .get("x-content-type-options")
+                .map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+}
