@@ -116,14 +116,19 @@ impl Department {
     }
 
     /// Whether a message not yet sent still says something true. A call
-    /// notice is, only while the patient is still called to that room: sent
+    /// notice is, only while the patient is still called to that room (the
+    /// triage room or a treatment room): sent
     /// after a receiver's outage, "go to room 1" would reach a patient already
     /// seen, back in the queue, elsewhere, or gone.
     pub fn message_current(&self, m: &Message) -> bool {
         if m.event != NotifyEvent::Called {
             return true;
         }
-        self.patient(m.protocol)
-            .is_ok_and(|p| p.status == Status::Called && p.unit == m.unit && p.room == m.room)
+        // Called to the triage room is `in_triage`: a call all the same.
+        self.patient(m.protocol).is_ok_and(|p| {
+            matches!(p.status, Status::Called | Status::InTriage)
+                && p.unit == m.unit
+                && p.room == m.room
+        })
     }
 }

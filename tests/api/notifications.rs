@@ -253,6 +253,23 @@ async fn a_gateway_that_throttles_gets_the_message_later() {
     );
 }
 
+/// A call to the triage room sends its notice too (it was taken for stale:
+/// the patient is `in_triage` there, not `called`).
+#[tokio::test]
+async fn a_call_to_the_triage_room_is_sent() {
+    let gateway = Receiver::start(&[], 200).await;
+    let app = spawn(None, Some(gateway.url())).await;
+    let mut untriaged = maria(true);
+    untriaged.as_object_mut().unwrap().remove("colour");
+    let p = protocol(&app.admit_raw(UNIT, &untriaged).await.expect(201));
+    app.call_triage().await.expect(200);
+    let sent = delivered(&app, &p, 2).await;
+    assert!(sent.iter().all(|m| m["state"] == "delivered"), "{sent:?}");
+    let called = gateway.wait_for(2).await.remove(1).json();
+    assert_eq!(called["event"], "called");
+    assert!(text_at(&called, "/text").contains("Triagem"), "{called}");
+}
+
 /// A call notice held up by an outage is not sent once the patient has been
 /// seen: "go to room 1" would reach someone already there (or gone home).
 #[tokio::test]
