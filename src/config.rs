@@ -96,6 +96,23 @@ fn log_filter_ok(filter: &str) -> bool {
         })
 }
 
+/// Networks as written: `10.0.0.0/24`, or one address (`10.0.0.2`), which
+/// is the network of that address alone.
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not an address (10.0.0.2) or a network (10.0.0.0/24)"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Text of the config that pages, receipts and the patient's phone show: not
 /// empty, without control characters or bidirectional overrides (which
 /// reorder what follows on a screen; the API refuses them in names too).
@@ -163,6 +180,7 @@ pub struct ServerConfig {
     pub cors_origins: Vec<Origin>,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names
     /// the client; from anyone else the peer's own address counts.
+    #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Open connections each worker thread (one per core) accepts; beyond
     /// it, new connections wait in the listen backlog. Every ward screen
@@ -307,6 +325,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// A URL as `check-config` prints it: its password as `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "…".into(),
+    }
+}
+
+/// A secret as `check-config` prints it: there, not what it is.
+fn hidden<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("***"),
+        None => s.serialize_none(),
+    }
+}
+
 /// A `postgres://` URL; printed (`check-config`) without its password.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -318,15 +357,7 @@ impl DatabaseUrl {
     }
 
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut u) => {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("***"));
-                }
-                u.to_string()
-            }
-            Err(_) => "postgres://…".into(),
-        }
+        without_password(&self.0)
     }
 }
 
@@ -451,7 +482,11 @@ impl Default for AlertsConfig {
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: HttpUrl,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "hidden"
+    )]
     pub secret: Option<String>,
 }
 
@@ -560,7 +595,7 @@ pub struct PortalConfig {
     pub lookups_per_minute: u32,
     /// The secret check codes are derived with; generated on first start and
     /// kept in the journal when left out. Changing it changes every code.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "hidden")]
     pub secret: Option<String>,
 }
 
@@ -627,14 +662,24 @@ pub struct SmsConfig {
     /// The HTTP SMS gateway messages are POSTed to.
     pub url: HttpUrl,
     /// Signs each request like the alert webhooks (`X-Triagem-Signature`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "hidden"
+    )]
     pub secret: Option<String>,
 }
 
-/// An `smtp://` or `smtps://` URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An `smtp://` or `smtps://` URL; printed (`check-config`) without its password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SmtpUrl(String);
+
+impl Serialize for SmtpUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&without_password(&self.0))
+    }
+}
 
 impl SmtpUrl {
     pub fn as_str(&self) -> &str {
@@ -1185,6 +1230,27 @@ mod tests {
         assert!(message.contains("line"), "{message}");
     }
 
+    /// The README's example, one proxy's address, is taken as that address's
+    /// network (it was refused: only `10.0.0.2/32` parsed).
+    #[test]
+    fn a_trusted_proxy_is_an_address_or_a_network() {
+        let c = Config::from_toml(&format!(
+            "[server]\ntrusted_proxies = [\"10.0.0.2\", \"10.1.0.0/16\", \"::1\"]\n{MINIMAL}"
+        ))
+        .unwrap();
+        let nets: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.2/32", "10.1.0.0/16", "::1/128"]);
+        refused_naming(
+            &format!("[server]\ntrusted_proxies = [\"10.0.0\"]\n{MINIMAL}"),
+            "server.trusted_proxies",
+        );
+    }
+
     #[test]
     fn values_a_typing_error_makes_are_refused_naming_the_key() {
         let refused = |edit: &dyn Fn(&mut Config), key: &str| {
@@ -1420,6 +1486,41 @@ mod tests {
         let text = toml::to_string_pretty(&c).unwrap();
         let again = Config::from_toml(&text).unwrap();
         assert_eq!(toml::to_string_pretty(&again).unwrap(), text);
+    }
+
+    /// `check-config` shows that secrets are set, never what they are.
+    #[test]
+    fn secrets_are_printed_as_stars() {
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}
+[portal]
+secret = \"portal-secret-0123456789\"
+[[alerts.webhooks]]
+url = \"https://hooks.example/triagem\"
+secret = \"webhook-secret\"
+[notifications.sms]
+url = \"https://sms.example/send\"
+secret = \"sms-secret\"
+[notifications.email]
+smtp_url = \"smtps://triagem:mail-secret@smtp.example\"
+from = \"triagem@hospital.example\"
+"
+        ))
+        .unwrap();
+        let printed = toml::to_string_pretty(&c).unwrap();
+        for secret in [
+            "portal-secret",
+            "webhook-secret",
+            "sms-secret",
+            "mail-secret",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        assert!(
+            printed.contains("smtps://triagem:***@smtp.example"),
+            "{printed}"
+        );
+        assert_eq!(printed.matches("\"***\"").count(), 3, "{printed}");
     }
 
     #[test]
