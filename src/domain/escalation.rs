@@ -245,9 +245,10 @@ pub struct Escalation {
     index: BTreeSet<(DateTime<Utc>, Protocol)>,
     alerts: HashMap<u64, Alert>,
     last_alert_id: u64,
-    /// Alerts were read back: the first pass checks them against the targets
-    /// of the config now in force ([`Escalation::settle`]).
-    unsettled: bool,
+    /// Running alerts read back whose target the config now in force
+    /// changed, with the target they fired against: the first pass settles
+    /// them ([`Escalation::settle`]).
+    retargeted: Vec<(Protocol, i64)>,
 }
 
 impl Escalation {
@@ -258,7 +259,7 @@ impl Escalation {
             index: BTreeSet::new(),
             alerts: HashMap::new(),
             last_alert_id: 0,
-            unsettled: false,
+            retargeted: Vec::new(),
         }
     }
 
@@ -268,40 +269,48 @@ impl Escalation {
             self.last_alert_id = self.last_alert_id.max(a.id);
             self.alerts.insert(a.id, a);
         }
-        self.unsettled = true;
     }
 
-    /// Resolves the running alerts whose step is not due at `now` against
-    /// their patient's wait as it is now: a target raised by a config change
-    /// left "wait exceeded" on a patient with most of the new target ahead.
-    /// Their episodes start over against that target.
+    /// Resolves the running alerts whose target a config change raised so
+    /// that their step is no longer due at `now`: "wait exceeded" stayed on a
+    /// patient with most of the new target ahead. Their episodes start over
+    /// against that target. Only alerts whose target changed: judged by the
+    /// clock alone, a new leader whose clock ran a little behind resolved
+    /// and re-fired every alert it took over.
     fn settle(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
-        let stale: Vec<(u64, Protocol)> = self
-            .alerts
-            .values()
-            .filter(|a| a.is_active())
-            .filter_map(|a| {
-                let ep = self.episodes.get(&a.protocol)?;
-                let due = self.ladder.at(&ep.wait, ep.fired?)?;
-                (ep.alert == Some(a.id) && due > now).then_some((a.id, a.protocol))
-            })
-            .collect();
-        let mut out = Vec::with_capacity(stale.len());
-        for (id, protocol) in stale {
+        let mut out = Vec::new();
+        for (protocol, fired_against) in std::mem::take(&mut self.retargeted) {
+            let Some(ep) = self.episodes.get(&protocol) else {
+                continue;
+            };
+            let (Some(id), Some(step)) = (ep.alert, ep.fired) else {
+                continue;
+            };
+            if self.ladder.at(&ep.wait, step).is_none_or(|due| due <= now) {
+                continue;
+            }
             if let Some(ep) = self.episodes.get_mut(&protocol) {
                 ep.alert = None;
                 ep.fired = None;
             }
             self.schedule(protocol);
-            if let Some(a) = self.alerts.get_mut(&id) {
+            if let Some(a) = self.alerts.get_mut(&id).filter(|a| a.is_active()) {
                 a.state = AlertState::Resolved;
                 a.resolved_at = Some(now);
                 a.waited_seconds = waited(a.arrived_at, now);
+                // As it was breached: against the target it fired under.
+                a.max_wait_seconds = fired_against;
                 out.push(Notification {
                     event: AlertEvent::Resolved,
                     alert: a.clone(),
                 });
             }
+        }
+        if !out.is_empty() {
+            tracing::warn!(
+                resolved = out.len(),
+                "alerts resolved at start-up: the config raised the targets they fired against"
+            );
         }
         out
     }
@@ -352,7 +361,7 @@ impl Escalation {
         }
         self.store(protocol, ep, None);
         if resumed.is_some() {
-            self.follow_wait(protocol);
+            self.take_back(protocol);
         }
     }
 
@@ -376,9 +385,24 @@ impl Escalation {
         let has_alert = ep.alert.is_some();
         self.store(protocol, ep, Some(deadlines));
         if has_alert {
-            // Journals written before transfers and re-triages recorded the
-            // alert kept its old unit or colour: the patient's record wins.
-            self.follow_wait(protocol);
+            self.take_back(protocol);
+        }
+    }
+
+    /// A running alert read back: in line with its patient's wait (journals
+    /// written before transfers and re-triages were recorded kept its old
+    /// unit or colour: the patient's record wins), and noted for
+    /// [`Escalation::settle`] if the config changed its target.
+    fn take_back(&mut self, protocol: Protocol) {
+        let before = self
+            .episodes
+            .get(&protocol)
+            .and_then(|ep| self.alerts.get(&ep.alert?))
+            .map(|a| a.max_wait_seconds);
+        if let (Some(fired_against), Some(now)) = (before, self.follow_wait(protocol)) {
+            if now.max_wait_seconds != fired_against {
+                self.retargeted.push((protocol, fired_against));
+            }
         }
     }
 
@@ -507,7 +531,7 @@ impl Escalation {
     /// receivers see every level the contract promises, in order, once.
     pub fn fire_due(&mut self, now: DateTime<Utc>) -> Vec<Notification> {
         let mut out = Vec::new();
-        if std::mem::take(&mut self.unsettled) {
+        if !self.retargeted.is_empty() {
             out = self.settle(now);
         }
         while let Some(&(at, protocol)) = self.index.first() {

@@ -1189,10 +1189,39 @@ fn a_target_raised_across_a_restart_resolves_the_alerts_it_ends() {
         alert_events(&settled.changes),
         vec![("alert.resolved".into(), 1)]
     );
+    let resolved = r.alerts(None, true, mins(35)).unwrap();
+    assert_eq!(
+        resolved[0].max_wait_seconds, 1800,
+        "kept as breached: against 30 minutes"
+    );
     assert!(r.alerts(None, false, mins(35)).unwrap().is_empty());
     // Watched against 60 minutes from triage: the warning at 48.
     assert_eq!(r.next_deadline(), Some(mins(48)));
     assert!(r.escalate(mins(40)).changes.is_empty(), "settled once");
+}
+
+/// The same config, read back by an instance whose clock runs a little
+/// behind the one that fired (a PostgreSQL takeover): nothing is settled, no
+/// level fires again. Judged by the clock alone, the breach was resolved and
+/// fired a second time under a new id.
+#[test]
+fn a_clock_a_little_behind_at_start_up_settles_nothing() {
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    admit_at(&mut d, Some("yellow"), t0());
+    d.escalate(mins(30));
+    let snapshot = Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        alerts: d.escalation.alerts().cloned().collect(),
+        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
+        ..Snapshot::default()
+    };
+    let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
+    let behind = mins(30) - TimeDelta::seconds(3);
+    assert!(r.escalate(behind).changes.is_empty());
+    let active = r.alerts(None, false, behind).unwrap();
+    assert_eq!((active.len(), active[0].level), (1, 1));
 }
 
 #[test]
