@@ -244,6 +244,11 @@ impl Department {
             .ok_or(DomainError::UnknownPatient(protocol))
     }
 
+    /// The id of the newest event (stream events are numbered in one sequence).
+    pub fn last_event_id(&self) -> u64 {
+        self.last_event_id
+    }
+
     pub fn patient_count(&self) -> usize {
         self.patients.len()
     }

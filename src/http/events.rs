@@ -78,7 +78,7 @@ pub async fn stream(
     UnitPath(unit): UnitPath,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    service.read(|d, _| d.unit(&unit).map(|_| ()))?;
+    let newest = service.read(|d, _| d.unit(&unit).map(|_| d.last_event_id()))?;
     // Browsers' EventSource sends the header on reconnection (one it cannot
     // read starts the stream afresh: the page cannot correct it); the query
     // parameter lets a page resume after a reload, and a bad one is refused.
@@ -88,7 +88,11 @@ pub async fn stream(
         .get("Last-Event-ID")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .or(resume.last_event_id);
+        .or(resume.last_event_id)
+        // An id this journal never gave (a screen that outlived the restore
+        // of a backup) starts the stream afresh: resumed after it, every
+        // event up to it was skipped and the screen stayed silent.
+        .filter(|&id| id <= newest);
     let (missed, rx) = service
         .events()
         .subscribe(&unit, after)

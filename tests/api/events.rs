@@ -245,6 +245,20 @@ async fn last_event_id_replays_the_events_after_it_then_goes_live() {
     assert!(first.id > finished.id);
 }
 
+/// A screen that kept an id the journal never gave (the journal was restored
+/// from a backup older than the screen's last event) is not left silent: the
+/// stream starts afresh.
+#[tokio::test]
+async fn a_last_event_id_from_the_future_starts_the_stream_afresh() {
+    let app = TestApp::spawn().await;
+    let mut s = Sse::open(&app, UNIT, Some(1_000_000)).await;
+    assert_eq!(s.frame().await.comments, ["connected"]);
+    app.admit("Bia", None).await;
+    let first = s.event().await;
+    assert_eq!(first.name(), "admitted");
+    assert!(first.id.is_some_and(|id| id < 1_000_000), "{first:?}");
+}
+
 #[tokio::test]
 async fn last_event_id_replays_across_a_restart() {
     // No stream is open across the restart: the service's graceful stop waits
