@@ -2219,6 +2219,16 @@ async fn irreversible_actions_are_confirmed_in_words() {
     .await;
     let none_open: bool = eval(&clinician, "!document.querySelector('dialog[open]')").await;
     assert!(none_open, "no confirmation without an outcome");
+    // Readable: an error notice's text was the colour of its own box.
+    let colours: (String, String) = eval(
+        &clinician,
+        "(() => { const s = getComputedStyle(document.querySelector('#notice')); return [s.color, s.backgroundColor]; })()",
+    )
+    .await;
+    assert_ne!(
+        colours.0, colours.1,
+        "the notice's text on its box: {colours:?}"
+    );
     // Óbito chosen: the confirmation names it; going back changes nothing.
     run(
         &clinician,

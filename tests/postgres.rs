@@ -640,9 +640,6 @@ async fn migrate_copies_a_sqlite_journal_and_numbering_continues_on_postgres() {
         .await
         .unwrap();
     assert_eq!(called.status(), 200);
-    before.signal("-TERM");
-    let _ = before.child.wait();
-
     let migrate = |to: &str| {
         Command::new(env!("CARGO_BIN_EXE_triagem"))
             .args(["migrate", "--config"])
@@ -652,6 +649,37 @@ async fn migrate_copies_a_sqlite_journal_and_numbering_continues_on_postgres() {
             .output()
             .unwrap()
     };
+    // While the site still serves: refused (the copy would miss what it
+    // writes next), and nothing is copied.
+    let early = migrate(&url);
+    let said = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        !early.status.success() && said.contains("another Triagem"),
+        "{said}"
+    );
+    before.signal("-TERM");
+    let _ = before.child.wait();
+
+    // Into a database an instance has led on, even empty: refused (it would
+    // serve the copy under its own delivery ids).
+    let led = cluster.database("led").await;
+    let dir_led = tempfile::tempdir().unwrap();
+    let mut leader = Server::start(
+        dir_led.path(),
+        &config(dir_led.path(), "postgres"),
+        &led,
+        "postgres",
+    );
+    leader_among(&[&leader], &client, Duration::from_secs(20)).await;
+    leader.signal("-TERM");
+    let _ = leader.child.wait();
+    let refused = migrate(&led);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("has led on it"),
+        "{said}"
+    );
+
     let out = migrate(&url);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -8,7 +8,7 @@ use postgres::types::ToSql;
 use rusqlite::OpenFlags;
 
 use super::postgres::{connect, schema as pg_schema};
-use super::sqlite::{schema as sqlite_schema, DB_FILE};
+use super::sqlite::{lock_data_dir, schema as sqlite_schema, DB_FILE};
 use super::JournalError;
 use crate::domain::numbering::ProtocolSequence;
 
@@ -170,6 +170,9 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Migrated, Migrat
     if !path.exists() {
         return Err(MigrateError::NoJournal(path.display().to_string()));
     }
+    // Refused while a server has the journal: the copy would be of a
+    // journal still changing, and what it wrote after would be lost.
+    let _lock = lock_data_dir(data_dir)?;
     // Brought to the current schema first, as `serve` would.
     {
         let conn = rusqlite::Connection::open(&path)?;
@@ -193,6 +196,16 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Migrated, Migrat
         .is_some()
     {
         return Err(MigrateError::NotEmpty("a protocol sequence exists".into()));
+    }
+    // An instance has led on it (or leads now): it holds its own state, and
+    // would serve the copy under its own delivery-id prefix.
+    let term: i64 = tx
+        .query_one("SELECT COALESCE(MAX(term), 0) FROM lease", &[])?
+        .get(0);
+    if term > 0 {
+        return Err(MigrateError::NotEmpty(format!(
+            "an instance has led on it (lease term {term}); stop it and use a new database"
+        )));
     }
     // The installation's own values come along (delivery ids, check codes).
     tx.execute(

@@ -78,12 +78,28 @@ const MAX_BATCH: usize = 4096;
 /// may wait for more: a fraction of one fsync.
 const LINGER: Duration = Duration::from_micros(500);
 
+/// A PostgreSQL error as the server said it (`db error` alone names nothing).
+fn postgres_detail(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal database error: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("journal database error: {0}")]
+    /// With the server's own words: the error's Display alone is "db error".
+    #[error("journal database error: {}", postgres_detail(.0))]
     Postgres(#[from] ::postgres::Error),
+    #[error(
+        "another Triagem (serve or migrate) is using {0}; stop it first (one process per data directory)"
+    )]
+    InUse(PathBuf),
     #[error(
         "{path} is not a Triagem journal: {why}. Nothing was written to it; \
          move it aside, or point storage.data_dir at the journal's directory"

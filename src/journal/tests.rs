@@ -67,9 +67,11 @@ fn committed_changes_come_back_after_reopening() {
             .unwrap();
         journal.submit(applied.changes).wait_blocking().unwrap();
     }
-    let (_journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let (journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let r = Department::restore(&c.department_settings(), snapshot).unwrap();
     assert_eq!(r.patient_count(), 3);
+    // One journal per directory at a time: this one closes before the next.
+    drop(journal);
     let (_journal, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     assert_eq!(snapshot.idempotency.len(), 3);
     assert_eq!(snapshot.calls.len(), 1);
@@ -249,6 +251,22 @@ fn history_lists_a_patients_events_oldest_first() {
         .collect();
     assert_eq!(got, vec![("admitted", "desk"), ("triaged", "nurse")]);
     assert_eq!(h[1].details["colour"], "yellow");
+}
+
+/// One process per data directory: a second journal opened on it is refused
+/// while the first is open (two servers gave protocol numbers twice), and
+/// taken once it is closed.
+#[test]
+fn a_data_directory_serves_one_journal_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    match Journal::open(dir.path(), JournalOptions::default()) {
+        Err(JournalError::InUse(path)) => assert_eq!(path, dir.path()),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a second journal opened on a directory in use"),
+    }
+    drop(first);
+    Journal::open(dir.path(), JournalOptions::default()).unwrap();
 }
 
 #[test]
@@ -441,8 +459,9 @@ fn a_patient_of_a_unit_no_longer_configured_stops_the_rebuild_naming_both() {
     // The same site restarted with its only unit renamed.
     let mut renamed = config();
     renamed.units[0].id = unit_id("uti");
-    let (_j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
+    let (j, snapshot) = Journal::open(dir.path(), JournalOptions::default()).unwrap();
     let err = Department::restore(&renamed.department_settings(), snapshot).unwrap_err();
+    drop(j);
     let text = err.to_string();
     assert!(
         text.contains(&protocol.to_string()) && text.contains("`pa`"),

@@ -50,6 +50,27 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
+/// Takes `data_dir` for this process alone, while the file returned is open:
+/// a second server on one directory would give protocol numbers twice, and a
+/// migration next to a running server copies a journal still changing.
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, JournalError> {
+    let path = data_dir.join("triagem.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| JournalError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::DataDir { path, source }),
+    }
+}
+
 /// Opens (or creates) the journal's database in `data_dir` and migrates it;
 /// returns the writer's store and the readers.
 pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), JournalError> {
@@ -57,6 +78,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), Journa
         path: data_dir.to_owned(),
         source,
     })?;
+    let lock = lock_data_dir(data_dir)?;
     let path = data_dir.join(DB_FILE);
     identity::check(&path)?;
     let conn = open_connection(&path)?;
@@ -73,6 +95,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), Journa
             conn,
             checkpoints: Checkpointer::start(&path)?,
             path: path.clone(),
+            _lock: lock,
         },
         SqliteReads {
             reader: Mutex::new(reader),
@@ -87,6 +110,8 @@ pub(crate) struct SqliteStore {
     conn: Connection,
     checkpoints: Checkpointer,
     path: PathBuf,
+    /// Held while the writer lives ([`lock_data_dir`]).
+    _lock: std::fs::File,
 }
 
 impl Store for SqliteStore {
