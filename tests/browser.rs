@@ -2935,6 +2935,71 @@ async fn the_colour_is_offered_only_to_roles_that_triage() {
     chrome.close().await;
 }
 
+/// A token whose role cannot use a page (a monitor's on the ward display) is
+/// said so in the token dialog, which takes another: the page had retried
+/// for ever behind a false "reconnecting" banner, with no way to change it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_the_wrong_role_is_said_and_another_taken() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = vec![
+            Token {
+                name: "gestao".into(),
+                role: "monitor".parse().expect("a role"),
+                sha256: TokenHash::of("a-monitor-token-on-the-wall"),
+            },
+            Token {
+                name: "painel".into(),
+                role: "display".parse().expect("a role"),
+                sha256: TokenHash::of("a-display-token-on-the-wall"),
+            },
+        ];
+    })
+    .await;
+    let role_said = |what: &'static str| {
+        (
+            "document.querySelector('dialog.token-dialog[open] .error')?.textContent.startsWith('O perfil deste token não pode usar esta página')",
+            what,
+        )
+    };
+    let no_false_banner = "!document.querySelector('#reconnecting') || document.querySelector('#reconnecting').hidden";
+    // The clinician page, signed in with the monitor's token.
+    let clinician = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &clinician,
+        "!!document.querySelector('dialog.token-dialog[open]')",
+        "the token dialog",
+    )
+    .await;
+    type_into(&clinician, "#token-input", "a-monitor-token-on-the-wall").await;
+    click(&clinician, "dialog.token-dialog button.primary").await;
+    let (js, what) = role_said("the wrong role said on the clinician page");
+    wait_until(&clinician, js, what).await;
+    assert!(
+        eval::<bool>(&clinician, no_false_banner).await,
+        "no false 'reconnecting'"
+    );
+    // The wall display finds that token kept: said at once; the display's
+    // own token is then taken, and the screen goes live.
+    let display = chrome.open(&server.url(&format!("/display/{UNIT}"))).await;
+    let (js, what) = role_said("the wrong role said on the display");
+    wait_until(&display, js, what).await;
+    assert!(
+        eval::<bool>(&display, no_false_banner).await,
+        "no false 'reconnecting'"
+    );
+    type_into(&display, "#token-input", "a-display-token-on-the-wall").await;
+    click(&display, "dialog.token-dialog button.primary").await;
+    wait_live(&display, "the display's event stream").await;
+    drop(server);
+    chrome.close().await;
+}
+
 /// Problems are said in the page's language from their `code` and `field`,
 /// never with the API's English `detail` pasted in (which goes to a tooltip).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -657,6 +657,7 @@
   async function start() {
     for (;;) {
       try { await Promise.all([Triagem.loadInfo(), Triagem.loadSession()]); break; } catch (e) {
+        if (e.status === 403) { Triagem.wrongToken(); return; }
         Triagem.showError(e);
         if (e.status === 401) return;
         await new Promise((r) => setTimeout(r, 2000));

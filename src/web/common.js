@@ -21,6 +21,7 @@ const Triagem = (() => {
       "token.submit": "Entrar",
       "token.cancel": "Cancelar",
       "token.required": "Sem um token válido a página não pode consultar o serviço.",
+      "token.role": "O perfil deste token não pode usar esta página: entre com o token de um perfil que possa.",
       "token.empty": "Escreva o token recebido da administração.",
       "reconnecting": "Reconectando…",
       "offline": "Sem conexão com o servidor",
@@ -309,6 +310,7 @@ const Triagem = (() => {
       "token.submit": "Sign in",
       "token.cancel": "Cancel",
       "token.required": "Without a valid token this page cannot reach the service.",
+      "token.role": "This token's role cannot use this page: sign in with the token of a role that can.",
       "token.empty": "Write the token the administration gave you.",
       "reconnecting": "Reconnecting…",
       "offline": "No connection to the server",
@@ -903,6 +905,17 @@ const Triagem = (() => {
     });
   }
 
+  /** The token's role cannot use this page (its first reads answered 403):
+   *  said in the dialog that takes another, instead of retrying for ever
+   *  behind a "reconnecting" banner. Cancelled, the page stays as it is, and
+   *  "Change token" offers the dialog again. */
+  async function wrongToken() {
+    try {
+      await askToken(t("token.role"));
+      location.reload();
+    } catch (_) { /* cancelled */ }
+  }
+
   // ---- live events ----
   const EVENTS = ["admitted", "triaged", "called", "started", "no_show", "finished", "left", "transferred", "alert"];
 
@@ -929,6 +942,10 @@ const Triagem = (() => {
         if (e instanceof ApiError && e.status === 401) {
           // The token dialog was dismissed: wait for a reload or a new token.
           showError(e);
+          return;
+        }
+        if (e instanceof ApiError && e.status === 403) {
+          wrongToken();
           return;
         }
         setUp(false);
@@ -1248,7 +1265,7 @@ const Triagem = (() => {
   }
 
   return {
-    lang, unit, unitName, t, has, addStrings, translate, h, api, ApiError, askToken, getToken, randomKey,
+    lang, unit, unitName, t, has, addStrings, translate, h, api, ApiError, askToken, wrongToken, getToken, randomKey,
     notify, showError, errorTo, confirmDialog, askText, live, throttle, storage, rerender, place, focusLost, loadInfo,
     loadSession, may, chip, colourClass, colourLabel, colourInfo,
     targetSeconds, targetText, duration, due, since, age, now, setServerTime, protocolEl, copyText, copyButton,

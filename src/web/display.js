@@ -305,6 +305,8 @@
     setInterval(() => { if (!document.body.classList.contains("is-offline")) refresh().catch(() => {}); }, 20000);
     for (;;) {
       try { await Triagem.loadInfo(); break; } catch (e) {
+        if (e.status === 403) { Triagem.wrongToken(); return; }
+        if (e.status === 401) { Triagem.showError(e); return; }
         onState(false);
         if (e.code !== "network" && e.status !== 503) Triagem.showError(e);
         await new Promise((r) => setTimeout(r, 2000));

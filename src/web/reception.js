@@ -476,6 +476,10 @@
       $("colour").disabled = !classify;
       consentHint();
     } catch (e) {
+      if (e.status === 403) {
+        Triagem.wrongToken();
+        return;
+      }
       Triagem.showError(e);
     }
     $("name").focus();

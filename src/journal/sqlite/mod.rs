@@ -51,8 +51,9 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
 }
 
 /// Takes `data_dir` for this process alone, while the file returned is open:
-/// a second server on one directory would give protocol numbers twice, and a
-/// migration next to a running server copies a journal still changing.
+/// a second server on one directory would number patients from its own
+/// memory, its commits clashing with the other's, and a migration next to a
+/// running server copies a journal still changing.
 pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, JournalError> {
     let path = data_dir.join("triagem.lock");
     let file = std::fs::OpenOptions::new()
