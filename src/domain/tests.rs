@@ -1043,6 +1043,26 @@ fn re_triage_to_a_colour_with_time_left_resolves_the_alert() {
     assert_eq!(d.next_deadline(), Some(mins(25 + 96)));
 }
 
+/// The id of the alert the first of `changes` records.
+fn first_alert(changes: &[Change]) -> u64 {
+    match &changes[0] {
+        Change::Alert(a) => a.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// What a restart reads back of `d`: patients, numbering, alerts and events.
+fn with_alerts(d: &Department) -> Snapshot {
+    Snapshot {
+        patients: d.patients.values().cloned().collect(),
+        sequence: Some(d.sequence),
+        alerts: d.escalation.alerts().cloned().collect(),
+        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
+        last_event_id: d.last_event_id,
+        ..Snapshot::default()
+    }
+}
+
 #[test]
 fn re_triage_to_a_less_urgent_colour_already_past_its_deadline_keeps_escalating() {
     let mut c = config();
@@ -1050,10 +1070,7 @@ fn re_triage_to_a_less_urgent_colour_already_past_its_deadline_keeps_escalating(
     let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, Some("yellow"), t0());
     let first = d.escalate(mins(31));
-    let id = match &first.changes[0] {
-        Change::Alert(a) => a.id,
-        other => panic!("{other:?}"),
-    };
+    let id = first_alert(&first.changes);
     let t = d
         .triage(p, &colour_id("green"), None, "nurse", mins(125))
         .unwrap();
@@ -1089,10 +1106,7 @@ fn re_triage_to_a_more_urgent_colour_already_past_its_deadline_starts_a_new_aler
     let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, Some("green"), t0());
     let first = d.escalate(mins(100));
-    let id = match &first.changes[0] {
-        Change::Alert(a) => a.id,
-        other => panic!("{other:?}"),
-    };
+    let id = first_alert(&first.changes);
     d.acknowledge(id, "Enf. Ana", "nurse-1", mins(100)).unwrap();
     let t = d
         .triage(p, &colour_id("yellow"), None, "nurse", mins(101))
@@ -1170,13 +1184,7 @@ fn a_target_raised_across_a_restart_resolves_the_alerts_it_ends() {
         alert_events(&fired.changes),
         vec![("alert.firing".into(), 0), ("alert.firing".into(), 1)]
     );
-    let snapshot = Snapshot {
-        patients: d.patients.values().cloned().collect(),
-        sequence: Some(d.sequence),
-        alerts: d.escalation.alerts().cloned().collect(),
-        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
-        ..Snapshot::default()
-    };
+    let snapshot = with_alerts(&d);
     let mut raised = config();
     for colour in &mut raised.protocol.colours {
         if colour.id.as_str() == "yellow" {
@@ -1210,13 +1218,7 @@ fn a_clock_a_little_behind_at_start_up_settles_nothing() {
     let mut d = Department::new(&c.department_settings());
     admit_at(&mut d, Some("yellow"), t0());
     d.escalate(mins(30));
-    let snapshot = Snapshot {
-        patients: d.patients.values().cloned().collect(),
-        sequence: Some(d.sequence),
-        alerts: d.escalation.alerts().cloned().collect(),
-        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
-        ..Snapshot::default()
-    };
+    let snapshot = with_alerts(&d);
     let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
     let behind = mins(30) - TimeDelta::seconds(3);
     assert!(r.escalate(behind).changes.is_empty());
@@ -1230,14 +1232,7 @@ fn after_a_restart_no_level_fires_twice_and_missed_ones_fire() {
     let mut d = Department::new(&c.department_settings());
     let p = admit_at(&mut d, Some("red"), t0());
     d.escalate(t0());
-    let snapshot = Snapshot {
-        patients: d.patients.values().cloned().collect(),
-        sequence: Some(d.sequence),
-        alerts: d.escalation.alerts().cloned().collect(),
-        last_alert_id: d.escalation.alerts().map(|a| a.id).max().unwrap_or(0),
-        last_event_id: d.last_event_id,
-        ..Snapshot::default()
-    };
+    let snapshot = with_alerts(&d);
     let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
     assert!(r.escalate(t0()).changes.is_empty(), "level 1 already fired");
     // Level 2 fell due while the service was down: it fires at start-up.
