@@ -2996,6 +2996,13 @@ async fn a_token_of_the_wrong_role_is_said_and_another_taken() {
     type_into(&display, "#token-input", "a-display-token-on-the-wall").await;
     click(&display, "dialog.token-dialog button.primary").await;
     wait_live(&display, "the display's event stream").await;
+    // The desk, with the display's token (now kept): it reads what the desk
+    // reads but admits nobody, which is said before anything is typed.
+    let desk = chrome
+        .open(&server.url(&format!("/reception/{UNIT}")))
+        .await;
+    let (js, what) = role_said("the wrong role said at the desk");
+    wait_until(&desk, js, what).await;
     drop(server);
     chrome.close().await;
 }

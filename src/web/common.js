@@ -811,12 +811,13 @@ const Triagem = (() => {
     }
     return session;
   }
-  /** Whether the caller's role may do `what` ("triage", "treatment", "alerts"). */
+  /** Whether the caller's role may do `what` ("admit", "triage", "treatment", "alerts"). */
   function may(what) {
     const role = session && session.role;
     if (!role || role === "admin") return true;
     if (what === "triage") return role === "triage" || role === "clinician";
     if (what === "treatment" || what === "alerts") return role === "clinician";
+    if (what === "admit") return ["reception", "triage", "clinician"].includes(role);
     return false;
   }
 

@@ -468,6 +468,12 @@
     document.title = `${unitName} · ${t("reception.title")} · Triagem`;
     try {
       const [{ protocol }] = await Promise.all([Triagem.loadInfo(), Triagem.loadSession()]);
+      // A display's token reads what the desk reads, but admits nobody: said
+      // now, not after a patient's details were typed.
+      if (!Triagem.may("admit")) {
+        Triagem.wrongToken();
+        return;
+      }
       $("colour").append(...protocol.colours.map((c) =>
         h("option", { value: c.id }, `${c.label} — ${t("target")} ${Triagem.targetText(c.max_wait_seconds)}`)));
       // Risk classification is the nurses': offered only to roles that may triage.
