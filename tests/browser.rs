@@ -2943,7 +2943,7 @@ async fn a_token_of_the_wrong_role_is_said_and_another_taken() {
     let Some(chrome) = Chromium::launch().await else {
         return;
     };
-    let server = Server::start(|c| {
+    let mut server = Server::start(|c| {
         c.auth.mode = AuthMode::Tokens;
         c.auth.tokens = vec![
             Token {
@@ -3003,6 +3003,25 @@ async fn a_token_of_the_wrong_role_is_said_and_another_taken() {
         .await;
     let (js, what) = role_said("the wrong role said at the desk");
     wait_until(&desk, js, what).await;
+    // The display's token withdrawn from the config across a restart, the
+    // dialog cancelled: no false "reconnecting" over the page (its banner
+    // stayed, covering "change token" on the desk pages).
+    server.stop().await;
+    server.config.auth.tokens.retain(|t| t.name != "painel");
+    server.restart().await;
+    wait_until(
+        &display,
+        "!!document.querySelector('dialog.token-dialog[open]')",
+        "the token dialog for a withdrawn token",
+    )
+    .await;
+    click(&display, "dialog.token-dialog button:not(.primary)").await;
+    wait_until(&display, no_false_banner, "no 'reconnecting' after Cancel").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        eval::<bool>(&display, no_false_banner).await,
+        "no false 'reconnecting' after Cancel"
+    );
     drop(server);
     chrome.close().await;
 }

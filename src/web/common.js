@@ -942,6 +942,9 @@ const Triagem = (() => {
       } catch (e) {
         if (e instanceof ApiError && e.status === 401) {
           // The token dialog was dismissed: wait for a reload or a new token.
+          // Not "reconnecting" (the service is there), and its banner would
+          // cover the "change token" that offers the dialog again.
+          onState(true);
           showError(e);
           return;
         }
