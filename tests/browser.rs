@@ -2445,8 +2445,12 @@ async fn alerts_and_queues_in_the_pages_words() {
         .collect();
     assert_eq!(acked.len(), 1, "{list}");
     assert_eq!(acked[0]["acknowledged_by"], "Enf. Ana");
-    let stored: Option<String> = eval(&clinician, "localStorage.getItem('triagem.ack-name')").await;
-    assert_eq!(stored.as_deref(), Some("Enf. Ana"));
+    let stored: String = eval(
+        &clinician,
+        "JSON.parse(localStorage.getItem('triagem.ack-name')).name",
+    )
+    .await;
+    assert_eq!(stored, "Enf. Ana");
     assert!(text(&clinician, "#ack-as").await.contains("Enf. Ana"));
     // The warning acknowledged without being asked again.
     click(&clinician, "#alerts li.alert.warning button").await;
@@ -3022,6 +3026,94 @@ async fn a_token_of_the_wrong_role_is_said_and_another_taken() {
         eval::<bool>(&display, no_false_banner).await,
         "no false 'reconnecting' after Cancel"
     );
+    drop(server);
+    chrome.close().await;
+}
+
+/// A shared ward PC: the acknowledger's name is kept with the token it was
+/// given under, so the next clinician, signed in with their own token, is
+/// asked for theirs instead of acknowledging under the previous one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_clinician_on_a_shared_pc_acknowledges_under_their_own_name() {
+    let Some(chrome) = Chromium::launch().await else {
+        return;
+    };
+    let clinician_token = |name: &str, secret: &str| Token {
+        name: name.into(),
+        role: "clinician".parse().expect("a role"),
+        sha256: TokenHash::of(secret),
+    };
+    let mut server = Server::start(|c| {
+        c.auth.mode = AuthMode::Tokens;
+        c.auth.tokens = vec![
+            clinician_token("dra-ana", "the-token-of-dra-ana"),
+            clinician_token("dr-bruno", "the-token-of-dr-bruno"),
+        ];
+    })
+    .await;
+    server.token = Some("the-token-of-dra-ana".into());
+    server
+        .admit(json!({"name": "Vermelho Um", "colour": "red"}))
+        .await;
+    server
+        .admit(json!({"name": "Vermelho Dois", "colour": "red"}))
+        .await;
+    let page = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    let sign_in = |token: &'static str| {
+        let page = &page;
+        async move {
+            wait_until(
+                page,
+                "!!document.querySelector('dialog.token-dialog[open]')",
+                "the token dialog",
+            )
+            .await;
+            type_into(page, "#token-input", token).await;
+            click(page, "dialog.token-dialog button.primary").await;
+        }
+    };
+    sign_in("the-token-of-dra-ana").await;
+    wait_until(
+        &page,
+        "document.querySelectorAll('#alerts li.alert button').length === 2",
+        "two alerts to acknowledge",
+    )
+    .await;
+    click(&page, "#alerts li.alert button").await;
+    wait_until(
+        &page,
+        "!!document.querySelector('dialog[open] input')",
+        "the name asked",
+    )
+    .await;
+    type_into(&page, "dialog[open] input", "Dra. Ana").await;
+    click(&page, "dialog[open] button.primary").await;
+    wait_until(
+        &page,
+        "document.querySelectorAll('#alerts li.alert button').length === 1",
+        "one acknowledged",
+    )
+    .await;
+    // Dr. Bruno takes the PC: "Trocar token", his token.
+    click(&page, "#token-button").await;
+    sign_in("the-token-of-dr-bruno").await;
+    wait_until(
+        &page,
+        "document.querySelectorAll('#alerts li.alert button').length === 1",
+        "the other alert, after the reload",
+    )
+    .await;
+    click(&page, "#alerts li.alert button").await;
+    wait_until(
+        &page,
+        "!!document.querySelector('dialog[open] input')",
+        "his name asked, not Dra. Ana's taken",
+    )
+    .await;
+    let offered: String = eval(&page, "document.querySelector('dialog[open] input').value").await;
+    assert_eq!(offered, "", "the previous clinician's name is not offered");
     drop(server);
     chrome.close().await;
 }

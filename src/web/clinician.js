@@ -412,13 +412,21 @@
   }
 
   // ---- alerts ----
-  const ackName = () => storage.get(ACK_NAME_KEY);
+  // Kept with the token's name it was given under: on a shared ward PC the
+  // next clinician, signed in with their own token, is asked again rather
+  // than acknowledging under the previous one's name.
+  const tokenName = () => (Triagem.session && Triagem.session.name) || "";
+  const ackName = () => {
+    let kept = null;
+    try { kept = JSON.parse(storage.get(ACK_NAME_KEY) || "null"); } catch (_) { kept = null; }
+    return kept && kept.token === tokenName() ? kept.name : null;
+  };
   async function askAckName() {
     const name = await Triagem.askText({
       title: t("who.title"), intro: t("who.intro"), label: t("who.label"), value: ackName() || "",
       maxlength: 100, submit: t("who.submit"), missing: t("who.missing"),
     });
-    if (name) storage.set(ACK_NAME_KEY, name);
+    if (name) storage.set(ACK_NAME_KEY, JSON.stringify({ name, token: tokenName() }));
     renderAckAs();
     return name;
   }
