@@ -104,9 +104,9 @@ pub struct Alert {
     pub max_wait_seconds: i64,
     pub arrived_at: DateTime<Utc>,
     pub fired_at: DateTime<Utc>,
-    /// When the first breach (level 1) fired: the deadline, or when the
-    /// service came back if it was down across it. Reports time the
-    /// acknowledgement from here.
+    /// When the first breach (level 1) fired: at the deadline, or later when
+    /// the deadline passed while the service was down or before the
+    /// admission. Reports time the acknowledgement from here.
     #[serde(default)]
     pub breached_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -122,6 +122,17 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Resolved at `now`, and the notification that says so.
+    fn resolve(&mut self, now: DateTime<Utc>) -> Notification {
+        self.state = AlertState::Resolved;
+        self.resolved_at = Some(now);
+        self.waited_seconds = waited(self.arrived_at, now);
+        Notification {
+            event: AlertEvent::Resolved,
+            alert: self.clone(),
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.state != AlertState::Resolved
     }
@@ -295,15 +306,9 @@ impl Escalation {
             }
             self.schedule(protocol);
             if let Some(a) = self.alerts.get_mut(&id).filter(|a| a.is_active()) {
-                a.state = AlertState::Resolved;
-                a.resolved_at = Some(now);
-                a.waited_seconds = waited(a.arrived_at, now);
                 // As it was breached: against the target it fired under.
                 a.max_wait_seconds = fired_against;
-                out.push(Notification {
-                    event: AlertEvent::Resolved,
-                    alert: a.clone(),
-                });
+                out.push(a.resolve(now));
             }
         }
         if !out.is_empty() {
@@ -464,16 +469,7 @@ impl Escalation {
             self.index.remove(&(at, protocol));
         }
         let alert = self.alerts.get_mut(&ep.alert?)?;
-        if !alert.is_active() {
-            return None;
-        }
-        alert.state = AlertState::Resolved;
-        alert.resolved_at = Some(now);
-        alert.waited_seconds = waited(alert.arrived_at, now);
-        Some(Notification {
-            event: AlertEvent::Resolved,
-            alert: alert.clone(),
-        })
+        alert.is_active().then(|| alert.resolve(now))
     }
 
     /// Whether `wait` gives the patient less time than the running episode
