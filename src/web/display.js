@@ -111,9 +111,10 @@
   const toSpeak = [];
   let speaking = false;
   function speakNext() {
+    if (speaking) return;
     while (toSpeak.length && performance.now() - toSpeak[0].at > SPEAK_WITHIN_MS) toSpeak.shift();
     const next = toSpeak.shift();
-    if (!next || speaking) { if (next) toSpeak.unshift(next); return; }
+    if (!next) return;
     speaking = true;
     let over = false;
     const done = () => {
