@@ -325,8 +325,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// A URL as `check-config` prints it: its password as `***`.
-fn without_password(url: &str) -> String {
+/// A URL as `check-config` and the logs print it: its password as `***`.
+pub(crate) fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             if u.password().is_some() {
@@ -334,7 +334,7 @@ fn without_password(url: &str) -> String {
             }
             u.to_string()
         }
-        Err(_) => "…".into(),
+        Err(_) => "postgres://…".into(),
     }
 }
 

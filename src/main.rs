@@ -49,9 +49,11 @@ enum Command {
     Migrate {
         #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
-        /// postgres://user[:password]@host[:port]/database
+        /// postgres://user[:password]@host[:port]/database. Without it, the
+        /// config's storage.postgres_url or TRIAGEM_DATABASE_URL, which keeps
+        /// the password out of the process list and the shell's history.
         #[arg(long)]
-        to: String,
+        to: Option<String>,
     },
 }
 
@@ -118,6 +120,18 @@ fn main() -> ExitCode {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
                 }
+            };
+            let to = to.or_else(|| {
+                let url = config.storage.postgres_url.as_ref()?;
+                Some(url.as_str().to_owned())
+            });
+            let Some(to) = to else {
+                eprintln!(
+                    "error: say where to copy to: --to postgres://…, \
+                     storage.postgres_url or {}",
+                    triagem::config::ENV_DATABASE_URL
+                );
+                return ExitCode::FAILURE;
             };
             migrate(&config, &to)
         }

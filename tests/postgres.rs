@@ -688,8 +688,15 @@ async fn migrate_copies_a_sqlite_journal_and_numbering_continues_on_postgres() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("patients     3 rows"), "{stdout}");
-    // Into a database that is no longer empty: refused.
-    let again = migrate(&url);
+    // Into a database that is no longer empty: refused. The URL from the
+    // environment, as the docs show to keep the password off the command line.
+    let again = Command::new(env!("CARGO_BIN_EXE_triagem"))
+        .args(["migrate", "--config"])
+        .arg(&sqlite)
+        .env("TRIAGEM_DATA_DIR", dir.path().join("data"))
+        .env("TRIAGEM_DATABASE_URL", &url)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("not empty"),

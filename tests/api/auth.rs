@@ -1455,3 +1455,24 @@ async fn tokens_from_the_triagem_tokens_file_work_and_replace_those_of_the_confi
     assert_eq!(board.status().as_u16(), 200);
     let _ = child.kill().await;
 }
+
+/// `migrate` without `--to` takes the config's URL or TRIAGEM_DATABASE_URL
+/// (tests/postgres.rs runs that); with neither it says where to give one and
+/// touches nothing.
+#[tokio::test]
+async fn migrate_without_a_destination_says_where_to_give_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let config = crate::helpers::default_config_path();
+    let mut cmd = triagem(&["migrate", "--config", config.to_str().expect("UTF-8 path")]);
+    cmd.env_remove("TRIAGEM_DATABASE_URL")
+        .env("TRIAGEM_DATA_DIR", &data);
+    let out = run(cmd).await;
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("--to") && said.contains("TRIAGEM_DATABASE_URL"),
+        "{said}"
+    );
+    assert!(!data.exists(), "nothing created: {data:?}");
+}

@@ -72,19 +72,6 @@ fn bound_statements(client: &mut Client, lease: Duration) -> Result<(), JournalE
     Ok(())
 }
 
-/// The URL without its password, for logs.
-fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "postgres://…".into(),
-    }
-}
-
 /// Creates the tables if the database is empty, and starts contending for
 /// the lease on the current tokio runtime.
 pub(crate) fn open(
@@ -265,7 +252,7 @@ fn count(n: i64) -> u64 {
 
 impl Reads for PgReads {
     fn location(&self) -> String {
-        redacted(&self.url)
+        crate::config::without_password(&self.url)
     }
 
     /// The synchronous client runs a runtime of its own to close its
