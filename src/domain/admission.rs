@@ -79,13 +79,27 @@ impl Department {
     /// The numbers above `above` of unit `ui`'s tickets held by patients in
     /// care, wherever they are now (a transfer keeps the ticket).
     pub(super) fn held_tickets(&self, ui: usize, above: u32) -> HashSet<u32> {
-        let prefix = &self.units[ui].settings.ticket_prefix;
-        self.patients
-            .values()
-            .filter(|p| !p.status.is_terminal())
-            .filter_map(|p| p.ticket.strip_prefix(prefix.as_str())?.parse::<u32>().ok())
-            .filter(|&n| n > above)
-            .collect()
+        let mut above_per_unit = vec![u32::MAX; self.units.len()];
+        above_per_unit[ui] = above;
+        self.held_tickets_of_all(&above_per_unit).swap_remove(ui)
+    }
+
+    /// [`Self::held_tickets`] of every unit (above its own number; `u32::MAX`
+    /// for none) in one pass over the patients, which at start-up may be a
+    /// million: one pass per unit would multiply that.
+    pub(super) fn held_tickets_of_all(&self, above: &[u32]) -> Vec<HashSet<u32>> {
+        let mut held = vec![HashSet::new(); self.units.len()];
+        for p in self.patients.values().filter(|p| !p.status.is_terminal()) {
+            for (ui, unit) in self.units.iter().enumerate() {
+                let n = p.ticket.strip_prefix(unit.settings.ticket_prefix.as_str());
+                if let Some(n) = n.and_then(|n| n.parse::<u32>().ok()) {
+                    if n > above[ui] {
+                        held[ui].insert(n);
+                    }
+                }
+            }
+        }
+        held
     }
 
     /// Registers an arrival: a protocol number and ticket at once, then the queue.

@@ -129,9 +129,10 @@ impl Department {
             }
         }
         d.escalation.index_resumed(deadlines);
-        for ui in 0..d.units.len() {
-            let last = d.units[ui].tickets.last;
-            d.units[ui].carried = d.held_tickets(ui, last);
+        let last: Vec<u32> = d.units.iter().map(|u| u.tickets.last).collect();
+        let held = d.held_tickets_of_all(&last);
+        for (unit, held) in d.units.iter_mut().zip(held) {
+            unit.carried = held;
         }
         for rec in snapshot.idempotency {
             d.idempotency.insert(rec.key.clone(), rec);

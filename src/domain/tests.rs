@@ -759,14 +759,37 @@ fn a_new_days_tickets_skip_those_still_held_also_after_a_restart() {
     for p in &day1[1..4] {
         d.leave(*p, LeaveReason::Lwbs, "desk", mins(10)).unwrap();
     }
+    // The paediatric unit's P003 stays, P001 and P002 leave (both units'
+    // held tickets are found in one pass at start-up).
+    let ped = |d: &mut Department, now| {
+        let admitted = d.admit(
+            &unit_id("ped"),
+            admission("Bia", Some("green")),
+            None,
+            "desk",
+            now,
+        );
+        admitted.unwrap().value.protocol
+    };
+    for i in 0..3 {
+        let p = ped(&mut d, mins(i));
+        if i < 2 {
+            d.leave(p, LeaveReason::Lwbs, "desk", mins(10)).unwrap();
+        }
+    }
     let next_day = t0() + TimeDelta::days(1);
     let first = admit_at(&mut d, Some("green"), next_day);
     assert_eq!(ticket(&d, first), "A002", "A001 is still waiting");
+    let first_ped = ped(&mut d, next_day);
+    assert_eq!(ticket(&d, first_ped), "P001");
     // After a restart the counter stands at 2, and A005 still waits.
     let snapshot = Snapshot {
         patients: d.patients.values().cloned().collect(),
         sequence: Some(d.sequence),
-        tickets: vec![("pa".into(), d.units[0].tickets)],
+        tickets: vec![
+            ("pa".into(), d.units[0].tickets),
+            ("ped".into(), d.units[1].tickets),
+        ],
         ..Snapshot::default()
     };
     let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
@@ -777,6 +800,13 @@ fn a_new_days_tickets_skip_those_still_held_also_after_a_restart() {
         })
         .collect();
     assert_eq!(issued, ["A003", "A004", "A006", "A007"]);
+    let ped_after: Vec<String> = (5..7)
+        .map(|i| {
+            let p = ped(&mut r, next_day + TimeDelta::minutes(i));
+            ticket(&r, p)
+        })
+        .collect();
+    assert_eq!(ped_after, ["P002", "P004"], "yesterday's P003 still waits");
 }
 
 /// A unit removed from the config: its closed visits stay readable and do
