@@ -3096,8 +3096,17 @@ async fn the_next_clinician_on_a_shared_pc_acknowledges_under_their_own_name() {
         "one acknowledged",
     )
     .await;
-    // Dr. Bruno takes the PC: "Trocar token", his token.
+    // Dr. Bruno takes the PC: Dra. Ana signs out ("Sair"); behind the
+    // token dialog nothing of her session is left (the page reloaded).
+    let signed_in: bool = eval(&page, "document.body.innerText.includes('Vermelho Dois')").await;
+    assert!(signed_in, "the queue shown while signed in");
     click(&page, "#token-button").await;
+    wait_until(
+        &page,
+        "!!document.querySelector('dialog.token-dialog[open]') && !document.body.innerText.includes('Vermelho')",
+        "the token dialog over a page without the previous clinician's patients",
+    )
+    .await;
     sign_in("the-token-of-dr-bruno").await;
     wait_until(
         &page,

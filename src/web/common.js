@@ -14,7 +14,7 @@ const Triagem = (() => {
     "pt-BR": {
       "app": "Triagem",
       "lang.switch": "English",
-      "token.change": "Trocar token",
+      "token.signout": "Sair",
       "token.title": "Acesso",
       "token.intro": "Este serviço exige um token de acesso. Peça-o ao administrador do sistema.",
       "token.label": "Token de acesso",
@@ -303,7 +303,7 @@ const Triagem = (() => {
     "en": {
       "app": "Triagem",
       "lang.switch": "Português",
-      "token.change": "Change token",
+      "token.signout": "Sign out",
       "token.title": "Sign in",
       "token.intro": "This service needs an access token. Ask the system administrator for one.",
       "token.label": "Access token",
@@ -909,7 +909,7 @@ const Triagem = (() => {
   /** The token's role cannot use this page (its first reads answered 403):
    *  said in the dialog that takes another, instead of retrying for ever
    *  behind a "reconnecting" banner. Cancelled, the page stays as it is, and
-   *  "Change token" offers the dialog again. */
+   *  "Sign out" offers the dialog again. */
   async function wrongToken() {
     try {
       await askToken(t("token.role"));
@@ -1261,9 +1261,12 @@ const Triagem = (() => {
     const tb = document.getElementById("token-button");
     if (tb) {
       tb.hidden = !getToken(); // only in tokens mode
-      tb.addEventListener("click", async () => {
+      // Signing out reloads at once: on a shared PC the next person must not
+      // find the last one's queue behind the token dialog, nor its stream
+      // still updating it.
+      tb.addEventListener("click", () => {
         setToken(null);
-        try { await askToken(""); location.reload(); } catch (_) { /* cancelled */ }
+        location.reload();
       });
     }
   }
