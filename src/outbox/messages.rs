@@ -13,8 +13,10 @@ use crate::config::{EmailConfig, Lang, SmsConfig};
 use crate::domain::{Channel, Message, NotifyEvent, Outbox};
 use crate::service::{Service, ServiceError};
 
-/// What a message says: a subject (for e-mail) and a text short enough for
-/// one SMS (160 characters with a usual follow-up address).
+/// What a message says: a subject (for e-mail) and a text that fits one SMS
+/// with a usual follow-up address and room: 160 characters of the GSM
+/// alphabet, or 70 once one character is outside it ("í", "ó", "ã"), which is
+/// why the finished notice says "encerrado".
 pub fn words(m: &Message, lang: Lang) -> (String, String) {
     let room = m.room.as_deref().unwrap_or_default();
     let (p, t, url) = (m.protocol, &m.ticket, &m.follow_url);
@@ -29,7 +31,7 @@ pub fn words(m: &Message, lang: Lang) -> (String, String) {
         ),
         (Lang::PtBr, NotifyEvent::Finished) => (
             format!("Protocolo {p}: atendimento concluído"),
-            format!("Atendimento concluído. Protocolo {p}: guarde-o como comprovante."),
+            format!("Atendimento encerrado. Protocolo {p}: guarde-o como comprovante."),
         ),
         (Lang::En, NotifyEvent::Admitted) => (
             format!("Protocol {p}: ticket {t}"),
@@ -236,6 +238,50 @@ mod tests {
         assert_eq!(text, "Senha A012: é a sua vez. Local: Consultório 2");
         let (_, text) = words(&message(NotifyEvent::Called), Lang::En);
         assert_eq!(text, "Ticket A012: please go to Consultório 2");
+    }
+
+    /// Whether `text` goes as one SMS: 160 septets of the GSM 03.38 alphabet
+    /// (its extension table's characters take two), else 70 UCS-2 characters.
+    fn one_sms(text: &str) -> bool {
+        const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+                             ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+        const EXTENSION: &str = "^{}\\[~]|€\u{c}";
+        let septets: Option<usize> = text
+            .chars()
+            .map(|c| match c {
+                c if BASIC.contains(c) => Some(1),
+                c if EXTENSION.contains(c) => Some(2),
+                _ => None,
+            })
+            .sum();
+        match septets {
+            Some(n) => n <= 160,
+            None => text.encode_utf16().count() <= 70,
+        }
+    }
+
+    #[test]
+    fn every_notice_fits_one_sms() {
+        let called_to = |room: &str| Message {
+            room: Some(room.into()),
+            ..message(NotifyEvent::Called)
+        };
+        for lang in [Lang::PtBr, Lang::En] {
+            for m in [
+                message(NotifyEvent::Admitted),
+                called_to("Consultório 2"),
+                called_to("Consultório de Pediatria 12"),
+                message(NotifyEvent::Finished),
+            ] {
+                let (_, text) = words(&m, lang);
+                assert!(one_sms(&text), "two SMS: {text}");
+            }
+        }
+        assert!(
+            !one_sms(&"é".repeat(160).replace('é', "ó")),
+            "UCS-2 counted"
+        );
+        assert!(one_sms(&"é".repeat(160)), "é is in the GSM alphabet");
     }
 
     #[test]
