@@ -292,8 +292,10 @@ impl Department {
         now: DateTime<Utc>,
     ) -> Result<Applied<PatientView>, DomainError> {
         use Status::*;
-        let p = self.require(protocol, "transfer", &[AwaitingTriage, Waiting, Called])?;
+        // An unknown unit is 404 whatever the patient's state, as for every
+        // other request naming one.
         let to_unit = &self.units[self.unit_idx(to_unit)?].settings.id.clone();
+        let p = self.require(protocol, "transfer", &[AwaitingTriage, Waiting, Called])?;
         if p.unit == *to_unit {
             return Err(DomainError::invalid(
                 "unit",

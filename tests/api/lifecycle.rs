@@ -497,6 +497,12 @@ async fn transfer_to_an_unknown_unit_is_404_and_to_the_same_unit_is_422() {
     let v = app.patient(&a).await;
     assert_eq!(v["unit"], "pa");
     assert_eq!(v["position"], 1);
+    // Whatever the patient's state: the unit named is checked first.
+    app.call(ROOM).await.expect(200);
+    app.action(&a, "start").await.expect(200);
+    app.post_json(&format!("/patients/{a}/transfer"), &json!({"unit": "uti"}))
+        .await
+        .expect_problem(404, "not_found");
 }
 
 #[tokio::test]
