@@ -117,8 +117,41 @@ pub fn json() -> &'static str {
         for route in routes() {
             route.document(&mut doc);
         }
+        require_every_field(&mut doc);
         doc.to_json().unwrap_or_default()
     })
+}
+
+/// Answers that always carry every field, `null` where it does not apply.
+/// utoipa leaves an `Option` out of `required`, which tells a client's
+/// generated types that the key may be missing; these never omit one.
+const COMPLETE_ANSWERS: [&str; 13] = [
+    "PatientView",
+    "Alert",
+    "AnonymousEntry",
+    "Board",
+    "BoardCall",
+    "BoardQueue",
+    "FollowView",
+    "SessionView",
+    "Summary",
+    "ColourSummary",
+    "Day",
+    "Stat",
+    "LeftWithoutBeingSeen",
+];
+
+fn require_every_field(doc: &mut utoipa::openapi::OpenApi) {
+    let schemas = &mut doc.components.get_or_insert_with(Default::default).schemas;
+    for name in COMPLETE_ANSWERS {
+        match schemas.get_mut(name) {
+            Some(RefOr::T(Schema::Object(o))) => {
+                o.required = o.properties.keys().cloned().collect()
+            }
+            // A renamed type: the document would silently lose the rule.
+            _ => panic!("no object schema {name} in the OpenAPI document"),
+        }
+    }
 }
 
 /// What `#[utoipa::path]` generates for a handler. (`SchemaReferences` and

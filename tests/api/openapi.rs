@@ -329,3 +329,70 @@ async fn the_document_is_behind_the_role_check() {
     let doc: Value = r.json().await.expect("JSON");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
 }
+
+/// Answers carry every field of their schema (`null` where it does not
+/// apply), and the document says so: each is `required`, so a client's
+/// generated types need not treat an always-present key as optional.
+#[tokio::test]
+async fn answers_carry_every_field_their_schema_requires() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let red = protocol(&app.admit("Ana", Some("red")).await);
+    let green = app.admit("Bruno", Some("green")).await;
+    let alert = app.wait_for_alert(&red, |a| a["level"] == 1).await;
+    app.call("Consultório 1").await.expect(200);
+    let board = app.get(&format!("/units/{UNIT}/board")).await.expect(200);
+    let code = green["check_code"].as_str().expect("a check code");
+    let track = app
+        .client
+        .get(app.url(&format!("/track/{}", protocol(&green))))
+        .header("Triagem-Check-Code", code)
+        .send()
+        .await
+        .expect("GET /track");
+    let track: Value = track.json().await.expect("JSON");
+    let summary = app
+        .get(&format!("/reports/summary?unit={UNIT}"))
+        .await
+        .expect(200);
+    let daily = app
+        .get(&format!("/reports/daily?unit={UNIT}"))
+        .await
+        .expect(200);
+    let session = app.get("/session").await.expect(200);
+    let answers = [
+        ("PatientView", &green),
+        ("Alert", &alert),
+        ("Board", &board),
+        ("BoardCall", &board["calls"][0]),
+        ("BoardQueue", &board["queues"][0]),
+        ("FollowView", &track),
+        ("Summary", &summary),
+        ("ColourSummary", &summary["by_colour"][0]),
+        ("Stat", &summary["door_to_provider_seconds"]),
+        ("LeftWithoutBeingSeen", &summary["left_without_being_seen"]),
+        ("Day", &daily[0]),
+        ("SessionView", &session),
+    ];
+    for (name, answer) in answers {
+        let schema = &doc["components"]["schemas"][name];
+        let listed = |key: &str| -> Vec<String> {
+            let mut v: Vec<String> = match &schema[key] {
+                Value::Array(a) => a.iter().map(|k| k.as_str().unwrap().to_owned()).collect(),
+                Value::Object(o) => o.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            v.sort();
+            v
+        };
+        let mut carried: Vec<String> = answer
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: {answer}"))
+            .keys()
+            .cloned()
+            .collect();
+        carried.sort();
+        assert_eq!(listed("properties"), carried, "{name}: fields of {answer}");
+        assert_eq!(listed("required"), carried, "{name}: required");
+    }
+}
