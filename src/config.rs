@@ -738,6 +738,33 @@ impl Config {
         }
     }
 
+    /// What two instances on one PostgreSQL journal must agree on, as a
+    /// short digest per section (`units=1a2b3c4d escalation=…`): the leader
+    /// applies its own config to what it reads back, so a follower that
+    /// would apply another one can say which sections differ, without either
+    /// side writing a secret or a token hash anywhere. (`server`, `storage`
+    /// and `log` may differ per machine.)
+    pub fn shared_settings(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let auth = (&self.auth.mode, &self.auth.tokens); // not the tokens file's path
+        let sections: [(&str, String); 9] = [
+            ("timezone", format!("{:?}", self.timezone)),
+            ("protocol", format!("{:?}", self.protocol)),
+            ("escalation", format!("{:?}", self.escalation)),
+            ("units", format!("{:?}", self.units)),
+            ("auth", format!("{auth:?}")),
+            ("portal", format!("{:?}", self.portal)),
+            ("alerts", format!("{:?}", self.alerts)),
+            ("notifications", format!("{:?}", self.notifications)),
+            ("web", format!("{:?}", self.web)),
+        ];
+        let digests: Vec<String> = sections
+            .iter()
+            .map(|(name, text)| format!("{name}={}", &hex::encode(Sha256::digest(text))[..8]))
+            .collect();
+        digests.join(" ")
+    }
+
     /// What is valid but likely wrong, for `check-config` and the start-up log.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -1202,6 +1229,43 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What differs per machine leaves the shared settings alone; a target
+    /// or a secret changes its own section's digest, and only that one.
+    #[test]
+    fn shared_settings_name_each_section_that_differs() {
+        let base = Config::from_toml(include_str!("../config/default.toml")).unwrap();
+        let sections = |c: &Config| -> Vec<String> {
+            c.shared_settings().split(' ').map(str::to_owned).collect()
+        };
+        let differing = |c: &Config| -> Vec<String> {
+            let own = sections(&base);
+            sections(c)
+                .into_iter()
+                .filter(|s| !own.contains(s))
+                .map(|s| s.split('=').next().unwrap().to_owned())
+                .collect()
+        };
+        let mut machine = base.clone();
+        machine.server.bind = "0.0.0.0:9090".parse().unwrap();
+        machine.storage.data_dir = "/srv/triagem".into();
+        machine.log.level = "debug".into();
+        machine.auth.tokens_file = Some("/etc/triagem/tokens.toml".into());
+        assert!(differing(&machine).is_empty());
+        let mut target = base.clone();
+        target.protocol.colours[1].max_wait = Duration::from_secs(20 * 60);
+        assert_eq!(differing(&target), ["protocol"]);
+        let mut secret = base.clone();
+        secret.portal.secret = Some("another secret".into());
+        assert_eq!(differing(&secret), ["portal"]);
+        assert!(
+            !secret.shared_settings().contains("another"),
+            "digests only"
+        );
+        let mut ladder = base.clone();
+        ladder.escalation.levels.pop();
+        assert_eq!(differing(&ladder), ["escalation"]);
+    }
 
     const MINIMAL: &str = r#"
         [[protocol.colours]]

@@ -36,6 +36,7 @@ pub const LEADER_TERM: &str = "triagem_leader_term";
 pub const HTTP_REQUESTS: &str = "triagem_http_requests_total";
 pub const HTTP_DURATION: &str = "triagem_http_request_duration_seconds";
 pub const EVENT_STREAMS: &str = "triagem_event_streams";
+pub const CONFIG_DIFFERS: &str = "triagem_config_differs";
 
 /// The `colour` label of the triage queue.
 pub const UNTRIAGED: &str = "untriaged";
@@ -84,6 +85,7 @@ pub struct Metrics {
     leader: IntGauge,
     leader_term: IntGauge,
     event_streams: IntGauge,
+    config_differs: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -166,6 +168,9 @@ impl Metrics {
             ).expect("valid metric")),
             event_streams: register(&r, IntGauge::new(
                 EVENT_STREAMS, "Event streams open (ward screens and pages), all units.",
+            ).expect("valid metric")),
+            config_differs: register(&r, IntGauge::new(
+                CONFIG_DIFFERS, "1 on a follower whose shared settings (units, colours, ladder, tokens, portal, notifications) differ from the leader's; 0 otherwise.",
             ).expect("valid metric")),
             registry: r,
         };
@@ -301,9 +306,10 @@ impl Metrics {
         }
     }
 
-    pub fn set_role(&self, leader: bool, term: u64) {
+    pub fn set_role(&self, leader: bool, term: u64, config_differs: bool) {
         self.leader.set(i64::from(leader));
         self.leader_term.set(term as i64);
+        self.config_differs.set(i64::from(config_differs));
     }
 
     /// Counts an event stream as open until the guard is dropped.

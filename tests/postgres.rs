@@ -453,6 +453,7 @@ async fn two_instances_on_one_database_have_one_leader_and_the_follower_refuses_
             .unwrap();
         assert_eq!(metric(&text, "triagem_leader"), Some(leading), "{text}");
         assert_eq!(metric(&text, "triagem_leader_term"), Some(term as f64));
+        assert_eq!(metric(&text, "triagem_config_differs"), Some(0.0), "{text}");
     }
     // The follower refused Bruno: only Ana is in the queue.
     let queue: Value = client
@@ -464,6 +465,66 @@ async fn two_instances_on_one_database_have_one_leader_and_the_follower_refuses_
         .await
         .unwrap();
     assert_eq!(queue["total"], 1, "{queue}");
+}
+
+/// A follower whose config differs from the leader's in what both must share
+/// says which sections, in its log and in `triagem_config_differs`; one with
+/// the same config does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_another_config_than_the_leaders_says_so() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("drift").await;
+    let dir = tempfile::tempdir().unwrap();
+    let same = config(dir.path(), "postgres");
+    let other = dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&same).unwrap();
+    let changed = text.replacen("max_wait = \"30m\"", "max_wait = \"20m\"", 1);
+    assert_ne!(changed, text, "the shipped config has a 30 min colour");
+    std::fs::write(&other, changed).unwrap();
+    let client = client();
+    let leader = Server::start(dir.path(), &same, &url, "leader");
+    leader_among(&[&leader], &client, Duration::from_secs(20)).await;
+
+    let differs = |server: &Server| {
+        let client = &client;
+        let url = server.url("/metrics");
+        async move {
+            // None until it listens.
+            let text = client.get(url).send().await.ok()?.text().await.ok()?;
+            metric(&text, "triagem_config_differs")
+        }
+    };
+    let drifted = Server::start(dir.path(), &other, &url, "drifted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while differs(&drifted).await != Some(1.0) {
+        assert!(Instant::now() < deadline, "not said:\n{}", drifted.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = drifted.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("differs from the leader's"))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(warning.contains("sections=protocol"), "{warning}");
+    assert_eq!(
+        log.matches("differs from the leader's").count(),
+        1,
+        "once: {log}"
+    );
+    assert_eq!(differs(&leader).await, Some(0.0));
+    drop(drifted);
+
+    let alike = Server::start(dir.path(), &same, &url, "alike");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !alike.log().contains("following") {
+        assert!(Instant::now() < deadline, "not following:\n{}", alike.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(LEASE).await; // a few of its lease round trips
+    assert_eq!(differs(&alike).await, Some(0.0), "{}", alike.log());
+    assert!(!alike.log().contains("differs from the leader's"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1453,7 +1514,7 @@ async fn pipe(
 async fn open_journal(url: String, lease: Duration) -> triagem::journal::Journal {
     use triagem::journal::{Journal, JournalOptions};
     tokio::task::spawn_blocking(move || {
-        Journal::open_postgres(&url, lease, JournalOptions::default())
+        Journal::open_postgres(&url, lease, "", JournalOptions::default())
     })
     .await
     .unwrap()

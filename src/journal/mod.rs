@@ -414,12 +414,17 @@ impl Journal {
     /// empty database, and starts contending for the lease. Reads nothing
     /// back: a follower needs no state, and a new leader reloads (see
     /// [`Journal::role`] and [`Journal::reload`]).
+    ///
+    /// `settings` is what the instances must agree on (`Config::shared_settings`):
+    /// the leader writes its own beside the lease, and a follower whose own
+    /// differ says so ([`Journal::settings_differ`]).
     pub fn open_postgres(
         url: &str,
         lease: std::time::Duration,
+        settings: &str,
         options: JournalOptions,
     ) -> Result<Self, JournalError> {
-        let (store, reads, keeper) = postgres::open(url, lease)?;
+        let (store, reads, keeper) = postgres::open(url, lease, settings)?;
         let role = keeper.role();
         Self::start(
             Box::new(store),
@@ -490,6 +495,14 @@ impl Journal {
         self.lease
             .as_ref()
             .is_none_or(postgres::LeaseKeeper::serving)
+    }
+
+    /// On PostgreSQL: whether the leader, as last seen while following,
+    /// runs with shared settings other than this instance's. Never on SQLite.
+    pub fn settings_differ(&self) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(postgres::LeaseKeeper::settings_differ)
     }
 
     /// Gives the lease up at once (a commit was fenced off): the keeper

@@ -472,7 +472,8 @@ impl Service {
         };
         let role = self.role();
         let leading = role.leader && !self.is_follower();
-        self.shared.metrics.set_role(leading, role.term);
+        let differs = self.journal().is_some_and(Journal::settings_differ);
+        self.shared.metrics.set_role(leading, role.term, differs);
         self.shared.metrics.render(&gauges, leading)
     }
 
@@ -521,8 +522,12 @@ impl Service {
         let storage = &config.storage;
         let snapshot = match (storage.backend, &storage.postgres_url) {
             (Backend::Postgres, Some(url)) => {
-                let journal = Journal::open_postgres(url.as_str(), storage.lease, options)
-                    .with_context(|| format!("cannot open the journal at {}", url.redacted()))?;
+                let settings = config.shared_settings();
+                let journal =
+                    Journal::open_postgres(url.as_str(), storage.lease, &settings, options)
+                        .with_context(|| {
+                            format!("cannot open the journal at {}", url.redacted())
+                        })?;
                 if self.shared.journal.set(journal).is_err() {
                     anyhow::bail!("journal opened twice");
                 }

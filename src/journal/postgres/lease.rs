@@ -12,6 +12,7 @@
 //! Runs as a task on the runtime that opened the journal, with timeouts on
 //! every round trip, so a hung connection cannot keep it from stepping down.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +79,7 @@ pub struct LeaseKeeper {
     step_down: Arc<Notify>,
     stop: CancellationToken,
     released: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    settings_differ: Arc<AtomicBool>,
 }
 
 impl LeaseKeeper {
@@ -85,6 +87,7 @@ impl LeaseKeeper {
         url: String,
         lease: Duration,
         holder: String,
+        settings: String,
         state: Arc<LeaseState>,
         runtime: &tokio::runtime::Handle,
     ) -> Self {
@@ -95,14 +98,19 @@ impl LeaseKeeper {
         let step_down = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let (released_tx, released) = std::sync::mpsc::channel();
+        let settings_differ = Arc::new(AtomicBool::new(false));
         let keeper = Keeper {
             url,
             lease,
+            stamp: format!("{holder} {settings}"),
             holder,
+            settings,
             state: state.clone(),
             role: role_tx,
             step_down: step_down.clone(),
             stop: stop.clone(),
+            settings_differ: settings_differ.clone(),
+            warned: Mutex::new(None),
         };
         runtime.spawn(async move {
             keeper.run().await;
@@ -114,11 +122,18 @@ impl LeaseKeeper {
             step_down,
             stop,
             released: Mutex::new(Some(released)),
+            settings_differ,
         }
     }
 
     pub fn role(&self) -> watch::Receiver<Role> {
         self.role.clone()
+    }
+
+    /// Whether the leader, as last seen while following, runs with other
+    /// shared settings than this instance's (see [`Keeper::compare`]).
+    pub fn settings_differ(&self) -> bool {
+        self.settings_differ.load(Ordering::Relaxed)
     }
 
     /// Whether the lease is held now by its own deadline (monotonic clock),
@@ -152,10 +167,17 @@ struct Keeper {
     url: String,
     lease: Duration,
     holder: String,
+    /// This instance's `Config::shared_settings`.
+    settings: String,
+    /// What it writes beside the lease it takes: holder, space, settings.
+    stamp: String,
     state: Arc<LeaseState>,
     role: watch::Sender<Role>,
     step_down: Arc<Notify>,
     stop: CancellationToken,
+    settings_differ: Arc<AtomicBool>,
+    /// The leader's settings last warned about, so a warning is logged once.
+    warned: Mutex<Option<String>>,
 }
 
 /// What one round trip learned.
@@ -164,6 +186,8 @@ struct Seen {
     leading: Option<u64>,
     /// The lease's term.
     term: u64,
+    /// While following: the holder's settings, if it wrote them.
+    leader_settings: Option<String>,
 }
 
 impl Keeper {
@@ -277,16 +301,18 @@ impl Keeper {
                 return Ok(Seen {
                     leading: Some(term),
                     term,
+                    leader_settings: None,
                 });
             }
         } else {
             let taken = c
                 .query_opt(
                     "UPDATE lease SET term = term + 1, holder = $1,
-                         expires_at = clock_timestamp() + $2::float8 * interval '1 millisecond'
+                         expires_at = clock_timestamp() + $2::float8 * interval '1 millisecond',
+                         settings = $3
                      WHERE id = 1 AND (expires_at < clock_timestamp() OR holder = $1)
                      RETURNING term",
-                    &[&self.holder, &ms],
+                    &[&self.holder, &ms, &self.stamp],
                 )
                 .await?;
             if let Some(row) = taken {
@@ -294,20 +320,61 @@ impl Keeper {
                 return Ok(Seen {
                     leading: Some(term),
                     term,
+                    leader_settings: None,
                 });
             }
         }
-        let term: i64 = c
-            .query_one("SELECT term FROM lease WHERE id = 1", &[])
-            .await?
-            .get(0);
+        let row = c
+            .query_one("SELECT term, holder, settings FROM lease WHERE id = 1", &[])
+            .await?;
+        let (term, holder, stamp): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+        // Written by the holder itself, not left by an earlier one.
+        let leader_settings = stamp
+            .strip_prefix(holder.as_str())
+            .and_then(|rest| rest.strip_prefix(' '))
+            .filter(|_| !holder.is_empty())
+            .map(str::to_owned);
         Ok(Seen {
             leading: None,
             term: term as u64,
+            leader_settings,
         })
     }
 
+    /// Says once, while following, which shared settings differ from the
+    /// leader's: after a takeover this instance would apply its own to the
+    /// same patients (other targets, ladder, tokens or check-code secret).
+    fn compare(&self, leader: Option<&str>) {
+        let Some(leader) = leader else { return };
+        let differing: Vec<&str> = self
+            .settings
+            .split(' ')
+            .filter(|own| !leader.split(' ').any(|theirs| theirs == *own))
+            .filter_map(|own| own.split('=').next())
+            .collect();
+        self.settings_differ
+            .store(!differing.is_empty(), Ordering::Relaxed);
+        let mut warned = self.warned.lock();
+        if differing.is_empty() {
+            if warned.take().is_some() {
+                tracing::info!("the leader's settings are now the same as this instance's");
+            }
+        } else if warned.as_deref() != Some(leader) {
+            tracing::warn!(
+                sections = %differing.join(", "),
+                "this instance's config differs from the leader's: after a takeover it would \
+                 apply its own to the same patients; both must have the same (docs/ha.md)"
+            );
+            *warned = Some(leader.to_owned());
+        }
+    }
+
     fn saw(&self, seen: Seen, before: Option<u64>, sent: Instant) {
+        if seen.leading.is_some() {
+            self.settings_differ.store(false, Ordering::Relaxed);
+        } else {
+            self.compare(seen.leader_settings.as_deref());
+        }
         match seen.leading {
             Some(term) => {
                 // Counted from when the renewal was sent, and short of the

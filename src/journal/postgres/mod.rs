@@ -77,6 +77,7 @@ fn bound_statements(client: &mut Client, lease: Duration) -> Result<(), JournalE
 pub(crate) fn open(
     url: &str,
     lease: Duration,
+    settings: &str,
 ) -> Result<(PgStore, PgReads, LeaseKeeper), JournalError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         JournalError::Corrupt("the PostgreSQL journal needs a tokio runtime".into())
@@ -98,6 +99,7 @@ pub(crate) fn open(
         url.to_owned(),
         lease,
         holder.clone(),
+        settings.to_owned(),
         state.clone(),
         &runtime,
     );

@@ -115,6 +115,10 @@ CREATE TABLE IF NOT EXISTS lease (
 );
 INSERT INTO lease(id, term, holder, expires_at) VALUES (1, 0, '', '-infinity')
     ON CONFLICT (id) DO NOTHING;
+-- The leader's `Config::shared_settings`, written with its holder's name when
+-- it takes the lease (an instance that predates the column leaves it stale,
+-- which the holder's name shows). Older instances ignore it.
+ALTER TABLE lease ADD COLUMN IF NOT EXISTS settings TEXT NOT NULL DEFAULT '';
 ";
 
 /// Creates the tables in an empty database (once, whoever starts first) and
