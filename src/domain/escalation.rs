@@ -397,15 +397,18 @@ impl Escalation {
     /// A running alert read back: in line with its patient's wait (journals
     /// written before transfers and re-triages were recorded kept its old
     /// unit or colour: the patient's record wins), and noted for
-    /// [`Escalation::settle`] if the config changed its target.
+    /// [`Escalation::settle`] if the config changed its target: same colour,
+    /// another target. Another colour is a re-triage such a journal kept in
+    /// memory only, which kept the alert as a re-triage does now; settled,
+    /// its acknowledgement was lost and every level fired again.
     fn take_back(&mut self, protocol: Protocol) {
         let before = self
             .episodes
             .get(&protocol)
             .and_then(|ep| self.alerts.get(&ep.alert?))
-            .map(|a| a.max_wait_seconds);
-        if let (Some(fired_against), Some(now)) = (before, self.follow_wait(protocol)) {
-            if now.max_wait_seconds != fired_against {
+            .map(|a| (a.max_wait_seconds, a.colour.clone()));
+        if let (Some((fired_against, colour)), Some(now)) = (before, self.follow_wait(protocol)) {
+            if now.colour == colour && now.max_wait_seconds != fired_against {
                 self.retargeted.push((protocol, fired_against));
             }
         }

@@ -1129,6 +1129,45 @@ fn re_triage_to_a_less_urgent_colour_already_past_its_deadline_keeps_escalating(
     );
 }
 
+/// A journal written before a kept alert's new colour was recorded: the
+/// re-triage to green is read back with the alert still yellow, 30 minutes.
+/// The alert goes on, acknowledged, against green: taken for a config change,
+/// it was resolved and a new one fired from the warning, paging again.
+#[test]
+fn an_older_journals_kept_alert_goes_on_after_the_upgrade() {
+    let mut c = config();
+    c.protocol.clock_starts = ClockStarts::Arrival;
+    let mut d = Department::new(&c.department_settings());
+    let p = admit_at(&mut d, Some("yellow"), t0());
+    let id = first_alert(&d.escalate(mins(31)).changes);
+    let level2 = d.escalate(mins(46)); // under green not due before 135 min
+    assert_eq!(
+        alert_events(&level2.changes),
+        vec![("alert.firing".into(), 2)]
+    );
+    d.acknowledge(id, "Dr. Ack", "clinician", mins(47)).unwrap();
+    d.triage(p, &colour_id("green"), None, "nurse", mins(125))
+        .unwrap();
+    let mut snapshot = with_alerts(&d);
+    for a in &mut snapshot.alerts {
+        a.colour = Some(colour_id("yellow"));
+        a.max_wait_seconds = 1800;
+    }
+    let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
+    assert!(
+        r.escalate(mins(126)).changes.is_empty(),
+        "nothing resolved or fired"
+    );
+    let active = r.alerts(None, false, mins(126)).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].id, id);
+    assert_eq!(active[0].colour, Some(colour_id("green")));
+    assert_eq!(active[0].max_wait_seconds, 7200);
+    assert_eq!(active[0].acknowledged_by.as_deref(), Some("Dr. Ack"));
+    // Acknowledged: no later level pages anyone.
+    assert!(r.escalate(mins(200)).changes.is_empty());
+}
+
 #[test]
 fn re_triage_to_a_more_urgent_colour_already_past_its_deadline_starts_a_new_alert() {
     let mut c = config();
