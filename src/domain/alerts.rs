@@ -45,12 +45,15 @@ impl Department {
 
     /// Fires every escalation step due at `now`.
     pub fn escalate(&mut self, now: DateTime<Utc>) -> Applied<usize> {
+        let repaired = self.escalation.take_repaired();
         let notes = self.escalation.fire_due(now);
         let n = notes.len();
-        Applied {
-            value: n,
-            changes: self.alert_changes(notes, SYSTEM_ACTOR, now),
-        }
+        let mut changes: Vec<Change> = repaired
+            .into_iter()
+            .map(|a| Change::Alert(Box::new(a)))
+            .collect();
+        changes.extend(self.alert_changes(notes, SYSTEM_ACTOR, now));
+        Applied { value: n, changes }
     }
 
     /// The earliest moment the scheduler has something to fire.

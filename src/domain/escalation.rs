@@ -260,6 +260,11 @@ pub struct Escalation {
     /// changed, with the target they fired against: the first pass settles
     /// them ([`Escalation::settle`]).
     retargeted: Vec<(Protocol, i64)>,
+    /// Alerts read back whose unit or colour their patient's record
+    /// corrected (an older journal's transfer or kept re-triage): written
+    /// back at the first pass, so the journal (reports, an instance that
+    /// reads it next) says what memory does.
+    repaired: Vec<Alert>,
 }
 
 impl Escalation {
@@ -271,6 +276,7 @@ impl Escalation {
             alerts: HashMap::new(),
             last_alert_id: 0,
             retargeted: Vec::new(),
+            repaired: Vec::new(),
         }
     }
 
@@ -410,8 +416,15 @@ impl Escalation {
         if let (Some((fired_against, colour)), Some(now)) = (before, self.follow_wait(protocol)) {
             if now.colour == colour && now.max_wait_seconds != fired_against {
                 self.retargeted.push((protocol, fired_against));
+            } else {
+                self.repaired.push(now);
             }
         }
+    }
+
+    /// The alerts corrected at start-up, once (see `repaired`).
+    pub fn take_repaired(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.repaired)
     }
 
     /// Indexes the deadlines gathered by [`Escalation::resume`]; until then
