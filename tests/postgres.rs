@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1423,11 +1423,12 @@ async fn a_leader_resumed_after_a_pause_past_its_lease_serves_and_sends_nothing(
 
 /// A TCP proxy in front of the cluster that can hold every byte from now on
 /// (a database cut off behind a middlebox: what is sent is acknowledged by
-/// the proxy's kernel, and nothing arrives or comes back) and sever every
-/// connection it carries.
+/// the proxy's kernel, and nothing arrives or comes back), delay every byte
+/// each way (a slow link) and sever every connection it carries.
 struct Proxy {
     port: u16,
     hold: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
     carried: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -1437,11 +1438,13 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let hold = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let carried = Arc::new(Mutex::new(Vec::new()));
-        let (held, connections) = (hold.clone(), carried.clone());
+        let (held, delayed, connections) = (hold.clone(), delay_ms.clone(), carried.clone());
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let hold = held.clone();
+                let delay = delayed.clone();
                 connections.lock().push(tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
@@ -1450,8 +1453,8 @@ impl Proxy {
                     let (in_read, in_write) = inbound.into_split();
                     let (out_read, out_write) = outbound.into_split();
                     tokio::join!(
-                        pipe(in_read, out_write, hold.clone()),
-                        pipe(out_read, in_write, hold)
+                        pipe(in_read, out_write, hold.clone(), delay.clone()),
+                        pipe(out_read, in_write, hold, delay)
                     );
                 }));
             }
@@ -1459,6 +1462,7 @@ impl Proxy {
         Self {
             port,
             hold,
+            delay_ms,
             carried,
             accept,
         }
@@ -1466,6 +1470,12 @@ impl Proxy {
 
     fn hold(&self, on: bool) {
         self.hold.store(on, Ordering::SeqCst);
+    }
+
+    /// Each byte read from now on is delivered `delay` later, each way.
+    fn delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// The URL of `database` through this proxy.
@@ -1492,21 +1502,38 @@ async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     hold: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        while hold.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    // Read as it comes, each chunk stamped with when it may be delivered, so
+    // a delay adds latency without holding up the chunks behind it.
+    let (sent, mut delivered) = tokio::sync::mpsc::unbounded_channel();
+    let read = async move {
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let due = tokio::time::Instant::now()
+                + Duration::from_millis(delay_ms.load(Ordering::SeqCst));
+            if sent.send((due, buf[..n].to_vec())).is_err() {
+                return;
+            }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
+    };
+    let write = async move {
+        while let Some((due, bytes)) = delivered.recv().await {
+            tokio::time::sleep_until(due).await;
+            while hold.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
         }
-    }
+    };
+    tokio::join!(read, write);
 }
 
 /// A journal on PostgreSQL, opened on a blocking thread (its client is
@@ -1583,6 +1610,56 @@ async fn a_leader_cut_off_from_the_database_steps_down_at_its_own_deadline() {
             "{how}: stepped down {took:?} after the cut (lease {CUT_LEASE:?})"
         );
     }
+}
+
+/// A slow link between the leader and the database. Each round trip 400 ms,
+/// over half the lease keeper's budget (a third of the lease): it renews in
+/// one round trip and goes on leading. 800 ms, over the budget (though a new
+/// connection still opens in time): it steps down and the other instance, on
+/// a quick link, leads. (Renewals took two round
+/// trips, so the first link lost the lease, and the leader, retaking the
+/// lease it still held at every tick unseen, kept it from the other for as
+/// long as the link was slow: nobody led.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_to_the_database_keeps_or_hands_over_the_lease() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let direct = cluster.database("slow").await;
+    let proxy = Proxy::start(cluster.port).await;
+    let slow = open_journal(proxy.url("slow"), LEASE).await;
+    let mut slow_role = slow.role();
+    tokio::time::timeout(Duration::from_secs(10), slow_role.wait_for(|r| r.leader))
+        .await
+        .expect("the instance behind the proxy leads first");
+    let quick = open_journal(direct, LEASE).await;
+    let mut quick_role = quick.role();
+
+    proxy.delay(Duration::from_millis(200));
+    let watched = Instant::now();
+    let mut lost = None;
+    while watched.elapsed() < LEASE * 3 {
+        if !slow_role.borrow().leader || quick_role.borrow().leader {
+            lost = Some(watched.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    proxy.delay(Duration::from_millis(400));
+    let handed_over = tokio::time::timeout(LEASE * 5, quick_role.wait_for(|r| r.leader))
+        .await
+        .is_ok();
+    let slow_leads = slow_role.borrow().leader;
+
+    proxy.delay(Duration::ZERO);
+    proxy.sever();
+    tokio::task::spawn_blocking(move || drop((slow, quick)))
+        .await
+        .unwrap();
+    assert_eq!(lost, None, "400 ms round trips: the lease changed hands");
+    assert!(handed_over, "800 ms round trips: the other never led");
+    assert!(!slow_leads, "two leaders");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

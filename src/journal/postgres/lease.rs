@@ -19,6 +19,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+use tokio_postgres::types::Type;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::Role;
@@ -197,6 +198,8 @@ impl Keeper {
 
     async fn run(self) {
         let mut client: Option<tokio_postgres::Client> = None;
+        // The last round trip timed out: its effect on the row is unknown.
+        let mut uncertain = false;
         let mut next = Instant::now();
         loop {
             let until = self.state.until();
@@ -212,9 +215,9 @@ impl Keeper {
                     if let (Some(c), Some(term)) = (&client, self.state.leading()) {
                         self.state.drop_lease();
                         let term_arg = term as i64;
-                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-                            [&term_arg, &self.holder];
-                        let release = c.execute(
+                        let args: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+                            [(&term_arg, Type::INT8), (&self.holder, Type::TEXT)];
+                        let release = c.query_typed(
                             "UPDATE lease SET expires_at = '-infinity'
                              WHERE id = 1 AND term = $1 AND holder = $2",
                             &args,
@@ -242,10 +245,25 @@ impl Keeper {
             let Some(c) = &client else { continue };
             let sent = Instant::now();
             let leading = self.state.leading();
-            match tokio::time::timeout(self.budget(self.tick()), self.attempt(c, leading)).await {
-                Ok(Ok(seen)) => self.saw(seen, leading, sent),
+            let attempt = self.attempt(c, leading, !uncertain);
+            match tokio::time::timeout(self.budget(self.tick()), attempt).await {
+                Ok(Ok(seen)) => {
+                    uncertain = false;
+                    self.saw(seen, leading, sent);
+                }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach the lease"),
-                Err(_) => tracing::warn!("the lease did not answer in time"),
+                Err(_) => {
+                    tracing::warn!("the lease did not answer in time");
+                    // Its answer may still come, or never (bytes lost in a
+                    // middlebox): a new connection, not one that may stay
+                    // silent for good. And the round trip may have renewed
+                    // or taken the lease unseen: until one answers in time,
+                    // this instance takes it only once it has expired, or a
+                    // link too slow for the budget would retake it at every
+                    // tick, a new term each time, and nobody would lead.
+                    client = None;
+                    uncertain = true;
+                }
             }
         }
     }
@@ -281,20 +299,27 @@ impl Keeper {
         }
     }
 
-    /// Renews the lease held, or takes it if it expired (or is still ours
-    /// from before a step-down: a new term either way).
+    /// Renews the lease held, or takes it if it expired (or, if `own` is
+    /// set, is still ours from before a step-down: a new term either way).
+    /// Each statement is one round trip (typed, not prepared first), so the
+    /// budget of a tick holds a link twice as slow.
     async fn attempt(
         &self,
         c: &tokio_postgres::Client,
         leading: Option<u64>,
+        own: bool,
     ) -> Result<Seen, tokio_postgres::Error> {
         let ms = self.lease.as_secs_f64() * 1000.0;
         if let Some(term) = leading {
             let renewed = c
-                .query_opt(
-                    "UPDATE lease SET expires_at = clock_timestamp() + $3::float8 * interval '1 millisecond'
+                .query_typed_opt(
+                    "UPDATE lease SET expires_at = clock_timestamp() + $3 * interval '1 millisecond'
                      WHERE id = 1 AND term = $1 AND holder = $2 RETURNING term",
-                    &[&(term as i64), &self.holder, &ms],
+                    &[
+                        (&(term as i64), Type::INT8),
+                        (&self.holder, Type::TEXT),
+                        (&ms, Type::FLOAT8),
+                    ],
                 )
                 .await?;
             if renewed.is_some() {
@@ -306,13 +331,18 @@ impl Keeper {
             }
         } else {
             let taken = c
-                .query_opt(
+                .query_typed_opt(
                     "UPDATE lease SET term = term + 1, holder = $1,
-                         expires_at = clock_timestamp() + $2::float8 * interval '1 millisecond',
+                         expires_at = clock_timestamp() + $2 * interval '1 millisecond',
                          settings = $3
-                     WHERE id = 1 AND (expires_at < clock_timestamp() OR holder = $1)
+                     WHERE id = 1 AND (expires_at < clock_timestamp() OR (holder = $1 AND $4))
                      RETURNING term",
-                    &[&self.holder, &ms, &self.stamp],
+                    &[
+                        (&self.holder, Type::TEXT),
+                        (&ms, Type::FLOAT8),
+                        (&self.stamp, Type::TEXT),
+                        (&own, Type::BOOL),
+                    ],
                 )
                 .await?;
             if let Some(row) = taken {
@@ -325,7 +355,7 @@ impl Keeper {
             }
         }
         let row = c
-            .query_one("SELECT term, holder, settings FROM lease WHERE id = 1", &[])
+            .query_typed_one("SELECT term, holder, settings FROM lease WHERE id = 1", &[])
             .await?;
         let (term, holder, stamp): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
         // Written by the holder itself, not left by an earlier one.
