@@ -122,31 +122,37 @@ pub fn json() -> &'static str {
     })
 }
 
-/// Answers that always carry every field, `null` where it does not apply.
-/// utoipa leaves an `Option` out of `required`, which tells a client's
-/// generated types that the key may be missing; these never omit one.
-const COMPLETE_ANSWERS: [&str; 13] = [
-    "PatientView",
-    "Alert",
-    "AnonymousEntry",
-    "Board",
-    "BoardCall",
-    "BoardQueue",
-    "FollowView",
-    "SessionView",
-    "Summary",
-    "ColourSummary",
-    "Day",
-    "Stat",
-    "LeftWithoutBeingSeen",
+/// Answers that always carry every field, `null` where it does not apply,
+/// but those named beside them (left out when they do not apply). utoipa
+/// leaves an `Option` out of `required`, which tells a client's generated
+/// types that the key may be missing.
+const COMPLETE_ANSWERS: [(&str, &[&str]); 13] = [
+    ("PatientView", &[]),
+    // `due_at` only while the alert is active and the patient waits.
+    ("Alert", &["due_at"]),
+    ("AnonymousEntry", &[]),
+    ("Board", &[]),
+    ("BoardCall", &[]),
+    ("BoardQueue", &[]),
+    ("FollowView", &[]),
+    ("SessionView", &[]),
+    ("Summary", &[]),
+    ("ColourSummary", &[]),
+    ("Day", &[]),
+    ("Stat", &[]),
+    ("LeftWithoutBeingSeen", &[]),
 ];
 
 fn require_every_field(doc: &mut utoipa::openapi::OpenApi) {
     let schemas = &mut doc.components.get_or_insert_with(Default::default).schemas;
-    for name in COMPLETE_ANSWERS {
+    for (name, optional) in COMPLETE_ANSWERS {
         match schemas.get_mut(name) {
             Some(RefOr::T(Schema::Object(o))) => {
-                o.required = o.properties.keys().cloned().collect()
+                let always = o
+                    .properties
+                    .keys()
+                    .filter(|k| !optional.contains(&k.as_str()));
+                o.required = always.cloned().collect();
             }
             // A renamed type: the document would silently lose the rule.
             _ => panic!("no object schema {name} in the OpenAPI document"),

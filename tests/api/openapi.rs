@@ -393,6 +393,9 @@ async fn answers_carry_every_field_their_schema_requires() {
             .collect();
         carried.sort();
         assert_eq!(listed("properties"), carried, "{name}: fields of {answer}");
+        // An alert's `due_at` only while it is active (as this one is).
+        let optional: &[&str] = if name == "Alert" { &["due_at"] } else { &[] };
+        carried.retain(|k| !optional.contains(&k.as_str()));
         assert_eq!(listed("required"), carried, "{name}: required");
     }
 }
