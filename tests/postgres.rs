@@ -1631,7 +1631,8 @@ async fn a_slow_link_to_the_database_keeps_or_hands_over_the_lease() {
     let mut slow_role = slow.role();
     tokio::time::timeout(Duration::from_secs(10), slow_role.wait_for(|r| r.leader))
         .await
-        .expect("the instance behind the proxy leads first");
+        .expect("the instance behind the proxy leads first")
+        .expect("the lease keeper runs");
     let quick = open_journal(direct, LEASE).await;
     let mut quick_role = quick.role();
 
