@@ -205,8 +205,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot listen on {addr} (server.bind / TRIAGEM_BIND): {e}")
     })?;
     tracing::info!(%addr, data_dir = %config.storage.data_dir.display(), "starting triagem");
-    actix_web::rt::System::new().block_on(async move {
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(async move {
         let app = Application::build(config, listener, Arc::new(SystemClock))?;
         app.run_until_stopped().await
-    })
+    });
+    // Not dropped: its runtime would wait for blocking work still stuck on a
+    // database that stopped answering, and the process would never exit.
+    // The journal is closed (or given up on) by now; the process ends next.
+    std::mem::forget(system);
+    result
 }

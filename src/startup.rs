@@ -20,6 +20,8 @@ use crate::{http, maintenance, outbox, scheduler};
 
 /// How long a background task may take to stop once told to; then it is aborted.
 const TASK_GRACE: Duration = Duration::from_secs(10);
+/// How long stopping waits for the journal's writer to finish its commit.
+const JOURNAL_CLOSE: Duration = Duration::from_secs(5);
 /// How long requests in flight may take to finish at a graceful stop.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// Pause before trying again to rebuild memory as a new leader.
@@ -134,9 +136,27 @@ impl Application {
         let stopped = leadership.await?;
         if let Some(journal) = service.journal() {
             let location = journal.location();
+            // On a thread of its own, not the runtime's blocking pool, which
+            // the runtime waits for when it ends: a writer stuck on a
+            // database that stopped answering (a lost COMMIT answer, a
+            // middlebox holding the bytes) would keep the process from ever
+            // exiting. Nothing it had not committed was acknowledged.
             let s = service.clone();
-            tokio::task::spawn_blocking(move || s.journal().map(|j| j.shutdown())).await?;
-            tracing::info!(%location, "journal closed");
+            let (closed, done) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                if let Some(j) = s.journal() {
+                    j.shutdown();
+                }
+                let _ = closed.send(());
+            });
+            match tokio::time::timeout(JOURNAL_CLOSE, done).await {
+                Ok(_) => tracing::info!(%location, "journal closed"),
+                Err(_) => tracing::error!(
+                    %location,
+                    "the journal did not close within {JOURNAL_CLOSE:?} (its database is not \
+                     answering): stopping without it; nothing it had not committed was acknowledged"
+                ),
+            }
         }
         served??;
         stopped
@@ -330,12 +350,16 @@ impl Tasks {
         Self(tasks)
     }
 
-    /// Stops each task in turn; an error names those that did not stop cleanly.
+    /// Stops each task in turn, all within one [`TASK_GRACE`] (tasks held
+    /// up by a journal that no longer answers would otherwise take a grace
+    /// each); an error names those that did not stop cleanly.
     async fn stop(self) -> anyhow::Result<()> {
         let mut unclean = Vec::new();
+        let deadline = tokio::time::Instant::now() + TASK_GRACE;
         for task in self.0 {
             let name = task.name.clone();
-            if task.stop(TASK_GRACE).await != TaskEnd::Stopped {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if task.stop(left.max(Duration::from_millis(200))).await != TaskEnd::Stopped {
                 unclean.push(name);
             }
         }

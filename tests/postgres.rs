@@ -1663,6 +1663,66 @@ async fn a_slow_link_to_the_database_keeps_or_hands_over_the_lease() {
     assert!(!slow_leads, "two leaders");
 }
 
+/// The database stops answering in the middle of a commit (a middlebox holds
+/// the bytes, or the answer to a COMMIT is lost): SIGTERM still stops the
+/// process, within the server's grace, the tasks' and the journal's. It
+/// waited for the stuck writer for ever, and needed kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_database_stopped_answering_still_stops_on_sigterm() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    cluster.database("stuck").await;
+    let proxy = Proxy::start(cluster.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let mut server = Server::start(dir.path(), &config, &proxy.url("stuck"), "a");
+    let client = client();
+    leader_among(&[&server], &client, Duration::from_secs(20)).await;
+    assert_eq!(admit(&client, &server, "Before").await.status(), 201);
+
+    proxy.hold(true);
+    let stuck = tokio::spawn({
+        let url = server.url("/api/v1/units/pa/patients");
+        async move {
+            let slow = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap();
+            slow.post(url)
+                .json(&json!({"name": "Stuck", "colour": "green"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.signal("-TERM");
+    let signalled = Instant::now();
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if signalled.elapsed() > Duration::from_secs(40) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took = signalled.elapsed();
+    proxy.hold(false);
+    proxy.sever();
+    let log = server.log();
+    assert!(exited.is_some(), "still running 40 s after SIGTERM:\n{log}");
+    eprintln!("stopped {took:?} after SIGTERM with the database not answering");
+    assert!(log.contains("did not close"), "{log}");
+    // The stuck admission was never acknowledged.
+    let answered = stuck.await.unwrap();
+    assert!(
+        answered.as_ref().map_or(true, |s| *s != 201),
+        "{answered:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_held_up_in_the_database_fails_within_the_lease() {
     let Some(cluster) = Cluster::start() else {

@@ -637,7 +637,10 @@ impl Journal {
     /// then gives up the lease (so a follower need not wait for it to expire).
     pub fn shutdown(&self) {
         drop(self.tx.lock().take());
-        if let Some(handle) = self.writer.lock().take() {
+        // Taken out of the lock before joining: a second call (Drop, after a
+        // first one left waiting on a stuck writer) must not wait on the lock.
+        let writer = self.writer.lock().take();
+        if let Some(handle) = writer {
             let _ = handle.join();
         }
         if let Some(lease) = &self.lease {
