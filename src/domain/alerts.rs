@@ -45,14 +45,12 @@ impl Department {
 
     /// Fires every escalation step due at `now`.
     pub fn escalate(&mut self, now: DateTime<Utc>) -> Applied<usize> {
-        let repaired = self.escalation.take_repaired();
         let notes = self.escalation.fire_due(now);
         let n = notes.len();
-        let mut changes: Vec<Change> = repaired
-            .into_iter()
-            .map(|a| Change::Alert(Box::new(a)))
-            .collect();
-        changes.extend(self.alert_changes(notes, SYSTEM_ACTOR, now));
+        let mut changes = self.alert_changes(notes, SYSTEM_ACTOR, now);
+        // Last, as they are after this pass (settled, acknowledged since).
+        let repaired = self.escalation.take_repaired();
+        changes.extend(repaired.into_iter().map(|a| Change::Alert(Box::new(a))));
         Applied { value: n, changes }
     }
 

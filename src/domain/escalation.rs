@@ -260,11 +260,12 @@ pub struct Escalation {
     /// changed, with the target they fired against: the first pass settles
     /// them ([`Escalation::settle`]).
     retargeted: Vec<(Protocol, i64)>,
-    /// Alerts read back whose unit or colour their patient's record
-    /// corrected (an older journal's transfer or kept re-triage): written
-    /// back at the first pass, so the journal (reports, an instance that
-    /// reads it next) says what memory does.
-    repaired: Vec<Alert>,
+    /// Alerts read back that their patient's record corrected (an older
+    /// journal's transfer or kept re-triage, or a target the config
+    /// changed): written back at the first pass, as they are then (a desk
+    /// may have acknowledged one since), so the journal (reports, an
+    /// instance that reads it next) says what memory does.
+    repaired: Vec<u64>,
 }
 
 impl Escalation {
@@ -416,15 +417,17 @@ impl Escalation {
         if let (Some((fired_against, colour)), Some(now)) = (before, self.follow_wait(protocol)) {
             if now.colour == colour && now.max_wait_seconds != fired_against {
                 self.retargeted.push((protocol, fired_against));
-            } else {
-                self.repaired.push(now);
             }
+            self.repaired.push(now.id);
         }
     }
 
-    /// The alerts corrected at start-up, once (see `repaired`).
+    /// The alerts corrected at start-up as they are now, once (see `repaired`).
     pub fn take_repaired(&mut self) -> Vec<Alert> {
-        std::mem::take(&mut self.repaired)
+        let ids = std::mem::take(&mut self.repaired);
+        ids.iter()
+            .filter_map(|id| self.alerts.get(id).cloned())
+            .collect()
     }
 
     /// Indexes the deadlines gathered by [`Escalation::resume`]; until then

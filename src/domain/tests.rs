@@ -1178,6 +1178,34 @@ fn an_older_journals_kept_alert_goes_on_after_the_upgrade() {
     assert!(r.escalate(mins(200)).changes.is_empty());
 }
 
+/// The corrected alert is written back as it is at the first pass: an
+/// acknowledgement made after the start (a desk retrying as soon as the
+/// service is ready) is not overwritten by the copy taken at start-up.
+#[test]
+fn an_alert_corrected_at_start_up_keeps_an_acknowledgement_made_before_the_first_pass() {
+    let c = config();
+    let mut d = Department::new(&c.department_settings());
+    let p = admit_at(&mut d, Some("yellow"), t0());
+    let id = first_alert(&d.escalate(mins(31)).changes);
+    // An older journal: the transfer moved the patient, not the alert.
+    d.patients.get_mut(&p).unwrap().unit = unit_id("ped");
+    let snapshot = with_alerts(&d);
+    let mut r = Department::restore(&c.department_settings(), snapshot).unwrap();
+    r.acknowledge(id, "Dr. Ack", "clinician", mins(32)).unwrap();
+    let first = r.escalate(mins(32));
+    let last_written = first
+        .changes
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Change::Alert(a) if a.id == id => Some(a.clone()),
+            _ => None,
+        })
+        .expect("the corrected alert written back");
+    assert_eq!(last_written.unit, unit_id("ped"));
+    assert_eq!(last_written.acknowledged_by.as_deref(), Some("Dr. Ack"));
+}
+
 #[test]
 fn re_triage_to_a_more_urgent_colour_already_past_its_deadline_starts_a_new_alert() {
     let mut c = config();
