@@ -24,9 +24,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::journal::Role;
 
-/// What the writer reads before each commit: the term held and until when.
+/// What the writer reads before each commit: the term held and until when;
+/// and what the keeper reads of the writer: since when a commit has waited.
 #[derive(Debug, Default)]
-pub(crate) struct LeaseState(Mutex<Held>);
+pub(crate) struct LeaseState(Mutex<Held>, Mutex<Option<Instant>>);
+
+/// A commit under way (see [`LeaseState::writing`]).
+pub(crate) struct Writing<'a>(&'a LeaseState);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        *self.0 .1.lock() = None;
+    }
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Held {
@@ -55,6 +65,17 @@ impl LeaseState {
 
     pub(crate) fn recovered(&self, term: u64) {
         self.0.lock().recovered = Some(term);
+    }
+
+    /// Marks a commit under way until the guard is dropped.
+    pub(crate) fn writing(&self) -> Writing<'_> {
+        *self.1.lock() = Some(Instant::now());
+        Writing(self)
+    }
+
+    /// Whether a commit has waited on the database for longer than `limit`.
+    fn writer_stuck(&self, limit: Duration) -> bool {
+        self.1.lock().is_some_and(|since| since.elapsed() > limit)
     }
 
     fn until(&self) -> Option<Instant> {
@@ -200,6 +221,7 @@ impl Keeper {
         let mut client: Option<tokio_postgres::Client> = None;
         // The last round trip timed out: its effect on the row is unknown.
         let mut uncertain = false;
+        let mut timeouts = 0;
         let mut next = Instant::now();
         loop {
             let until = self.state.until();
@@ -243,26 +265,41 @@ impl Keeper {
                 client = self.connect().await;
             }
             let Some(c) = &client else { continue };
+            // A commit that has waited on the database for a whole lease (its
+            // answer lost, its connection held by a middlebox) would keep
+            // every request waiting while this instance renewed on a
+            // connection of its own: it neither renews nor takes the lease
+            // then, so the other instance leads.
+            let stuck = self.state.writer_stuck(self.lease);
+            if stuck && self.state.leading().is_some() {
+                self.lose("a commit has waited on the database for over a lease");
+            }
             let sent = Instant::now();
             let leading = self.state.leading();
-            let attempt = self.attempt(c, leading, !uncertain);
+            let attempt = self.attempt(c, leading, uncertain || stuck);
             match tokio::time::timeout(self.budget(self.tick()), attempt).await {
                 Ok(Ok(seen)) => {
                     uncertain = false;
+                    timeouts = 0;
                     self.saw(seen, leading, sent);
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach the lease"),
                 Err(_) => {
                     tracing::warn!("the lease did not answer in time");
-                    // Its answer may still come, or never (bytes lost in a
-                    // middlebox): a new connection, not one that may stay
-                    // silent for good. And the round trip may have renewed
-                    // or taken the lease unseen: until one answers in time,
-                    // this instance takes it only once it has expired, or a
-                    // link too slow for the budget would retake it at every
-                    // tick, a new term each time, and nobody would lead.
-                    client = None;
+                    // The round trip may have renewed or taken the lease
+                    // unseen: until one answers in time, this instance only
+                    // reads it, or a link too slow for the budget would
+                    // retake it at every tick, a new term each time, and
+                    // nobody would lead. A second timeout in a row: a new
+                    // connection, not one that may stay silent for good
+                    // (bytes lost in a middlebox); not at the first, which
+                    // on a slow link costs a handshake of several round trips.
                     uncertain = true;
+                    timeouts += 1;
+                    if timeouts >= 2 {
+                        client = None;
+                        timeouts = 0;
+                    }
                 }
             }
         }
@@ -299,15 +336,15 @@ impl Keeper {
         }
     }
 
-    /// Renews the lease held, or takes it if it expired (or, if `own` is
-    /// set, is still ours from before a step-down: a new term either way).
-    /// Each statement is one round trip (typed, not prepared first), so the
-    /// budget of a tick holds a link twice as slow.
+    /// Renews the lease held, or takes it if it expired or is still ours
+    /// from before a step-down (a new term either way); only reads it when
+    /// `read_only`. One round trip each way (typed statements, not prepared
+    /// first), so the budget of a tick holds a link twice as slow.
     async fn attempt(
         &self,
         c: &tokio_postgres::Client,
         leading: Option<u64>,
-        own: bool,
+        read_only: bool,
     ) -> Result<Seen, tokio_postgres::Error> {
         let ms = self.lease.as_secs_f64() * 1000.0;
         if let Some(term) = leading {
@@ -329,35 +366,36 @@ impl Keeper {
                     leader_settings: None,
                 });
             }
-        } else {
-            let taken = c
-                .query_typed_opt(
-                    "UPDATE lease SET term = term + 1, holder = $1,
+        }
+        // Takes the lease if it may, and reads it as it was, in one round
+        // trip: the statement's own reading is the row before the update.
+        let row = c
+            .query_typed_one(
+                "WITH taken AS (
+                     UPDATE lease SET term = term + 1, holder = $1,
                          expires_at = clock_timestamp() + $2 * interval '1 millisecond',
                          settings = $3
-                     WHERE id = 1 AND (expires_at < clock_timestamp() OR (holder = $1 AND $4))
-                     RETURNING term",
-                    &[
-                        (&self.holder, Type::TEXT),
-                        (&ms, Type::FLOAT8),
-                        (&self.stamp, Type::TEXT),
-                        (&own, Type::BOOL),
-                    ],
-                )
-                .await?;
-            if let Some(row) = taken {
-                let term = row.get::<_, i64>(0) as u64;
-                return Ok(Seen {
-                    leading: Some(term),
-                    term,
-                    leader_settings: None,
-                });
-            }
-        }
-        let row = c
-            .query_typed_one("SELECT term, holder, settings FROM lease WHERE id = 1", &[])
+                     WHERE id = 1 AND NOT $4 AND $5
+                         AND (expires_at < clock_timestamp() OR holder = $1)
+                     RETURNING term)
+                 SELECT (SELECT term FROM taken), term, holder, settings FROM lease WHERE id = 1",
+                &[
+                    (&self.holder, Type::TEXT),
+                    (&ms, Type::FLOAT8),
+                    (&self.stamp, Type::TEXT),
+                    (&read_only, Type::BOOL),
+                    (&leading.is_none(), Type::BOOL),
+                ],
+            )
             .await?;
-        let (term, holder, stamp): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+        if let Some(term) = row.get::<_, Option<i64>>(0) {
+            return Ok(Seen {
+                leading: Some(term as u64),
+                term: term as u64,
+                leader_settings: None,
+            });
+        }
+        let (term, holder, stamp): (i64, String, String) = (row.get(1), row.get(2), row.get(3));
         // Written by the holder itself, not left by an earlier one.
         let leader_settings = stamp
             .strip_prefix(holder.as_str())
@@ -375,7 +413,11 @@ impl Keeper {
     /// leader's: after a takeover this instance would apply its own to the
     /// same patients (other targets, ladder, tokens or check-code secret).
     fn compare(&self, leader: Option<&str>) {
-        let Some(leader) = leader else { return };
+        let Some(leader) = leader else {
+            // A leader that wrote none (an older build): nothing to say.
+            self.settings_differ.store(false, Ordering::Relaxed);
+            return;
+        };
         let differing: Vec<&str> = self
             .settings
             .split(' ')

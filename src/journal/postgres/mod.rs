@@ -168,6 +168,10 @@ impl Store for PgStore {
         if self.state.leading() != Some(term) {
             return Err(JournalError::NotLeader);
         }
+        // Watched by the lease keeper: a commit that never returns (its
+        // answer lost) must not keep this instance leading.
+        let state = self.state.clone();
+        let _writing = state.writing();
         let holder = self.holder.clone();
         self.client()?;
         let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {

@@ -115,18 +115,46 @@ CREATE TABLE IF NOT EXISTS lease (
 );
 INSERT INTO lease(id, term, holder, expires_at) VALUES (1, 0, '', '-infinity')
     ON CONFLICT (id) DO NOTHING;
--- The leader's `Config::shared_settings`, written with its holder's name when
--- it takes the lease (an instance that predates the column leaves it stale,
--- which the holder's name shows). Older instances ignore it.
-ALTER TABLE lease ADD COLUMN IF NOT EXISTS settings TEXT NOT NULL DEFAULT '';
 ";
+
+/// The leader's `Config::shared_settings`, written with its holder's name
+/// when it takes the lease (an instance that predates the column leaves it
+/// stale, which the holder's name shows). Older instances ignore it. Added
+/// only where missing: even a no-op ALTER locks the lease row's table, which
+/// the leader's renewals and commits wait on.
+const LEASE_SETTINGS: &str = "ALTER TABLE lease ADD COLUMN settings TEXT NOT NULL DEFAULT ''";
 
 /// Creates the tables in an empty database (once, whoever starts first) and
 /// the installation's own values (delivery id prefix, check code secret).
 pub(crate) fn migrate(client: &mut postgres::Client) -> Result<(), JournalError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(TABLES)?;
+    // Only what is missing: `CREATE INDEX IF NOT EXISTS` locks its table
+    // (SHARE) even when the index exists, and an instance starting beside a
+    // leader whose commit held the same tables deadlocked with it, and
+    // stopped with "deadlock detected".
+    let names = relations(TABLES);
+    let present: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM pg_class
+             WHERE relnamespace = current_schema()::regnamespace AND relname = ANY($1)",
+            &[&names],
+        )?
+        .get(0);
+    if present < names.len() as i64 {
+        tx.batch_execute(TABLES)?;
+    }
+    let has_settings = tx
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'lease'
+               AND column_name = 'settings'",
+            &[],
+        )?
+        .is_some();
+    if !has_settings {
+        tx.batch_execute(LEASE_SETTINGS)?;
+    }
     let version: Option<String> = tx
         .query_opt("SELECT value FROM counters WHERE name = 'schema'", &[])?
         .map(|r| r.get(0));
@@ -151,6 +179,17 @@ pub(crate) fn migrate(client: &mut postgres::Client) -> Result<(), JournalError>
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// The tables and indexes `sql` creates (`… IF NOT EXISTS name`).
+fn relations(sql: &str) -> Vec<String> {
+    sql.split("IF NOT EXISTS ")
+        .skip(1)
+        .filter_map(|rest| {
+            let name = rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            name.map(str::to_owned).next().filter(|n| !n.is_empty())
+        })
+        .collect()
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, JournalError> {
@@ -698,4 +737,24 @@ fn apply_one(
         _ => unreachable!("only purges and deliveries are written one by one"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table and index the schema creates is looked for before
+    /// creating them: one left out would be created again at every start,
+    /// with the lock that deadlocked a starting instance with the leader.
+    #[test]
+    fn every_relation_of_the_schema_is_known() {
+        let names = relations(TABLES);
+        assert_eq!(names.len(), TABLES.matches("IF NOT EXISTS").count());
+        for name in ["patients", "events_calls", "visits_by_arrival", "lease"] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        assert!(names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
+    }
 }
