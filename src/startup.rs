@@ -122,11 +122,28 @@ impl Application {
             tokio::task::spawn_blocking(move || service.recover())
         };
         let server = tokio::spawn(self.server);
-        if let Err(e) = recovery.await? {
-            service.begin_stop();
-            server_handle.stop(false).await;
-            signals.abort();
-            return Err(e);
+        // A signal during recovery stops the process without waiting for it
+        // (a database that stopped answering would hold it for ever).
+        let mut stopping = service.stopping();
+        let recovered = tokio::select! {
+            recovered = recovery => Some(recovered?),
+            _ = stopping.wait_for(|s| *s) => None,
+        };
+        match recovered {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                service.begin_stop();
+                server_handle.stop(false).await;
+                signals.abort();
+                close_journal(&service).await;
+                return Err(e);
+            }
+            None => {
+                tracing::warn!("stopped before the journal was read back");
+                let _ = server.await;
+                close_journal(&service).await;
+                return Ok(());
+            }
         }
         let leading = CancellationToken::new();
         let leadership = tokio::spawn(lead_while_leader(service.clone(), leading.clone()));
@@ -134,33 +151,53 @@ impl Application {
         signals.abort();
         leading.cancel();
         let stopped = leadership.await?;
-        if let Some(journal) = service.journal() {
-            let location = journal.location();
-            // On a thread of its own, not the runtime's blocking pool, which
-            // the runtime waits for when it ends: a writer stuck on a
-            // database that stopped answering (a lost COMMIT answer, a
-            // middlebox holding the bytes) would keep the process from ever
-            // exiting. Nothing it had not committed was acknowledged.
-            let s = service.clone();
-            let (closed, done) = tokio::sync::oneshot::channel();
-            std::thread::spawn(move || {
-                if let Some(j) = s.journal() {
-                    j.shutdown();
-                }
-                let _ = closed.send(());
-            });
-            match tokio::time::timeout(JOURNAL_CLOSE, done).await {
-                Ok(_) => tracing::info!(%location, "journal closed"),
-                Err(_) => tracing::error!(
-                    %location,
-                    "the journal did not close within {JOURNAL_CLOSE:?} (its database is not \
-                     answering): stopping without it; nothing it had not committed was acknowledged"
-                ),
-            }
-        }
+        let closed = close_journal(&service).await;
         served??;
-        stopped
+        stopped?;
+        anyhow::ensure!(closed, "the journal did not close");
+        Ok(())
     }
+}
+
+/// Closes the journal within [`JOURNAL_CLOSE`]; false if it did not. On a
+/// thread of its own, not the runtime's blocking pool, which the runtime
+/// waits for when it ends: a writer stuck on a database that stopped
+/// answering (a lost COMMIT answer, a middlebox holding the bytes) would keep
+/// the process from ever exiting. Nothing it had not committed was
+/// acknowledged; the lease, if held, is given up all the same.
+async fn close_journal(service: &Service) -> bool {
+    let Some(journal) = service.journal() else {
+        return true;
+    };
+    let location = journal.location();
+    let s = service.clone();
+    let (closed, done) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        if let Some(j) = s.journal() {
+            j.shutdown();
+        }
+        let _ = closed.send(());
+    });
+    if tokio::time::timeout(JOURNAL_CLOSE, done).await.is_ok() {
+        tracing::info!(%location, "journal closed");
+        return true;
+    }
+    tracing::error!(
+        %location,
+        "the journal did not close within {JOURNAL_CLOSE:?} (its writer is still waiting on \
+         the database or the disk): stopping without it; nothing it had not committed was \
+         acknowledged"
+    );
+    let s = service.clone();
+    let (released, done) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        if let Some(j) = s.journal() {
+            j.give_up_lease();
+        }
+        let _ = released.send(());
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
+    false
 }
 
 /// Stops the service: event streams end at once (they never finish on their
@@ -220,7 +257,14 @@ async fn lead_while_leader(service: Service, stop: CancellationToken) -> anyhow:
         };
         if !service.is_serving() {
             let s = service.clone();
-            match tokio::task::spawn_blocking(move || s.lead()).await {
+            // Not waited for once stopping: a takeover reading a journal
+            // whose database stopped answering would hold the stop for ever.
+            let lead = tokio::task::spawn_blocking(move || s.lead());
+            let led = tokio::select! {
+                led = lead => led,
+                _ = stop.cancelled() => return Ok(()),
+            };
+            match led {
                 Ok(Ok(())) => tracing::info!(term, "leading: memory rebuilt from the journal"),
                 Ok(Err(e)) => {
                     tracing::warn!(term, error = %e, "cannot take over yet");

@@ -3100,7 +3100,23 @@ async fn the_next_clinician_on_a_shared_pc_acknowledges_under_their_own_name() {
     // token dialog nothing of her session is left (the page reloaded).
     let signed_in: bool = eval(&page, "document.body.innerText.includes('Vermelho Dois')").await;
     assert!(signed_in, "the queue shown while signed in");
+    // A second tab of the same browser, showing the queue too.
+    let other_tab = chrome
+        .open(&server.url(&format!("/clinician/{UNIT}")))
+        .await;
+    wait_until(
+        &other_tab,
+        "document.body.innerText.includes('Vermelho Dois')",
+        "the queue in the second tab",
+    )
+    .await;
     click(&page, "#token-button").await;
+    wait_until(
+        &other_tab,
+        "!!document.querySelector('dialog.token-dialog[open]') && !document.body.innerText.includes('Vermelho')",
+        "the second tab signed out too",
+    )
+    .await;
     wait_until(
         &page,
         "!!document.querySelector('dialog.token-dialog[open]') && !document.body.innerText.includes('Vermelho')",

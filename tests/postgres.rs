@@ -1763,6 +1763,8 @@ async fn a_leader_whose_database_stopped_answering_still_stops_on_sigterm() {
     proxy.sever();
     let log = server.log();
     assert!(exited.is_some(), "still running 40 s after SIGTERM:\n{log}");
+    // Not a clean stop, for systemd to see.
+    assert!(!exited.unwrap().success(), "{log}");
     eprintln!("stopped {took:?} after SIGTERM with the database not answering");
     assert!(log.contains("did not close"), "{log}");
     // The stuck admission was never acknowledged.

@@ -505,6 +505,14 @@ impl Journal {
             .is_some_and(postgres::LeaseKeeper::settings_differ)
     }
 
+    /// Stops the lease keeper, which gives the lease up if it holds it,
+    /// without waiting for the writer (see `startup::close_journal`).
+    pub fn give_up_lease(&self) {
+        if let Some(lease) = &self.lease {
+            lease.shutdown();
+        }
+    }
+
     /// Gives the lease up at once (a commit was fenced off): the keeper
     /// contends again, and a new term means memory is rebuilt first.
     pub fn step_down(&self) {

@@ -1269,6 +1269,11 @@ const Triagem = (() => {
         location.reload();
       });
     }
+    // Signed out in another tab of this browser: this one follows, or it
+    // would go on showing (and streaming) the queue.
+    window.addEventListener("storage", (e) => {
+      if (e.key === TOKEN_KEY && !e.newValue) location.reload();
+    });
   }
 
   return {
