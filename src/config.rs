@@ -742,21 +742,25 @@ impl Config {
     /// short digest per section (`units=1a2b3c4d escalation=…`): the leader
     /// applies its own config to what it reads back, so a follower that
     /// would apply another one can say which sections differ, without either
-    /// side writing a secret or a token hash anywhere. (`server`, `storage`
-    /// and `log` may differ per machine.)
+    /// side writing a secret or a token hash in clear. (`server` and `log`
+    /// may differ per machine, and `storage` but for the retention, which
+    /// purges the shared journal; the portal's section holds the links'
+    /// address as it comes out, which defaults to `server.bind`.)
     pub fn shared_settings(&self) -> String {
         use sha2::{Digest, Sha256};
         let auth = (&self.auth.mode, &self.auth.tokens); // not the tokens file's path
-        let sections: [(&str, String); 9] = [
+        let portal = (&self.portal, self.public_url());
+        let sections: [(&str, String); 10] = [
             ("timezone", format!("{:?}", self.timezone)),
             ("protocol", format!("{:?}", self.protocol)),
             ("escalation", format!("{:?}", self.escalation)),
             ("units", format!("{:?}", self.units)),
             ("auth", format!("{auth:?}")),
-            ("portal", format!("{:?}", self.portal)),
+            ("portal", format!("{portal:?}")),
             ("alerts", format!("{:?}", self.alerts)),
             ("notifications", format!("{:?}", self.notifications)),
             ("web", format!("{:?}", self.web)),
+            ("retention", self.storage.retention_days.to_string()),
         ];
         let digests: Vec<String> = sections
             .iter()
@@ -1234,7 +1238,11 @@ mod tests {
     /// or a secret changes its own section's digest, and only that one.
     #[test]
     fn shared_settings_name_each_section_that_differs() {
-        let base = Config::from_toml(include_str!("../config/default.toml")).unwrap();
+        let mut base = Config::from_toml(include_str!("../config/default.toml")).unwrap();
+        // As two instances should: links to the site's shared address.
+        base.portal.public_url =
+            Some(HttpUrl::try_from("https://triagem.hospital.example".to_owned()).unwrap());
+        let base = base;
         let sections = |c: &Config| -> Vec<String> {
             c.shared_settings().split(' ').map(str::to_owned).collect()
         };
@@ -1265,6 +1273,13 @@ mod tests {
         let mut ladder = base.clone();
         ladder.escalation.levels.pop();
         assert_eq!(differing(&ladder), ["escalation"]);
+        let mut purge = base.clone();
+        purge.storage.retention_days = 30;
+        assert_eq!(differing(&purge), ["retention"]);
+        // Links default to the machine's own address: that differs.
+        let mut own_links = base.clone();
+        own_links.portal.public_url = None;
+        assert_eq!(differing(&own_links), ["portal"]);
     }
 
     const MINIMAL: &str = r#"

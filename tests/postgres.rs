@@ -173,6 +173,9 @@ fn config_with_lease(dir: &Path, backend: &str, lease: Duration) -> PathBuf {
         1,
     );
     assert_ne!(text, shipped, "the shipped config has a [storage] table");
+    // As docs/ha.md asks of two instances: links to the site's shared
+    // address, not to whichever machine admitted the patient.
+    let text = format!("{text}\n[portal]\npublic_url = \"http://triagem.test\"\n");
     let path = dir.join(format!("{backend}.toml"));
     std::fs::write(&path, text).unwrap();
     path
