@@ -1840,6 +1840,39 @@ async fn a_leader_whose_writer_is_stuck_hands_the_lease_over() {
     );
 }
 
+/// A schema whose name needs quoting (a role's `"$user"` schema with
+/// capitals): the journal opens in it, first creating its tables and then
+/// finding them. Its catalog lookup once folded the name to lower case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_opens_in_a_schema_whose_name_needs_quoting() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("quoted").await;
+    database(&url)
+        .await
+        .batch_execute("CREATE SCHEMA \"Triagem\"")
+        .await
+        .unwrap();
+    let in_schema = format!("{url}?options=-c%20search_path%3D%22Triagem%22");
+    for _ in 0..2 {
+        let journal = open_journal(in_schema.clone(), LEASE).await;
+        tokio::task::spawn_blocking(move || drop(journal))
+            .await
+            .unwrap();
+    }
+    let tables: i64 = database(&url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'Triagem'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tables >= 8, "{tables} tables in \"Triagem\"");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_held_up_in_the_database_fails_within_the_lease() {
     let Some(cluster) = Cluster::start() else {

@@ -73,7 +73,16 @@ impl LeaseState {
         Writing(self)
     }
 
-    /// Whether a commit has waited on the database for longer than `limit`.
+    /// A statement of the commit under way was answered: it makes progress.
+    pub(crate) fn progressed(&self) {
+        let mut since = self.1.lock();
+        if since.is_some() {
+            *since = Some(Instant::now());
+        }
+    }
+
+    /// Whether the commit under way has waited on one answer from the
+    /// database for longer than `limit`.
     fn writer_stuck(&self, limit: Duration) -> bool {
         self.1.lock().is_some_and(|since| since.elapsed() > limit)
     }
@@ -270,7 +279,8 @@ impl Keeper {
             // every request waiting while this instance renewed on a
             // connection of its own: it neither renews nor takes the lease
             // then, so the other instance leads.
-            let stuck = self.state.writer_stuck(self.lease);
+            // Each statement but COMMIT is cut off by the server at a lease.
+            let stuck = self.state.writer_stuck(self.lease.mul_f64(1.5));
             if stuck && self.state.leading().is_some() {
                 self.lose("a commit has waited on the database for over a lease");
             }
@@ -286,6 +296,12 @@ impl Keeper {
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach the lease"),
                 Err(_) => {
                     tracing::warn!("the lease did not answer in time");
+                    // A renewal that lands late does no harm, but the next
+                    // one would queue behind the lost answer and miss the
+                    // deadline too: while leading, a new connection at once.
+                    if leading.is_some() {
+                        timeouts = 1;
+                    }
                     // The round trip may have renewed or taken the lease
                     // unseen: until one answers in time, this instance only
                     // reads it, or a link too slow for the budget would
@@ -315,7 +331,21 @@ impl Keeper {
     }
 
     async fn connect(&self) -> Option<tokio_postgres::Client> {
-        let connect = tokio_postgres::connect(&self.url, tokio_postgres::NoTls);
+        let mut config: tokio_postgres::Config = match self.url.parse() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect for the lease");
+                return None;
+            }
+        };
+        // As the writer's: a database cut off breaks the connection within
+        // the lease instead of TCP retransmitting for minutes.
+        config
+            .application_name("triagem-lease")
+            .tcp_user_timeout(self.lease)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5));
+        let connect = config.connect(tokio_postgres::NoTls);
         match tokio::time::timeout(self.budget(self.lease), connect).await {
             Ok(Ok((client, connection))) => {
                 tokio::spawn(async move {
@@ -489,5 +519,36 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The watch on the writer counts from the last answer, not from the
+    /// start of the commit: a purge of many statements, each answered within
+    /// the server's limit, is not taken for a stuck writer (judged by the
+    /// whole commit, a healthy leader stepped down at every such purge).
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_that_makes_progress_is_not_stuck() {
+        let state = LeaseState::default();
+        let limit = Duration::from_secs(3);
+        {
+            let _writing = state.writing();
+            for _ in 0..10 {
+                tokio::time::advance(Duration::from_millis(2_900)).await;
+                state.progressed();
+            }
+            assert!(!state.writer_stuck(limit), "29 s of answers, none late");
+            tokio::time::advance(Duration::from_millis(3_100)).await;
+            assert!(state.writer_stuck(limit), "no answer for 3.1 s");
+        }
+        assert!(!state.writer_stuck(limit), "no commit under way");
+        state.progressed();
+        assert!(
+            !state.writer_stuck(limit),
+            "an answer outside a commit starts none"
+        );
     }
 }

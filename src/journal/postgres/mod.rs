@@ -109,7 +109,7 @@ pub(crate) fn open(
             url: url.to_owned(),
             lease,
             client: Some(client),
-            statements: schema::Statements::default(),
+            statements: schema::Statements::watched_by(state.clone()),
             state,
             holder,
             term: None,
@@ -199,6 +199,10 @@ impl Store for PgStore {
     }
 
     fn probe(&mut self) -> Result<(), JournalError> {
+        // Watched like a commit: a takeover whose probe never answers must
+        // not hold the lease without serving.
+        let state = self.state.clone();
+        let _writing = state.writing();
         match self.client()?.batch_execute("SELECT 1") {
             Ok(()) => Ok(()),
             // A connection left idle while following may have died with a

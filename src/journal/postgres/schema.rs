@@ -5,10 +5,12 @@
 //! batch of a thousand admissions is a handful of round trips, not thousands.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use postgres::types::ToSql;
 use postgres::Transaction;
 
+use super::lease::LeaseState;
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::{Change, Outbox};
 use crate::journal::{JournalError, ReportFacts, ORPHAN_NOTIFICATIONS};
@@ -137,7 +139,8 @@ pub(crate) fn migrate(client: &mut postgres::Client) -> Result<(), JournalError>
     let present: i64 = tx
         .query_one(
             "SELECT count(*) FROM pg_class
-             WHERE relnamespace = current_schema()::regnamespace AND relname = ANY($1)",
+             WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+               AND relname = ANY($1)",
             &[&names],
         )?
         .get(0);
@@ -615,19 +618,39 @@ fn raise_counter(
 /// then costs one round trip per statement instead of two (parse, then
 /// execute), and the server does not parse and plan them again each time.
 #[derive(Default)]
-pub(crate) struct Statements(std::collections::HashMap<String, postgres::Statement>);
+pub(crate) struct Statements {
+    prepared: std::collections::HashMap<String, postgres::Statement>,
+    /// Told of every answer, for the lease keeper's watch on the writer: a
+    /// commit of many statements (a purge) makes progress, a stuck one not.
+    progress: Option<Arc<LeaseState>>,
+}
 
 impl Statements {
+    pub(crate) fn watched_by(state: Arc<LeaseState>) -> Self {
+        Self {
+            progress: Some(state),
+            ..Self::default()
+        }
+    }
+
+    fn answered(&self) {
+        if let Some(state) = &self.progress {
+            state.progressed();
+        }
+    }
+
     fn prepared(
         &mut self,
         tx: &mut Transaction<'_>,
         sql: &str,
     ) -> Result<postgres::Statement, JournalError> {
-        if let Some(statement) = self.0.get(sql) {
+        if let Some(statement) = self.prepared.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = tx.prepare(sql)?;
-        self.0.insert(sql.to_owned(), statement.clone());
+        let statement = tx.prepare(sql);
+        self.answered();
+        let statement = statement?;
+        self.prepared.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 
@@ -638,7 +661,9 @@ impl Statements {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, JournalError> {
         let statement = self.prepared(tx, sql)?;
-        Ok(tx.execute(&statement, params)?)
+        let done = tx.execute(&statement, params);
+        self.answered();
+        Ok(done?)
     }
 
     pub(crate) fn query_opt(
@@ -648,12 +673,14 @@ impl Statements {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<postgres::Row>, JournalError> {
         let statement = self.prepared(tx, sql)?;
-        Ok(tx.query_opt(&statement, params)?)
+        let row = tx.query_opt(&statement, params);
+        self.answered();
+        Ok(row?)
     }
 
     /// Forgets them (a new connection has none).
     pub(crate) fn clear(&mut self) {
-        self.0.clear();
+        self.prepared.clear();
     }
 }
 
