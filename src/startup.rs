@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::journal::Journal;
 use crate::service::Service;
 use crate::{http, maintenance, outbox, scheduler};
 
@@ -170,15 +171,7 @@ async fn close_journal(service: &Service) -> bool {
         return true;
     };
     let location = journal.location();
-    let s = service.clone();
-    let (closed, done) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        if let Some(j) = s.journal() {
-            j.shutdown();
-        }
-        let _ = closed.send(());
-    });
-    if tokio::time::timeout(JOURNAL_CLOSE, done).await.is_ok() {
+    if on_own_thread(service, Journal::shutdown, JOURNAL_CLOSE).await {
         tracing::info!(%location, "journal closed");
         return true;
     }
@@ -188,16 +181,21 @@ async fn close_journal(service: &Service) -> bool {
          the database or the disk): stopping without it; nothing it had not committed was \
          acknowledged"
     );
+    on_own_thread(service, Journal::give_up_lease, Duration::from_secs(3)).await;
+    false
+}
+
+/// Runs `f` on the journal on a thread of its own; whether it returned within `within`.
+async fn on_own_thread(service: &Service, f: fn(&Journal), within: Duration) -> bool {
     let s = service.clone();
-    let (released, done) = tokio::sync::oneshot::channel();
+    let (finished, done) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         if let Some(j) = s.journal() {
-            j.give_up_lease();
+            f(j);
         }
-        let _ = released.send(());
+        let _ = finished.send(());
     });
-    let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
-    false
+    tokio::time::timeout(within, done).await.is_ok()
 }
 
 /// Stops the service: event streams end at once (they never finish on their

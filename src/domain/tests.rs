@@ -1082,6 +1082,17 @@ fn first_alert(changes: &[Change]) -> u64 {
 }
 
 /// What a restart reads back of `d`: patients, numbering, alerts and events.
+/// The alerts `changes` write to the journal: id, colour and target.
+fn alerts_written(changes: &[Change]) -> Vec<(u64, Option<ColourId>, i64)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Alert(a) => Some((a.id, a.colour.clone(), a.max_wait_seconds)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn with_alerts(d: &Department) -> Snapshot {
     Snapshot {
         patients: d.patients.values().cloned().collect(),
@@ -1106,14 +1117,7 @@ fn re_triage_to_a_less_urgent_colour_already_past_its_deadline_keeps_escalating(
         .unwrap();
     assert!(alert_events(&t.changes).is_empty(), "not resolved");
     // The alert's new colour is journaled, or a restart reads back yellow.
-    let kept: Vec<_> = t
-        .changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Alert(a) => Some((a.id, a.colour.clone(), a.max_wait_seconds)),
-            _ => None,
-        })
-        .collect();
+    let kept = alerts_written(&t.changes);
     assert_eq!(kept, [(id, Some(colour_id("green")), 7200)]);
     // Green from arrival was due at 120 min, its level 2 at 135.
     assert_eq!(d.next_deadline(), Some(mins(135)));
@@ -1158,14 +1162,7 @@ fn an_older_journals_kept_alert_goes_on_after_the_upgrade() {
     // memory now has it, so the journal no longer says yellow.
     let first = r.escalate(mins(126));
     assert!(alert_events(&first.changes).is_empty());
-    let written: Vec<_> = first
-        .changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Alert(a) => Some((a.id, a.colour.clone(), a.max_wait_seconds)),
-            _ => None,
-        })
-        .collect();
+    let written = alerts_written(&first.changes);
     assert_eq!(written, [(id, Some(colour_id("green")), 7200)]);
     assert!(r.escalate(mins(127)).changes.is_empty(), "written once");
     let active = r.alerts(None, false, mins(126)).unwrap();
