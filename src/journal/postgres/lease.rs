@@ -231,6 +231,8 @@ impl Keeper {
         // The last round trip timed out: its effect on the row is unknown.
         let mut uncertain = false;
         let mut timeouts = 0;
+        // The last round trip's time (a timed-out one counts as the budget).
+        let mut round_trip = Duration::ZERO;
         let mut next = Instant::now();
         loop {
             let until = self.state.until();
@@ -286,16 +288,27 @@ impl Keeper {
             }
             let sent = Instant::now();
             let leading = self.state.leading();
-            let attempt = self.attempt(c, leading, uncertain || stuck);
+            // A link whose round trip takes over half the budget serves
+            // badly and may not keep the lease: it lets a quicker instance
+            // take an expired lease first, taking it only a tick and a half
+            // later (then, with nobody else, it leads all the same).
+            let defer = if round_trip > self.tick() / 2 {
+                self.tick().mul_f64(1.5)
+            } else {
+                Duration::ZERO
+            };
+            let attempt = self.attempt(c, leading, uncertain || stuck, defer);
             match tokio::time::timeout(self.budget(self.tick()), attempt).await {
                 Ok(Ok(seen)) => {
                     uncertain = false;
                     timeouts = 0;
+                    round_trip = sent.elapsed();
                     self.saw(seen, leading, sent);
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach the lease"),
                 Err(_) => {
                     tracing::warn!("the lease did not answer in time");
+                    round_trip = self.tick();
                     // A renewal that lands late does no harm, but the next
                     // one would queue behind the lost answer and miss the
                     // deadline too: while leading, a new connection at once.
@@ -366,16 +379,20 @@ impl Keeper {
         }
     }
 
-    /// Renews the lease held, or takes it if it expired or is still ours
-    /// from before a step-down (a new term either way); only reads it when
-    /// `read_only`. One round trip each way (typed statements, not prepared
-    /// first), so the budget of a tick holds a link twice as slow.
+    /// Renews the lease held, or takes it once it has been expired for
+    /// `defer` (a new term); only reads it when `read_only`. Not its own
+    /// unexpired lease after a step-down: a slow instance retook it at once,
+    /// over and over, and the quick one never could. One round trip each
+    /// (typed statements, not prepared first), so the budget of a tick holds
+    /// a link twice as slow.
     async fn attempt(
         &self,
         c: &tokio_postgres::Client,
         leading: Option<u64>,
         read_only: bool,
+        defer: Duration,
     ) -> Result<Seen, tokio_postgres::Error> {
+        let defer_ms = defer.as_secs_f64() * 1000.0;
         let ms = self.lease.as_secs_f64() * 1000.0;
         if let Some(term) = leading {
             let renewed = c
@@ -406,7 +423,7 @@ impl Keeper {
                          expires_at = clock_timestamp() + $2 * interval '1 millisecond',
                          settings = $3
                      WHERE id = 1 AND NOT $4 AND $5
-                         AND (expires_at < clock_timestamp() OR holder = $1)
+                         AND expires_at < clock_timestamp() - $6 * interval '1 millisecond'
                      RETURNING term)
                  SELECT (SELECT term FROM taken), term, holder, settings FROM lease WHERE id = 1",
                 &[
@@ -415,6 +432,7 @@ impl Keeper {
                     (&self.stamp, Type::TEXT),
                     (&read_only, Type::BOOL),
                     (&leading.is_none(), Type::BOOL),
+                    (&defer_ms, Type::FLOAT8),
                 ],
             )
             .await?;
