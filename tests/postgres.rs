@@ -1840,6 +1840,48 @@ async fn a_leader_whose_writer_is_stuck_hands_the_lease_over() {
     );
 }
 
+/// A leader that stepped down (here told to, as after a fenced commit)
+/// takes the lease again only once it has expired, like any instance. It
+/// retook its own unexpired lease at the next tick: a slow leader did so over
+/// and over, a new term and a full reload each time, and the quick instance
+/// never led.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_stepped_down_waits_for_its_lease_to_expire() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("stepped").await;
+    let journal = open_journal(url, LEASE).await;
+    let mut role = journal.role();
+    tokio::time::timeout(Duration::from_secs(10), role.wait_for(|r| r.leader))
+        .await
+        .expect("it leads")
+        .expect("the lease keeper runs");
+    let first = role.borrow().term;
+    journal.step_down();
+    tokio::time::timeout(Duration::from_secs(2), role.wait_for(|r| !r.leader))
+        .await
+        .expect("it steps down")
+        .expect("the lease keeper runs");
+    let stepped = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), role.wait_for(|r| r.leader))
+        .await
+        .expect("it leads again, alone")
+        .expect("the lease keeper runs");
+    let again = stepped.elapsed();
+    let term = role.borrow().term;
+    tokio::task::spawn_blocking(move || drop(journal))
+        .await
+        .unwrap();
+    assert_eq!(term, first + 1);
+    // Its lease had up to 90 % of `LEASE` left when it stepped down, and was
+    // renewed a third of the lease before: it lapses no sooner than that.
+    assert!(
+        again >= LEASE / 2,
+        "retook its own lease {again:?} after stepping down (lease {LEASE:?})"
+    );
+}
+
 /// A schema whose name needs quoting (a role's `"$user"` schema with
 /// capitals): the journal opens in it, first creating its tables and then
 /// finding them. Its catalog lookup once folded the name to lower case.
