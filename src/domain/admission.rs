@@ -89,13 +89,20 @@ impl Department {
     /// million: one pass per unit would multiply that.
     pub(super) fn held_tickets_of_all(&self, above: &[u32]) -> Vec<HashSet<u32>> {
         let mut held = vec![HashSet::new(); self.units.len()];
+        // Only the units asked about: a new day's rollover asks for one, under
+        // the lock, and should not parse every ticket once per unit.
+        let asked: Vec<(usize, &str, u32)> = (self.units.iter().enumerate())
+            .filter(|&(ui, _)| above[ui] != u32::MAX)
+            .map(|(ui, u)| (ui, u.settings.ticket_prefix.as_str(), above[ui]))
+            .collect();
         for p in self.patients.values().filter(|p| !p.status.is_terminal()) {
-            for (ui, unit) in self.units.iter().enumerate() {
-                let n = p.ticket.strip_prefix(unit.settings.ticket_prefix.as_str());
-                if let Some(n) = n.and_then(|n| n.parse::<u32>().ok()) {
-                    if n > above[ui] {
-                        held[ui].insert(n);
-                    }
+            for &(ui, prefix, above) in &asked {
+                let n = p
+                    .ticket
+                    .strip_prefix(prefix)
+                    .and_then(|n| n.parse::<u32>().ok());
+                if n.is_some_and(|n| n > above) {
+                    held[ui].extend(n);
                 }
             }
         }
