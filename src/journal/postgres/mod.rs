@@ -36,9 +36,9 @@ use crate::domain::{
 pub use lease::LeaseKeeper;
 use lease::LeaseState;
 
-/// Connects with the settings every connection of the journal uses.
-pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError> {
-    let mut config: postgres::Config = url
+/// The settings every connection of the journal uses, the lease keeper's too.
+pub(crate) fn settings(url: &str, lease: Duration) -> Result<tokio_postgres::Config, JournalError> {
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| JournalError::Corrupt(format!("storage.postgres_url: {e}")))?;
     config
@@ -49,7 +49,12 @@ pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError
         .tcp_user_timeout(lease)
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(5));
-    let mut client = config.connect(NoTls)?;
+    Ok(config)
+}
+
+/// Connects with [`settings`].
+pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError> {
+    let mut client = postgres::Config::from(settings(url, lease)?).connect(NoTls)?;
     // A writer paused inside a transaction would hold its row locks, and the
     // lease row's share lock, until its connection died: the server ends
     // such a transaction once the lease has run out.
