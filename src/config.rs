@@ -769,6 +769,15 @@ impl Config {
         digests.join(" ")
     }
 
+    /// The names of the sections of `own` (a [`Config::shared_settings`])
+    /// whose digest `theirs` does not have.
+    pub fn differing_sections<'a>(own: &'a str, theirs: &str) -> Vec<&'a str> {
+        own.split(' ')
+            .filter(|section| !theirs.split(' ').any(|t| t == *section))
+            .filter_map(|section| section.split('=').next())
+            .collect()
+    }
+
     /// What is valid but likely wrong, for `check-config` and the start-up log.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -1243,16 +1252,10 @@ mod tests {
         base.portal.public_url =
             Some(HttpUrl::try_from("https://triagem.hospital.example".to_owned()).unwrap());
         let base = base;
-        let sections = |c: &Config| -> Vec<String> {
-            c.shared_settings().split(' ').map(str::to_owned).collect()
-        };
         let differing = |c: &Config| -> Vec<String> {
-            let own = sections(&base);
-            sections(c)
-                .into_iter()
-                .filter(|s| !own.contains(s))
-                .map(|s| s.split('=').next().unwrap().to_owned())
-                .collect()
+            let (theirs, own) = (base.shared_settings(), c.shared_settings());
+            let names = Config::differing_sections(&own, &theirs);
+            names.into_iter().map(str::to_owned).collect()
         };
         let mut machine = base.clone();
         machine.server.bind = "0.0.0.0:9090".parse().unwrap();

@@ -309,23 +309,19 @@ impl Keeper {
                 Err(_) => {
                     tracing::warn!("the lease did not answer in time");
                     round_trip = self.tick();
-                    // A renewal that lands late does no harm, but the next
-                    // one would queue behind the lost answer and miss the
-                    // deadline too: while leading, a new connection at once.
-                    if leading.is_some() {
-                        timeouts = 1;
-                    }
                     // The round trip may have renewed or taken the lease
                     // unseen: until one answers in time, this instance only
                     // reads it, or a link too slow for the budget would
                     // retake it at every tick, a new term each time, and
-                    // nobody would lead. A second timeout in a row: a new
-                    // connection, not one that may stay silent for good
-                    // (bytes lost in a middlebox); not at the first, which
-                    // on a slow link costs a handshake of several round trips.
+                    // nobody would lead.
                     uncertain = true;
+                    // A new connection, not one that may stay silent for good
+                    // (bytes lost in a middlebox): at once while leading (the
+                    // next renewal would queue behind the lost answer and miss
+                    // the deadline too); else at a second timeout in a row, as
+                    // on a slow link a handshake costs several round trips.
                     timeouts += 1;
-                    if timeouts >= 2 {
+                    if leading.is_some() || timeouts >= 2 {
                         client = None;
                         timeouts = 0;
                     }
@@ -344,21 +340,16 @@ impl Keeper {
     }
 
     async fn connect(&self) -> Option<tokio_postgres::Client> {
-        let mut config: tokio_postgres::Config = match self.url.parse() {
+        let mut config = match super::settings(&self.url, self.lease) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot connect for the lease");
                 return None;
             }
         };
-        // As the writer's: a database cut off breaks the connection within
-        // the lease instead of TCP retransmitting for minutes.
-        config
+        let connect = config
             .application_name("triagem-lease")
-            .tcp_user_timeout(self.lease)
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(5));
-        let connect = config.connect(tokio_postgres::NoTls);
+            .connect(tokio_postgres::NoTls);
         match tokio::time::timeout(self.budget(self.lease), connect).await {
             Ok(Ok((client, connection))) => {
                 tokio::spawn(async move {
@@ -466,12 +457,7 @@ impl Keeper {
             self.settings_differ.store(false, Ordering::Relaxed);
             return;
         };
-        let differing: Vec<&str> = self
-            .settings
-            .split(' ')
-            .filter(|own| !leader.split(' ').any(|theirs| theirs == *own))
-            .filter_map(|own| own.split('=').next())
-            .collect();
+        let differing = crate::config::Config::differing_sections(&self.settings, leader);
         self.settings_differ
             .store(!differing.is_empty(), Ordering::Relaxed);
         let mut warned = self.warned.lock();
