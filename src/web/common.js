@@ -943,7 +943,7 @@ const Triagem = (() => {
         if (e instanceof ApiError && e.status === 401) {
           // The token dialog was dismissed: wait for a reload or a new token.
           // Not "reconnecting" (the service is there), and its banner would
-          // cover the "change token" that offers the dialog again.
+          // cover the "Sign out" that offers the dialog again.
           onState(true);
           showError(e);
           return;
