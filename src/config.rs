@@ -365,7 +365,7 @@ impl TryFrom<String> for DatabaseUrl {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        let parsed: Result<postgres::Config, _> = s.parse();
+        let parsed: Result<tokio_postgres::Config, _> = s.parse();
         match parsed {
             Ok(_) if s.starts_with("postgres://") || s.starts_with("postgresql://") => Ok(Self(s)),
             _ => Err("must be a URL such as postgres://user@host/database".into()),

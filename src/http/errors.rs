@@ -42,6 +42,12 @@ pub enum ApiError {
     },
     #[error("the service cannot record changes right now; nothing was changed, try again shortly")]
     Unavailable,
+    #[error(
+        "the database did not confirm this change, which may or may not have been kept: \
+             retry an admission with the same Idempotency-Key, and read the patient before \
+             repeating anything else"
+    )]
+    OutcomeUnknown,
     #[error("this instance is not the leader; another instance serves the department (retry, or ask the load balancer)")]
     NotLeader,
 }
@@ -183,7 +189,7 @@ impl ApiError {
             ApiError::Timeout => Kind::Timeout,
             ApiError::UnsupportedMediaType => Kind::UnsupportedMediaType,
             ApiError::Invalid { .. } => Kind::Invalid,
-            ApiError::Unavailable => Kind::Unavailable,
+            ApiError::Unavailable | ApiError::OutcomeUnknown => Kind::Unavailable,
             ApiError::NotLeader => Kind::NotLeader,
         }
     }
@@ -250,6 +256,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Domain(e) => e.into(),
             ServiceError::Unavailable => ApiError::Unavailable,
             ServiceError::NotLeader => ApiError::NotLeader,
+            ServiceError::OutcomeUnknown => ApiError::OutcomeUnknown,
         }
     }
 }

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use postgres::types::ToSql;
 use rusqlite::OpenFlags;
+use tokio_postgres::types::ToSql;
 
-use super::postgres::{connect, schema as pg_schema};
+use super::postgres::{connect, schema as pg_schema, Conn};
 use super::sqlite::{lock_data_dir, schema as sqlite_schema, DB_FILE};
 use super::JournalError;
 use crate::domain::numbering::ProtocolSequence;
@@ -151,8 +151,8 @@ impl From<rusqlite::Error> for MigrateError {
     }
 }
 
-impl From<postgres::Error> for MigrateError {
-    fn from(e: postgres::Error) -> Self {
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
         Self::Journal(e.into())
     }
 }
@@ -179,9 +179,12 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Migrated, Migrat
         sqlite_schema::migrate(&conn)?;
     }
     let lite = rusqlite::Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut pg = connect(url, std::time::Duration::from_secs(30))?;
+    // No deadline: a one-off copy, watched by the operator.
+    let mut pg = connect(url, std::time::Duration::from_secs(30), None)?;
     pg_schema::migrate(&mut pg)?;
-    let mut tx = pg.transaction()?;
+    // An error ends the process and its connection, which rolls back.
+    pg.batch_execute("BEGIN")?;
+    let tx = &mut pg;
     tx.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")?;
     for (table, _) in TABLES.iter().filter(|(t, _)| *t != "counters") {
         let n: i64 = tx
@@ -304,7 +307,7 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Migrated, Migrat
             &[&last],
         )?;
     }
-    tx.commit()?;
+    tx.batch_execute("COMMIT")?;
     let sequence = verify(&lite_tx, &mut pg, &tables)?;
     Ok(Migrated { tables, sequence })
 }
@@ -312,7 +315,7 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Migrated, Migrat
 /// Reads the copy back: the same rows per table and the same counters.
 fn verify(
     lite: &rusqlite::Transaction<'_>,
-    pg: &mut postgres::Client,
+    pg: &mut Conn,
     tables: &[(&'static str, u64)],
 ) -> Result<Option<ProtocolSequence>, MigrateError> {
     for (table, copied) in tables {

@@ -79,7 +79,7 @@ const MAX_BATCH: usize = 4096;
 const LINGER: Duration = Duration::from_micros(500);
 
 /// A PostgreSQL error as the server said it (`db error` alone names nothing).
-fn postgres_detail(e: &::postgres::Error) -> String {
+fn postgres_detail(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => match std::error::Error::source(e) {
@@ -95,7 +95,14 @@ pub enum JournalError {
     Sqlite(rusqlite::Error),
     /// With the server's own words: the error's Display alone is "db error".
     #[error("journal database error: {}", postgres_detail(.0))]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database did not answer in time; the connection was given up
+    /// (a middlebox may hold what was sent, for ever).
+    #[error("the database did not answer within {0:?}; the connection was given up")]
+    NoAnswer(std::time::Duration),
+    /// A COMMIT was sent and its answer never came: it may have landed.
+    #[error("the answer to a COMMIT was lost ({0}): it may or may not have been written")]
+    OutcomeUnknown(String),
     #[error(
         "another Triagem (serve or migrate) is using {0}; stop it first (one process per data directory)"
     )]
@@ -825,14 +832,20 @@ impl Writer {
                 }
                 // Fenced off: this instance is no longer the leader, which the
                 // service must hear (it steps down) rather than a disk failure.
-                self.not_leader |= matches!(e, JournalError::NotLeader);
+                // So with a COMMIT whose answer was lost: memory may only be
+                // read back once it has landed or not, which a new term
+                // settles (taking the lease waits for that transaction).
+                let unknown = matches!(e, JournalError::OutcomeUnknown(_));
+                self.not_leader |= unknown || matches!(e, JournalError::NotLeader);
                 self.failed = true;
                 self.shared.healthy.store(false, Ordering::Release);
                 for (_, reply) in batch.commands.drain(..) {
-                    let _ = reply.send(Err(if self.not_leader {
-                        JournalError::NotLeader
-                    } else {
-                        JournalError::Unavailable
+                    let _ = reply.send(Err(match &e {
+                        JournalError::OutcomeUnknown(why) => {
+                            JournalError::OutcomeUnknown(why.clone())
+                        }
+                        _ if self.not_leader => JournalError::NotLeader,
+                        _ => JournalError::Unavailable,
                     }));
                 }
             }

@@ -43,6 +43,10 @@ pub enum ServiceError {
     /// Another instance leads (PostgreSQL journal): nothing was changed here.
     #[error("this instance is not the leader")]
     NotLeader,
+    /// The database never confirmed the commit (PostgreSQL journal): the
+    /// change may or may not have been kept.
+    #[error("the database did not confirm the change")]
+    OutcomeUnknown,
 }
 
 /// Where the service stands; only `Ready` serves the domain.
@@ -282,13 +286,18 @@ impl Service {
             return Ok(());
         };
         pending.wait().await.map_err(|e| match e {
-            JournalError::NotLeader => {
-                // Fenced off: stop serving, and let the lease go at once.
+            // Fenced off, or a lost COMMIT that only a new term settles: stop
+            // serving, and let the lease go at once.
+            JournalError::NotLeader | JournalError::OutcomeUnknown(_) => {
                 self.follow();
                 if let Some(journal) = self.journal() {
                     journal.step_down();
                 }
-                ServiceError::NotLeader
+                if matches!(e, JournalError::NotLeader) {
+                    ServiceError::NotLeader
+                } else {
+                    ServiceError::OutcomeUnknown
+                }
             }
             _ => {
                 self.fail();

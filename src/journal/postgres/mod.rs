@@ -1,13 +1,14 @@
 //! The PostgreSQL backend, for several instances against one database. The
-//! writer thread and the reads use the synchronous `postgres` client (the
-//! journal's writer is a thread and reads run on blocking threads, as with
-//! SQLite); the lease keeper is a task (see [`lease`]).
+//! writer thread and the reads use blocking connections with a deadline on
+//! every answer ([`conn`]; the journal's writer is a thread and reads run on
+//! blocking threads, as with SQLite); the lease keeper is a task (see [`lease`]).
 //!
 //! A write transaction commits only while this instance holds the lease under
 //! the term it recovered with: the check is the transaction's last statement,
 //! under a share lock on the lease row, so a takeover waits for it or it sees
 //! the takeover and rolls back.
 
+mod conn;
 mod lease;
 pub(crate) mod schema;
 
@@ -17,8 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use tokio_postgres::types::ToSql;
 
 use super::backend::{Reads, Store};
 use super::{
@@ -33,8 +33,23 @@ use crate::domain::{
     BoardCall, Change, Channel, IdempotencyRecord, PatientFeed, RecentFact, Snapshot, UnitId,
     BOARD_CALLS,
 };
+pub(crate) use conn::Conn;
 pub use lease::LeaseKeeper;
 use lease::LeaseState;
+
+/// How long the writer waits for one answer: the server cuts every
+/// statement but COMMIT off at a lease, so an answer later than this is not
+/// coming (a middlebox holds the connection). Past it the connection is
+/// given up; a COMMIT given up that way steps this instance down.
+pub(crate) fn writer_deadline(lease: Duration) -> Duration {
+    lease.mul_f64(1.25)
+}
+
+/// How long a read waits for one answer (one row of a long report).
+const READ_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How the snapshot and reports read: one consistent view.
+const READ_ONLY: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 /// The settings every connection of the journal uses, the lease keeper's too.
 pub(crate) fn settings(url: &str, lease: Duration) -> Result<tokio_postgres::Config, JournalError> {
@@ -52,9 +67,14 @@ pub(crate) fn settings(url: &str, lease: Duration) -> Result<tokio_postgres::Con
     Ok(config)
 }
 
-/// Connects with [`settings`].
-pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError> {
-    let mut client = postgres::Config::from(settings(url, lease)?).connect(NoTls)?;
+/// Connects with [`settings`]; `deadline` bounds the handshake and each
+/// answer after it.
+pub(crate) fn connect(
+    url: &str,
+    lease: Duration,
+    deadline: Option<Duration>,
+) -> Result<Conn, JournalError> {
+    let mut client = Conn::open(&settings(url, lease)?, deadline)?;
     // A writer paused inside a transaction would hold its row locks, and the
     // lease row's share lock, until its connection died: the server ends
     // such a transaction once the lease has run out.
@@ -69,7 +89,7 @@ pub(crate) fn connect(url: &str, lease: Duration) -> Result<Client, JournalError
 /// in the database (a lock, a stalled server) fails instead of holding the
 /// writer and every caller waiting on it past the time this instance may
 /// lead. COMMIT is exempt (see `PgStore::commit`).
-fn bound_statements(client: &mut Client, lease: Duration) -> Result<(), JournalError> {
+fn bound_statements(client: &mut Conn, lease: Duration) -> Result<(), JournalError> {
     client.batch_execute(&format!(
         "SET statement_timeout = {}",
         lease.as_millis().max(1)
@@ -87,9 +107,10 @@ pub(crate) fn open(
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         JournalError::Corrupt("the PostgreSQL journal needs a tokio runtime".into())
     })?;
-    let mut client = connect(url, lease)?;
     // Unbounded: the other instance may hold the migration lock a while.
+    let mut client = connect(url, lease, None)?;
     schema::migrate(&mut client)?;
+    client.set_deadline(Some(writer_deadline(lease)));
     bound_statements(&mut client, lease)?;
     let instance: String = client
         .query_one("SELECT value FROM counters WHERE name = 'instance'", &[])?
@@ -108,7 +129,7 @@ pub(crate) fn open(
         state.clone(),
         &runtime,
     );
-    let reader = connect(url, lease)?;
+    let reader = connect(url, lease, Some(READ_DEADLINE))?;
     Ok((
         PgStore {
             url: url.to_owned(),
@@ -134,7 +155,7 @@ pub(crate) fn open(
 pub(crate) struct PgStore {
     url: String,
     lease: Duration,
-    client: Option<Client>,
+    client: Option<Conn>,
     /// Prepared on `client`.
     statements: schema::Statements,
     state: Arc<LeaseState>,
@@ -145,11 +166,11 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
-    fn client(&mut self) -> Result<&mut Client, JournalError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
+    fn client(&mut self) -> Result<&mut Conn, JournalError> {
+        if self.client.as_ref().is_none_or(Conn::is_closed) {
             self.client = None;
             self.statements.clear();
-            let mut client = connect(&self.url, self.lease)?;
+            let mut client = connect(&self.url, self.lease, Some(writer_deadline(self.lease)))?;
             bound_statements(&mut client, self.lease)?;
             self.client = Some(client);
         }
@@ -173,8 +194,8 @@ impl Store for PgStore {
         if self.state.leading() != Some(term) {
             return Err(JournalError::NotLeader);
         }
-        // Watched by the lease keeper: a commit that never returns (its
-        // answer lost) must not keep this instance leading.
+        // Watched by the lease keeper as well as bounded by the deadline:
+        // a commit that never returns must not keep this instance leading.
         let state = self.state.clone();
         let _writing = state.writing();
         let holder = self.holder.clone();
@@ -182,25 +203,23 @@ impl Store for PgStore {
         let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
             unreachable!("connected above");
         };
-        let mut tx = client.transaction()?;
-        schema::apply_all(&mut tx, statements, changes, receivers)?;
-        // The fence also lifts the statement timeout for the COMMIT after
-        // it (SET LOCAL, without a round trip of its own): a COMMIT cancelled
-        // while it waits for a synchronous standby returns success, committed
-        // here but maybe not on the standby, which must never be acknowledged.
-        let fence = statements.query_opt(
-            &mut tx,
-            "SELECT term, set_config('statement_timeout', '0', true) FROM lease
-             WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
-             FOR SHARE",
-            &[&(term as i64), &holder],
-        )?;
-        if fence.is_none() {
-            tx.rollback()?;
-            return Err(JournalError::NotLeader);
-        }
-        tx.commit()?;
-        Ok(())
+        client.transaction("BEGIN", |tx| {
+            schema::apply_all(tx, statements, changes, receivers)?;
+            // The fence also lifts the statement timeout for the COMMIT after
+            // it (SET LOCAL, without a round trip of its own): a COMMIT
+            // cancelled while it waits for a synchronous standby returns
+            // success, committed here but maybe not on the standby, which
+            // must never be acknowledged.
+            let fence = statements.query_opt(
+                tx,
+                "SELECT term, set_config('statement_timeout', '0', true) FROM lease
+                 WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
+                 FOR SHARE",
+                &[&(term as i64), &holder],
+            )?;
+            // Rolled back.
+            fence.map(|_| ()).ok_or(JournalError::NotLeader)
+        })
     }
 
     fn probe(&mut self) -> Result<(), JournalError> {
@@ -214,11 +233,11 @@ impl Store for PgStore {
             // database restart or a pooler reset, unnoticed until used:
             // found here, it is replaced at once, not after a failed
             // takeover and another try a second later.
-            Err(_) if self.client.as_ref().is_some_and(Client::is_closed) => {
+            Err(_) if self.client.as_ref().is_some_and(Conn::is_closed) => {
                 self.client()?.batch_execute("SELECT 1")?;
                 Ok(())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -237,7 +256,7 @@ impl Store for PgStore {
 pub(crate) struct PgReads {
     url: String,
     lease: Duration,
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Conn>>,
     /// Set by [`Reads::close`]: no new connection after it.
     closed: AtomicBool,
     /// Prefixes delivery ids (the database's, so every instance issues the same).
@@ -247,15 +266,15 @@ pub(crate) struct PgReads {
 impl PgReads {
     fn with<T>(
         &self,
-        read: impl FnOnce(&mut Client) -> Result<T, JournalError>,
+        read: impl FnOnce(&mut Conn) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
         let mut guard = self.client.lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(JournalError::Unavailable);
         }
-        if guard.as_ref().is_none_or(Client::is_closed) {
+        if guard.as_ref().is_none_or(Conn::is_closed) {
             *guard = None;
-            *guard = Some(connect(&self.url, self.lease)?);
+            *guard = Some(connect(&self.url, self.lease, Some(READ_DEADLINE))?);
         }
         read(guard.as_mut().expect("connected above"))
     }
@@ -270,21 +289,23 @@ impl Reads for PgReads {
         crate::config::without_password(&self.url)
     }
 
-    /// The synchronous client runs a runtime of its own to close its
-    /// connection, which panics when dropped on a runtime thread (where the
-    /// service is dropped as the process ends): closed here instead.
+    /// A connection runs a runtime of its own, which panics when dropped
+    /// on a runtime thread (where the service is dropped as the process
+    /// ends): closed here instead.
     fn close(&self) {
         let mut guard = self.client.lock();
         self.closed.store(true, Ordering::Release);
-        drop(guard.take());
+        if let Some(conn) = guard.take() {
+            conn.close();
+        }
     }
 
     fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError> {
         let rows = self.with(|c| {
-            Ok(c.query(
+            c.query(
                 "SELECT at, event, actor, details FROM events WHERE protocol = $1 ORDER BY id",
                 &[&(protocol.as_u64() as i64)],
-            )?)
+            )
         })?;
         rows.into_iter()
             .map(|r| {
@@ -357,7 +378,7 @@ impl Reads for PgReads {
             " ORDER BY arrived_at DESC, protocol DESC LIMIT {n} OFFSET {o}"
         ));
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
-        let rows = self.with(|c| Ok(c.query(&sql, &params)?))?;
+        let rows = self.with(|c| c.query(&sql, &params))?;
         rows.into_iter()
             .map(|r| {
                 let n: i64 = r.get(0);
@@ -369,11 +390,11 @@ impl Reads for PgReads {
 
     fn outbox_next(&self, receiver: usize) -> Result<Option<OutboxEntry>, JournalError> {
         let row = self.with(|c| {
-            Ok(c.query_opt(
+            c.query_opt(
                 "SELECT id, alert_id, event, alert, attempts FROM outbox
                  WHERE receiver = $1 AND state = 'pending' ORDER BY id LIMIT 1",
                 &[&(receiver as i64)],
-            )?)
+            )
         })?;
         row.map(|r| {
             let id: i64 = r.get(0);
@@ -407,65 +428,22 @@ impl Reads for PgReads {
         to: DateTime<Utc>,
         unit: Option<&UnitId>,
     ) -> Result<ReportData, JournalError> {
-        let mut c = connect(&self.url, self.lease)?;
+        let mut c = connect(&self.url, self.lease, Some(READ_DEADLINE))?;
         let unit = unit.map(|u| u.to_string());
         let args: [&(dyn ToSql + Sync); 3] =
             [&from.timestamp_millis(), &to.timestamp_millis(), &unit];
-        let mut tx = c
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let visits = tx
-            .query(
-                "SELECT unit, arrived_at, first_triaged_at, colour, classified_max, call_at,
-                        call_colour, call_clock_start, call_max, status, closed_at, outcome,
-                        leave_reason
-                 FROM visits WHERE arrived_at >= $1 AND arrived_at < $2
-                      AND ($3::text IS NULL OR unit = $3)",
-                &args,
-            )?
-            .into_iter()
-            .map(|r| {
-                VisitRow {
-                    unit: r.get(0),
-                    arrived_at: r.get(1),
-                    first_triaged_at: r.get(2),
-                    colour: r.get(3),
-                    classified_max: r.get(4),
-                    call_at: r.get(5),
-                    call_colour: r.get(6),
-                    call_clock_start: r.get(7),
-                    call_max: r.get(8),
-                    status: r.get(9),
-                    closed_at: r.get(10),
-                    outcome: r.get(11),
-                    leave_reason: r.get(12),
-                }
-                .facts()
-            })
-            .collect::<Result<Vec<ReportFacts>, _>>()?;
-        let alerts = tx
-            .query(
-                "SELECT a.body FROM alerts a JOIN visits v ON v.protocol = a.protocol
-                 WHERE v.arrived_at >= $1 AND v.arrived_at < $2
-                       AND ($3::text IS NULL OR v.unit = $3)",
-                &args,
-            )?
-            .into_iter()
-            .map(|r| parse_json("alert", r.get(0)))
-            .collect::<Result<Vec<Alert>, _>>()?;
-        tx.commit()?;
-        Ok((visits, alerts))
+        let report = c.transaction(READ_ONLY, |tx| read_report(tx, &args));
+        c.close();
+        report
     }
 
     fn message_next(&self, channel: Channel) -> Result<Option<MessageEntry>, JournalError> {
         let row = self.with(|c| {
-            Ok(c.query_opt(
+            c.query_opt(
                 "SELECT id, body, attempts FROM messages
                  WHERE channel = $1 AND state = 'pending' ORDER BY id LIMIT 1",
                 &[&channel.as_str()],
-            )?)
+            )
         })?;
         row.map(|r| {
             let id: i64 = r.get(0);
@@ -481,11 +459,11 @@ impl Reads for PgReads {
 
     fn messages_of(&self, protocol: Protocol) -> Result<Vec<MessageStatus>, JournalError> {
         let rows = self.with(|c| {
-            Ok(c.query(
+            c.query(
                 "SELECT id, channel, event, state, attempts, created_at FROM messages
                  WHERE protocol = $1 ORDER BY id",
                 &[&(protocol.as_u64() as i64)],
-            )?)
+            )
         })?;
         rows.into_iter()
             .map(|r| {
@@ -520,14 +498,14 @@ impl Reads for PgReads {
         limit: usize,
     ) -> Result<Vec<StreamEvent>, JournalError> {
         let rows = self.with(|c| {
-            Ok(c.query(
+            c.query(
                 "SELECT id, display FROM (
                      SELECT id, display FROM events
                      WHERE unit = $1 AND id > $2 AND display IS NOT NULL
                      ORDER BY id DESC LIMIT $3) last
                  ORDER BY id",
                 &[&unit, &(after as i64), &(limit as i64)],
-            )?)
+            )
         })?;
         rows.into_iter()
             .map(|r| {
@@ -540,14 +518,58 @@ impl Reads for PgReads {
     }
 }
 
+/// A report's rows, in a read-only transaction.
+fn read_report(tx: &mut Conn, args: &[&(dyn ToSql + Sync); 3]) -> Result<ReportData, JournalError> {
+    let visits = tx
+        .query(
+            "SELECT unit, arrived_at, first_triaged_at, colour, classified_max, call_at,
+                    call_colour, call_clock_start, call_max, status, closed_at, outcome,
+                    leave_reason
+             FROM visits WHERE arrived_at >= $1 AND arrived_at < $2
+                  AND ($3::text IS NULL OR unit = $3)",
+            args,
+        )?
+        .into_iter()
+        .map(|r| {
+            VisitRow {
+                unit: r.get(0),
+                arrived_at: r.get(1),
+                first_triaged_at: r.get(2),
+                colour: r.get(3),
+                classified_max: r.get(4),
+                call_at: r.get(5),
+                call_colour: r.get(6),
+                call_clock_start: r.get(7),
+                call_max: r.get(8),
+                status: r.get(9),
+                closed_at: r.get(10),
+                outcome: r.get(11),
+                leave_reason: r.get(12),
+            }
+            .facts()
+        })
+        .collect::<Result<Vec<ReportFacts>, _>>()?;
+    let alerts = tx
+        .query(
+            "SELECT a.body FROM alerts a JOIN visits v ON v.protocol = a.protocol
+             WHERE v.arrived_at >= $1 AND v.arrived_at < $2
+                   AND ($3::text IS NULL OR v.unit = $3)",
+            args,
+        )?
+        .into_iter()
+        .map(|r| parse_json("alert", r.get(0)))
+        .collect::<Result<Vec<Alert>, _>>()?;
+    Ok((visits, alerts))
+}
+
 /// Everything recovery needs, in one read-only snapshot of the database.
-fn load_snapshot(client: &mut Client) -> Result<Snapshot, JournalError> {
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()?;
-    // A large journal may take longer to read than a write may take.
+fn load_snapshot(client: &mut Conn) -> Result<Snapshot, JournalError> {
+    client.transaction(READ_ONLY, read_snapshot)
+}
+
+fn read_snapshot(tx: &mut Conn) -> Result<Snapshot, JournalError> {
+    // A large journal may take longer to read than a write may take (the
+    // client's deadline is on each row, not the whole).
     tx.batch_execute("SET LOCAL statement_timeout = 0")?;
     let patients = tx
         .query("SELECT body FROM patients ORDER BY protocol", &[])?
@@ -558,13 +580,12 @@ fn load_snapshot(client: &mut Client) -> Result<Snapshot, JournalError> {
         patients: PatientFeed::from(patients),
         ..Snapshot::default()
     };
-    let counter =
-        |tx: &mut postgres::Transaction<'_>, name: &str| -> Result<Option<String>, JournalError> {
-            Ok(tx
-                .query_opt("SELECT value FROM counters WHERE name = $1", &[&name])?
-                .map(|r| r.get(0)))
-        };
-    snapshot.sequence = counter(&mut tx, "sequence")?
+    let counter = |tx: &mut Conn, name: &str| -> Result<Option<String>, JournalError> {
+        Ok(tx
+            .query_opt("SELECT value FROM counters WHERE name = $1", &[&name])?
+            .map(|r| r.get(0)))
+    };
+    snapshot.sequence = counter(tx, "sequence")?
         .map(|s| parse_json::<ProtocolSequence>("sequence", &s))
         .transpose()?;
     for r in tx.query(
@@ -632,19 +653,16 @@ fn load_snapshot(client: &mut Client) -> Result<Snapshot, JournalError> {
     };
     snapshot.last_event_id = last_id("events", "last_event_id")?;
     snapshot.last_alert_id = last_id("alerts", "last_alert_id")?;
-    let secret = counter(&mut tx, "check_secret")?
+    let secret = counter(tx, "check_secret")?
         .ok_or_else(|| JournalError::Corrupt("no check secret".into()))?;
     snapshot.check_secret =
         hex::decode(secret).map_err(|e| JournalError::Corrupt(format!("check secret: {e}")))?;
-    snapshot.recent = load_recent(&mut tx)?;
-    tx.commit()?;
+    snapshot.recent = load_recent(tx)?;
     Ok(snapshot)
 }
 
 /// The recent calls and entries wait estimates learn from, oldest first.
-fn load_recent(
-    tx: &mut postgres::Transaction<'_>,
-) -> Result<Vec<(String, DateTime<Utc>, RecentFact)>, JournalError> {
+fn load_recent(tx: &mut Conn) -> Result<Vec<(String, DateTime<Utc>, RecentFact)>, JournalError> {
     let rows = tx.query(
         "SELECT unit, at, event, details FROM (
              SELECT id, unit, at, event, details FROM events

@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use postgres::types::ToSql;
-use postgres::Transaction;
+use tokio_postgres::types::ToSql;
 
 use super::lease::LeaseState;
+use super::Conn;
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::{Change, Outbox};
 use crate::journal::{JournalError, ReportFacts, ORPHAN_NOTIFICATIONS};
@@ -128,8 +128,11 @@ const LEASE_SETTINGS: &str = "ALTER TABLE lease ADD COLUMN settings TEXT NOT NUL
 
 /// Creates the tables in an empty database (once, whoever starts first) and
 /// the installation's own values (delivery id prefix, check code secret).
-pub(crate) fn migrate(client: &mut postgres::Client) -> Result<(), JournalError> {
-    let mut tx = client.transaction()?;
+pub(crate) fn migrate(client: &mut Conn) -> Result<(), JournalError> {
+    client.transaction("BEGIN", create)
+}
+
+fn create(tx: &mut Conn) -> Result<(), JournalError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     // Only what is missing: `CREATE INDEX IF NOT EXISTS` locks its table
     // (SHARE) even when the index exists, and an instance starting beside a
@@ -180,7 +183,6 @@ pub(crate) fn migrate(client: &mut postgres::Client) -> Result<(), JournalError>
             &hex::encode(secret),
         ],
     )?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -314,7 +316,7 @@ impl Patients {
         Ok(())
     }
 
-    fn write(&self, tx: &mut Transaction<'_>, st: &mut Statements) -> Result<(), JournalError> {
+    fn write(&self, tx: &mut Conn, st: &mut Statements) -> Result<(), JournalError> {
         if self.protocol.is_empty() {
             return Ok(());
         }
@@ -499,7 +501,7 @@ impl Rows {
         put(&mut self.counters.1, s, value);
     }
 
-    fn write(self, tx: &mut Transaction<'_>, st: &mut Statements) -> Result<(), JournalError> {
+    fn write(self, tx: &mut Conn, st: &mut Statements) -> Result<(), JournalError> {
         let now = chrono::Utc::now().timestamp_millis();
         self.patients.write(tx, st)?;
         if !self.events.id.is_empty() {
@@ -599,7 +601,7 @@ impl Rows {
 }
 
 fn raise_counter(
-    tx: &mut Transaction<'_>,
+    tx: &mut Conn,
     st: &mut Statements,
     name: &str,
     value: i64,
@@ -619,7 +621,7 @@ fn raise_counter(
 /// execute), and the server does not parse and plan them again each time.
 #[derive(Default)]
 pub(crate) struct Statements {
-    prepared: std::collections::HashMap<String, postgres::Statement>,
+    prepared: std::collections::HashMap<String, tokio_postgres::Statement>,
     /// Told of every answer, for the lease keeper's watch on the writer: a
     /// commit of many statements (a purge) makes progress, a stuck one not.
     progress: Option<Arc<LeaseState>>,
@@ -641,9 +643,9 @@ impl Statements {
 
     fn prepared(
         &mut self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Conn,
         sql: &str,
-    ) -> Result<postgres::Statement, JournalError> {
+    ) -> Result<tokio_postgres::Statement, JournalError> {
         if let Some(statement) = self.prepared.get(sql) {
             return Ok(statement.clone());
         }
@@ -656,26 +658,26 @@ impl Statements {
 
     pub(crate) fn execute(
         &mut self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Conn,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, JournalError> {
         let statement = self.prepared(tx, sql)?;
         let done = tx.execute(&statement, params);
         self.answered();
-        Ok(done?)
+        done
     }
 
     pub(crate) fn query_opt(
         &mut self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Conn,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<postgres::Row>, JournalError> {
+    ) -> Result<Option<tokio_postgres::Row>, JournalError> {
         let statement = self.prepared(tx, sql)?;
         let row = tx.query_opt(&statement, params);
         self.answered();
-        Ok(row?)
+        row
     }
 
     /// Forgets them (a new connection has none).
@@ -687,7 +689,7 @@ impl Statements {
 /// Writes a group commit's changes in order: runs of ordinary changes as
 /// array statements, purges and delivery results on their own between them.
 pub(crate) fn apply_all(
-    tx: &mut Transaction<'_>,
+    tx: &mut Conn,
     st: &mut Statements,
     changes: &[&Change],
     receivers: usize,
@@ -705,11 +707,7 @@ pub(crate) fn apply_all(
     rows.write(tx, st)
 }
 
-fn apply_one(
-    tx: &mut Transaction<'_>,
-    st: &mut Statements,
-    change: &Change,
-) -> Result<(), JournalError> {
+fn apply_one(tx: &mut Conn, st: &mut Statements, change: &Change) -> Result<(), JournalError> {
     match change {
         Change::Delivery {
             outbox,

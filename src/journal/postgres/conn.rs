@@ -1,0 +1,233 @@
+//! A blocking PostgreSQL connection for the journal's threads, with a
+//! deadline on every answer.
+//!
+//! The `postgres` crate's client waits for ever: a connection to a middlebox
+//! that acknowledges what it receives and never forwards it (a proxy, a
+//! stopped server whose kernel still answers TCP) is bounded neither by TCP
+//! nor by the server's own timeouts, and the writer and every request behind
+//! it waited for as long as the stall lasted. Here each answer (each row of a
+//! long read) has a deadline; past it the connection is given up for good.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::runtime::Runtime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement, ToStatement};
+
+use crate::journal::JournalError;
+
+pub(crate) struct Conn {
+    /// Drives the connection, and only while a call waits on it: the journal's
+    /// threads are not tokio's.
+    runtime: Runtime,
+    /// Taken only by [`Drop`].
+    client: Option<Client>,
+    connection: tokio::task::JoinHandle<()>,
+    /// How long one answer may take; `None` waits (migration, behind the
+    /// other instance's lock).
+    deadline: Option<Duration>,
+    /// An answer missed its deadline: whatever follows on this connection
+    /// would queue behind it, so nothing more is sent on it.
+    given_up: bool,
+}
+
+impl Conn {
+    /// Connects, the handshake (TCP, start-up, authentication) bounded by
+    /// `deadline` too.
+    pub(crate) fn open(
+        config: &tokio_postgres::Config,
+        deadline: Option<Duration>,
+    ) -> Result<Self, JournalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| JournalError::Corrupt(format!("a runtime for PostgreSQL: {e}")))?;
+        let (client, connection) = runtime.block_on(within(deadline, config.connect(NoTls)))?;
+        // Its error, if any, reaches the client's next call.
+        let connection = runtime.spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self {
+            runtime,
+            client: Some(client),
+            connection,
+            deadline,
+            given_up: false,
+        })
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Duration>) {
+        self.deadline = deadline;
+    }
+
+    /// Broken, closed by the server, or given up after a missed deadline.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.given_up || self.client().is_closed()
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("taken only when dropped")
+    }
+
+    /// Refuses a connection already given up.
+    fn usable(&self) -> Result<(), JournalError> {
+        match self.given_up {
+            true => Err(JournalError::NoAnswer(self.deadline.unwrap_or_default())),
+            false => Ok(()),
+        }
+    }
+
+    /// Gives the connection up after a missed deadline.
+    fn settle<T>(&mut self, result: Result<T, JournalError>) -> Result<T, JournalError> {
+        if matches!(result, Err(JournalError::NoAnswer(_))) {
+            self.given_up = true;
+        }
+        result
+    }
+
+    pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), JournalError> {
+        self.usable()?;
+        let done = (self.runtime).block_on(within(self.deadline, self.client().batch_execute(sql)));
+        self.settle(done)
+    }
+
+    pub(crate) fn prepare(&mut self, sql: &str) -> Result<Statement, JournalError> {
+        self.usable()?;
+        let done = (self.runtime).block_on(within(self.deadline, self.client().prepare(sql)));
+        self.settle(done)
+    }
+
+    pub(crate) fn execute<S: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, JournalError> {
+        self.usable()?;
+        let call = self.client().execute(statement, params);
+        let done = self.runtime.block_on(within(self.deadline, call));
+        self.settle(done)
+    }
+
+    pub(crate) fn query_one<S: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, JournalError> {
+        self.usable()?;
+        let call = self.client().query_one(statement, params);
+        let done = self.runtime.block_on(within(self.deadline, call));
+        self.settle(done)
+    }
+
+    pub(crate) fn query_opt<S: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, JournalError> {
+        self.usable()?;
+        let call = self.client().query_opt(statement, params);
+        let done = self.runtime.block_on(within(self.deadline, call));
+        self.settle(done)
+    }
+
+    /// All the rows, the deadline on each (a large read answers row after
+    /// row; a stalled one stops).
+    pub(crate) fn query<S: ?Sized + ToStatement + Sync>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, JournalError> {
+        self.usable()?;
+        let (deadline, client) = (self.deadline, self.client());
+        let done = self.runtime.block_on(async move {
+            let stream = within(
+                deadline,
+                client.query_raw(statement, params.iter().copied()),
+            );
+            let mut stream = std::pin::pin!(stream.await?);
+            let mut rows = Vec::new();
+            loop {
+                let next = async { Ok::<_, JournalError>(stream.next().await) };
+                match within(deadline, next).await? {
+                    Some(row) => rows.push(row?),
+                    None => return Ok(rows),
+                }
+            }
+        });
+        self.settle(done)
+    }
+
+    /// Runs `body` in a transaction opened with `begin` ("BEGIN" and its
+    /// options): committed if it returns `Ok`, else rolled back. A COMMIT
+    /// whose answer does not come leaves the outcome unknown:
+    /// [`JournalError::OutcomeUnknown`].
+    pub(crate) fn transaction<T>(
+        &mut self,
+        begin: &str,
+        body: impl FnOnce(&mut Self) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.batch_execute(begin)?;
+        match body(self) {
+            Ok(value) => match self.batch_execute("COMMIT") {
+                Ok(()) => Ok(value),
+                // The server said no (a serialization failure, a deferred
+                // constraint): nothing was committed.
+                Err(JournalError::Postgres(e)) if e.as_db_error().is_some() => {
+                    Err(JournalError::Postgres(e))
+                }
+                Err(e) => Err(JournalError::OutcomeUnknown(e.to_string())),
+            },
+            Err(e) => {
+                // A failed transaction must end before the next; a connection
+                // that cannot say ROLLBACK is of no further use.
+                if !self.is_closed() && self.batch_execute("ROLLBACK").is_err() {
+                    self.given_up = true;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Closes the connection saying goodbye, so the server does not log a
+    /// client gone without a word; not on one given up (nothing more is sent
+    /// on it). Only where blocking is allowed.
+    pub(crate) fn close(mut self) {
+        self.goodbye();
+    }
+
+    fn goodbye(&mut self) {
+        if self.client.take().is_some() && !self.given_up {
+            let connection = &mut self.connection;
+            let sent = async { tokio::time::timeout(Duration::from_secs(1), connection).await };
+            let _ = self.runtime.block_on(sent);
+        }
+    }
+}
+
+impl Drop for Conn {
+    /// Outside tokio (the writer's thread), with a goodbye; elsewhere the
+    /// caller closes it, or the connection just ends.
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.goodbye();
+        }
+    }
+}
+
+/// `call`, unless no answer comes within `deadline`.
+async fn within<T, E: Into<JournalError>>(
+    deadline: Option<Duration>,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, JournalError> {
+    match deadline {
+        None => call.await.map_err(Into::into),
+        Some(d) => match tokio::time::timeout(d, call).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => Err(JournalError::NoAnswer(d)),
+        },
+    }
+}
