@@ -474,8 +474,8 @@ async fn two_instances_on_one_database_have_one_leader_and_the_follower_refuses_
 /// follow. Their start-up created the tables "if not exists", which locks an
 /// existing table too, and a start that met a commit holding the same tables
 /// in the other order stopped with "deadlock detected" (seen twice in fifteen
-/// runs of `a_leader_whose_writer_is_stuck_hands_the_lease_over`, whose
-/// second instance starts as the first commits; this loop of starts did not
+/// runs of an earlier stuck-writer test, whose second instance started as
+/// the first committed; this loop of starts did not
 /// catch it in two runs of the old code: the window is a few milliseconds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_beside_a_busy_leader_all_follow() {

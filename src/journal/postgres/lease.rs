@@ -276,12 +276,14 @@ impl Keeper {
                 client = self.connect().await;
             }
             let Some(c) = &client else { continue };
-            // A commit that has waited on the database for a whole lease (its
-            // answer lost, its connection held by a middlebox) would keep
-            // every request waiting while this instance renewed on a
-            // connection of its own: it neither renews nor takes the lease
-            // then, so the other instance leads.
-            // Each statement but COMMIT is cut off by the server at a lease.
+            // A commit that has waited on the database for a lease and a half
+            // would keep every request waiting while this instance renewed on
+            // a connection of its own: it neither renews nor takes the lease
+            // then, so the other instance leads. The writer's own deadline on
+            // each answer (1.25 leases) ends such a commit first; this is the
+            // second line. The server cuts each statement but COMMIT off at a
+            // lease, so a long purge answering statement after statement is
+            // not taken for a stall.
             let stuck = self.state.writer_stuck(self.lease.mul_f64(1.5));
             if stuck && self.state.leading().is_some() {
                 self.lose("a commit has waited on the database for over a lease");
