@@ -1889,7 +1889,7 @@ async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_on
 
 /// The answer to a COMMIT is lost (the COMMIT reached the database, which
 /// kept the admission; nothing comes back on that connection): the desk gets
-/// 503 `unavailable` saying the outcome is unknown, within the writer's
+/// 503 `outcome_unknown`, without `Retry-After`, within the writer's
 /// deadline; the leader steps down, since only a new term settles whether
 /// that transaction landed; and the desk's retry with the same
 /// Idempotency-Key, on whichever instance then leads, answers with that
@@ -1922,6 +1922,7 @@ async fn a_lost_commit_answer_is_503_and_the_retry_with_its_key_finds_the_patien
     let lost = admission(&a).await.expect("answered");
     let took = sent.elapsed();
     let status = lost.status().as_u16();
+    let retry_after = lost.headers().contains_key("retry-after");
     let problem: Value = lost.json().await.unwrap();
     let pg = database(&direct).await;
     let kept = count(&pg, "SELECT count(*) FROM patients").await;
@@ -1934,7 +1935,8 @@ async fn a_lost_commit_answer_is_503_and_the_retry_with_its_key_finds_the_patien
     let logs = format!("{}\n----\n{}", a.log(), b.log());
     eprintln!("lost COMMIT answer: 503 after {took:?}; the retry went to instance {leader}");
     assert_eq!(status, 503, "{problem}\n{logs}");
-    assert_eq!(problem["code"], "unavailable", "{problem}");
+    assert_eq!(problem["code"], "outcome_unknown", "{problem}");
+    assert!(!retry_after, "not to be retried blindly");
     assert!(
         problem["detail"]
             .as_str()

@@ -83,11 +83,12 @@ pub enum Kind {
     RateLimited,
     Unavailable,
     NotLeader,
+    OutcomeUnknown,
 }
 
 impl Kind {
     /// The kinds the API document describes (a 405 is never documented).
-    pub const DOCUMENTED: [Kind; 12] = [
+    pub const DOCUMENTED: [Kind; 13] = [
         Kind::Malformed,
         Kind::Unauthorized,
         Kind::Forbidden,
@@ -100,6 +101,7 @@ impl Kind {
         Kind::RateLimited,
         Kind::Unavailable,
         Kind::NotLeader,
+        Kind::OutcomeUnknown,
     ];
 
     /// Status, `code`, title, and the description of the API document.
@@ -141,6 +143,11 @@ impl Kind {
             NotLeader => (StatusCode::SERVICE_UNAVAILABLE, "not_leader", "Not the leader",
                 "this instance is a follower (PostgreSQL journal): another instance holds the \
                  lease and serves; nothing was changed"),
+            OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown",
+                "Outcome unknown",
+                "the database (PostgreSQL journal) never confirmed the write: the change may \
+                 or may not have been kept. Not to be retried blindly: retry an admission with \
+                 the same `Idempotency-Key`, read the patient before repeating anything else"),
         }
     }
 
@@ -189,7 +196,8 @@ impl ApiError {
             ApiError::Timeout => Kind::Timeout,
             ApiError::UnsupportedMediaType => Kind::UnsupportedMediaType,
             ApiError::Invalid { .. } => Kind::Invalid,
-            ApiError::Unavailable | ApiError::OutcomeUnknown => Kind::Unavailable,
+            ApiError::Unavailable => Kind::Unavailable,
+            ApiError::OutcomeUnknown => Kind::OutcomeUnknown,
             ApiError::NotLeader => Kind::NotLeader,
         }
     }

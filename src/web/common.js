@@ -91,6 +91,7 @@ const Triagem = (() => {
       "err.invalid.contact.email": "E-mail inválido: confira o endereço (ex.: maria@exemplo.com)",
       "err.unavailable": "O serviço não pode registrar alterações agora; nada foi alterado, tente de novo em instantes",
       "err.not_leader": "O serviço está passando para o outro servidor; nada foi alterado, tente de novo em instantes",
+      "err.outcome_unknown": "A base de dados não confirmou: a alteração pode ter sido registrada ou não. Confira o paciente antes de repetir",
       "err.other": "Erro do servidor ({status})",
       "err.details": "Detalhe técnico (para o suporte): {detail}",
       // Display
@@ -380,6 +381,7 @@ const Triagem = (() => {
       "err.invalid.contact.email": "Invalid e-mail: check the address (e.g. maria@example.com)",
       "err.unavailable": "The service cannot record changes right now; nothing was changed, try again shortly",
       "err.not_leader": "The service is switching to its other server; nothing was changed, try again shortly",
+      "err.outcome_unknown": "The database did not confirm: the change may or may not have been kept. Check the patient before repeating it",
       "err.other": "Server error ({status})",
       "err.details": "Technical detail (for support): {detail}",
       "display.title": "Call board",

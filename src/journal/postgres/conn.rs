@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
+use tokio_postgres::error::Severity;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement, ToStatement};
 
@@ -20,11 +21,9 @@ use crate::journal::JournalError;
 
 pub(crate) struct Conn {
     /// Drives the connection, and only while a call waits on it: the journal's
-    /// threads are not tokio's.
-    runtime: Runtime,
-    /// Taken only by [`Drop`].
+    /// threads are not tokio's. Both taken only by [`Drop`].
+    runtime: Option<Runtime>,
     client: Option<Client>,
-    connection: tokio::task::JoinHandle<()>,
     /// How long one answer may take; `None` waits (migration, behind the
     /// other instance's lock).
     deadline: Option<Duration>,
@@ -35,31 +34,33 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Connects, the handshake (TCP, start-up, authentication) bounded by
-    /// `deadline` too.
+    /// `handshake`; then each answer by `deadline`.
     pub(crate) fn open(
         config: &tokio_postgres::Config,
+        handshake: Duration,
         deadline: Option<Duration>,
     ) -> Result<Self, JournalError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| JournalError::Corrupt(format!("a runtime for PostgreSQL: {e}")))?;
-        let (client, connection) = runtime.block_on(within(deadline, config.connect(NoTls)))?;
+        let connecting = within(Some(handshake), config.connect(NoTls));
+        let (client, connection) = runtime.block_on(connecting)?;
         // Its error, if any, reaches the client's next call.
-        let connection = runtime.spawn(async move {
+        runtime.spawn(async move {
             let _ = connection.await;
         });
         Ok(Self {
-            runtime,
+            runtime: Some(runtime),
             client: Some(client),
-            connection,
             deadline,
             given_up: false,
         })
     }
 
-    pub(crate) fn set_deadline(&mut self, deadline: Option<Duration>) {
-        self.deadline = deadline;
+    /// Returns the one it replaces.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Duration>) -> Option<Duration> {
+        std::mem::replace(&mut self.deadline, deadline)
     }
 
     /// Broken, closed by the server, or given up after a missed deadline.
@@ -69,6 +70,10 @@ impl Conn {
 
     fn client(&self) -> &Client {
         self.client.as_ref().expect("taken only when dropped")
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().expect("taken only when dropped")
     }
 
     /// Refuses a connection already given up.
@@ -89,13 +94,17 @@ impl Conn {
 
     pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), JournalError> {
         self.usable()?;
-        let done = (self.runtime).block_on(within(self.deadline, self.client().batch_execute(sql)));
+        let done = self
+            .runtime()
+            .block_on(within(self.deadline, self.client().batch_execute(sql)));
         self.settle(done)
     }
 
     pub(crate) fn prepare(&mut self, sql: &str) -> Result<Statement, JournalError> {
         self.usable()?;
-        let done = (self.runtime).block_on(within(self.deadline, self.client().prepare(sql)));
+        let done = self
+            .runtime()
+            .block_on(within(self.deadline, self.client().prepare(sql)));
         self.settle(done)
     }
 
@@ -106,7 +115,7 @@ impl Conn {
     ) -> Result<u64, JournalError> {
         self.usable()?;
         let call = self.client().execute(statement, params);
-        let done = self.runtime.block_on(within(self.deadline, call));
+        let done = self.runtime().block_on(within(self.deadline, call));
         self.settle(done)
     }
 
@@ -117,7 +126,7 @@ impl Conn {
     ) -> Result<Row, JournalError> {
         self.usable()?;
         let call = self.client().query_one(statement, params);
-        let done = self.runtime.block_on(within(self.deadline, call));
+        let done = self.runtime().block_on(within(self.deadline, call));
         self.settle(done)
     }
 
@@ -128,7 +137,7 @@ impl Conn {
     ) -> Result<Option<Row>, JournalError> {
         self.usable()?;
         let call = self.client().query_opt(statement, params);
-        let done = self.runtime.block_on(within(self.deadline, call));
+        let done = self.runtime().block_on(within(self.deadline, call));
         self.settle(done)
     }
 
@@ -141,7 +150,7 @@ impl Conn {
     ) -> Result<Vec<Row>, JournalError> {
         self.usable()?;
         let (deadline, client) = (self.deadline, self.client());
-        let done = self.runtime.block_on(async move {
+        let done = self.runtime().block_on(async move {
             let stream = within(
                 deadline,
                 client.query_raw(statement, params.iter().copied()),
@@ -168,16 +177,27 @@ impl Conn {
         begin: &str,
         body: impl FnOnce(&mut Self) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        self.batch_execute(begin)?;
+        if let Err(e) = self.batch_execute(begin) {
+            // Its state is unknown: nothing more on it.
+            self.given_up = true;
+            return Err(e);
+        }
         match body(self) {
             Ok(value) => match self.batch_execute("COMMIT") {
                 Ok(()) => Ok(value),
-                // The server said no (a serialization failure, a deferred
-                // constraint): nothing was committed.
-                Err(JournalError::Postgres(e)) if e.as_db_error().is_some() => {
+                // The server said ERROR (a serialization failure, a deferred
+                // constraint): nothing was committed. A FATAL or PANIC may
+                // come after the commit record was written.
+                Err(JournalError::Postgres(e))
+                    if e.as_db_error().and_then(|db| db.parsed_severity())
+                        == Some(Severity::Error) =>
+                {
                     Err(JournalError::Postgres(e))
                 }
-                Err(e) => Err(JournalError::OutcomeUnknown(e.to_string())),
+                Err(e) => {
+                    self.given_up = true;
+                    Err(JournalError::OutcomeUnknown(e.to_string()))
+                }
             },
             Err(e) => {
                 // A failed transaction must end before the next; a connection
@@ -191,29 +211,15 @@ impl Conn {
     }
 }
 
-impl Conn {
-    /// Closes the connection saying goodbye, so the server does not log a
-    /// client gone without a word; not on one given up (nothing more is sent
-    /// on it). Only where blocking is allowed.
-    pub(crate) fn close(mut self) {
-        self.goodbye();
-    }
-
-    fn goodbye(&mut self) {
-        if self.client.take().is_some() && !self.given_up {
-            let connection = &mut self.connection;
-            let sent = async { tokio::time::timeout(Duration::from_secs(1), connection).await };
-            let _ = self.runtime.block_on(sent);
-        }
-    }
-}
-
 impl Drop for Conn {
-    /// Outside tokio (the writer's thread), with a goodbye; elsewhere the
-    /// caller closes it, or the connection just ends.
+    /// Without waiting: the runtime's tasks (the connection) are dropped,
+    /// which closes the socket. The server logs nothing for a client gone
+    /// outside a transaction, and this is safe on any thread (a runtime
+    /// dropped the ordinary way panics on one of tokio's).
     fn drop(&mut self) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            self.goodbye();
+        drop(self.client.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }

@@ -45,6 +45,9 @@ struct Held {
     until: Option<Instant>,
     /// The term memory was last read back under (see `PgStore::snapshot`).
     recovered: Option<u64>,
+    /// The last term stepped down from: never held again, even if a renewal
+    /// sent before the step-down answers after it.
+    abandoned: Option<u64>,
 }
 
 impl LeaseState {
@@ -91,15 +94,26 @@ impl LeaseState {
         self.0.lock().until
     }
 
-    fn hold(&self, term: u64, until: Instant) {
+    /// Leads under `term` until `until`; false for a term stepped down from.
+    fn hold(&self, term: u64, until: Instant) -> bool {
         let mut held = self.0.lock();
+        if held.abandoned.is_some_and(|a| term <= a) {
+            return false;
+        }
         held.term = term;
         held.until = Some(until);
+        true
     }
 
-    /// Stops leading; true if it was.
-    fn drop_lease(&self) -> bool {
-        self.0.lock().until.take().is_some()
+    /// Stops leading; true if it was. The lease is held again only under a
+    /// new term.
+    pub(crate) fn abandon(&self) -> bool {
+        let mut held = self.0.lock();
+        let was = held.until.take().is_some();
+        if was {
+            held.abandoned = Some(held.term);
+        }
+        was
     }
 }
 
@@ -246,7 +260,7 @@ impl Keeper {
                 }
                 _ = self.stop.cancelled() => {
                     if let (Some(c), Some(term)) = (&client, self.state.leading()) {
-                        self.state.drop_lease();
+                        self.state.abandon();
                         let term_arg = term as i64;
                         let args: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
                             [(&term_arg, Type::INT8), (&self.holder, Type::TEXT)];
@@ -483,11 +497,13 @@ impl Keeper {
         } else {
             self.compare(seen.leader_settings.as_deref());
         }
-        match seen.leading {
+        // Counted from when the renewal was sent, and short of the server's
+        // expiry, which was set after that.
+        let held = seen
+            .leading
+            .filter(|term| self.state.hold(*term, sent + self.lease.mul_f64(0.9)));
+        match held {
             Some(term) => {
-                // Counted from when the renewal was sent, and short of the
-                // server's expiry, which was set after that.
-                self.state.hold(term, sent + self.lease.mul_f64(0.9));
                 if before != Some(term) {
                     tracing::info!(term, "leading: this instance holds the lease");
                     self.role.send_replace(Role { leader: true, term });
@@ -510,7 +526,7 @@ impl Keeper {
     }
 
     fn lose(&self, why: &str) {
-        if self.state.drop_lease() {
+        if self.state.abandon() {
             tracing::warn!(reason = why, "stepping down: following");
         }
         self.role.send_if_modified(|r| {
@@ -531,6 +547,23 @@ async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A term stepped down from (a lost COMMIT answer) is not held again by
+    /// a renewal that was already on its way: memory must not be read back
+    /// under it. A later term is held as usual.
+    #[test]
+    fn a_term_stepped_down_from_is_never_held_again() {
+        let state = LeaseState::default();
+        let until = Instant::now() + Duration::from_secs(5);
+        assert!(state.hold(7, until));
+        assert_eq!(state.leading(), Some(7));
+        assert!(state.abandon());
+        assert!(!state.abandon(), "once");
+        assert!(!state.hold(7, until), "the renewal that answers late");
+        assert_eq!(state.leading(), None);
+        assert!(state.hold(8, until));
+        assert_eq!(state.leading(), Some(8));
+    }
 
     /// The watch on the writer counts from the last answer, not from the
     /// start of the commit: a purge of many statements, each answered within

@@ -47,6 +47,8 @@ pub(crate) fn writer_deadline(lease: Duration) -> Duration {
 
 /// How long a read waits for one answer (one row of a long report).
 const READ_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the snapshot a leader reads memory back from waits for one answer.
+const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How the snapshot and reports read: one consistent view.
 const READ_ONLY: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -74,7 +76,7 @@ pub(crate) fn connect(
     lease: Duration,
     deadline: Option<Duration>,
 ) -> Result<Conn, JournalError> {
-    let mut client = Conn::open(&settings(url, lease)?, deadline)?;
+    let mut client = Conn::open(&settings(url, lease)?, writer_deadline(lease), deadline)?;
     // A writer paused inside a transaction would hold its row locks, and the
     // lease row's share lock, until its connection died: the server ends
     // such a transaction once the lease has run out.
@@ -203,7 +205,7 @@ impl Store for PgStore {
         let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
             unreachable!("connected above");
         };
-        client.transaction("BEGIN", |tx| {
+        let committed = client.transaction("BEGIN", |tx| {
             schema::apply_all(tx, statements, changes, receivers)?;
             // The fence also lifts the statement timeout for the COMMIT after
             // it (SET LOCAL, without a round trip of its own): a COMMIT
@@ -219,7 +221,18 @@ impl Store for PgStore {
             )?;
             // Rolled back.
             fence.map(|_| ()).ok_or(JournalError::NotLeader)
-        })
+        });
+        if let Err(JournalError::OutcomeUnknown(why)) = &committed {
+            // Memory may be read back only once that transaction has landed
+            // or not, which only a new term settles (taking the lease waits
+            // for its share lock on the lease row): no more commits and no
+            // reload under this one.
+            if state.abandon() {
+                tracing::error!(term, error = %why,
+                    "stepping down: the answer to a COMMIT was lost, and only a new term settles it");
+            }
+        }
+        committed
     }
 
     fn probe(&mut self) -> Result<(), JournalError> {
@@ -245,7 +258,13 @@ impl Store for PgStore {
     /// in (their commits either finished before the takeover or were fenced).
     fn snapshot(&mut self) -> Result<Snapshot, JournalError> {
         let term = self.state.leading().ok_or(JournalError::NotLeader)?;
-        let snapshot = load_snapshot(self.client()?)?;
+        // The first row of a large table may come only once the server has
+        // sorted it: a longer wait than a write's.
+        let client = self.client()?;
+        let writing = client.set_deadline(Some(SNAPSHOT_DEADLINE));
+        let snapshot = load_snapshot(client);
+        client.set_deadline(writing);
+        let snapshot = snapshot?;
         self.term = Some(term);
         self.state.recovered(term);
         Ok(snapshot)
@@ -289,15 +308,11 @@ impl Reads for PgReads {
         crate::config::without_password(&self.url)
     }
 
-    /// A connection runs a runtime of its own, which panics when dropped
-    /// on a runtime thread (where the service is dropped as the process
-    /// ends): closed here instead.
+    /// No new connection after it: the process is ending.
     fn close(&self) {
         let mut guard = self.client.lock();
         self.closed.store(true, Ordering::Release);
-        if let Some(conn) = guard.take() {
-            conn.close();
-        }
+        drop(guard.take());
     }
 
     fn history(&self, protocol: Protocol) -> Result<Vec<HistoryEntry>, JournalError> {
@@ -432,9 +447,7 @@ impl Reads for PgReads {
         let unit = unit.map(|u| u.to_string());
         let args: [&(dyn ToSql + Sync); 3] =
             [&from.timestamp_millis(), &to.timestamp_millis(), &unit];
-        let report = c.transaction(READ_ONLY, |tx| read_report(tx, &args));
-        c.close();
-        report
+        c.transaction(READ_ONLY, |tx| read_report(tx, &args))
     }
 
     fn message_next(&self, channel: Channel) -> Result<Option<MessageEntry>, JournalError> {
