@@ -200,12 +200,16 @@ impl Service {
     }
 
     /// The error for a refusal: `not_leader` on a follower, else `unavailable`.
+    /// A commit that failed with nobody waiting on it (its callers gone)
+    /// starts the recovery here, or the journal would refuse for good.
     fn refusal(&self) -> ServiceError {
         if self.is_follower() {
-            ServiceError::NotLeader
-        } else {
-            ServiceError::Unavailable
+            return ServiceError::NotLeader;
         }
+        if self.health() == Health::Ready && self.journal().is_some_and(|j| !j.is_healthy()) {
+            self.fail();
+        }
+        ServiceError::Unavailable
     }
 
     /// The open journal, once recovered. Tests use it to inject faults.

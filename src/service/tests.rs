@@ -1,5 +1,6 @@
 use crate::domain::ids::{colour_id, unit_id};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::TimeZone;
 
@@ -82,6 +83,56 @@ async fn a_command_that_panics_halfway_leaves_nothing_of_it_on_view() {
         admit(&service, "Caio").await.unwrap(),
         "20260000000000002",
         "the number the panicked command took is issued, not skipped"
+    );
+}
+
+/// A commit that failed after its only caller had gone (a client that hung
+/// up): the next request finds the journal refusing and starts the recovery,
+/// which nothing else would have started.
+#[tokio::test]
+async fn a_failed_commit_nobody_waited_on_still_starts_the_recovery() {
+    let (service, _dir) = service();
+    admit(&service, "Ana").await.unwrap();
+    let journal = service.journal().unwrap();
+    journal.inject_commit_failures(true);
+    // The writer held on a reload, so the commit waits behind it.
+    journal.pause_reloads(true);
+    let held = tokio::task::spawn_blocking({
+        let s = service.clone();
+        move || s.journal().unwrap().reload().map(|_| ())
+    });
+    while journal.paused_reloads() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Polled once (memory changed, the commit submitted), then dropped.
+    let gone = futures_util::FutureExt::now_or_never(admit(&service, "Bia"));
+    assert!(
+        gone.is_none(),
+        "dropped while its commit was under way: {gone:?}"
+    );
+    journal.pause_reloads(false);
+    assert!(held.await.unwrap().is_err(), "failures injected");
+    while journal.is_healthy() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(service.is_serving(), "nobody has told the service yet");
+    assert!(matches!(waiting(&service), Err(ServiceError::Unavailable)));
+    assert!(!service.is_serving());
+    tokio::time::timeout(Duration::from_secs(1), service.failed())
+        .await
+        .expect("the recovery task is woken");
+    journal.inject_commit_failures(false);
+    tokio::task::spawn_blocking({
+        let s = service.clone();
+        move || s.reload()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        waiting(&service).unwrap(),
+        1,
+        "only Ana, as the journal has it"
     );
 }
 
