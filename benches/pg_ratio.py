@@ -3,6 +3,7 @@
 
     python3 benches/pg_ratio.py                  # builds the release server
     python3 benches/pg_ratio.py --bin target/release/triagem --duration 10
+    python3 benches/pg_ratio.py --link-ms 5     # PostgreSQL 5 ms away each way
 
 Python 3 standard library, wrk on PATH and PostgreSQL's server binaries
 (Debian `postgresql`). Starts a throwaway cluster (initdb/pg_ctl in a
@@ -12,7 +13,11 @@ runs the load of benches/perf.py (wrk -t2 -c64, benches/wrk/admit.lua)
 against Triagem on SQLite (S) and on PostgreSQL (P), one server at a time,
 in the order S P S P, each on a fresh data directory or database. Prints each
 run's admissions/s and non-201 answers, and mean(P) / mean(S). Any answer
-other than 201 fails the run.
+other than 201 fails the run. Before each load, one desk admits 50 patients one
+after another and the median and slowest time of those is printed: with
+`--link-ms N` PostgreSQL is reached through a proxy in this script that delivers
+every byte N ms later each way (a database on another machine), which is where
+the round trips of a commit show.
 
 The machine may be shared: before the runs it waits (at most --quiet-timeout
 seconds) until no build or browser has run for 5 s, and each run reports the
@@ -22,7 +27,10 @@ children), by wrk, and by every other process meanwhile (machine busy time from
 """
 
 import argparse
+import asyncio
 import glob
+import json
+import threading
 import os
 import re
 import shutil
@@ -64,6 +72,67 @@ def wait_ready(port, proc, timeout=30):
             pass
         time.sleep(0.05)
     sys.exit("triagem never became ready")
+
+
+def start_link(target, delay_ms):
+    """A TCP proxy to 127.0.0.1:target delivering each chunk delay_ms later, in
+    order, without holding up the chunks behind it; returns its port."""
+    port = free_port()
+    delay = delay_ms / 1000
+
+    async def pipe(reader, writer):
+        loop = asyncio.get_running_loop()
+        queue = asyncio.Queue()
+
+        async def deliver():
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        task = asyncio.create_task(deliver())
+        while True:
+            data = await reader.read(65536)
+            queue.put_nowait((loop.time() + delay, data))
+            if not data:
+                break
+        await task
+
+    async def carry(client_reader, client_writer):
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer),
+                             return_exceptions=True)
+
+    async def serve(ready):
+        server = await asyncio.start_server(carry, "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    ready = threading.Event()
+    threading.Thread(target=lambda: asyncio.run(serve(ready)), daemon=True).start()
+    ready.wait()
+    return port
+
+
+def one_desk(port, n=50):
+    """n admissions one after another: (median, slowest) in ms."""
+    body = json.dumps({"name": "Desk Patient", "colour": "green"}).encode()
+    took = []
+    for _ in range(n):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/units/pa/patients", body,
+                                     {"Content-Type": "application/json"})
+        t0 = time.monotonic()
+        with urllib.request.urlopen(req, timeout=30) as r:
+            if r.status != 201:
+                sys.exit(f"one desk: {r.status}")
+        took.append((time.monotonic() - t0) * 1000)
+    took.sort()
+    return took[len(took) // 2], took[-1]
 
 
 def postgres_cpu_seconds(postmaster):
@@ -124,6 +193,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--quiet-timeout", type=float, default=120,
                     help="longest wait for a quiet machine before measuring anyway (s)")
+    ap.add_argument("--link-ms", type=float, default=0,
+                    help="reach PostgreSQL through a proxy adding this many ms each way")
     args = ap.parse_args()
     binary = args.bin
     if binary is None:
@@ -154,6 +225,9 @@ def main():
                                  "current_setting('synchronous_commit')"],
                           capture_output=True, text=True, check=True).stdout.strip()
     print(f"PostgreSQL {show}; {os.cpu_count()} cores", flush=True)
+    link = start_link(pg_port, args.link_ms) if args.link_ms else pg_port
+    if args.link_ms:
+        print(f"PostgreSQL reached through a link of {args.link_ms:g} ms each way", flush=True)
     wait_quiet(5, args.quiet_timeout)
     results = {"S": [], "P": []}
     try:
@@ -168,20 +242,22 @@ def main():
                 db = f"bench{i}"
                 subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres",
                                 "-c", f"CREATE DATABASE {db}"], check=True)
-                env["TRIAGEM_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{pg_port}/{db}"
+                env["TRIAGEM_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{link}/{db}"
                 cfg = config
             log = open(os.path.join(work, f"triagem-{i}.log"), "w")
             proc = subprocess.Popen([binary, "serve", "--config", cfg], env=env,
                                     stdout=log, stderr=log)
             try:
                 wait_ready(port, proc)
+                desk = one_desk(port)
                 rps, bad, errors, p99, cores = run_wrk(port, args.duration, proc.pid, postmaster)
             finally:
                 proc.terminate()
                 proc.wait()
             name = "SQLite" if kind == "S" else "PostgreSQL"
             used = ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
-            print(f"{name:<10} {rps:>9.0f} admissions/s  p99 {p99} ms  {bad} not 201  {errors}"
+            print(f"{name:<10} one desk {desk[0]:.1f} ms (slowest {desk[1]:.1f}); "
+                  f"{rps:>6.0f} admissions/s  p99 {p99} ms  {bad} not 201  {errors}"
                   f"  cores: {used}", flush=True)
             if bad or errors:
                 sys.exit("answers other than 201, or socket errors")

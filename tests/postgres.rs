@@ -1887,6 +1887,55 @@ async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_on
     assert_eq!(names, ["Before", "After"]);
 }
 
+/// Another instance has taken the lease (a newer term in the row) while this
+/// one still believes it leads: its next write is fenced off by the
+/// transaction's last statement and rolled back, though the COMMIT was sent
+/// right behind it without waiting (pipelined): 503 `not_leader`, nothing of
+/// it in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_another_instance_took_the_term_is_fenced_off_and_rolled_back() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("fence").await;
+    let dir = tempfile::tempdir().unwrap();
+    // Renewed every 10 s: the write below meets the fence, not the keeper.
+    let config = config_with_lease(dir.path(), "postgres", Duration::from_secs(30));
+    let server = Server::start(dir.path(), &config, &url, "a");
+    let client = client();
+    leader_among(&[&server], &client, Duration::from_secs(20)).await;
+    assert_eq!(admit(&client, &server, "Before").await.status(), 201);
+    let pg = database(&url).await;
+    pg.execute(
+        "UPDATE lease SET term = term + 1, holder = 'intruder',
+             expires_at = clock_timestamp() + interval '1 minute'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let fenced = client
+        .post(server.url("/api/v1/units/pa/patients"))
+        .header("Idempotency-Key", "desk-1-fenced")
+        .json(&json!({"name": "Fenced", "colour": "green"}))
+        .send()
+        .await
+        .unwrap();
+    let status = fenced.status().as_u16();
+    let problem: Value = fenced.json().await.unwrap();
+    let log = server.log();
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("not_leader")),
+        "{problem}\n{log}"
+    );
+    assert_eq!(count(&pg, "SELECT count(*) FROM patients").await, 1);
+    assert_eq!(count(&pg, "SELECT count(*) FROM idempotency").await, 0);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM events WHERE event = 'admitted'").await,
+        1
+    );
+}
+
 /// The answer to a COMMIT is lost (the COMMIT reached the database, which
 /// kept the admission; nothing comes back on that connection): the desk gets
 /// 503 `outcome_unknown`, without `Retry-After`, within the writer's

@@ -9,6 +9,8 @@
 //! long read) has a deadline; past it the connection is given up for good.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -166,6 +168,96 @@ impl Conn {
             }
         });
         self.settle(done)
+    }
+
+    /// Sends every statement of an open transaction, then COMMIT, without
+    /// waiting for one answer before sending the next (the server runs them
+    /// in order): one round trip instead of one each. Once an answer is an
+    /// error the transaction is aborted, and the COMMIT behind it rolls back.
+    /// Err: the first step that failed (`statements.len()` for the COMMIT),
+    /// with [`JournalError::OutcomeUnknown`] when nothing says whether the
+    /// COMMIT ran (an answer missing, the connection lost).
+    pub(crate) fn commit_pipelined(
+        &mut self,
+        statements: &[(&Statement, &[&(dyn ToSql + Sync)])],
+        answered: impl Fn(),
+    ) -> Result<(), (usize, JournalError)> {
+        self.usable().map_err(|e| (0, e))?;
+        let (deadline, client) = (self.deadline, self.client());
+        type Call<'c> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + 'c>>;
+        let mut calls: Vec<Call<'_>> = statements
+            .iter()
+            .map(|(statement, params)| -> Call<'_> {
+                Box::pin(async move { client.execute(*statement, params).await.map(|_| ()) })
+            })
+            .collect();
+        calls.push(Box::pin(client.batch_execute("COMMIT")));
+        let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> =
+            calls.iter().map(|_| None).collect();
+        let timed_out = self.runtime().block_on(async {
+            let mut done = 0;
+            while done < calls.len() {
+                // Polled in order: a call's first poll sends its request, so
+                // the server receives them in this order.
+                let progress = std::future::poll_fn(|cx| {
+                    let before = done;
+                    for (call, result) in calls.iter_mut().zip(results.iter_mut()) {
+                        if result.is_none() {
+                            if let Poll::Ready(r) = call.as_mut().poll(cx) {
+                                *result = Some(r);
+                                done += 1;
+                            }
+                        }
+                    }
+                    match done > before {
+                        true => Poll::Ready(()),
+                        false => Poll::Pending,
+                    }
+                });
+                match deadline {
+                    Some(d) => {
+                        if tokio::time::timeout(d, progress).await.is_err() {
+                            return true;
+                        }
+                    }
+                    None => progress.await,
+                }
+                answered();
+            }
+            false
+        });
+        drop(calls);
+        if timed_out {
+            self.given_up = true;
+        }
+        let commit = statements.len();
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Some(Ok(())) => continue,
+                // Said by the server before the COMMIT ran: it rolled back.
+                // From the COMMIT itself only an ERROR says so; a FATAL or
+                // PANIC may come after the commit record was written.
+                Some(Err(e))
+                    if e.as_db_error().is_some_and(|db| {
+                        i < commit || db.parsed_severity() == Some(Severity::Error)
+                    }) =>
+                {
+                    return Err((i, JournalError::Postgres(e)));
+                }
+                Some(Err(e)) => {
+                    self.given_up = true;
+                    return Err((i, JournalError::OutcomeUnknown(e.to_string())));
+                }
+                None => {
+                    let waited = deadline.unwrap_or_default();
+                    return Err((
+                        i,
+                        JournalError::OutcomeUnknown(JournalError::NoAnswer(waited).to_string()),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs `body` in a transaction opened with `begin` ("BEGIN" and its

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::backend::{Reads, Store};
@@ -44,6 +45,21 @@ use lease::LeaseState;
 pub(crate) fn writer_deadline(lease: Duration) -> Duration {
     lease.mul_f64(1.25)
 }
+
+/// The last statement of every write transaction, sent with the COMMIT
+/// behind it: it divides by the number of lease rows this instance holds
+/// under the term it recovered with, unexpired, share-locked so a takeover
+/// waits for this transaction. None (fenced off) raises `division_by_zero`,
+/// which aborts the transaction, and the COMMIT then rolls it back. It also
+/// lifts the statement timeout for that COMMIT (SET LOCAL, without a round
+/// trip of its own): a COMMIT cancelled while it waits for a synchronous
+/// standby returns success, committed here but maybe not on the standby,
+/// which must never be acknowledged.
+const FENCE: &str = "SELECT set_config('statement_timeout', '0', true),
+     1 / (SELECT count(*) FROM (
+         SELECT 1 FROM lease
+         WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
+         FOR SHARE) held)::int";
 
 /// How long a read waits for one answer (one row of a long report).
 const READ_DEADLINE: Duration = Duration::from_secs(30);
@@ -205,23 +221,33 @@ impl Store for PgStore {
         let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
             unreachable!("connected above");
         };
-        let committed = client.transaction("BEGIN", |tx| {
-            schema::apply_all(tx, statements, changes, receivers)?;
-            // The fence also lifts the statement timeout for the COMMIT after
-            // it (SET LOCAL, without a round trip of its own): a COMMIT
-            // cancelled while it waits for a synchronous standby returns
-            // success, committed here but maybe not on the standby, which
-            // must never be acknowledged.
-            let fence = statements.query_opt(
-                tx,
-                "SELECT term, set_config('statement_timeout', '0', true) FROM lease
-                 WHERE id = 1 AND term = $1 AND holder = $2 AND expires_at > clock_timestamp()
-                 FOR SHARE",
-                &[&(term as i64), &holder],
-            )?;
-            // Rolled back.
-            fence.map(|_| ()).ok_or(JournalError::NotLeader)
+        let segments = schema::segments(changes, receivers)?;
+        let term_arg = term as i64;
+        let mut steps = Vec::new();
+        schema::queue(&segments, &mut steps);
+        let fence = steps.len();
+        steps.push(schema::Step {
+            sql: FENCE.into(),
+            params: vec![&term_arg, &holder],
         });
+        let prepared = statements.prepare_all(client, &steps)?;
+        let pipeline: Vec<_> = prepared
+            .iter()
+            .zip(&steps)
+            .map(|(statement, step)| (statement, step.params.as_slice()))
+            .collect();
+        // Its own round trip: a statement run outside a transaction would
+        // commit on its own.
+        client.batch_execute("BEGIN")?;
+        let committed = match client.commit_pipelined(&pipeline, || statements.answered()) {
+            Ok(()) => Ok(()),
+            Err((at, JournalError::Postgres(e)))
+                if at == fence && e.code() == Some(&SqlState::DIVISION_BY_ZERO) =>
+            {
+                Err(JournalError::NotLeader)
+            }
+            Err((_, e)) => Err(e),
+        };
         if let Err(JournalError::OutcomeUnknown(why)) = &committed {
             // Memory may be read back only once that transaction has landed
             // or not, which only a new term settles (taking the lease waits

@@ -4,6 +4,7 @@
 //! writes each table's rows with one statement over arrays (`UNNEST`), so a
 //! batch of a thousand admissions is a handful of round trips, not thousands.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -316,12 +317,12 @@ impl Patients {
         Ok(())
     }
 
-    fn write(&self, tx: &mut Conn, st: &mut Statements) -> Result<(), JournalError> {
+    fn queue<'a>(&'a self, steps: &mut Vec<Step<'a>>) {
         if self.protocol.is_empty() {
-            return Ok(());
+            return;
         }
-        st.execute(
-            tx,
+        step(
+            steps,
             "INSERT INTO patients(protocol, unit, status, closed_at, body, name_key,
                  document_key, ticket, arrived_at, admitted_at)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[],
@@ -343,9 +344,9 @@ impl Patients {
                 &self.arrived_at,
                 &self.admitted_at,
             ],
-        )?;
-        st.execute(
-            tx,
+        );
+        step(
+            steps,
             "INSERT INTO visits(protocol, unit, arrived_at, first_triaged_at, colour,
                  classified_max, call_at, call_colour, call_clock_start, call_max, status,
                  closed_at, outcome, leave_reason)
@@ -376,8 +377,7 @@ impl Patients {
                 &self.v_outcome,
                 &self.v_leave_reason,
             ],
-        )?;
-        Ok(())
+        );
     }
 }
 
@@ -403,7 +403,7 @@ struct AlertRows {
 
 /// The rows a stretch of changes writes, table by table.
 #[derive(Default)]
-struct Rows {
+pub(crate) struct Rows {
     patients: Patients,
     events: EventRows,
     event_details: (Vec<String>, Vec<Option<String>>),
@@ -416,6 +416,11 @@ struct Rows {
     /// Counters: only the last value of each matters.
     counters_at: Columns<String>,
     counters: (Vec<String>, Vec<String>),
+    /// The largest event and alert ids: ids never repeat, also after a purge.
+    last_event: i64,
+    last_alert: i64,
+    /// When the outbox's and messages' rows were created.
+    now: i64,
 }
 
 impl Rows {
@@ -432,6 +437,7 @@ impl Rows {
                     actor,
                 } = &mut self.events;
                 id.push(e.id as i64);
+                self.last_event = self.last_event.max(e.id as i64);
                 protocol.push(e.protocol.as_u64() as i64);
                 unit.push(e.unit.to_string());
                 at.push(e.at.timestamp_millis());
@@ -453,6 +459,7 @@ impl Rows {
                     body,
                 } = &mut self.alerts;
                 put(id, s, a.id as i64);
+                self.last_alert = self.last_alert.max(a.id as i64);
                 put(protocol, s, a.protocol.as_u64() as i64);
                 put(unit, s, a.unit.to_string());
                 put(state, s, a.state.as_str().to_owned());
@@ -501,9 +508,8 @@ impl Rows {
         put(&mut self.counters.1, s, value);
     }
 
-    fn write(self, tx: &mut Conn, st: &mut Statements) -> Result<(), JournalError> {
-        let now = chrono::Utc::now().timestamp_millis();
-        self.patients.write(tx, st)?;
+    fn queue<'a>(&'a self, steps: &mut Vec<Step<'a>>) {
+        self.patients.queue(steps);
         if !self.events.id.is_empty() {
             let EventRows {
                 id,
@@ -513,8 +519,8 @@ impl Rows {
                 event,
                 actor,
             } = &self.events;
-            st.execute(
-                tx,
+            step(
+                steps,
                 "INSERT INTO events(id, protocol, unit, at, event, actor, details, display)
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
                      $5::text[], $6::text[], $7::text[], $8::text[])",
@@ -528,10 +534,9 @@ impl Rows {
                     &self.event_details.0,
                     &self.event_details.1,
                 ],
-            )?;
+            );
             // Ids are the department's, and must never repeat after a purge.
-            let last = id.iter().max().copied().unwrap_or(0);
-            raise_counter(tx, st, "last_event_id", last)?;
+            step(steps, RAISE_COUNTER, &[&"last_event_id", &self.last_event]);
         }
         if !self.alerts.id.is_empty() {
             let AlertRows {
@@ -542,8 +547,8 @@ impl Rows {
                 resolved_at,
                 body,
             } = &self.alerts;
-            st.execute(
-                tx,
+            step(
+                steps,
                 "INSERT INTO alerts(id, protocol, unit, state, resolved_at, body)
                  SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
                      $5::bigint[], $6::text[])
@@ -551,70 +556,56 @@ impl Rows {
                      unit = EXCLUDED.unit, state = EXCLUDED.state,
                      resolved_at = EXCLUDED.resolved_at, body = EXCLUDED.body",
                 &[id, protocol, unit, state, resolved_at, body],
-            )?;
-            let last = id.iter().max().copied().unwrap_or(0);
-            raise_counter(tx, st, "last_alert_id", last)?;
+            );
+            step(steps, RAISE_COUNTER, &[&"last_alert_id", &self.last_alert]);
         }
         if !self.outbox.0.is_empty() {
             let (receiver, alert_id, event, alert) = &self.outbox;
             // WITH ORDINALITY keeps the ids in the order the notifications came.
-            st.execute(
-                tx,
+            step(
+                steps,
                 "INSERT INTO outbox(receiver, alert_id, event, alert, created_at)
                  SELECT r, a, e, b, $5 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[],
                      $4::text[]) WITH ORDINALITY AS t(r, a, e, b, n) ORDER BY n",
-                &[receiver, alert_id, event, alert, &now],
-            )?;
+                &[receiver, alert_id, event, alert, &self.now],
+            );
         }
         if !self.messages.0.is_empty() {
             let (protocol, channel, event, body) = &self.messages;
-            st.execute(
-                tx,
+            step(
+                steps,
                 "INSERT INTO messages(protocol, channel, event, body, created_at)
                  SELECT p, c, e, b, $5 FROM UNNEST($1::bigint[], $2::text[], $3::text[],
                      $4::text[]) WITH ORDINALITY AS t(p, c, e, b, n) ORDER BY n",
-                &[protocol, channel, event, body, &now],
-            )?;
+                &[protocol, channel, event, body, &self.now],
+            );
         }
         if !self.idempotency.0.is_empty() {
             let (key, created_at, protocol, response) = &self.idempotency;
-            st.execute(
-                tx,
+            step(
+                steps,
                 "INSERT INTO idempotency(key, created_at, protocol, response)
                  SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[])
                  ON CONFLICT (key) DO UPDATE SET created_at = EXCLUDED.created_at,
                      protocol = EXCLUDED.protocol, response = EXCLUDED.response",
                 &[key, created_at, protocol, response],
-            )?;
+            );
         }
         if !self.counters.0.is_empty() {
-            st.execute(
-                tx,
+            step(
+                steps,
                 "INSERT INTO counters(name, value)
                  SELECT * FROM UNNEST($1::text[], $2::text[])
                  ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
                 &[&self.counters.0, &self.counters.1],
-            )?;
+            );
         }
-        Ok(())
     }
 }
 
-fn raise_counter(
-    tx: &mut Conn,
-    st: &mut Statements,
-    name: &str,
-    value: i64,
-) -> Result<(), JournalError> {
-    st.execute(
-        tx,
-        "INSERT INTO counters(name, value) VALUES ($1, $2::bigint::text)
-         ON CONFLICT (name) DO UPDATE
-             SET value = GREATEST(counters.value::bigint, EXCLUDED.value::bigint)::text",
-        &[&name, &value],
-    )?;
-    Ok(())
-}
+const RAISE_COUNTER: &str = "INSERT INTO counters(name, value) VALUES ($1, $2::bigint::text)
+     ON CONFLICT (name) DO UPDATE
+         SET value = GREATEST(counters.value::bigint, EXCLUDED.value::bigint)::text";
 
 /// The journal's statements, prepared once per connection: a group commit
 /// then costs one round trip per statement instead of two (parse, then
@@ -635,7 +626,7 @@ impl Statements {
         }
     }
 
-    fn answered(&self) {
+    pub(crate) fn answered(&self) {
         if let Some(state) = &self.progress {
             state.progressed();
         }
@@ -656,28 +647,13 @@ impl Statements {
         Ok(statement)
     }
 
-    pub(crate) fn execute(
+    /// Every step's statement, preparing those this connection has not seen.
+    pub(crate) fn prepare_all(
         &mut self,
         tx: &mut Conn,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, JournalError> {
-        let statement = self.prepared(tx, sql)?;
-        let done = tx.execute(&statement, params);
-        self.answered();
-        done
-    }
-
-    pub(crate) fn query_opt(
-        &mut self,
-        tx: &mut Conn,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, JournalError> {
-        let statement = self.prepared(tx, sql)?;
-        let row = tx.query_opt(&statement, params);
-        self.answered();
-        row
+        steps: &[Step<'_>],
+    ) -> Result<Vec<tokio_postgres::Statement>, JournalError> {
+        steps.iter().map(|s| self.prepared(tx, &s.sql)).collect()
     }
 
     /// Forgets them (a new connection has none).
@@ -686,82 +662,137 @@ impl Statements {
     }
 }
 
-/// Writes a group commit's changes in order: runs of ordinary changes as
-/// array statements, purges and delivery results on their own between them.
-pub(crate) fn apply_all(
-    tx: &mut Conn,
-    st: &mut Statements,
-    changes: &[&Change],
-    receivers: usize,
-) -> Result<(), JournalError> {
-    let mut rows = Rows::default();
-    for change in changes {
-        match change {
-            Change::Purge { .. } | Change::Delivery { .. } => {
-                std::mem::take(&mut rows).write(tx, st)?;
-                apply_one(tx, st, change)?;
-            }
-            _ => rows.push(change, receivers)?,
-        }
-    }
-    rows.write(tx, st)
+/// One statement of a commit: its SQL and the values it borrows.
+pub(crate) struct Step<'a> {
+    pub(crate) sql: Cow<'static, str>,
+    pub(crate) params: Vec<&'a (dyn ToSql + Sync)>,
 }
 
-fn apply_one(tx: &mut Conn, st: &mut Statements, change: &Change) -> Result<(), JournalError> {
-    match change {
-        Change::Delivery {
-            outbox,
-            id,
-            outcome,
-            attempts,
-            error,
-        } => {
-            let table = match outbox {
-                Outbox::Webhook => "outbox",
-                Outbox::Message { .. } => "messages",
-            };
-            let params: [&(dyn ToSql + Sync); 4] = [
-                &(*id as i64),
-                &outcome.as_str(),
-                &i64::from(*attempts),
+fn step<'a>(
+    steps: &mut Vec<Step<'a>>,
+    sql: impl Into<Cow<'static, str>>,
+    params: &[&'a (dyn ToSql + Sync)],
+) {
+    steps.push(Step {
+        sql: sql.into(),
+        params: params.to_vec(),
+    });
+}
+
+/// A group commit's changes in order, as what they write: runs of ordinary
+/// changes as rows for array statements, purges and delivery results on
+/// their own between them.
+pub(crate) enum Segment<'c> {
+    Rows(Box<Rows>),
+    Delivery {
+        table: &'static str,
+        id: i64,
+        outcome: &'static str,
+        attempts: i64,
+        error: &'c Option<String>,
+    },
+    Purge {
+        alerts: Vec<i64>,
+        protocols: Vec<i64>,
+        before: i64,
+    },
+}
+
+pub(crate) fn segments<'c>(
+    changes: &[&'c Change],
+    receivers: usize,
+) -> Result<Vec<Segment<'c>>, JournalError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let fresh = || {
+        Box::new(Rows {
+            now,
+            ..Rows::default()
+        })
+    };
+    let mut out = Vec::new();
+    let mut rows = fresh();
+    for change in changes {
+        let own = match change {
+            Change::Delivery {
+                outbox,
+                id,
+                outcome,
+                attempts,
                 error,
-            ];
-            st.execute(
-                tx,
-                &format!(
+            } => Segment::Delivery {
+                table: match outbox {
+                    Outbox::Webhook => "outbox",
+                    Outbox::Message { .. } => "messages",
+                },
+                id: *id as i64,
+                outcome: outcome.as_str(),
+                attempts: i64::from(*attempts),
+                error,
+            },
+            Change::Purge {
+                protocols,
+                alerts,
+                idempotency_before,
+            } => Segment::Purge {
+                alerts: alerts.iter().map(|a| *a as i64).collect(),
+                protocols: protocols.iter().map(|p| p.as_u64() as i64).collect(),
+                before: idempotency_before.timestamp_millis(),
+            },
+            _ => {
+                rows.push(change, receivers)?;
+                continue;
+            }
+        };
+        out.push(Segment::Rows(std::mem::replace(&mut rows, fresh())));
+        out.push(own);
+    }
+    out.push(Segment::Rows(rows));
+    Ok(out)
+}
+
+/// The statements that write `segments`, in order.
+pub(crate) fn queue<'a>(segments: &'a [Segment<'_>], steps: &mut Vec<Step<'a>>) {
+    for segment in segments {
+        match segment {
+            Segment::Rows(rows) => rows.queue(steps),
+            Segment::Delivery {
+                table,
+                id,
+                outcome,
+                attempts,
+                error,
+            } => step(
+                steps,
+                format!(
                     "UPDATE {table} SET state = $2, attempts = $3, last_error = $4 WHERE id = $1"
                 ),
-                &params,
-            )?;
-        }
-        Change::Purge {
-            protocols,
-            alerts,
-            idempotency_before,
-        } => {
-            let alerts: Vec<i64> = alerts.iter().map(|a| *a as i64).collect();
-            let protocols: Vec<i64> = protocols.iter().map(|p| p.as_u64() as i64).collect();
-            st.execute(tx, "DELETE FROM alerts WHERE id = ANY($1)", &[&alerts])?;
-            // Sent notifications of alerts no longer kept, these and earlier
-            // purges' (one still pending at its purge was sent after it).
-            st.execute(tx, ORPHAN_NOTIFICATIONS, &[])?;
-            // Messages hold the contact: they go with the patient, sent or not.
-            for table in ["visits", "patients", "events", "messages"] {
-                st.execute(
-                    tx,
-                    &format!("DELETE FROM {table} WHERE protocol = ANY($1)"),
-                    &[&protocols],
-                )?;
+                &[id, outcome, attempts, *error],
+            ),
+            Segment::Purge {
+                alerts,
+                protocols,
+                before,
+            } => {
+                step(steps, "DELETE FROM alerts WHERE id = ANY($1)", &[alerts]);
+                // Sent notifications of alerts no longer kept, these and earlier
+                // purges' (one still pending at its purge was sent after it).
+                step(steps, ORPHAN_NOTIFICATIONS, &[]);
+                // Messages hold the contact: they go with the patient, sent or not.
+                for table in ["visits", "patients", "events", "messages"] {
+                    step(
+                        steps,
+                        format!("DELETE FROM {table} WHERE protocol = ANY($1)"),
+                        &[protocols],
+                    );
+                }
+                step(
+                    steps,
+                    "DELETE FROM idempotency WHERE created_at < $1",
+                    &[before],
+                );
             }
-            st.execute(
-                tx,
-                "DELETE FROM idempotency WHERE created_at < $1",
-                &[&idempotency_before.timestamp_millis()],
-            )?;
         }
-        _ => unreachable!("only purges and deliveries are written one by one"),
     }
-    Ok(())
 }
 
 #[cfg(test)]
