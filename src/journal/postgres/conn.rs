@@ -191,14 +191,36 @@ impl Conn {
                 Box::pin(async move { client.execute(*statement, params).await.map(|_| ()) })
             })
             .collect();
-        calls.push(Box::pin(client.batch_execute("COMMIT")));
         let mut results: Vec<Option<Result<(), tokio_postgres::Error>>> =
             calls.iter().map(|_| None).collect();
-        let timed_out = self.runtime().block_on(async {
+        let (timed_out, unsent) = self.runtime().block_on(async {
+            // Polled once each, in order: a call's first poll sends its
+            // request, so the server receives them in this order. One that
+            // is done at once was never sent (its values could not be
+            // encoded, the connection is closed): the COMMIT must not follow,
+            // or the rest would commit without it.
+            let first = std::future::poll_fn(|cx| {
+                let unsent = calls
+                    .iter_mut()
+                    .zip(results.iter_mut())
+                    .enumerate()
+                    .find_map(|(i, (call, result))| match call.as_mut().poll(cx) {
+                        Poll::Ready(r) => {
+                            *result = Some(r);
+                            Some(i)
+                        }
+                        Poll::Pending => None,
+                    });
+                Poll::Ready(unsent)
+            })
+            .await;
+            if first.is_some() {
+                return (false, first);
+            }
+            calls.push(Box::pin(client.batch_execute("COMMIT")));
+            results.push(None);
             let mut done = 0;
             while done < calls.len() {
-                // Polled in order: a call's first poll sends its request, so
-                // the server receives them in this order.
                 let progress = std::future::poll_fn(|cx| {
                     let before = done;
                     for (call, result) in calls.iter_mut().zip(results.iter_mut()) {
@@ -217,16 +239,26 @@ impl Conn {
                 match deadline {
                     Some(d) => {
                         if tokio::time::timeout(d, progress).await.is_err() {
-                            return true;
+                            return (true, None);
                         }
                     }
                     None => progress.await,
                 }
                 answered();
             }
-            false
+            (false, None)
         });
         drop(calls);
+        if let Some(i) = unsent {
+            // Its transaction ends with the connection, uncommitted.
+            self.given_up = true;
+            let e = results[i].take().and_then(Result::err);
+            let why = e.map_or_else(|| "not sent".to_owned(), |e| e.to_string());
+            return Err((
+                i,
+                JournalError::Corrupt(format!("a statement was not sent: {why}")),
+            ));
+        }
         if timed_out {
             self.given_up = true;
         }
@@ -260,6 +292,16 @@ impl Conn {
         Ok(())
     }
 
+    /// Opens a transaction with `sql` ("BEGIN" and its options). A connection
+    /// that cannot is given up: it may be left inside an aborted one.
+    pub(crate) fn begin(&mut self, sql: &str) -> Result<(), JournalError> {
+        let begun = self.batch_execute(sql);
+        if begun.is_err() {
+            self.given_up = true;
+        }
+        begun
+    }
+
     /// Runs `body` in a transaction opened with `begin` ("BEGIN" and its
     /// options): committed if it returns `Ok`, else rolled back. A COMMIT
     /// whose answer does not come leaves the outcome unknown:
@@ -269,11 +311,7 @@ impl Conn {
         begin: &str,
         body: impl FnOnce(&mut Self) -> Result<T, JournalError>,
     ) -> Result<T, JournalError> {
-        if let Err(e) = self.batch_execute(begin) {
-            // Its state is unknown: nothing more on it.
-            self.given_up = true;
-            return Err(e);
-        }
+        self.begin(begin)?;
         match body(self) {
             Ok(value) => match self.batch_execute("COMMIT") {
                 Ok(()) => Ok(value),

@@ -238,7 +238,7 @@ impl Store for PgStore {
             .collect();
         // Its own round trip: a statement run outside a transaction would
         // commit on its own.
-        client.batch_execute("BEGIN")?;
+        client.begin("BEGIN")?;
         let committed = match client.commit_pipelined(&pipeline, || statements.answered()) {
             Ok(()) => Ok(()),
             Err((at, JournalError::Postgres(e)))
