@@ -1473,6 +1473,8 @@ struct Proxy {
     /// Armed: the next COMMIT (a simple query) goes through, and from then on
     /// nothing comes back on its connection.
     lose_commit_answer: Arc<AtomicBool>,
+    /// Set: connections accepted from now on are held from the start.
+    hold_new: Arc<AtomicBool>,
     /// Each connection's own hold, in the order they were accepted.
     holds: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     delay_ms: Arc<AtomicU64>,
@@ -1489,11 +1491,13 @@ impl Proxy {
         let carried = Arc::new(Mutex::new(Vec::new()));
         let holds = Arc::new(Mutex::new(Vec::new()));
         let lose_commit_answer = Arc::new(AtomicBool::new(false));
+        let hold_new = Arc::new(AtomicBool::new(false));
+        let new_held = hold_new.clone();
         let (held, delayed, connections) = (hold.clone(), delay_ms.clone(), carried.clone());
         let (each, armed) = (holds.clone(), lose_commit_answer.clone());
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                let own = Arc::new(AtomicBool::new(false));
+                let own = Arc::new(AtomicBool::new(new_held.load(Ordering::SeqCst)));
                 each.lock().push(own.clone());
                 let answers = Arc::new(AtomicBool::new(false));
                 let to_server = Hold {
@@ -1523,6 +1527,7 @@ impl Proxy {
             port,
             hold,
             lose_commit_answer,
+            hold_new,
             holds,
             delay_ms,
             carried,
@@ -1537,6 +1542,11 @@ impl Proxy {
     /// The next COMMIT lands, and its connection hears nothing more.
     fn lose_next_commit_answer(&self) {
         self.lose_commit_answer.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds every connection accepted from now on (those open go on).
+    fn hold_new_connections(&self) {
+        self.hold_new.store(true, Ordering::SeqCst);
     }
 
     /// Holds the bytes of the `n`th connection accepted (from 0) only.
@@ -1885,6 +1895,52 @@ async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_on
         .unwrap();
     let names: Vec<String> = names.iter().map(|r| r.get(0)).collect();
     assert_eq!(names, ["Before", "After"]);
+}
+
+/// The leader's writer loses its connection and no new one opens (a
+/// middlebox holding them), while its lease keeper's connection is well: it
+/// cannot read memory back, so after a lease of failures it steps aside and
+/// the other instance leads. It renewed the lease for as long as that lasted,
+/// and nobody served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_read_memory_back_steps_aside_and_the_other_leads() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let direct = cluster.database("aside").await;
+    let proxy = Proxy::start(cluster.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let a = Server::start(dir.path(), &config, &proxy.url("aside"), "a");
+    let client = client();
+    leader_among(&[&a], &client, Duration::from_secs(20)).await;
+    let b = Server::start(dir.path(), &config, &direct, "b");
+    assert_eq!(admit(&client, &a, "Before").await.status(), 201);
+
+    proxy.hold_new_connections();
+    // The journal opens its writer's connection first.
+    proxy.hold_connection(0, true);
+    let cut = Instant::now();
+    assert_eq!(admit(&client, &a, "Held").await.status(), 503);
+    let led = loop {
+        if let Some((200, _)) = b.readyz(&client).await {
+            break Some(cut.elapsed());
+        }
+        if cut.elapsed() > LEASE * 10 {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let after = match led {
+        Some(_) => admit(&client, &b, "After").await.status().as_u16(),
+        None => 0,
+    };
+    proxy.sever();
+    let logs = format!("{}\n----\n{}", a.log(), b.log());
+    let led = led.unwrap_or_else(|| panic!("the other instance never led:\n{logs}"));
+    eprintln!("the other instance led {led:?} after the leader's connections were held");
+    assert_eq!(after, 201, "{logs}");
+    assert!(a.log().contains("memory could not be read back"), "{logs}");
 }
 
 /// Another instance has taken the lease (a newer term in the row) while this

@@ -48,6 +48,9 @@ struct Held {
     /// The last term stepped down from: never held again, even if a renewal
     /// sent before the step-down answers after it.
     abandoned: Option<u64>,
+    /// Stepped aside, unable to read memory back: the other instance takes
+    /// an expired lease first, until memory is read back.
+    yielding: bool,
 }
 
 impl LeaseState {
@@ -67,7 +70,22 @@ impl LeaseState {
     }
 
     pub(crate) fn recovered(&self, term: u64) {
-        self.0.lock().recovered = Some(term);
+        let mut held = self.0.lock();
+        held.recovered = Some(term);
+        held.yielding = false;
+    }
+
+    /// Steps down, and lets the other instance take the lease first.
+    pub(crate) fn step_aside(&self) -> bool {
+        let was = self.abandon();
+        if was {
+            self.0.lock().yielding = true;
+        }
+        was
+    }
+
+    fn yielding(&self) -> bool {
+        self.0.lock().yielding
     }
 
     /// Marks a commit under way until the guard is dropped.
@@ -305,10 +323,11 @@ impl Keeper {
             let sent = Instant::now();
             let leading = self.state.leading();
             // A link whose round trip takes over half the budget serves
-            // badly and may not keep the lease: it lets a quicker instance
-            // take an expired lease first, taking it only a tick and a half
-            // later (then, with nobody else, it leads all the same).
-            let defer = if round_trip > self.tick() / 2 {
+            // badly and may not keep the lease, and an instance that could
+            // not read memory back serves nobody: it lets the other take an
+            // expired lease first, taking it only a tick and a half later
+            // (then, with nobody else, it leads all the same).
+            let defer = if round_trip > self.tick() / 2 || self.state.yielding() {
                 self.tick().mul_f64(1.5)
             } else {
                 Duration::ZERO

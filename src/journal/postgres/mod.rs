@@ -157,6 +157,7 @@ pub(crate) fn open(
             state,
             holder,
             term: None,
+            unrecovered_since: None,
         },
         PgReads {
             url: url.to_owned(),
@@ -181,9 +182,65 @@ pub(crate) struct PgStore {
     /// The term memory was recovered under: commits carry it, and a newer
     /// term in the lease row fences them off.
     term: Option<u64>,
+    /// Since when reading memory back has failed while leading.
+    unrecovered_since: Option<std::time::Instant>,
 }
 
 impl PgStore {
+    /// A leader that cannot read memory back (its own connections to the
+    /// database broken, the lease keeper's well) would hold the lease and
+    /// serve nobody for as long as that lasts: after a lease of failures it
+    /// steps aside, and the other instance may lead.
+    fn recovery_failed(&mut self) {
+        if self.state.leading().is_none() {
+            self.unrecovered_since = None;
+            return;
+        }
+        let since = *self
+            .unrecovered_since
+            .get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= self.lease && self.state.step_aside() {
+            self.unrecovered_since = None;
+            tracing::error!(
+                "stepping down: memory could not be read back from the database for a lease; \
+                 the other instance may lead"
+            );
+        }
+    }
+
+    fn try_probe(&mut self) -> Result<(), JournalError> {
+        // Watched like a commit: a takeover whose probe never answers must
+        // not hold the lease without serving.
+        let state = self.state.clone();
+        let _writing = state.writing();
+        match self.client()?.batch_execute("SELECT 1") {
+            Ok(()) => Ok(()),
+            // A connection left idle while following may have died with a
+            // database restart or a pooler reset, unnoticed until used:
+            // found here, it is replaced at once, not after a failed
+            // takeover and another try a second later.
+            Err(_) if self.client.as_ref().is_some_and(Conn::is_closed) => {
+                self.client()?.batch_execute("SELECT 1")?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn try_snapshot(&mut self) -> Result<Snapshot, JournalError> {
+        let term = self.state.leading().ok_or(JournalError::NotLeader)?;
+        // The first row of a large table may come only once the server has
+        // sorted it: a longer wait than a write's.
+        let client = self.client()?;
+        let writing = client.set_deadline(Some(SNAPSHOT_DEADLINE));
+        let snapshot = load_snapshot(client);
+        client.set_deadline(writing);
+        let snapshot = snapshot?;
+        self.term = Some(term);
+        self.state.recovered(term);
+        Ok(snapshot)
+    }
+
     fn client(&mut self) -> Result<&mut Conn, JournalError> {
         if self.client.as_ref().is_none_or(Conn::is_closed) {
             self.client = None;
@@ -262,38 +319,22 @@ impl Store for PgStore {
     }
 
     fn probe(&mut self) -> Result<(), JournalError> {
-        // Watched like a commit: a takeover whose probe never answers must
-        // not hold the lease without serving.
-        let state = self.state.clone();
-        let _writing = state.writing();
-        match self.client()?.batch_execute("SELECT 1") {
-            Ok(()) => Ok(()),
-            // A connection left idle while following may have died with a
-            // database restart or a pooler reset, unnoticed until used:
-            // found here, it is replaced at once, not after a failed
-            // takeover and another try a second later.
-            Err(_) if self.client.as_ref().is_some_and(Conn::is_closed) => {
-                self.client()?.batch_execute("SELECT 1")?;
-                Ok(())
-            }
-            Err(e) => Err(e),
+        let probed = self.try_probe();
+        if probed.is_err() {
+            self.recovery_failed();
         }
+        probed
     }
 
     /// Binds the term held now: everything committed under older terms is
     /// in (their commits either finished before the takeover or were fenced).
     fn snapshot(&mut self) -> Result<Snapshot, JournalError> {
-        let term = self.state.leading().ok_or(JournalError::NotLeader)?;
-        // The first row of a large table may come only once the server has
-        // sorted it: a longer wait than a write's.
-        let client = self.client()?;
-        let writing = client.set_deadline(Some(SNAPSHOT_DEADLINE));
-        let snapshot = load_snapshot(client);
-        client.set_deadline(writing);
-        let snapshot = snapshot?;
-        self.term = Some(term);
-        self.state.recovered(term);
-        Ok(snapshot)
+        let snapshot = self.try_snapshot();
+        match snapshot {
+            Ok(_) => self.unrecovered_since = None,
+            Err(_) => self.recovery_failed(),
+        }
+        snapshot
     }
 }
 
