@@ -25,9 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::journal::Role;
 
 /// What the writer reads before each commit: the term held and until when;
-/// and what the keeper reads of the writer: since when a commit has waited.
+/// and what the keeper reads of the writer: since when a commit has waited,
+/// and (a wake-up) that the journal stepped down on its own.
 #[derive(Debug, Default)]
-pub(crate) struct LeaseState(Mutex<Held>, Mutex<Option<Instant>>);
+pub(crate) struct LeaseState(Mutex<Held>, Mutex<Option<Instant>>, Notify);
 
 /// A commit under way (see [`LeaseState::writing`]).
 pub(crate) struct Writing<'a>(&'a LeaseState);
@@ -125,11 +126,22 @@ impl LeaseState {
 
     /// Stops leading; true if it was. The lease is held again only under a
     /// new term.
-    pub(crate) fn abandon(&self) -> bool {
+    fn drop_lease(&self) -> bool {
         let mut held = self.0.lock();
         let was = held.until.take().is_some();
         if was {
             held.abandoned = Some(held.term);
+        }
+        was
+    }
+
+    /// [`Self::drop_lease`] by the journal itself: the keeper is woken to
+    /// announce it (it would otherwise wait on a deadline now gone, and the
+    /// service would go on as leader until a round trip answered).
+    pub(crate) fn abandon(&self) -> bool {
+        let was = self.drop_lease();
+        if was {
+            self.2.notify_one();
         }
         was
     }
@@ -278,7 +290,7 @@ impl Keeper {
                 }
                 _ = self.stop.cancelled() => {
                     if let (Some(c), Some(term)) = (&client, self.state.leading()) {
-                        self.state.abandon();
+                        self.state.drop_lease();
                         let term_arg = term as i64;
                         let args: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
                             [(&term_arg, Type::INT8), (&self.holder, Type::TEXT)];
@@ -296,6 +308,11 @@ impl Keeper {
                 }
                 _ = self.step_down.notified() => {
                     self.lose("a write was fenced off: another instance holds a newer term");
+                    continue;
+                }
+                _ = self.state.2.notified() => {
+                    // Logged by the journal, with its reason.
+                    self.lose("the journal stepped down");
                     continue;
                 }
                 _ = tokio::time::sleep_until(next) => {}
@@ -545,7 +562,7 @@ impl Keeper {
     }
 
     fn lose(&self, why: &str) {
-        if self.state.abandon() {
+        if self.state.drop_lease() {
             tracing::warn!(reason = why, "stepping down: following");
         }
         self.role.send_if_modified(|r| {
@@ -582,6 +599,24 @@ mod tests {
         assert_eq!(state.leading(), None);
         assert!(state.hold(8, until));
         assert_eq!(state.leading(), Some(8));
+    }
+
+    /// The journal stepping down on its own (a lost COMMIT answer, a leader
+    /// unable to read memory back) wakes the keeper, which announces it: it
+    /// waited on a deadline the step-down had removed, and the service went
+    /// on as leader until a round trip of the keeper's answered.
+    #[tokio::test]
+    async fn the_journal_stepping_down_wakes_the_keeper() {
+        let state = LeaseState::default();
+        assert!(!state.abandon(), "not leading: nothing to announce");
+        assert!(state.hold(3, Instant::now() + Duration::from_secs(5)));
+        assert!(state.step_aside());
+        tokio::time::timeout(Duration::from_secs(1), state.2.notified())
+            .await
+            .expect("woken");
+        assert!(state.yielding());
+        state.recovered(4);
+        assert!(!state.yielding(), "memory read back: no longer yields");
     }
 
     /// The watch on the writer counts from the last answer, not from the

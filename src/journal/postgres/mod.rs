@@ -182,8 +182,9 @@ pub(crate) struct PgStore {
     /// The term memory was recovered under: commits carry it, and a newer
     /// term in the lease row fences them off.
     term: Option<u64>,
-    /// Since when reading memory back has failed while leading.
-    unrecovered_since: Option<std::time::Instant>,
+    /// Since when reading memory back has failed while leading, and under
+    /// which term.
+    unrecovered_since: Option<(u64, std::time::Instant)>,
 }
 
 impl PgStore {
@@ -192,13 +193,19 @@ impl PgStore {
     /// serve nobody for as long as that lasts: after a lease of failures it
     /// steps aside, and the other instance may lead.
     fn recovery_failed(&mut self) {
-        if self.state.leading().is_none() {
+        let Some(term) = self.state.leading() else {
             self.unrecovered_since = None;
             return;
-        }
-        let since = *self
-            .unrecovered_since
-            .get_or_insert_with(std::time::Instant::now);
+        };
+        // Counted afresh in each term.
+        let since = match self.unrecovered_since {
+            Some((t, since)) if t == term => since,
+            _ => {
+                self.unrecovered_since
+                    .insert((term, std::time::Instant::now()))
+                    .1
+            }
+        };
         if since.elapsed() >= self.lease && self.state.step_aside() {
             self.unrecovered_since = None;
             tracing::error!(
