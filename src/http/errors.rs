@@ -285,3 +285,19 @@ impl From<DomainError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    /// Every problem code the API answers has the pages' own words, in both
+    /// languages: one left out showed "Erro do servidor (408)" at the desk.
+    #[test]
+    fn every_problem_code_has_a_message_on_the_pages() {
+        let pages = include_str!("../web/common.js");
+        for kind in Kind::DOCUMENTED {
+            let key = format!("\"err.{}\":", kind.code());
+            assert_eq!(pages.matches(&key).count(), 2, "{key} in Portuguese and English");
+        }
+    }
+}
