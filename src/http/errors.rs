@@ -297,7 +297,11 @@ mod tests {
         let pages = include_str!("../web/common.js");
         for kind in Kind::DOCUMENTED {
             let key = format!("\"err.{}\":", kind.code());
-            assert_eq!(pages.matches(&key).count(), 2, "{key} in Portuguese and English");
+            assert_eq!(
+                pages.matches(&key).count(),
+                2,
+                "{key} in Portuguese and English"
+            );
         }
     }
 }
