@@ -47,7 +47,14 @@ impl Conn {
             .build()
             .map_err(|e| JournalError::Corrupt(format!("a runtime for PostgreSQL: {e}")))?;
         let connecting = within(Some(handshake), config.connect(NoTls));
-        let (client, connection) = runtime.block_on(connecting)?;
+        let (client, connection) = match runtime.block_on(connecting) {
+            Ok(connected) => connected,
+            Err(e) => {
+                // As in `Drop`: never blocks, whatever the thread.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         // Its error, if any, reaches the client's next call.
         runtime.spawn(async move {
             let _ = connection.await;
