@@ -139,7 +139,10 @@ impl Kind {
                  (`auth.admissions_per_minute`), follow-up lookups per address \
                  (`portal.lookups_per_minute`)"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable",
-                "the journal cannot be written (or is being recovered); nothing was changed"),
+                "the journal cannot be written (or is being recovered); nothing was changed. \
+                 With the PostgreSQL journal a 503 may carry `not_leader` or `outcome_unknown` \
+                 instead (see those responses): the latter, alone of all, does not mean \
+                 that nothing was changed"),
             NotLeader => (StatusCode::SERVICE_UNAVAILABLE, "not_leader", "Not the leader",
                 "this instance is a follower (PostgreSQL journal): another instance holds the \
                  lease and serves; nothing was changed"),
