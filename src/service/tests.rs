@@ -39,6 +39,15 @@ async fn admit(service: &Service, name: &str) -> Result<String, ServiceError> {
     Ok(admitted.protocol.to_string())
 }
 
+/// Rebuilds memory from the journal, on a blocking thread as the recovery task does.
+async fn reload(service: &Service) {
+    let s = service.clone();
+    tokio::task::spawn_blocking(move || s.reload())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 fn waiting(service: &Service) -> Result<usize, ServiceError> {
     service.read(|d, _| d.waiting("pa", QueueKind::Treatment))
 }
@@ -66,13 +75,7 @@ async fn a_command_that_panics_halfway_leaves_nothing_of_it_on_view() {
         Err(ServiceError::Unavailable)
     ));
 
-    tokio::task::spawn_blocking({
-        let s = service.clone();
-        move || s.reload()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    reload(&service).await;
     assert!(service.is_ready());
     assert_eq!(
         waiting(&service).unwrap(),
@@ -122,13 +125,7 @@ async fn a_failed_commit_nobody_waited_on_still_starts_the_recovery() {
         .await
         .expect("the recovery task is woken");
     journal.inject_commit_failures(false);
-    tokio::task::spawn_blocking({
-        let s = service.clone();
-        move || s.reload()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    reload(&service).await;
     assert_eq!(
         waiting(&service).unwrap(),
         1,
