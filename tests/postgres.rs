@@ -1943,6 +1943,43 @@ async fn a_leader_that_cannot_read_memory_back_steps_aside_and_the_other_leads()
     assert!(a.log().contains("memory could not be read back"), "{logs}");
 }
 
+/// Every connection of the leader's is cut while idle (a database restart, a
+/// failover, a pooler): the next admission is committed on a new connection
+/// and answered 201, not 503 (nothing that could commit had been sent on the
+/// dead one, so the commit goes on). It answered 503 `unavailable`, and the
+/// desk had to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_the_connection_was_cut_while_idle_goes_on_a_new_one() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let url = cluster.database("cut").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "postgres");
+    let server = Server::start(dir.path(), &config, &url, "a");
+    let client = client();
+    leader_among(&[&server], &client, Duration::from_secs(20)).await;
+    assert_eq!(admit(&client, &server, "Before").await.status(), 201);
+    let pg = database(&url).await;
+    let cut = count(
+        &pg,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE application_name = 'triagem'",
+    )
+    .await;
+    assert!(cut >= 1, "the leader's connections");
+    let after = admit(&client, &server, "After").await;
+    let status = after.status().as_u16();
+    let body = after.text().await.unwrap();
+    assert_eq!(status, 201, "{body}\n{}", server.log());
+    assert!(
+        server.log().contains("committing on a new one"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(count(&pg, "SELECT count(*) FROM patients").await, 2);
+}
+
 /// Another instance has taken the lease (a newer term in the row) while this
 /// one still believes it leads: its next write is fenced off by the
 /// transaction's last statement and rolled back, though the COMMIT was sent

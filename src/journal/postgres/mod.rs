@@ -281,10 +281,6 @@ impl Store for PgStore {
         let state = self.state.clone();
         let _writing = state.writing();
         let holder = self.holder.clone();
-        self.client()?;
-        let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
-            unreachable!("connected above");
-        };
         let segments = schema::segments(changes, receivers)?;
         let term_arg = term as i64;
         let mut steps = Vec::new();
@@ -294,15 +290,42 @@ impl Store for PgStore {
             sql: FENCE.into(),
             params: vec![&term_arg, &holder],
         });
-        let prepared = statements.prepare_all(client, &steps)?;
+        // A connection that died while idle (a database restart, a failover
+        // or a pooler cutting it) is found only when used: up to BEGIN
+        // nothing that could commit has been sent, so the commit goes on,
+        // once, on a new connection instead of failing. Not after a missed
+        // deadline: that wait has been paid already.
+        let mut again = true;
+        let prepared = loop {
+            self.client()?;
+            let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
+                unreachable!("connected above");
+            };
+            // BEGIN has its own round trip: a statement run outside a
+            // transaction would commit on its own.
+            let ready = statements
+                .prepare_all(client, &steps)
+                .and_then(|prepared| client.begin("BEGIN").map(|()| prepared));
+            match ready {
+                Ok(prepared) => break prepared,
+                // The session's end comes as the server's FATAL, or as the
+                // connection closed.
+                Err(e) if again && !matches!(e, JournalError::NoAnswer(_)) => {
+                    tracing::warn!(error = %e, "the journal's connection failed; committing on a new one");
+                    again = false;
+                    self.client = None;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let (Some(client), statements) = (self.client.as_mut(), &mut self.statements) else {
+            unreachable!("connected above");
+        };
         let pipeline: Vec<_> = prepared
             .iter()
             .zip(&steps)
             .map(|(statement, step)| (statement, step.params.as_slice()))
             .collect();
-        // Its own round trip: a statement run outside a transaction would
-        // commit on its own.
-        client.begin("BEGIN")?;
         let committed = match client.commit_pipelined(&pipeline, || statements.answered()) {
             Ok(()) => Ok(()),
             Err((at, JournalError::Postgres(e)))
