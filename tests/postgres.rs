@@ -1462,6 +1462,42 @@ async fn a_leader_resumed_after_a_pause_past_its_lease_serves_and_sends_nothing(
     assert!(red.ends_with(" 0"), "{red}");
 }
 
+/// The setup of the tests of a leader behind a faulty link: a cluster, a
+/// proxy in front of it, a leader through the proxy that has admitted one
+/// patient ("Before"), and another instance connected directly, following.
+struct Pair {
+    // Dropped in this order: the processes before the cluster.
+    leader: Server,
+    other: Server,
+    proxy: Proxy,
+    direct: String,
+    _dir: tempfile::TempDir,
+    _cluster: Cluster,
+}
+
+impl Pair {
+    async fn start(database: &str) -> Option<Self> {
+        let cluster = Cluster::start()?;
+        let direct = cluster.database(database).await;
+        let proxy = Proxy::start(cluster.port).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "postgres");
+        let leader = Server::start(dir.path(), &config, &proxy.url(database), "leader");
+        let client = client();
+        leader_among(&[&leader], &client, Duration::from_secs(20)).await;
+        let other = Server::start(dir.path(), &config, &direct, "other");
+        assert_eq!(admit(&client, &leader, "Before").await.status(), 201);
+        Some(Self {
+            leader,
+            other,
+            proxy,
+            direct,
+            _dir: dir,
+            _cluster: cluster,
+        })
+    }
+}
+
 /// A TCP proxy in front of the cluster that can hold every byte from now on
 /// (a database cut off behind a middlebox: what is sent is acknowledged by
 /// the proxy's kernel, and nothing arrives or comes back), hold what answers
@@ -1836,18 +1872,16 @@ async fn a_leader_whose_database_stopped_answering_still_stops_on_sigterm() {
 /// had waited a lease and a half), and the held one until the hold ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_one() {
-    let Some(cluster) = Cluster::start() else {
+    let Some(pair) = Pair::start("writer").await else {
         return;
     };
-    let direct = cluster.database("writer").await;
-    let proxy = Proxy::start(cluster.port).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "postgres");
-    let stuck = Server::start(dir.path(), &config, &proxy.url("writer"), "stuck");
-    let client = client();
-    leader_among(&[&stuck], &client, Duration::from_secs(20)).await;
-    let other = Server::start(dir.path(), &config, &direct, "other");
-    assert_eq!(admit(&client, &stuck, "Before").await.status(), 201);
+    let (stuck, other, proxy, direct, client) = (
+        &pair.leader,
+        &pair.other,
+        &pair.proxy,
+        &pair.direct,
+        client(),
+    );
 
     // The journal opens its writer's connection first.
     proxy.hold_connection(0, true);
@@ -1865,7 +1899,7 @@ async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_on
     let answered = cut.elapsed();
     // Served again, the held connection still held.
     let again = loop {
-        let status = admit(&client, &stuck, "After").await.status();
+        let status = admit(&client, stuck, "After").await.status();
         if status == 201 || cut.elapsed() > LEASE * 6 {
             break status;
         }
@@ -1885,7 +1919,7 @@ async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_on
     assert_eq!(again, 201, "{logs}");
     assert_eq!(other_ready, Some(503), "{logs}");
     assert!(stuck.log().contains("did not answer within"), "{logs}");
-    let pg = database(&direct).await;
+    let pg = database(direct).await;
     let names = pg
         .query(
             "SELECT body::json->>'name' FROM patients ORDER BY protocol",
@@ -1904,24 +1938,16 @@ async fn a_leader_whose_writer_connection_is_held_answers_and_serves_on_a_new_on
 /// and nobody served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_read_memory_back_steps_aside_and_the_other_leads() {
-    let Some(cluster) = Cluster::start() else {
+    let Some(pair) = Pair::start("aside").await else {
         return;
     };
-    let direct = cluster.database("aside").await;
-    let proxy = Proxy::start(cluster.port).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "postgres");
-    let a = Server::start(dir.path(), &config, &proxy.url("aside"), "a");
-    let client = client();
-    leader_among(&[&a], &client, Duration::from_secs(20)).await;
-    let b = Server::start(dir.path(), &config, &direct, "b");
-    assert_eq!(admit(&client, &a, "Before").await.status(), 201);
+    let (a, b, proxy, client) = (&pair.leader, &pair.other, &pair.proxy, client());
 
     proxy.hold_new_connections();
     // The journal opens its writer's connection first.
     proxy.hold_connection(0, true);
     let cut = Instant::now();
-    assert_eq!(admit(&client, &a, "Held").await.status(), 503);
+    assert_eq!(admit(&client, a, "Held").await.status(), 503);
     let led = loop {
         if let Some((200, _)) = b.readyz(&client).await {
             break Some(cut.elapsed());
@@ -1932,7 +1958,7 @@ async fn a_leader_that_cannot_read_memory_back_steps_aside_and_the_other_leads()
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let after = match led {
-        Some(_) => admit(&client, &b, "After").await.status().as_u16(),
+        Some(_) => admit(&client, b, "After").await.status().as_u16(),
         None => 0,
     };
     proxy.sever();
@@ -2039,18 +2065,16 @@ async fn a_write_after_another_instance_took_the_term_is_fenced_off_and_rolled_b
 /// stayed silent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_commit_answer_is_503_and_the_retry_with_its_key_finds_the_patient() {
-    let Some(cluster) = Cluster::start() else {
+    let Some(pair) = Pair::start("lost").await else {
         return;
     };
-    let direct = cluster.database("lost").await;
-    let proxy = Proxy::start(cluster.port).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "postgres");
-    let a = Server::start(dir.path(), &config, &proxy.url("lost"), "a");
-    let client = client();
-    leader_among(&[&a], &client, Duration::from_secs(20)).await;
-    let b = Server::start(dir.path(), &config, &direct, "b");
-    assert_eq!(admit(&client, &a, "Before").await.status(), 201);
+    let (a, b, proxy, direct, client) = (
+        &pair.leader,
+        &pair.other,
+        &pair.proxy,
+        &pair.direct,
+        client(),
+    );
 
     proxy.lose_next_commit_answer();
     let sent = Instant::now();
@@ -2061,14 +2085,14 @@ async fn a_lost_commit_answer_is_503_and_the_retry_with_its_key_finds_the_patien
             .json(&json!({"name": "Lost Answer", "colour": "yellow"}))
             .send()
     };
-    let lost = admission(&a).await.expect("answered");
+    let lost = admission(a).await.expect("answered");
     let took = sent.elapsed();
     let status = lost.status().as_u16();
     let retry_after = lost.headers().contains_key("retry-after");
     let problem: Value = lost.json().await.unwrap();
-    let pg = database(&direct).await;
+    let pg = database(direct).await;
     let kept = count(&pg, "SELECT count(*) FROM patients").await;
-    let servers = [&a, &b];
+    let servers = [a, b];
     let leader = leader_among(&servers, &client, LEASE * 6).await;
     let retried = admission(servers[leader]).await.expect("answered");
     let retried_status = retried.status().as_u16();
