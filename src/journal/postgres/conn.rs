@@ -8,6 +8,7 @@
 //! it waited for as long as the stall lasted. Here each answer (each row of a
 //! long read) has a deadline; past it the connection is given up for good.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -31,7 +32,7 @@ pub(crate) struct Conn {
     deadline: Option<Duration>,
     /// An answer missed its deadline: whatever follows on this connection
     /// would queue behind it, so nothing more is sent on it.
-    given_up: bool,
+    given_up: Cell<bool>,
 }
 
 impl Conn {
@@ -63,7 +64,7 @@ impl Conn {
             runtime: Some(runtime),
             client: Some(client),
             deadline,
-            given_up: false,
+            given_up: Cell::new(false),
         })
     }
 
@@ -74,7 +75,7 @@ impl Conn {
 
     /// Broken, closed by the server, or given up after a missed deadline.
     pub(crate) fn is_closed(&self) -> bool {
-        self.given_up || self.client().is_closed()
+        self.given_up.get() || self.client().is_closed()
     }
 
     fn client(&self) -> &Client {
@@ -85,36 +86,28 @@ impl Conn {
         self.runtime.as_ref().expect("taken only when dropped")
     }
 
-    /// Refuses a connection already given up.
-    fn usable(&self) -> Result<(), JournalError> {
-        match self.given_up {
-            true => Err(JournalError::NoAnswer(self.deadline.unwrap_or_default())),
-            false => Ok(()),
+    /// Runs `call` on this connection, unless it was given up; a missed
+    /// deadline gives it up.
+    fn wait<T>(
+        &self,
+        call: impl Future<Output = Result<T, JournalError>>,
+    ) -> Result<T, JournalError> {
+        if self.given_up.get() {
+            return Err(JournalError::NoAnswer(self.deadline.unwrap_or_default()));
         }
-    }
-
-    /// Gives the connection up after a missed deadline.
-    fn settle<T>(&mut self, result: Result<T, JournalError>) -> Result<T, JournalError> {
-        if matches!(result, Err(JournalError::NoAnswer(_))) {
-            self.given_up = true;
+        let done = self.runtime().block_on(call);
+        if matches!(done, Err(JournalError::NoAnswer(_))) {
+            self.given_up.set(true);
         }
-        result
+        done
     }
 
     pub(crate) fn batch_execute(&mut self, sql: &str) -> Result<(), JournalError> {
-        self.usable()?;
-        let done = self
-            .runtime()
-            .block_on(within(self.deadline, self.client().batch_execute(sql)));
-        self.settle(done)
+        self.wait(within(self.deadline, self.client().batch_execute(sql)))
     }
 
     pub(crate) fn prepare(&mut self, sql: &str) -> Result<Statement, JournalError> {
-        self.usable()?;
-        let done = self
-            .runtime()
-            .block_on(within(self.deadline, self.client().prepare(sql)));
-        self.settle(done)
+        self.wait(within(self.deadline, self.client().prepare(sql)))
     }
 
     pub(crate) fn execute<S: ?Sized + ToStatement + Sync>(
@@ -122,10 +115,10 @@ impl Conn {
         statement: &S,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, JournalError> {
-        self.usable()?;
-        let call = self.client().execute(statement, params);
-        let done = self.runtime().block_on(within(self.deadline, call));
-        self.settle(done)
+        self.wait(within(
+            self.deadline,
+            self.client().execute(statement, params),
+        ))
     }
 
     pub(crate) fn query_one<S: ?Sized + ToStatement + Sync>(
@@ -133,10 +126,10 @@ impl Conn {
         statement: &S,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, JournalError> {
-        self.usable()?;
-        let call = self.client().query_one(statement, params);
-        let done = self.runtime().block_on(within(self.deadline, call));
-        self.settle(done)
+        self.wait(within(
+            self.deadline,
+            self.client().query_one(statement, params),
+        ))
     }
 
     pub(crate) fn query_opt<S: ?Sized + ToStatement + Sync>(
@@ -144,10 +137,10 @@ impl Conn {
         statement: &S,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, JournalError> {
-        self.usable()?;
-        let call = self.client().query_opt(statement, params);
-        let done = self.runtime().block_on(within(self.deadline, call));
-        self.settle(done)
+        self.wait(within(
+            self.deadline,
+            self.client().query_opt(statement, params),
+        ))
     }
 
     /// All the rows, the deadline on each (a large read answers row after
@@ -157,9 +150,8 @@ impl Conn {
         statement: &S,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, JournalError> {
-        self.usable()?;
         let (deadline, client) = (self.deadline, self.client());
-        let done = self.runtime().block_on(async move {
+        self.wait(async move {
             let stream = within(
                 deadline,
                 client.query_raw(statement, params.iter().copied()),
@@ -173,8 +165,7 @@ impl Conn {
                     None => return Ok(rows),
                 }
             }
-        });
-        self.settle(done)
+        })
     }
 
     /// Sends every statement of an open transaction, then COMMIT, without
@@ -189,7 +180,9 @@ impl Conn {
         statements: &[(&Statement, &[&(dyn ToSql + Sync)])],
         answered: impl Fn(),
     ) -> Result<(), (usize, JournalError)> {
-        self.usable().map_err(|e| (0, e))?;
+        if self.given_up.get() {
+            return Err((0, JournalError::NoAnswer(self.deadline.unwrap_or_default())));
+        }
         let (deadline, client) = (self.deadline, self.client());
         type Call<'c> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + 'c>>;
         let mut calls: Vec<Call<'_>> = statements
@@ -258,7 +251,7 @@ impl Conn {
         drop(calls);
         if let Some(i) = unsent {
             // Its transaction ends with the connection, uncommitted.
-            self.given_up = true;
+            self.given_up.set(true);
             let e = results[i].take().and_then(Result::err);
             let why = e.map_or_else(|| "not sent".to_owned(), |e| e.to_string());
             return Err((
@@ -267,24 +260,18 @@ impl Conn {
             ));
         }
         if timed_out {
-            self.given_up = true;
+            self.given_up.set(true);
         }
         let commit = statements.len();
         for (i, result) in results.into_iter().enumerate() {
             match result {
                 Some(Ok(())) => continue,
                 // Said by the server before the COMMIT ran: it rolled back.
-                // From the COMMIT itself only an ERROR says so; a FATAL or
-                // PANIC may come after the commit record was written.
-                Some(Err(e))
-                    if e.as_db_error().is_some_and(|db| {
-                        i < commit || db.parsed_severity() == Some(Severity::Error)
-                    }) =>
-                {
+                Some(Err(e)) if (i < commit && e.as_db_error().is_some()) || commit_refused(&e) => {
                     return Err((i, JournalError::Postgres(e)));
                 }
                 Some(Err(e)) => {
-                    self.given_up = true;
+                    self.given_up.set(true);
                     return Err((i, JournalError::OutcomeUnknown(e.to_string())));
                 }
                 None => {
@@ -304,7 +291,7 @@ impl Conn {
     pub(crate) fn begin(&mut self, sql: &str) -> Result<(), JournalError> {
         let begun = self.batch_execute(sql);
         if begun.is_err() {
-            self.given_up = true;
+            self.given_up.set(true);
         }
         begun
     }
@@ -322,17 +309,11 @@ impl Conn {
         match body(self) {
             Ok(value) => match self.batch_execute("COMMIT") {
                 Ok(()) => Ok(value),
-                // The server said ERROR (a serialization failure, a deferred
-                // constraint): nothing was committed. A FATAL or PANIC may
-                // come after the commit record was written.
-                Err(JournalError::Postgres(e))
-                    if e.as_db_error().and_then(|db| db.parsed_severity())
-                        == Some(Severity::Error) =>
-                {
+                Err(JournalError::Postgres(e)) if commit_refused(&e) => {
                     Err(JournalError::Postgres(e))
                 }
                 Err(e) => {
-                    self.given_up = true;
+                    self.given_up.set(true);
                     Err(JournalError::OutcomeUnknown(e.to_string()))
                 }
             },
@@ -340,7 +321,7 @@ impl Conn {
                 // A failed transaction must end before the next; a connection
                 // that cannot say ROLLBACK is of no further use.
                 if !self.is_closed() && self.batch_execute("ROLLBACK").is_err() {
-                    self.given_up = true;
+                    self.given_up.set(true);
                 }
                 Err(e)
             }
@@ -359,6 +340,13 @@ impl Drop for Conn {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Whether a COMMIT's error says nothing was committed: only an ERROR does
+/// (a serialization failure, a deferred constraint); a FATAL or PANIC may
+/// come after the commit record was written.
+fn commit_refused(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().and_then(|db| db.parsed_severity()) == Some(Severity::Error)
 }
 
 /// `call`, unless no answer comes within `deadline`.

@@ -24,18 +24,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::journal::Role;
 
-/// What the writer reads before each commit: the term held and until when;
-/// and what the keeper reads of the writer: since when a commit has waited,
-/// and (a wake-up) that the journal stepped down on its own.
+/// What the writer and the keeper share.
 #[derive(Debug, Default)]
-pub(crate) struct LeaseState(Mutex<Held>, Mutex<Option<Instant>>, Notify);
+pub(crate) struct LeaseState {
+    /// What the writer reads before each commit: the term held and until when.
+    held: Mutex<Held>,
+    /// Since when the commit under way has waited on its last answer.
+    waiting_since: Mutex<Option<Instant>>,
+    /// Wakes the keeper when the journal stepped down on its own.
+    stepped_down: Notify,
+}
 
 /// A commit under way (see [`LeaseState::writing`]).
 pub(crate) struct Writing<'a>(&'a LeaseState);
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        *self.0 .1.lock() = None;
+        *self.0.waiting_since.lock() = None;
     }
 }
 
@@ -57,7 +62,7 @@ struct Held {
 impl LeaseState {
     /// The term, while this instance leads and its lease has time left.
     pub(crate) fn leading(&self) -> Option<u64> {
-        let held = *self.0.lock();
+        let held = *self.held.lock();
         held.until
             .filter(|until| Instant::now() < *until)
             .map(|_| held.term)
@@ -66,12 +71,12 @@ impl LeaseState {
     /// Leading, with time left, under the term memory was read back with:
     /// memory recovered under an older term may miss another leader's writes.
     pub(crate) fn serving(&self) -> bool {
-        let held = *self.0.lock();
+        let held = *self.held.lock();
         held.until.is_some_and(|until| Instant::now() < until) && held.recovered == Some(held.term)
     }
 
     pub(crate) fn recovered(&self, term: u64) {
-        let mut held = self.0.lock();
+        let mut held = self.held.lock();
         held.recovered = Some(term);
         held.yielding = false;
     }
@@ -80,24 +85,24 @@ impl LeaseState {
     pub(crate) fn step_aside(&self) -> bool {
         let was = self.abandon();
         if was {
-            self.0.lock().yielding = true;
+            self.held.lock().yielding = true;
         }
         was
     }
 
     fn yielding(&self) -> bool {
-        self.0.lock().yielding
+        self.held.lock().yielding
     }
 
     /// Marks a commit under way until the guard is dropped.
     pub(crate) fn writing(&self) -> Writing<'_> {
-        *self.1.lock() = Some(Instant::now());
+        *self.waiting_since.lock() = Some(Instant::now());
         Writing(self)
     }
 
     /// A statement of the commit under way was answered: it makes progress.
     pub(crate) fn progressed(&self) {
-        let mut since = self.1.lock();
+        let mut since = self.waiting_since.lock();
         if since.is_some() {
             *since = Some(Instant::now());
         }
@@ -106,16 +111,18 @@ impl LeaseState {
     /// Whether the commit under way has waited on one answer from the
     /// database for longer than `limit`.
     fn writer_stuck(&self, limit: Duration) -> bool {
-        self.1.lock().is_some_and(|since| since.elapsed() > limit)
+        self.waiting_since
+            .lock()
+            .is_some_and(|since| since.elapsed() > limit)
     }
 
     fn until(&self) -> Option<Instant> {
-        self.0.lock().until
+        self.held.lock().until
     }
 
     /// Leads under `term` until `until`; false for a term stepped down from.
     fn hold(&self, term: u64, until: Instant) -> bool {
-        let mut held = self.0.lock();
+        let mut held = self.held.lock();
         if held.abandoned.is_some_and(|a| term <= a) {
             return false;
         }
@@ -127,7 +134,7 @@ impl LeaseState {
     /// Stops leading; true if it was. The lease is held again only under a
     /// new term.
     fn drop_lease(&self) -> bool {
-        let mut held = self.0.lock();
+        let mut held = self.held.lock();
         let was = held.until.take().is_some();
         if was {
             held.abandoned = Some(held.term);
@@ -141,7 +148,7 @@ impl LeaseState {
     pub(crate) fn abandon(&self) -> bool {
         let was = self.drop_lease();
         if was {
-            self.2.notify_one();
+            self.stepped_down.notify_one();
         }
         was
     }
@@ -310,7 +317,7 @@ impl Keeper {
                     self.lose("a write was fenced off: another instance holds a newer term");
                     continue;
                 }
-                _ = self.state.2.notified() => {
+                _ = self.state.stepped_down.notified() => {
                     // Logged by the journal, with its reason.
                     self.lose("the journal stepped down");
                     continue;
@@ -611,7 +618,7 @@ mod tests {
         assert!(!state.abandon(), "not leading: nothing to announce");
         assert!(state.hold(3, Instant::now() + Duration::from_secs(5)));
         assert!(state.step_aside());
-        tokio::time::timeout(Duration::from_secs(1), state.2.notified())
+        tokio::time::timeout(Duration::from_secs(1), state.stepped_down.notified())
             .await
             .expect("woken");
         assert!(state.yielding());
