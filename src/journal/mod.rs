@@ -78,6 +78,13 @@ const MAX_BATCH: usize = 4096;
 /// may wait for more: a fraction of one fsync.
 const LINGER: Duration = Duration::from_micros(500);
 
+/// How long the writer keeps looking for the next command, yielding the core
+/// between looks, before it sleeps. A sleeping writer must be woken by the
+/// worker that sends (a futex call, a context switch, often another core's
+/// interrupt), which under load cost more than its SQL; while it looks, a
+/// worker with work runs on its core instead.
+const LOOK: Duration = Duration::from_micros(100);
+
 /// A PostgreSQL error as the server said it (`db error` alone names nothing).
 fn postgres_detail(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -678,6 +685,31 @@ pub(crate) fn from_millis(ms: i64) -> Result<DateTime<Utc>, JournalError> {
 
 type Reply = oneshot::Sender<Result<(), JournalError>>;
 
+/// The next message: looked for during [`LOOK`], then waited for until it
+/// comes or `until` passes. None when nothing came in time or every sender
+/// is gone.
+fn receive(rx: &mpsc::Receiver<Msg>, until: Option<Instant>) -> Option<Msg> {
+    let look_until = Instant::now() + LOOK;
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Some(msg),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        let now = Instant::now();
+        if now >= look_until || until.is_some_and(|u| now >= u) {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    match until {
+        None => rx.recv().ok(),
+        Some(until) => rx
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .ok(),
+    }
+}
+
 /// The commands of the group commit under way, staged but not committed.
 struct Batch {
     commands: Vec<(Vec<Change>, Reply)>,
@@ -740,7 +772,7 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut batch = Batch::default();
         let mut last_batch = 0;
-        while let Ok(first) = rx.recv() {
+        while let Some(first) = receive(&rx, None) {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
@@ -759,9 +791,9 @@ impl Writer {
                     // Fewer commands than the last commit had: the others are
                     // most likely still in the workers' hands. A moment's wait
                     // lets them join this commit instead of paying for their own.
-                    let waited = batch.started.elapsed();
-                    if next.is_none() && batch.commands.len() < last_batch && waited < LINGER {
-                        next = rx.recv_timeout(LINGER - waited).ok();
+                    let until = batch.started + LINGER;
+                    if next.is_none() && batch.commands.len() < last_batch {
+                        next = receive(&rx, Some(until));
                     }
                 }
             }

@@ -775,3 +775,24 @@ fn a_recent_event_reads_the_same_whether_its_details_borrow_or_not() {
     }
     assert!(recent_fact("admitted", "not json").is_err());
 }
+
+#[test]
+fn the_writer_takes_every_command_sent_and_stops_when_the_senders_are_gone() {
+    let (tx, rx) = mpsc::channel();
+    tx.send(Msg::InjectFailure(true)).unwrap();
+    assert!(matches!(receive(&rx, None), Some(Msg::InjectFailure(true))));
+    // Nothing waiting and the linger already over: it returns at once.
+    assert!(receive(&rx, Some(Instant::now())).is_none());
+    // Sent from another thread while it looks or sleeps: taken.
+    let sender = std::thread::spawn(move || {
+        tx.send(Msg::InjectFailure(false)).unwrap();
+        tx
+    });
+    assert!(matches!(
+        receive(&rx, None),
+        Some(Msg::InjectFailure(false))
+    ));
+    drop(sender.join().unwrap());
+    // Every sender gone: the writer ends instead of sleeping for ever.
+    assert!(receive(&rx, None).is_none());
+}
