@@ -106,8 +106,12 @@ impl Conn {
         self.wait(within(self.deadline, self.client().batch_execute(sql)))
     }
 
-    pub(crate) fn prepare(&mut self, sql: &str) -> Result<Statement, JournalError> {
-        self.wait(within(self.deadline, self.client().prepare(sql)))
+    /// Prepares them all at once: their messages go out together, so a new
+    /// connection pays one round trip for them, not one each.
+    pub(crate) fn prepare_many(&mut self, sqls: &[&str]) -> Result<Vec<Statement>, JournalError> {
+        let client = self.client();
+        let all = futures_util::future::try_join_all(sqls.iter().map(|sql| client.prepare(sql)));
+        self.wait(within(self.deadline, all))
     }
 
     pub(crate) fn execute<S: ?Sized + ToStatement + Sync>(

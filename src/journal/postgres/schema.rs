@@ -632,28 +632,30 @@ impl Statements {
         }
     }
 
-    fn prepared(
-        &mut self,
-        tx: &mut Conn,
-        sql: &str,
-    ) -> Result<tokio_postgres::Statement, JournalError> {
-        if let Some(statement) = self.prepared.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = tx.prepare(sql);
-        self.answered();
-        let statement = statement?;
-        self.prepared.insert(sql.to_owned(), statement.clone());
-        Ok(statement)
-    }
-
-    /// Every step's statement, preparing those this connection has not seen.
+    /// Every step's statement, preparing those this connection has not seen
+    /// (all in one round trip).
     pub(crate) fn prepare_all(
         &mut self,
         tx: &mut Conn,
         steps: &[Step<'_>],
     ) -> Result<Vec<tokio_postgres::Statement>, JournalError> {
-        steps.iter().map(|s| self.prepared(tx, &s.sql)).collect()
+        let mut missing: Vec<&str> = Vec::new();
+        for sql in steps.iter().map(|s| &*s.sql) {
+            if !self.prepared.contains_key(sql) && !missing.contains(&sql) {
+                missing.push(sql);
+            }
+        }
+        if !missing.is_empty() {
+            let made = tx.prepare_many(&missing);
+            self.answered();
+            for (sql, statement) in missing.into_iter().zip(made?) {
+                self.prepared.insert(sql.to_owned(), statement);
+            }
+        }
+        Ok(steps
+            .iter()
+            .map(|s| self.prepared[&*s.sql].clone())
+            .collect())
     }
 
     /// Forgets them (a new connection has none).
