@@ -71,9 +71,12 @@ fn not_found() -> ApiError {
 pub async fn track(
     service: Svc,
     lookups: web::Data<Lookups>,
-    protocol: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // Read here, not by an extractor: the portal's switch and the lookup
+    // limit come before any check of the path (and a `web::Path` would list
+    // the parameter a second time in the OpenAPI document).
+    let protocol = req.match_info().get("protocol").unwrap_or_default();
     let config = service.config();
     if !config.portal.enabled {
         return Err(ApiError::NotFound(format!(
@@ -90,7 +93,7 @@ pub async fn track(
             "in the path: a protocol number is exactly 17 digits".into(),
         ));
     }
-    let Ok(protocol) = Protocol::parse(&protocol) else {
+    let Ok(protocol) = Protocol::parse(protocol) else {
         return Err(not_found());
     };
     let code = req
