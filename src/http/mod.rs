@@ -189,7 +189,7 @@ pub async fn observe<B: MessageBody + 'static>(
             .http(method_label(&method), &route, status, seconds);
     }
     // Every request is counted in the metrics; the log line per request is for
-    // debugging (`RUST_LOG=triagem::http=debug`): at info it cost ~5 % of an
+    // debugging (`RUST_LOG=info,triagem::http=debug`): at info it cost ~5 % of an
     // admission and ~230 bytes of log each. Server errors are always logged.
     if status >= 500 && status != 503 {
         tracing::warn!(method = %method, route = %route, status, ms = seconds * 1000.0, "request failed");
