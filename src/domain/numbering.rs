@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::patient::Protocol;
 
 /// The last protocol number issued; the next is the year's sequence plus one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered as the numbers it gives: by year, then by sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProtocolSequence {
     pub year: i32,
     pub last: u64,

@@ -246,9 +246,16 @@ impl TestApp {
     }
 
     /// Stops this service and starts a new one on the same data dir, config and clock.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// As [`restart`](Self::restart), doing `between` to the data dir while
+    /// nothing runs (an operator's backup or restore).
+    pub async fn restart_with(mut self, between: impl FnOnce(&std::path::Path)) -> Self {
         self.stop().await;
         let dir = self.data_dir.take().expect("data dir");
+        between(dir.path());
         Self::start(self.config.clone(), self.clock.clone(), dir).await
     }
 

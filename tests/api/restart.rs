@@ -176,3 +176,56 @@ async fn the_board_keeps_its_last_10_calls_across_a_restart() {
     let app = app.restart().await;
     assert_eq!(app.board().await, before);
 }
+
+/// The operator's restore (README: the backup put back as the database file,
+/// its `-wal` and `-shm` removed) loses the patients admitted after the
+/// backup, but not their numbers: the next admission goes on after the last
+/// one issued, so no receipt's number and check code open another patient's
+/// case.
+#[tokio::test]
+async fn a_journal_restored_from_a_backup_never_issues_a_number_again() {
+    let backup = tempfile::tempdir().expect("backup dir");
+    let journal_files = [
+        "triagem.sqlite3",
+        "triagem.sqlite3-wal",
+        "triagem.sqlite3-shm",
+    ];
+    let app = TestApp::spawn().await;
+    let kept = app.admit("Ana", Some("green")).await;
+    let app = app
+        .restart_with(|dir| {
+            for f in journal_files {
+                if dir.join(f).exists() {
+                    std::fs::copy(dir.join(f), backup.path().join(f)).expect("back up");
+                }
+            }
+        })
+        .await;
+    let lost = app.admit("Bia", Some("yellow")).await;
+    let app = app
+        .restart_with(|dir| {
+            for f in journal_files {
+                let _ = std::fs::remove_file(dir.join(f));
+                if backup.path().join(f).exists() {
+                    std::fs::copy(backup.path().join(f), dir.join(f)).expect("restore");
+                }
+            }
+        })
+        .await;
+    // The backup's patient is back; the one admitted after it is not.
+    assert_eq!(app.queue_protocols("treatment").await, [protocol(&kept)]);
+    app.get(&format!("/patients/{}", protocol(&lost)))
+        .await
+        .expect(404);
+
+    let next = app.admit("Caio", Some("green")).await;
+    assert!(
+        protocol(&next) > protocol(&lost),
+        "{} was issued after {}",
+        protocol(&next),
+        protocol(&lost)
+    );
+    assert_ne!(next["check_code"], lost["check_code"]);
+    // Nothing else is skipped: the one after the last issued.
+    assert_eq!(protocol(&next), "20260000000000003");
+}

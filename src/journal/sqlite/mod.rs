@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod identity;
+mod issued;
 pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +97,7 @@ pub(crate) fn open(data_dir: &Path) -> Result<(SqliteStore, SqliteReads), Journa
             conn,
             checkpoints: Checkpointer::start(&path)?,
             path: path.clone(),
+            issued: issued::Issued::open(data_dir)?,
             _lock: lock,
         },
         SqliteReads {
@@ -111,6 +113,7 @@ pub(crate) struct SqliteStore {
     conn: Connection,
     checkpoints: Checkpointer,
     path: PathBuf,
+    issued: issued::Issued,
     /// Held while the writer lives ([`lock_data_dir`]).
     _lock: std::fs::File,
 }
@@ -136,6 +139,13 @@ impl Store for SqliteStore {
         schema::write_counters(&self.conn, changes.iter().copied())?;
         self.conn.execute_batch("COMMIT")?;
         self.checkpoints.committed();
+        let issued = changes.iter().rev().find_map(|c| match c {
+            Change::Sequence(s) => Some(s),
+            _ => None,
+        });
+        if let Some(sequence) = issued {
+            self.issued.write(sequence);
+        }
         Ok(())
     }
 
@@ -154,7 +164,9 @@ impl Store for SqliteStore {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, JournalError> {
-        load_snapshot(&self.conn, &self.path)
+        let mut snapshot = load_snapshot(&self.conn, &self.path)?;
+        self.issued.raise(&mut snapshot.sequence);
+        Ok(snapshot)
     }
 }
 
