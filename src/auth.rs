@@ -133,6 +133,15 @@ impl Caller {
     }
 
     /// Triage may call only the triage queue; clinicians and admins either.
+    /// Classifying (a colour at admission, as by `triage`) is the triage
+    /// nurse's act: the roles that may triage, and anyone in open mode.
+    pub fn may_classify(&self) -> bool {
+        matches!(
+            self.role,
+            None | Some(Role::Admin) | Some(Role::Clinician) | Some(Role::Triage)
+        )
+    }
+
     pub fn may_call(&self, queue: crate::domain::patient::QueueKind) -> bool {
         use crate::domain::patient::QueueKind;
         match self.role {

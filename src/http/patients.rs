@@ -112,6 +112,13 @@ pub async fn admit(
         limiter.allow(caller.name(), service.now())?;
     }
     let b = body.0;
+    if b.colour.is_some() && !caller.may_classify() {
+        return Err(ApiError::Forbidden(
+            "a colour at admission is a classification, which this role may not make: \
+             admit without `colour`, and the triage nurse classifies"
+                .into(),
+        ));
+    }
     let mut keys = req.headers().get_all(IDEMPOTENCY_KEY);
     let key = match keys.next() {
         // Which of two keys would name the request? Neither: ask for one.

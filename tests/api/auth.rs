@@ -547,6 +547,46 @@ async fn every_endpoint_answers_every_role_no_token_and_an_unknown_token_as_the_
     );
 }
 
+/// A colour at admission is a classification: the reception desk admits, the
+/// triage nurse (or a clinician, an admin) classifies.
+#[tokio::test]
+async fn only_the_roles_that_may_triage_admit_with_a_colour() {
+    let issued = Issued::one_per_role();
+    let app = spawn_with_tokens(&issued, |_| {}).await;
+    let admit = format!("/units/{UNIT}/patients");
+    let red = json!({ "name": "Ana", "colour": "red" });
+    post_as(&app, &admit, Some(issued.token("reception")), Some(&red))
+        .await
+        .expect_problem(403, "forbidden");
+    let queue = get_as(
+        &app,
+        &format!("/units/{UNIT}/queue"),
+        Some(issued.token("admin")),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        queue["total"], 0,
+        "the refused admission admitted nobody: {queue}"
+    );
+    let plain = admit_as(
+        &app,
+        issued.token("reception"),
+        UNIT,
+        json!({ "name": "Ana" }),
+    )
+    .await;
+    assert_eq!(plain["status"], "awaiting_triage");
+    for role in ["triage", "clinician", "admin"] {
+        let v = admit_as(&app, issued.token(role), UNIT, red.clone()).await;
+        assert_eq!(
+            (v["status"].as_str(), v["colour"].as_str()),
+            (Some("waiting"), Some("red")),
+            "{role}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_triage_role_may_call_the_triage_queue_but_not_the_treatment_queue_and_the_clinician_both(
 ) {
@@ -561,7 +601,7 @@ async fn the_triage_role_may_call_the_triage_queue_but_not_the_treatment_queue_a
     let y = protocol(
         &admit_as(
             &app,
-            reception,
+            nurse,
             UNIT,
             json!({ "name": "Caio", "colour": "yellow" }),
         )
