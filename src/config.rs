@@ -282,9 +282,21 @@ impl TryFrom<String> for HttpUrl {
     }
 }
 
+/// As `check-config` prints it: a password and the query's values (where
+/// SMS gateways and webhook receivers take their keys) as `***`.
 impl From<HttpUrl> for String {
     fn from(u: HttpUrl) -> Self {
-        u.0.into()
+        let mut u = u.0;
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
+        }
+        if u.query().is_some() {
+            let keys: Vec<String> = u.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            u.query_pairs_mut()
+                .clear()
+                .extend_pairs(keys.iter().map(|k| (k, "***")));
+        }
+        u.into()
     }
 }
 
@@ -1578,10 +1590,10 @@ mod tests {
 [portal]
 secret = \"portal-secret-0123456789\"
 [[alerts.webhooks]]
-url = \"https://hooks.example/triagem\"
+url = \"https://hook:webhook-password@hooks.example/triagem?token=webhook-query\"
 secret = \"webhook-secret\"
 [notifications.sms]
-url = \"https://sms.example/send\"
+url = \"https://sms.example/send?key=sms-query\"
 secret = \"sms-secret\"
 [notifications.email]
 smtp_url = \"smtps://triagem:mail-secret@smtp.example\"
@@ -1595,6 +1607,9 @@ from = \"triagem@hospital.example\"
             "webhook-secret",
             "sms-secret",
             "mail-secret",
+            "webhook-password",
+            "webhook-query",
+            "sms-query",
         ] {
             assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
         }

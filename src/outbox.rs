@@ -70,7 +70,8 @@ pub(crate) fn http_attempt(result: Result<reqwest::Response, reqwest::Error>) ->
             Attempt::Refused(format!("HTTP {}", res.status()))
         }
         Ok(res) => Attempt::Retry(format!("HTTP {}", res.status())),
-        Err(e) => Attempt::Retry(e.to_string()),
+        // Without its URL: a gateway's key often rides in the query.
+        Err(e) => Attempt::Retry(e.without_url().to_string()),
     }
 }
 

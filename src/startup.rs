@@ -65,10 +65,13 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 // Every answer, not only the pages: a browser must never read
-                // a JSON, CSV or SVG answer as something it would run.
+                // a JSON, CSV or SVG answer as something it would run, nor
+                // keep one (names, documents, check codes) in its cache on a
+                // shared ward PC; the pages and streams say their own.
                 .wrap(
                     actix_web::middleware::DefaultHeaders::new()
-                        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .add((actix_web::http::header::CACHE_CONTROL, "no-store")),
                 )
                 .wrap(actix_web::middleware::from_fn(http::observe))
                 // Outermost, so a browser's preflight (which carries no token) is

@@ -146,14 +146,30 @@ impl Sender for Email {
         match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
             Ok(Ok(_)) => Attempt::Delivered,
             // 5xx: the server will never take it.
-            Ok(Err(e)) if e.is_permanent() => Attempt::Refused(e.to_string()),
+            Ok(Err(e)) if e.is_permanent() => Attempt::Refused(smtp_failure(&e)),
             // 4xx, a refused connection: later.
-            Ok(Err(e)) => Attempt::Retry(e.to_string()),
+            Ok(Err(e)) => Attempt::Retry(smtp_failure(&e)),
             Err(_) => Attempt::Retry(format!(
                 "no answer within {}",
                 humantime::format_duration(self.timeout)
             )),
         }
+    }
+}
+
+/// What is logged and kept of an SMTP failure. A server's reply often
+/// repeats the recipient's address ("550 5.1.1 <maria@…>: unknown"), which
+/// must reach no log, so of a reply only its code is kept.
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> String {
+    match e.status() {
+        Some(code) if e.is_permanent() => format!("SMTP {code} (permanent)"),
+        Some(code) => format!("SMTP {code} (transient)"),
+        None if e.is_response() => "SMTP reply not understood".into(),
+        None if e.is_timeout() => "SMTP timeout".into(),
+        None if e.is_tls() => "SMTP TLS failure".into(),
+        // A connection's failure (refused, reset, name not found): no
+        // address of a patient in it.
+        None => e.to_string(),
     }
 }
 

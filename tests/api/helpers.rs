@@ -223,6 +223,11 @@ impl TestApp {
             .expect("the journal is open once ready")
     }
 
+    /// Where the journal is.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.as_ref().expect("data dir").path()
+    }
+
     /// Moves the service's clock forward.
     pub fn advance(&self, by: TimeDelta) {
         self.clock.advance(by);

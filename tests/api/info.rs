@@ -193,10 +193,32 @@ async fn a_unit_name_reaches_its_pages_escaped_and_as_written() {
 
 /// No answer may be sniffed into something a browser runs: JSON, problems,
 /// CSV, the QR code's SVG and the metrics carry `nosniff` like the pages.
+/// Nor kept in a browser's cache: a patient, a search, a history.
 #[tokio::test]
-async fn every_answer_says_nosniff() {
+async fn every_answer_says_nosniff_and_no_store() {
     let app = TestApp::spawn().await;
     let p = crate::helpers::protocol(&app.admit("Ana", None).await);
+    for path in [
+        format!("/api/v1/patients/{p}"),
+        "/api/v1/patients?q=ana".to_owned(),
+        format!("/api/v1/patients/{p}/history"),
+        "/api/v1/units/pa/queue".to_owned(),
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{path}"
+        );
+    }
     for path in [
         "/api/v1/units".to_owned(),
         format!("/api/v1/patients/{p}/qr"),

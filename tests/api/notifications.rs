@@ -351,6 +351,13 @@ async fn an_smtp_4xx_is_tried_again_and_a_5xx_is_final() {
     let sent = messages(&app, &p).await;
     assert_eq!(sent[0]["state"], "failed");
     assert_eq!(sent[0]["attempts"], 2);
+    // The server's refusal named the patient's address; what is kept of it
+    // (and logged) is its code alone.
+    let db = rusqlite::Connection::open(app.data_dir().join("triagem.sqlite3")).expect("journal");
+    let kept: String = db
+        .query_row("SELECT last_error FROM messages", [], |r| r.get(0))
+        .expect("the delivery's error");
+    assert_eq!(kept, "SMTP 550 (permanent)");
     assert_eq!(
         app.metric("triagem_notifications_pending{channel=\"email\"}")
             .await,

@@ -404,16 +404,19 @@ async fn smtp_session(conn: TcpStream, sink: &Sink) -> std::io::Result<()> {
                     .unwrap()
                     .pop_front()
                     .unwrap_or_else(|| sink.then.load(Ordering::SeqCst));
+                // A refusal names the recipient, as real servers' do.
+                let reply = if answered == 250 {
+                    format!("{answered} taken\r\n")
+                } else {
+                    format!("{answered} {}: not now\r\n", to.join(", "))
+                };
                 sink.mails.lock().unwrap().push(Mail {
                     from: std::mem::take(&mut from),
                     to: std::mem::take(&mut to),
                     data,
                     answered,
                 });
-                format!(
-                    "{answered} {}\r\n",
-                    if answered == 250 { "taken" } else { "not now" }
-                )
+                reply
             }
             "RSET" => {
                 from.clear();
