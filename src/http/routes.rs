@@ -296,6 +296,15 @@ async fn check(
     let token = presented_token(&req, route.token_in_query);
     match auth.authorize(token.as_deref(), allowed) {
         Ok(caller) => {
+            if caller.role().is_none() {
+                let cors = req
+                    .app_data::<super::Svc>()
+                    .map(|s| s.config().server.cors_origins.clone())
+                    .unwrap_or_default();
+                if let Some(why) = open_mode_refusal(&req, &cors) {
+                    return Ok(req.error_response(ApiError::Forbidden(why)));
+                }
+            }
             req.extensions_mut().insert(caller);
             next.call(req).await
         }
@@ -312,6 +321,55 @@ async fn check(
             Ok(req.error_response(ApiError::Forbidden(detail)))
         }
     }
+}
+
+/// Open mode has no tokens and listens on loopback only, which keeps other
+/// machines out but not a web page that the desk's own browser opens: it
+/// could post a form here (discharge a patient), or, through a name it
+/// points at 127.0.0.1 (DNS rebinding), read every patient. So in open mode
+/// a request must name a loopback address or a dotless name, and a change must not come from
+/// another origin's page (`Sec-Fetch-Site`, else `Origin`; clients that are
+/// not browsers send neither), unless that origin is in `server.cors_origins`.
+fn open_mode_refusal(req: &ServiceRequest, cors: &[crate::config::Origin]) -> Option<String> {
+    use actix_web::http::header::{HOST, ORIGIN};
+    let headers = req.headers();
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    if let Some(host) = host {
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        // A rebinding needs a name in a domain the attacker's DNS answers
+        // for, so a dotted one; a machine's own alias (`triagem` in
+        // /etc/hosts) is no such name.
+        let local = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => !name.contains('.'),
+        };
+        if !local {
+            return Some(format!(
+                "in open mode the service answers only to a loopback address or a \
+                 name without a dot (localhost, 127.0.0.1, [::1]), not {name:?}"
+            ));
+        }
+    }
+    if matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS") {
+        return None;
+    }
+    let origin = headers.get(ORIGIN).and_then(|o| o.to_str().ok());
+    if origin.is_some_and(|o| cors.iter().any(|c| c.as_str() == o)) {
+        return None;
+    }
+    let fetched_from = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let foreign = match fetched_from {
+        Some(site) => !matches!(site, "same-origin" | "none"),
+        None => origin.is_some_and(|o| host.is_none_or(|h| o != format!("http://{h}"))),
+    };
+    foreign.then(|| {
+        "in open mode a change must come from this service's own pages or a \
+         client that is not a browser page of another origin"
+            .to_owned()
+    })
 }
 
 /// The bearer token, or where the route allows it the `access_token` query parameter.

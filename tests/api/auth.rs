@@ -1516,3 +1516,64 @@ async fn migrate_without_a_destination_says_where_to_give_one() {
     );
     assert!(!data.exists(), "nothing created: {data:?}");
 }
+
+/// Open mode has no tokens: what keeps a web page that the desk's browser
+/// opens from changing or reading patients is that a change must not come
+/// from another origin's page, and every request must name a loopback host
+/// (a rebinding name pointed at 127.0.0.1 is refused).
+#[tokio::test]
+async fn in_open_mode_another_sites_page_can_neither_change_nor_read_patients() {
+    let app = TestApp::spawn().await;
+    let p = protocol(&app.admit("Maria Silva", Some("red")).await);
+    let leave = format!("{}{API}/patients/{p}/leave", app.address);
+    let own = app.address.clone();
+    let foreign: [(&str, &str); 3] = [
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "http://evil.example"),
+    ];
+    for (header, value) in foreign {
+        let r = app
+            .client
+            .post(&leave)
+            .header(header, value)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), 403, "{header}: {value}");
+    }
+    assert_eq!(app.patient(&p).await["status"], "waiting", "nobody left");
+
+    let port = own.rsplit(':').next().expect("port");
+    let r = app
+        .client
+        .get(format!("{own}{API}/patients?q=maria"))
+        .header("host", format!("rebound.example:{port}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 403, "a rebinding name reads nothing");
+    assert!(!r.text().await.unwrap().contains("Maria"));
+
+    // The service's own pages, and clients that are not browsers, go on.
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let r = app
+            .client
+            .get(format!("{own}{API}/patients?q=maria"))
+            .header("host", host.clone())
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 200, "{host}");
+    }
+    let r = app
+        .client
+        .post(&leave)
+        .header("origin", own.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 200, "the page's own leave");
+    assert_eq!(app.patient(&p).await["status"], "left");
+}
