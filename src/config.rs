@@ -697,6 +697,43 @@ impl SmtpUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What crosses the network unencrypted, when this URL asks for no TLS
+    /// (`smtp://` without `?tls=required` or `opportunistic`) to a server
+    /// that is not this machine: the messages (a protocol number with its
+    /// check code opens the patient's case) and any password.
+    fn in_clear(&self) -> Option<String> {
+        let u = url::Url::parse(&self.0).ok()?;
+        let tls = u
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && matches!(&*v, "required" | "opportunistic"));
+        let local = match u.host()? {
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+            // smtp:// is not a scheme the URL standard knows: its host comes
+            // as text, an address included.
+            url::Host::Domain(d) => {
+                d.eq_ignore_ascii_case("localhost")
+                    || d.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        };
+        if u.scheme() != "smtp" || tls || local {
+            return None;
+        }
+        let password = if u.password().is_some() {
+            "the SMTP password and "
+        } else {
+            ""
+        };
+        Some(format!(
+            "notifications.email.smtp_url asks for no TLS: {password}every message (a protocol \
+             number with its check code opens the patient's case) cross the network in clear; \
+             use smtps:// or add ?tls=required"
+        ))
+    }
 }
 
 impl TryFrom<String> for SmtpUrl {
@@ -802,6 +839,14 @@ impl Config {
                  which no phone can open; set it to the address patients reach",
                 self.public_url()
             ));
+        }
+        if let Some(why) = self
+            .notifications
+            .email
+            .as_ref()
+            .and_then(|e| e.smtp_url.in_clear())
+        {
+            out.push(why);
         }
         out
     }
@@ -1446,6 +1491,36 @@ mod tests {
         assert!(w[0].contains("http://0.0.0.0:8080"), "{w:?}");
         c.portal.public_url = Some("https://h.example".to_owned().try_into().unwrap());
         assert!(c.warnings().is_empty());
+    }
+
+    /// Messages carry check codes: an SMTP server reached without TLS is said.
+    #[test]
+    fn an_smtp_server_reached_in_clear_is_warned_about() {
+        let email = |url: &str| {
+            Config::from_toml(&format!(
+                "{MINIMAL}\n[notifications.email]\nsmtp_url = \"{url}\"\nfrom = \"t@h.example\"\n"
+            ))
+            .unwrap()
+            .warnings()
+        };
+        let w = email("smtp://triagem:pw@mail.h.example");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("password") && w[0].contains("tls=required"),
+            "{w:?}"
+        );
+        assert!(!w[0].contains("pw@"), "{w:?}");
+        let w = email("smtp://relay.h.example:25");
+        assert!(w.len() == 1 && !w[0].contains("password"), "{w:?}");
+        for quiet in [
+            "smtps://triagem:pw@mail.h.example",
+            "smtp://triagem:pw@mail.h.example?tls=required",
+            "smtp://relay.h.example?tls=opportunistic",
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost",
+        ] {
+            assert!(email(quiet).is_empty(), "{quiet}: {:?}", email(quiet));
+        }
     }
 
     #[test]
