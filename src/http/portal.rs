@@ -51,6 +51,20 @@ fn not_found() -> ApiError {
     ApiError::NotFound("no case matches this protocol number and check code".into())
 }
 
+/// Whose lookups count together: an IPv4 address, or an IPv6 one's /64,
+/// which a single subscriber or machine is usually given whole (counted one
+/// address each, it could guess 20 a minute from each of 2^64 addresses).
+fn lookup_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        std::net::IpAddr::V6(v6) => v6.to_canonical().to_string(),
+        v4 => v4.to_string(),
+    }
+}
+
 /// A patient's own case, for the holder of the receipt
 ///
 /// Needs no token: the check code of the receipt (header
@@ -85,7 +99,7 @@ pub async fn track(
         )));
     }
     let address = client_address(&req, &config.server.trusted_proxies)
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        .map_or_else(|| "unknown".to_owned(), lookup_key);
     lookups.0.allow(&address, service.now())?;
     let well_formed = protocol.len() == 17 && protocol.bytes().all(|b| b.is_ascii_digit());
     if !well_formed {
@@ -154,4 +168,19 @@ pub async fn messages(
     ProtocolPath(protocol): ProtocolPath,
 ) -> Result<web::Json<Vec<MessageStatus>>, ApiError> {
     Ok(web::Json(service.messages(protocol).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup_key;
+
+    #[test]
+    fn an_ipv6_subscriber_counts_as_one_and_ipv4_by_address() {
+        let key = |s: &str| lookup_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2::9"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+    }
 }
