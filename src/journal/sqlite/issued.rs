@@ -31,17 +31,7 @@ pub(super) struct Issued {
 
 impl Issued {
     pub(super) fn open(data_dir: &Path) -> Result<Self, JournalError> {
-        let path = data_dir.join(ISSUED_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|source| JournalError::DataDir {
-                path: path.clone(),
-                source,
-            })?;
+        let (file, path) = super::data_file(data_dir, ISSUED_FILE)?;
         Ok(Self {
             file,
             path,

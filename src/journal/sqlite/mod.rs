@@ -56,21 +56,29 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
 /// memory, its commits clashing with the other's, and a migration next to a
 /// running server copies a journal still changing.
 pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, JournalError> {
-    let path = data_dir.join("triagem.lock");
+    let (file, path) = data_file(data_dir, "triagem.lock")?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::DataDir { path, source }),
+    }
+}
+
+/// A small file of the journal's beside the database, opened to read and
+/// write (created, never truncated), and its path.
+fn data_file(data_dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf), JournalError> {
+    let path = data_dir.join(name);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)
         .map_err(|source| JournalError::DataDir {
             path: path.clone(),
             source,
         })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::InUse(data_dir.to_owned())),
-        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::DataDir { path, source }),
-    }
+    Ok((file, path))
 }
 
 /// Opens (or creates) the journal's database in `data_dir` and migrates it;
