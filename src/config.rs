@@ -296,7 +296,13 @@ impl From<HttpUrl> for String {
                 .clear()
                 .extend_pairs(keys.iter().map(|k| (k, "***")));
         }
-        u.into()
+        // As it was written: `https://h.example`, not the parser's `https://h.example/`.
+        let bare = u.path() == "/" && u.query().is_none() && u.fragment().is_none();
+        let text: String = u.into();
+        match bare {
+            true => text.trim_end_matches('/').to_owned(),
+            false => text,
+        }
     }
 }
 

@@ -93,7 +93,11 @@ fn main() -> ExitCode {
             ))
         }
         Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(c) => {
+            Ok(mut c) => {
+                // The links' address as it comes out, when left to its default.
+                if c.portal.public_url.is_none() {
+                    c.portal.public_url = triagem::config::HttpUrl::try_from(c.public_url()).ok();
+                }
                 for w in c.warnings() {
                     eprintln!("warning: {w}");
                 }

@@ -1289,12 +1289,19 @@ async fn open_mode_on_a_non_loopback_bind_refuses_to_start_and_fails_check_confi
     );
 
     // The same file on loopback is fine: it is the bind that is refused.
+    let port = free_port();
     let mut check = triagem(&["check-config", "--config", config]);
     check
-        .env("TRIAGEM_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("TRIAGEM_BIND", format!("127.0.0.1:{port}"))
         .env("TRIAGEM_DATA_DIR", &data);
     let out = run(check).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The effective settings, defaults included: where the links point.
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains(&format!("public_url = \"http://127.0.0.1:{port}\"")),
+        "{printed}"
+    );
 }
 
 #[tokio::test]
