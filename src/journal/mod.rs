@@ -31,7 +31,7 @@ use tokio::sync::{oneshot, watch};
 use crate::domain::escalation::Alert;
 use crate::domain::patient::{FirstCall, LeaveReason, Outcome, Patient, Protocol, Status};
 use crate::domain::{Change, RecentFact, Snapshot};
-use crate::domain::{Channel, ColourId, Message, UnitId};
+use crate::domain::{Channel, ColourId, Message, Outbox, UnitId};
 use backend::{Reads, Store};
 pub use sqlite::DB_FILE;
 
@@ -684,6 +684,14 @@ pub(crate) fn from_millis(ms: i64) -> Result<DateTime<Utc>, JournalError> {
 }
 
 type Reply = oneshot::Sender<Result<(), JournalError>>;
+
+/// The table an outbox's entries are kept in, in either backend.
+pub(crate) fn outbox_table(outbox: &Outbox) -> &'static str {
+    match outbox {
+        Outbox::Webhook => "outbox",
+        Outbox::Message { .. } => "messages",
+    }
+}
 
 /// The next message: looked for during [`LOOK`], then waited for until it
 /// comes or `until` passes. None when nothing came in time or every sender

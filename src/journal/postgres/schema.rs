@@ -13,8 +13,8 @@ use tokio_postgres::types::ToSql;
 use super::lease::LeaseState;
 use super::Conn;
 use crate::domain::patient::{document_key, search_key, Patient};
-use crate::domain::{Change, Outbox};
-use crate::journal::{JournalError, ReportFacts, ORPHAN_NOTIFICATIONS};
+use crate::domain::Change;
+use crate::journal::{outbox_table, JournalError, ReportFacts, ORPHAN_NOTIFICATIONS};
 
 /// Bumped when the tables change; a newer journal is refused.
 pub(crate) const SCHEMA_VERSION: i64 = 1;
@@ -722,10 +722,7 @@ pub(crate) fn segments<'c>(
                 attempts,
                 error,
             } => Segment::Delivery {
-                table: match outbox {
-                    Outbox::Webhook => "outbox",
-                    Outbox::Message { .. } => "messages",
-                },
+                table: outbox_table(outbox),
                 id: *id as i64,
                 outcome: outcome.as_str(),
                 attempts: i64::from(*attempts),

@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection};
 
 use crate::domain::patient::{document_key, search_key, Patient};
-use crate::domain::{Change, Outbox};
-use crate::journal::{parse_json, JournalError, ReportFacts};
+use crate::domain::Change;
+use crate::journal::{outbox_table, parse_json, JournalError, ReportFacts};
 
 /// 5: records hold times as nanoseconds, which older versions cannot read;
 /// the index of calls the board is restored from.
@@ -360,10 +360,7 @@ fn apply(tx: &Connection, change: &Change, receivers: usize) -> Result<(), Journ
             attempts,
             error,
         } => {
-            let table = match outbox {
-                Outbox::Webhook => "outbox",
-                Outbox::Message { .. } => "messages",
-            };
+            let table = outbox_table(outbox);
             tx.prepare_cached(&format!(
                 "UPDATE {table} SET state = ?2, attempts = ?3, last_error = ?4 WHERE id = ?1"
             ))?
