@@ -261,6 +261,16 @@ impl From<Origin> for String {
     }
 }
 
+/// Whether a host, as written in a URL or a `Host` header (without its
+/// port), is this machine: `localhost` or a loopback address.
+pub(crate) fn names_this_machine(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -713,19 +723,9 @@ impl SmtpUrl {
         let tls = u
             .query_pairs()
             .any(|(k, v)| k == "tls" && matches!(&*v, "required" | "opportunistic"));
-        let local = match u.host()? {
-            url::Host::Ipv4(ip) => ip.is_loopback(),
-            url::Host::Ipv6(ip) => ip.is_loopback(),
-            // smtp:// is not a scheme the URL standard knows: its host comes
-            // as text, an address included.
-            url::Host::Domain(d) => {
-                d.eq_ignore_ascii_case("localhost")
-                    || d.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }
-        };
+        // smtp:// is not a scheme the URL standard knows: its host comes as
+        // text, an address included.
+        let local = names_this_machine(u.host_str()?);
         if u.scheme() != "smtp" || tls || local {
             return None;
         }

@@ -299,9 +299,8 @@ async fn check(
             if caller.role().is_none() {
                 let cors = req
                     .app_data::<super::Svc>()
-                    .map(|s| s.config().server.cors_origins.clone())
-                    .unwrap_or_default();
-                if let Some(why) = open_mode_refusal(&req, &cors) {
+                    .map_or(&[][..], |s| &s.config().server.cors_origins);
+                if let Some(why) = open_mode_refusal(&req, cors) {
                     return Ok(req.error_response(ApiError::Forbidden(why)));
                 }
             }
@@ -341,11 +340,9 @@ fn open_mode_refusal(req: &ServiceRequest, cors: &[crate::config::Origin]) -> Op
         };
         // A rebinding needs a name in a domain the attacker's DNS answers
         // for, so a dotted one; a machine's own alias (`triagem` in
-        // /etc/hosts) is no such name.
-        let local = match name.parse::<std::net::IpAddr>() {
-            Ok(ip) => ip.is_loopback(),
-            Err(_) => !name.contains('.'),
-        };
+        // /etc/hosts) is no such name, but another machine's address is.
+        let local = crate::config::names_this_machine(name)
+            || (!name.contains('.') && name.parse::<std::net::IpAddr>().is_err());
         if !local {
             return Some(format!(
                 "in open mode the service answers only to a loopback address or a \
