@@ -144,13 +144,9 @@ impl Store for SqliteStore {
     /// The counters (once per group: only their last values matter), then
     /// the commit.
     fn commit(&mut self, changes: &[&Change], _receivers: usize) -> Result<(), JournalError> {
-        schema::write_counters(&self.conn, changes.iter().copied())?;
+        let issued = schema::write_counters(&self.conn, changes.iter().copied())?;
         self.conn.execute_batch("COMMIT")?;
         self.checkpoints.committed();
-        let issued = changes.iter().rev().find_map(|c| match c {
-            Change::Sequence(s) => Some(s),
-            _ => None,
-        });
         if let Some(sequence) = issued {
             self.issued.write(sequence);
         }

@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection};
 
+use crate::domain::numbering::ProtocolSequence;
 use crate::domain::patient::{document_key, search_key, Patient};
 use crate::domain::Change;
 use crate::journal::{outbox_table, parse_json, JournalError, ReportFacts};
@@ -441,10 +442,11 @@ pub(crate) fn apply_changes(
 
 /// The protocol and ticket counters of a group commit: only the last value
 /// of each counter is written, since each one supersedes the ones before.
+/// Returns the protocol sequence written, if the group issued a number.
 pub(crate) fn write_counters<'a>(
     tx: &Connection,
     changes: impl Iterator<Item = &'a Change>,
-) -> Result<(), JournalError> {
+) -> Result<Option<&'a ProtocolSequence>, JournalError> {
     let mut sequence = None;
     let mut tickets: Vec<&'a Change> = Vec::new();
     for change in changes {
@@ -464,7 +466,10 @@ pub(crate) fn write_counters<'a>(
     for change in sequence.into_iter().chain(tickets) {
         apply(tx, change, 0)?;
     }
-    Ok(())
+    Ok(sequence.and_then(|c| match c {
+        Change::Sequence(s) => Some(s),
+        _ => None,
+    }))
 }
 
 fn set_counter(tx: &Connection, name: &str, value: &str) -> Result<(), JournalError> {
